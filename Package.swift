@@ -1,0 +1,25 @@
+// swift-tools-version:5.9
+import PackageDescription
+
+// gatednet: the engine (`GatedNet`, a plain Swift module), the C export layer
+// (`GatedNetC`, only @_cdecl translation) shipped as libgatednet.so, and the demo job.
+let package = Package(
+    name: "gatednet",
+    products: [
+        .library(name: "gatednet", type: .dynamic, targets: ["GatedNetC"]),
+        .executable(name: "gatednet-demo", targets: ["gatednet-demo"]),
+    ],
+    targets: [
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .systemLibrary(name: "CGatedNetABI", path: "Sources/CGatedNetABI"),
+        .target(
+            name: "GatedNet",
+            dependencies: ["CBLAS", "CZlib"],
+            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+        ),
+        .target(name: "GatedNetC", dependencies: ["GatedNet", "CGatedNetABI"]),
+        .executableTarget(name: "gatednet-demo", dependencies: ["GatedNet"]),
+        .testTarget(name: "GatedNetTests", dependencies: ["GatedNet"]),
+    ]
+)

@@ -1,0 +1,258 @@
+import CZlib
+import Glibc
+
+/// The binary file format of a saved network (little-endian):
+///
+///     "GATEDNET"  u32 format version  u32 flags  u64 payload length  payload  u32 CRC-32
+///
+/// The CRC covers every byte before it. The payload holds the spec, the state flags, every
+/// parameter tensor (count + floats, in `parameterTensors` order) and optionally the
+/// optimizer moments. Readers check every length against the bytes that remain before
+/// allocating, so no file can make them trap or allocate without bound.
+public enum NetworkArchive {
+    static let magic: [UInt8] = Array("GATEDNET".utf8)
+    public static let formatVersion: UInt32 = 1
+    public static let optimizerStateFlag: UInt32 = 1
+
+    /// Serialise a network (with optimizer moments if `includeOptimizer`).
+    public static func encode(_ net: GatedNetwork, includeOptimizer: Bool) -> [UInt8] {
+        var p = ByteWriter()
+        let s = net.spec
+        p.u32(UInt32(s.regime.rawValue))
+        p.i64(s.inputSize)
+        p.i64(s.hiddenWidths.count)
+        for w in s.hiddenWidths { p.i64(w) }
+        p.i64(s.outputSize)
+        p.u32(UInt32(s.activation.rawValue))
+        p.u32(UInt32(s.gateKind.rawValue))
+        p.f32(s.beta)
+        p.u32(UInt32(s.valueInput.rawValue))
+        p.u8(s.permutation == nil ? 0 : 1)
+        for g in s.permutation ?? [] { p.i64(g) }
+        p.u8(s.bias ? 1 : 0)
+        p.u8(s.featureHead ? 1 : 0)
+        p.u8(s.featureFrozen ? 1 : 0)
+        p.u32(UInt32(s.initKind.rawValue))
+        p.f32(s.initScale)
+        p.u64(s.seed)
+        p.u8(net.featureFrozen ? 1 : 0)
+        p.u8(net.valueFrozen ? 1 : 0)
+        p.i64(net.epochsTrained)
+        let tensors = net.parameterTensors
+        p.i64(tensors.count)
+        for t in tensors { p.floats(t.buffer) }
+        let opt = includeOptimizer ? net.optimizerState : nil
+        p.u8(opt == nil ? 0 : 1)
+        if let o = opt {
+            p.u32(UInt32(o.kind.rawValue))
+            p.i64(o.step)
+            for table in [o.first, o.second] {
+                let present = tensors.filter { table[$0.key] != nil }
+                p.i64(present.count)
+                for t in present {
+                    p.i64(tensors.firstIndex { $0.key == t.key } ?? 0)
+                    p.floats(table[t.key]!)
+                }
+            }
+        }
+        var out = ByteWriter()
+        out.bytes.append(contentsOf: magic)
+        out.u32(formatVersion)
+        out.u32(opt == nil ? 0 : optimizerStateFlag)
+        out.u64(UInt64(p.bytes.count))
+        out.bytes.append(contentsOf: p.bytes)
+        out.u32(crc32Of(out.bytes))
+        return out.bytes
+    }
+
+    /// Rebuild a network; throws `.corrupt` for anything that is not an intact archive.
+    public static func decode(_ bytes: UnsafeRawBufferPointer) throws -> GatedNetwork {
+        guard bytes.count >= 28 else { throw GatedNetError.corrupt("network file: \(bytes.count) bytes is too short to be a gatednet network") }
+        guard Array(bytes[0..<8]) == magic else { throw GatedNetError.corrupt("network file: not a gatednet network (bad magic)") }
+        var r = ByteReader(bytes: bytes, offset: 8)
+        let version = try r.u32()
+        guard version == formatVersion else {
+            throw GatedNetError.corrupt("network file: format version \(version), this library reads \(formatVersion)")
+        }
+        _ = try r.u32()
+        let length = try r.u64()
+        guard length == UInt64(bytes.count - 28) else {
+            throw GatedNetError.corrupt("network file: payload length \(length) but \(bytes.count - 28) bytes present (truncated?)")
+        }
+        let stored = UInt32(bytes[bytes.count - 4]) | UInt32(bytes[bytes.count - 3]) << 8
+            | UInt32(bytes[bytes.count - 2]) << 16 | UInt32(bytes[bytes.count - 1]) << 24
+        let actual = crc32Of(UnsafeRawBufferPointer(rebasing: bytes[0..<(bytes.count - 4)]))
+        guard stored == actual else { throw GatedNetError.corrupt("network file: checksum mismatch (corrupted)") }
+
+        func enumValue<T: RawRepresentable>(_ t: T.Type, _ name: String) throws -> T where T.RawValue == Int {
+            let raw = try r.u32()
+            guard let v = T(rawValue: Int(raw)) else { throw GatedNetError.corrupt("network file: bad \(name) \(raw)") }
+            return v
+        }
+        let regime = try enumValue(Regime.self, "regime")
+        let inputSize = try r.count(max: 1 << 31)
+        let hidden = try r.count(max: 64)
+        var widths: [Int] = []
+        for _ in 0..<hidden { widths.append(try r.count(max: 1 << 31)) }
+        let outputSize = try r.count(max: 1 << 31)
+        var spec = NetworkSpec(regime: regime, inputSize: inputSize, hiddenWidths: widths, outputSize: outputSize)
+        spec.activation = try enumValue(Activation.self, "activation")
+        spec.gateKind = try enumValue(GateKind.self, "gate kind")
+        spec.beta = try r.f32()
+        spec.valueInput = try enumValue(ValueInput.self, "value input")
+        if try r.u8() != 0 {
+            var p: [Int] = []
+            for _ in 0..<hidden { p.append(try r.count(max: 64)) }
+            spec.permutation = p
+        }
+        spec.bias = try r.u8() != 0
+        spec.featureHead = try r.u8() != 0
+        spec.featureFrozen = try r.u8() != 0
+        spec.initKind = try enumValue(InitKind.self, "init kind")
+        spec.initScale = try r.f32()
+        spec.seed = try r.u64()
+        // Guard against a spec whose weights could not fit in the file before allocating.
+        guard let params = try? spec.parameterCount(), params * 4 <= bytes.count else {
+            throw GatedNetError.corrupt("network file: architecture does not match the stored weights")
+        }
+        let result: GatedNetwork
+        do {
+            // The stored weights follow, so fixed_learnt needs no gate source here.
+            result = try GatedNetwork(spec: spec, gateSource: nil, copyGates: false)
+        } catch let e as GatedNetError {
+            throw GatedNetError.corrupt("network file: invalid architecture (\(e.message))")
+        }
+        result.featureFrozen = try r.u8() != 0
+        result.valueFrozen = try r.u8() != 0
+        result.epochsTrained = try r.count(max: Int(Int32.max))
+        let tensors = result.parameterTensors
+        guard try r.count(max: 1 << 20) == tensors.count else {
+            throw GatedNetError.corrupt("network file: tensor count does not match the architecture")
+        }
+        for t in tensors { try r.floats(into: t.buffer) }
+        if try r.u8() != 0 {
+            let kind = try enumValue(OptimizerKind.self, "optimizer")
+            let state = OptimizerState(kind: kind)
+            state.step = try r.count(max: Int.max)
+            for which in 0..<2 {
+                let present = try r.count(max: tensors.count)
+                for _ in 0..<present {
+                    let index = try r.count(max: tensors.count - 1)
+                    let buffer = FloatBuffer(count: tensors[index].buffer.count)
+                    try r.floats(into: buffer)
+                    if which == 0 { state.first[tensors[index].key] = buffer } else { state.second[tensors[index].key] = buffer }
+                }
+            }
+            result.optimizerState = state
+        }
+        guard r.offset == bytes.count - 4 else { throw GatedNetError.corrupt("network file: trailing bytes") }
+        return result
+    }
+
+    /// Write atomically: a temporary file in the same directory, fsync, then rename.
+    public static func save(_ net: GatedNetwork, to path: String, includeOptimizer: Bool) throws {
+        let bytes = encode(net, includeOptimizer: includeOptimizer)
+        let tmp = path + ".tmp.\(getpid())"
+        guard let f = fopen(tmp, "wb") else { throw GatedNetError.io("save: cannot create \(tmp): \(String(cString: strerror(errno)))") }
+        let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, f) }
+        let flushed = fflush(f) == 0 && fsync(fileno(f)) == 0
+        let closed = fclose(f) == 0
+        guard written == bytes.count && flushed && closed else {
+            let reason = String(cString: strerror(errno))
+            unlink(tmp)
+            throw GatedNetError.io("save: writing \(tmp) failed: \(reason)")
+        }
+        guard rename(tmp, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(tmp)
+            throw GatedNetError.io("save: cannot rename to \(path): \(reason)")
+        }
+    }
+
+    public static func load(from path: String) throws -> GatedNetwork {
+        let bytes = try readFile(path)
+        return try bytes.withUnsafeBytes { try decode($0) }
+    }
+}
+
+/// Whole file contents; `.io` with the OS reason on failure.
+func readFile(_ path: String) throws -> [UInt8] {
+    guard let f = fopen(path, "rb") else { throw GatedNetError.io("cannot open \(path): \(String(cString: strerror(errno)))") }
+    defer { fclose(f) }
+    var out: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, f) }
+        if n > 0 { out.append(contentsOf: chunk[0..<n]) }
+        if n < chunk.count {
+            if ferror(f) != 0 { throw GatedNetError.io("cannot read \(path): \(String(cString: strerror(errno)))") }
+            break
+        }
+    }
+    return out
+}
+
+func crc32Of(_ bytes: [UInt8]) -> UInt32 {
+    bytes.withUnsafeBytes { crc32Of($0) }
+}
+
+func crc32Of(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+    var crc: UInt = crc32(0, nil, 0)
+    var offset = 0
+    while offset < bytes.count {
+        let n = min(bytes.count - offset, 1 << 30)
+        crc = crc32(crc, bytes.baseAddress!.advanced(by: offset).assumingMemoryBound(to: UInt8.self), UInt32(n))
+        offset += n
+    }
+    return UInt32(truncatingIfNeeded: crc)
+}
+
+struct ByteWriter {
+    var bytes: [UInt8] = []
+    mutating func u8(_ v: UInt8) { bytes.append(v) }
+    mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
+    mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
+    mutating func i64(_ v: Int) { u64(UInt64(bitPattern: Int64(v))) }
+    mutating func f32(_ v: Float) { u32(v.bitPattern) }
+    mutating func floats(_ b: FloatBuffer) {
+        i64(b.count)
+        for i in 0..<b.count { u32(b[i].bitPattern) }
+    }
+}
+
+struct ByteReader {
+    let bytes: UnsafeRawBufferPointer
+    var offset: Int
+
+    mutating func take(_ n: Int) throws -> UnsafeRawBufferPointer {
+        guard n >= 0, bytes.count - 4 - offset >= n else { throw GatedNetError.corrupt("network file: truncated at byte \(offset)") }
+        defer { offset += n }
+        return UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + n)])
+    }
+    mutating func u8() throws -> UInt8 { try take(1)[0] }
+    mutating func u32() throws -> UInt32 {
+        let b = try take(4)
+        return UInt32(b[0]) | UInt32(b[1]) << 8 | UInt32(b[2]) << 16 | UInt32(b[3]) << 24
+    }
+    mutating func u64() throws -> UInt64 {
+        let lo = UInt64(try u32()), hi = UInt64(try u32())
+        return lo | hi << 32
+    }
+    mutating func f32() throws -> Float { Float(bitPattern: try u32()) }
+    /// A non-negative count no larger than `max`.
+    mutating func count(max: Int) throws -> Int {
+        let v = Int64(bitPattern: try u64())
+        guard v >= 0 && v <= Int64(max) else { throw GatedNetError.corrupt("network file: count \(v) out of range at byte \(offset - 8)") }
+        return Int(v)
+    }
+    mutating func floats(into buffer: FloatBuffer) throws {
+        let n = try count(max: Int(Int32.max))
+        guard n == buffer.count else { throw GatedNetError.corrupt("network file: tensor of \(n) values where \(buffer.count) are needed") }
+        let raw = try take(n * 4)
+        for i in 0..<n {
+            let o = i * 4
+            let bits = UInt32(raw[o]) | UInt32(raw[o + 1]) << 8 | UInt32(raw[o + 2]) << 16 | UInt32(raw[o + 3]) << 24
+            buffer[i] = Float(bitPattern: bits)
+        }
+    }
+}

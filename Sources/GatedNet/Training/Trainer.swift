@@ -1,0 +1,213 @@
+import Glibc
+
+/// Options of one training call (defaults as in gatednet.h).
+public struct TrainOptions: Sendable {
+    public var optimizer: OptimizerKind = .adam
+    public var loss: Loss = .crossEntropy
+    public var learningRate: Float = 3e-4
+    public var momentum: Float = 0.9
+    public var weightDecay: Float = 0
+    public var adamBeta1: Float = 0.9
+    public var adamBeta2: Float = 0.999
+    public var adamEpsilon: Float = 1e-8
+    public var batchSize: Int = 32
+    public var epochs: Int = 1
+    public var shuffleSeed: UInt64 = 0
+    /// Train the feature net alone through its own head.
+    public var trainFeatureHead: Bool = false
+
+    public init() {}
+
+    public func validate() throws {
+        func positive(_ v: Float, _ name: String) throws {
+            guard v.isFinite && v > 0 else { throw GatedNetError.invalidArgument("\(name): got \(v), need a finite value > 0") }
+        }
+        try positive(learningRate, "learning_rate")
+        guard momentum.isFinite && momentum >= 0 && momentum < 1 else {
+            throw GatedNetError.invalidArgument("momentum: got \(momentum), need 0 <= momentum < 1")
+        }
+        guard weightDecay.isFinite && weightDecay >= 0 else {
+            throw GatedNetError.invalidArgument("weight_decay: got \(weightDecay), need a finite value >= 0")
+        }
+        guard adamBeta1.isFinite && adamBeta1 >= 0 && adamBeta1 < 1 else {
+            throw GatedNetError.invalidArgument("adam_beta1: got \(adamBeta1), need 0 <= beta1 < 1")
+        }
+        guard adamBeta2.isFinite && adamBeta2 >= 0 && adamBeta2 < 1 else {
+            throw GatedNetError.invalidArgument("adam_beta2: got \(adamBeta2), need 0 <= beta2 < 1")
+        }
+        try positive(adamEpsilon, "adam_epsilon")
+        guard batchSize >= 1 && batchSize <= 1 << 20 else {
+            throw GatedNetError.invalidArgument("batch_size: got \(batchSize), need 1 ... 1048576")
+        }
+        guard epochs >= 1 else { throw GatedNetError.invalidArgument("epochs: got \(epochs), need >= 1") }
+    }
+}
+
+/// Metrics of one epoch (see gn_epoch_metrics).
+public struct EpochMetrics: Sendable, Equatable {
+    public var epoch: Int
+    public var epochInCall: Int
+    public var epochsInCall: Int
+    public var trainLoss: Double
+    public var trainAccuracy: Double
+    public var testLoss: Double = .nan
+    public var testAccuracy: Double = .nan
+    public var seconds: Double
+}
+
+/// A labelled batch viewed in place: x is rows × inputSize row-major, y has rows labels.
+public struct LabelledData {
+    public let x: UnsafePointer<Float>
+    public let y: UnsafePointer<Int32>
+    public let rows: Int
+    public init(x: UnsafePointer<Float>, y: UnsafePointer<Int32>, rows: Int) {
+        self.x = x; self.y = y; self.rows = rows
+    }
+}
+
+func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+extension GatedNetwork {
+    /// Check that data fits this network: finite inputs, labels in range.
+    public func validate(_ data: LabelledData, name: String) throws {
+        guard data.rows >= 1 else { throw GatedNetError.invalidArgument("\(name) rows: got \(data.rows), need >= 1") }
+        let count = try checkedCount(data.rows, inputSize, what: "\(name) x")
+        guard isAllFinite(data.x, count) else { throw GatedNetError.notFinite("\(name) x: contains NaN or Inf") }
+        let classes = outputSize == 1 ? 2 : outputSize
+        for i in 0..<data.rows where data.y[i] < 0 || Int(data.y[i]) >= classes {
+            throw GatedNetError.labelRange("\(name) y[\(i)]: got \(data.y[i]), need 0 ... \(classes - 1)")
+        }
+    }
+
+    /// Train with minibatches over `data`. `progress` is called after each epoch and returns
+    /// false to stop. On divergence (non-finite loss) the network is restored and `.notFinite`
+    /// is thrown. Returns the metrics of the epochs run.
+    @discardableResult
+    public func train(_ data: LabelledData, test: LabelledData? = nil, options: TrainOptions,
+                      progress: (EpochMetrics) -> Bool = { _ in true }) throws -> [EpochMetrics] {
+        try options.validate()
+        try validate(data, name: "train")
+        if let t = test { try validate(t, name: "test") }
+        let target: PassTarget = options.trainFeatureHead ? .featureHead : .network
+        if options.trainFeatureHead && featureHead == nil {
+            throw GatedNetError.unsupported("train_feature_head: this network has no feature head")
+        }
+        let parts = trainableParts(target: target)
+        guard parts.feature || parts.value else {
+            throw GatedNetError.unsupported("train: nothing to train (every part the objective reaches is frozen, or hard gates pass no gradient to the feature net)")
+        }
+        if optimizerState?.kind != options.optimizer { optimizerState = OptimizerState(kind: options.optimizer) }
+        let snapshot = GatedNetwork(copying: self)
+
+        let batch = min(options.batchSize, data.rows)
+        let ws = workspace(rows: max(batch, min(evaluationChunk, test?.rows ?? 0)))
+        let grads = Gradients(self)
+        let keys = parameterTensors.filter { entry in
+            entry.key.part == .feature ? parts.feature : parts.value
+        }
+        let d = inputSize, k = outputSize
+        var order = (0..<data.rows).map { Int32($0) }
+        var history: [EpochMetrics] = []
+
+        for e in 1...options.epochs {
+            let start = monotonicSeconds()
+            for i in 0..<order.count { order[i] = Int32(i) }
+            var rng = SeededGenerator(seed: options.shuffleSeed, stream: UInt64(epochsTrained))
+            rng.shuffle(&order)
+            var lossSum = 0.0, correct = 0
+            var first = 0
+            while first < data.rows {
+                let rows = min(batch, data.rows - first)
+                let bx = ws.batchX.pointer
+                for r in 0..<rows {
+                    let src = Int(order[first + r])
+                    (bx + r * d).update(from: data.x + src * d, count: d)
+                    ws.batchY[r] = data.y[src]
+                }
+                forward(bx, rows: rows, ws: ws, target: target)
+                let (l, c) = ws.batchY.withUnsafeBufferPointer {
+                    options.loss.evaluate(outputs: ws.out.pointer, labels: $0.baseAddress!, rows: rows, k: k,
+                                          grad: ws.dOut.pointer, scaleRows: rows)
+                }
+                guard l.isFinite else {
+                    restore(from: snapshot)
+                    throw GatedNetError.notFinite("train: loss became \(l) in epoch \(epochsTrained + 1); network restored to its state before this call (lower the learning rate)")
+                }
+                lossSum += l; correct += c
+                backward(bx, rows: rows, ws: ws, grads: grads, target: target)
+                optimizerState!.step += 1
+                for (key, param) in keys {
+                    if let g = grads.buffer(for: key, hiddenCount: hiddenCount) {
+                        optimizerState!.update(key: key, param: param, grad: g, options: options)
+                    }
+                }
+                first += rows
+            }
+            epochsTrained += 1
+            var m = EpochMetrics(epoch: epochsTrained, epochInCall: e, epochsInCall: options.epochs,
+                                 trainLoss: lossSum / Double(data.rows),
+                                 trainAccuracy: Double(correct) / Double(data.rows),
+                                 seconds: 0)
+            if let t = test {
+                let r = evaluateUnchecked(t, loss: options.loss, target: target)
+                m.testLoss = r.loss; m.testAccuracy = r.accuracy
+            }
+            m.seconds = monotonicSeconds() - start
+            history.append(m)
+            if !progress(m) { break }
+        }
+        return history
+    }
+
+    /// Put back weights, flags and optimizer state from a snapshot of this network.
+    func restore(from snapshot: GatedNetwork) {
+        for (a, b) in zip(parameterTensors, snapshot.parameterTensors) { a.buffer.assign(from: b.buffer) }
+        featureFrozen = snapshot.featureFrozen
+        valueFrozen = snapshot.valueFrozen
+        epochsTrained = snapshot.epochsTrained
+        optimizerState = snapshot.optimizerState
+    }
+
+    /// Mean loss and accuracy (validated data).
+    public func evaluate(_ data: LabelledData, loss: Loss, featureHead useHead: Bool = false) throws -> (loss: Double, accuracy: Double) {
+        try validate(data, name: "x")
+        if useHead && featureHead == nil { throw GatedNetError.unsupported("feature head: this network has none") }
+        return evaluateUnchecked(data, loss: loss, target: useHead ? .featureHead : .network)
+    }
+
+    func evaluateUnchecked(_ data: LabelledData, loss: Loss, target: PassTarget) -> (loss: Double, accuracy: Double) {
+        let ws = workspace(rows: min(evaluationChunk, data.rows))
+        var total = 0.0, correct = 0
+        forEachChunk(rows: data.rows, chunk: ws.capacity) { start, rows in
+            forward(data.x + start * inputSize, rows: rows, ws: ws, target: target)
+            let r = loss.evaluate(outputs: ws.out.pointer, labels: data.y + start, rows: rows, k: outputSize,
+                                  grad: nil, scaleRows: rows)
+            total += r.loss; correct += r.correct
+        }
+        return (total / Double(data.rows), Double(correct) / Double(data.rows))
+    }
+
+    /// Outputs for `rows` rows of x (rows × inputSize) into out (rows × outputSize).
+    /// Inputs must be finite (not checked here; the C layer checks).
+    public func predict(_ x: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>, featureHead useHead: Bool = false) throws {
+        if useHead && featureHead == nil { throw GatedNetError.unsupported("feature head: this network has none") }
+        let ws = workspace(rows: min(evaluationChunk, rows))
+        forEachChunk(rows: rows, chunk: ws.capacity) { start, n in
+            forward(x + start * inputSize, rows: n, ws: ws, target: useHead ? .featureHead : .network)
+            (out + start * outputSize).update(from: ws.out.pointer, count: n * outputSize)
+        }
+    }
+
+    /// Predicted class per row.
+    public func predictClasses(_ x: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Int32>) {
+        let ws = workspace(rows: min(evaluationChunk, rows))
+        forEachChunk(rows: rows, chunk: ws.capacity) { start, n in
+            forward(x + start * inputSize, rows: n, ws: ws, target: .network)
+            for r in 0..<n { out[start + r] = Int32(predictedClass(ws.out.pointer + r * outputSize, k: outputSize)) }
+        }
+    }
+}

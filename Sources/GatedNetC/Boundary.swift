@@ -1,0 +1,91 @@
+import CGatedNetABI
+import GatedNet
+import Glibc
+
+/// Live handles. A handle is an unretained pointer to a `NetworkBox`; it is valid only while
+/// registered here, so freed, foreign or doubly-freed pointers are detected, never followed.
+final class NetworkBox {
+    let network: GatedNetwork
+    init(_ network: GatedNetwork) { self.network = network }
+}
+
+enum Handles {
+    private static let mutex: UnsafeMutablePointer<pthread_mutex_t> = {
+        let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        pthread_mutex_init(m, nil)
+        return m
+    }()
+    nonisolated(unsafe) private static var live: [UnsafeMutableRawPointer: NetworkBox] = [:]
+
+    static func register(_ net: GatedNetwork) -> OpaquePointer {
+        let box = NetworkBox(net)
+        let raw = Unmanaged.passUnretained(box).toOpaque()
+        pthread_mutex_lock(mutex)
+        live[raw] = box
+        pthread_mutex_unlock(mutex)
+        return OpaquePointer(raw)
+    }
+
+    static func network(_ handle: OpaquePointer?, _ name: String) throws -> GatedNetwork {
+        guard let h = handle else { throw BoundaryError.nullPointer("\(name): is NULL") }
+        pthread_mutex_lock(mutex)
+        let box = live[UnsafeMutableRawPointer(h)]
+        pthread_mutex_unlock(mutex)
+        guard let b = box else { throw BoundaryError.invalidHandle("\(name): not a live gn_network (freed or foreign pointer)") }
+        return b.network
+    }
+
+    static func release(_ handle: OpaquePointer?) {
+        guard let h = handle else { return }
+        pthread_mutex_lock(mutex)
+        live.removeValue(forKey: UnsafeMutableRawPointer(h))
+        pthread_mutex_unlock(mutex)
+    }
+}
+
+/// A required pointer argument.
+@inline(__always)
+func required<T>(_ p: T?, _ name: String) throws -> T {
+    guard let v = p else { throw BoundaryError.nullPointer("\(name): is NULL") }
+    return v
+}
+
+/// A count argument that must be >= minimum.
+func count(_ v: Int64, _ name: String, min minimum: Int64 = 1) throws -> Int {
+    guard v >= minimum else { throw GatedNetError.invalidArgument("\(name): got \(v), need >= \(minimum)") }
+    guard v <= Int64(Int32.max) * 64 else { throw GatedNetError.outOfMemory("\(name): got \(v), too large") }
+    return Int(v)
+}
+
+/// An input matrix rows × cols, non-null and (if `finite`) free of NaN/Inf.
+func inputMatrix(_ p: UnsafePointer<Float>?, rows: Int64, cols: Int, _ name: String, rowsName: String,
+                 finite: Bool = true) throws -> (UnsafePointer<Float>, Int) {
+    let n = try count(rows, rowsName)
+    let x = try required(p, name)
+    let total = try checkedCount(n, cols, what: name)
+    if finite {
+        guard isAllFinite(x, total) else { throw GatedNetError.notFinite("\(name): contains NaN or Inf") }
+    }
+    return (x, n)
+}
+
+/// Check that an output buffer holds `needed` elements.
+func capacity(_ cap: Int64, needs needed: Int, _ name: String) throws {
+    guard cap >= 0, Int(cap) >= needed else {
+        throw GatedNetError.bufferTooSmall("\(name): capacity \(cap), need \(needed)")
+    }
+}
+
+/// A spec or options struct whose first field is its own size.
+func checkStructSize(_ size: Int, expected: Int, _ name: String) throws {
+    guard size >= expected else {
+        throw GatedNetError.invalidArgument("\(name)->struct_size: got \(size), need \(expected) (initialise it with the matching _init function)")
+    }
+}
+
+/// A C string path argument.
+func path(_ p: UnsafePointer<CChar>?, _ name: String) throws -> String {
+    let s = String(cString: try required(p, name))
+    guard !s.isEmpty else { throw GatedNetError.invalidArgument("\(name): is empty") }
+    return s
+}

@@ -1,0 +1,137 @@
+import CGatedNetABI
+import GatedNet
+import Glibc
+
+@_cdecl("gn_train_options_init")
+public func gn_train_options_init(_ opts: UnsafeMutablePointer<gn_train_options>?) -> gn_status {
+    guarded("gn_train_options_init") {
+        let o = try required(opts, "opts")
+        let d = TrainOptions()
+        var c = gn_train_options()
+        c.struct_size = MemoryLayout<gn_train_options>.size
+        c.optimizer = gn_optimizer(UInt32(d.optimizer.rawValue))
+        c.loss = gn_loss(UInt32(d.loss.rawValue))
+        c.learning_rate = d.learningRate
+        c.momentum = d.momentum
+        c.weight_decay = d.weightDecay
+        c.adam_beta1 = d.adamBeta1
+        c.adam_beta2 = d.adamBeta2
+        c.adam_epsilon = d.adamEpsilon
+        c.batch_size = Int64(d.batchSize)
+        c.epochs = Int64(d.epochs)
+        c.shuffle_seed = d.shuffleSeed
+        c.train_feature_head = d.trainFeatureHead ? 1 : 0
+        c.progress = nil
+        c.progress_user = nil
+        o.pointee = c
+    }
+}
+
+private func loss(_ l: gn_loss) throws -> Loss {
+    guard let v = Loss(rawValue: Int(l.rawValue)) else { throw GatedNetError.invalidArgument("loss: got \(l.rawValue), need 0 or 1") }
+    return v
+}
+
+private func labels(_ p: UnsafePointer<Int32>?, _ name: String) throws -> UnsafePointer<Int32> {
+    try required(p, name)
+}
+
+@_cdecl("gn_train")
+public func gn_train(_ net: OpaquePointer?, _ x: UnsafePointer<Float>?, _ y: UnsafePointer<Int32>?, _ n: Int64,
+                     _ xTest: UnsafePointer<Float>?, _ yTest: UnsafePointer<Int32>?, _ nTest: Int64,
+                     _ opts: UnsafePointer<gn_train_options>?, _ history: UnsafeMutablePointer<gn_epoch_metrics>?,
+                     _ historyCapacity: Int64, _ epochsRun: UnsafeMutablePointer<Int64>?) -> gn_status {
+    guarded("gn_train") {
+        let network = try Handles.network(net, "net")
+        let c = try required(opts, "opts").pointee
+        try checkStructSize(c.struct_size, expected: MemoryLayout<gn_train_options>.size, "opts")
+        var o = TrainOptions()
+        guard let opt = OptimizerKind(rawValue: Int(c.optimizer.rawValue)) else {
+            throw GatedNetError.invalidArgument("opts->optimizer: got \(c.optimizer.rawValue), need 0 (SGD) or 1 (Adam)")
+        }
+        o.optimizer = opt
+        o.loss = try loss(c.loss)
+        o.learningRate = c.learning_rate
+        o.momentum = c.momentum
+        o.weightDecay = c.weight_decay
+        o.adamBeta1 = c.adam_beta1
+        o.adamBeta2 = c.adam_beta2
+        o.adamEpsilon = c.adam_epsilon
+        o.batchSize = try count(c.batch_size, "opts->batch_size")
+        o.epochs = try count(c.epochs, "opts->epochs")
+        o.shuffleSeed = c.shuffle_seed
+        o.trainFeatureHead = c.train_feature_head != 0
+        guard historyCapacity >= 0 else { throw GatedNetError.invalidArgument("history_capacity: got \(historyCapacity), need >= 0") }
+        if historyCapacity > 0 { _ = try required(history, "history") }
+
+        let (xs, rows) = try inputMatrix(x, rows: n, cols: network.inputSize, "x", rowsName: "n")
+        let train = LabelledData(x: xs, y: try labels(y, "y"), rows: rows)
+        var test: LabelledData? = nil
+        if nTest != 0 || xTest != nil || yTest != nil {
+            let (xt, rt) = try inputMatrix(xTest, rows: nTest, cols: network.inputSize, "x_test", rowsName: "n_test")
+            test = LabelledData(x: xt, y: try labels(yTest, "y_test"), rows: rt)
+        }
+        var run: Int64 = 0
+        let callback = c.progress, user = c.progress_user
+        try network.train(train, test: test, options: o) { m in
+            var cm = gn_epoch_metrics(epoch: Int64(m.epoch), epoch_in_call: Int64(m.epochInCall),
+                                      epochs_in_call: Int64(m.epochsInCall), train_loss: m.trainLoss,
+                                      train_accuracy: m.trainAccuracy, test_loss: m.testLoss,
+                                      test_accuracy: m.testAccuracy, seconds: m.seconds)
+            if run < historyCapacity, let h = history { h[Int(run)] = cm }
+            run += 1
+            epochsRun?.pointee = run
+            guard let cb = callback else { return true }
+            return cb(&cm, user) == 0
+        }
+        epochsRun?.pointee = run
+    }
+}
+
+@_cdecl("gn_predict")
+public func gn_predict(_ net: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64,
+                      _ out: UnsafeMutablePointer<Float>?, _ cap: Int64) -> gn_status {
+    guarded("gn_predict") {
+        let network = try Handles.network(net, "net")
+        let (xs, rows) = try inputMatrix(x, rows: n, cols: network.inputSize, "x", rowsName: "n")
+        let o = try required(out, "out")
+        try capacity(cap, needs: try checkedCount(rows, network.outputSize, what: "out"), "capacity")
+        try network.predict(xs, rows: rows, into: o)
+    }
+}
+
+@_cdecl("gn_predict_feature_head")
+public func gn_predict_feature_head(_ net: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64,
+                                    _ out: UnsafeMutablePointer<Float>?, _ cap: Int64) -> gn_status {
+    guarded("gn_predict_feature_head") {
+        let network = try Handles.network(net, "net")
+        let (xs, rows) = try inputMatrix(x, rows: n, cols: network.inputSize, "x", rowsName: "n")
+        let o = try required(out, "out")
+        try capacity(cap, needs: try checkedCount(rows, network.outputSize, what: "out"), "capacity")
+        try network.predict(xs, rows: rows, into: o, featureHead: true)
+    }
+}
+
+@_cdecl("gn_predict_classes")
+public func gn_predict_classes(_ net: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64,
+                              _ out: UnsafeMutablePointer<Int32>?, _ cap: Int64) -> gn_status {
+    guarded("gn_predict_classes") {
+        let network = try Handles.network(net, "net")
+        let (xs, rows) = try inputMatrix(x, rows: n, cols: network.inputSize, "x", rowsName: "n")
+        let o = try required(out, "out")
+        try capacity(cap, needs: rows, "capacity")
+        network.predictClasses(xs, rows: rows, into: o)
+    }
+}
+
+@_cdecl("gn_evaluate")
+public func gn_evaluate(_ net: OpaquePointer?, _ x: UnsafePointer<Float>?, _ y: UnsafePointer<Int32>?, _ n: Int64,
+                       _ l: gn_loss, _ meanLoss: UnsafeMutablePointer<Double>?, _ accuracy: UnsafeMutablePointer<Double>?) -> gn_status {
+    guarded("gn_evaluate") {
+        let network = try Handles.network(net, "net")
+        let (xs, rows) = try inputMatrix(x, rows: n, cols: network.inputSize, "x", rowsName: "n")
+        let r = try network.evaluate(LabelledData(x: xs, y: try labels(y, "y"), rows: rows), loss: try loss(l))
+        meanLoss?.pointee = r.loss
+        accuracy?.pointee = r.accuracy
+    }
+}
