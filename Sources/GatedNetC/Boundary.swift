@@ -2,8 +2,10 @@ import CGatedNetABI
 import GatedNet
 import Glibc
 
-/// Live handles. A handle is an unretained pointer to a `NetworkBox`; it is valid only while
-/// registered here, so freed, foreign or doubly-freed pointers are detected, never followed.
+/// Live handles. A handle is an unretained pointer to a box object registered here; it is
+/// valid only while registered, so freed, foreign or doubly-freed pointers, and handles of
+/// another kind (a `gn_network` passed where another handle type is expected), are detected,
+/// never followed. Every handle type of the C API goes through this one registry.
 final class NetworkBox {
     let network: GatedNetwork
     init(_ network: GatedNetwork) { self.network = network }
@@ -15,10 +17,10 @@ enum Handles {
         pthread_mutex_init(m, nil)
         return m
     }()
-    nonisolated(unsafe) private static var live: [UnsafeMutableRawPointer: NetworkBox] = [:]
+    nonisolated(unsafe) private static var live: [UnsafeMutableRawPointer: AnyObject] = [:]
 
-    static func register(_ net: GatedNetwork) -> OpaquePointer {
-        let box = NetworkBox(net)
+    /// Register a box object and return its opaque handle (the box stays alive until `release`).
+    static func register(box: AnyObject) -> OpaquePointer {
         let raw = Unmanaged.passUnretained(box).toOpaque()
         pthread_mutex_lock(mutex)
         live[raw] = box
@@ -26,19 +28,28 @@ enum Handles {
         return OpaquePointer(raw)
     }
 
-    static func network(_ handle: OpaquePointer?, _ name: String) throws -> GatedNetwork {
+    static func register(_ net: GatedNetwork) -> OpaquePointer { register(box: NetworkBox(net)) }
+
+    /// The live box of type `T` behind `handle`; `kind` names the C type in messages.
+    static func lookup<T: AnyObject>(_ handle: OpaquePointer?, as _: T.Type, kind: String, _ name: String) throws -> T {
         guard let h = handle else { throw BoundaryError.nullPointer("\(name): is NULL") }
         pthread_mutex_lock(mutex)
         let box = live[UnsafeMutableRawPointer(h)]
         pthread_mutex_unlock(mutex)
-        guard let b = box else { throw BoundaryError.invalidHandle("\(name): not a live gn_network (freed or foreign pointer)") }
-        return b.network
+        guard let b = box else { throw BoundaryError.invalidHandle("\(name): not a live \(kind) (freed or foreign pointer)") }
+        guard let typed = b as? T else { throw BoundaryError.invalidHandle("\(name): a handle of another kind, not a \(kind)") }
+        return typed
     }
 
-    static func release(_ handle: OpaquePointer?) {
+    static func network(_ handle: OpaquePointer?, _ name: String) throws -> GatedNetwork {
+        try lookup(handle, as: NetworkBox.self, kind: "gn_network", name).network
+    }
+
+    /// Unregister a handle of type `T` (ignores NULL, unknown pointers and other kinds).
+    static func release<T: AnyObject>(_ handle: OpaquePointer?, as _: T.Type) {
         guard let h = handle else { return }
         pthread_mutex_lock(mutex)
-        live.removeValue(forKey: UnsafeMutableRawPointer(h))
+        if live[UnsafeMutableRawPointer(h)] is T { live.removeValue(forKey: UnsafeMutableRawPointer(h)) }
         pthread_mutex_unlock(mutex)
     }
 }

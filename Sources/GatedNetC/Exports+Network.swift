@@ -88,7 +88,7 @@ public func gn_network_create(_ spec: UnsafePointer<gn_network_spec>?, _ out: Un
 
 @_cdecl("gn_network_free")
 public func gn_network_free(_ net: OpaquePointer?) {
-    Handles.release(net)
+    Handles.release(net, as: NetworkBox.self)
 }
 
 @_cdecl("gn_network_clone")
