@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Every test: Swift engine tests, C ABI tests and examples, Python binding tests and example,
+# and the benchmark harness in smoke mode. Sets the machine up first (scripts/setup.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+echo "== Swift tests"
+swift test 2>&1 | tail -n 40
+
+echo "== C tests and examples"
+bash Tests/c/run.sh .build/release
+
+if [ -d benchmarks ] && [ -f benchmarks/run.sh ]; then
+    echo "== benchmark harness (smoke mode)"
+    PATH="$PWD/.venv/bin:$PATH" bash benchmarks/run.sh --smoke
+fi
+
+echo "== Python tests"
+.venv/bin/python -m pytest Tests/python -q
