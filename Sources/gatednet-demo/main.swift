@@ -147,7 +147,6 @@ func run() throws {
     }
 
     let k = min(o.kernelRows, test.rows)
-    let k = min(o.kernelRows, test.rows)
     print("\nTest accuracy after \(o.epochs) epochs, and the normalised NPK of \(k) test images")
     print("(mean cosine similarity of path features within a class / across classes):\n")
     print("| network          | test accuracy | NPK same class | NPK other class | ratio |")
