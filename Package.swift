@@ -13,9 +13,10 @@ let package = Package(
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .systemLibrary(name: "CGatedNetABI", path: "Sources/CGatedNetABI"),
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         .target(
             name: "GatedNet",
-            dependencies: ["CBLAS", "CZlib"],
+            dependencies: ["CBLAS", "CZlib", "CKernels"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         .target(name: "GatedNetC", dependencies: ["GatedNet", "CGatedNetABI"]),

@@ -70,6 +70,12 @@ extension GatedNetwork {
         return out
     }
 
+    /// True when every hidden layer has, over the rows of x, gates both on and off (hard) or
+    /// spread (soft): an identity checked on such a batch is not vacuous.
+    func gatesAreLive(_ x: [Float]) -> Bool {
+        gateArrays(x).allSatisfy { g in g.contains { $0 > 0.5 } && g.contains { $0 < 0.5 } }
+    }
+
     /// Every parameter tensor as an array, in `parameterTensors` order.
     var parameterArrays: [[Float]] { parameterTensors.map(\.buffer.array) }
 

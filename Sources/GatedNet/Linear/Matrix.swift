@@ -1,3 +1,5 @@
+import CKernels
+
 /// A dense row-major float32 matrix. Value type (copy on write through its array).
 public struct Matrix: Equatable, Sendable {
     public private(set) var rows: Int
@@ -46,10 +48,7 @@ extension Array where Element == Float {
     }
 }
 
-/// True when no value is NaN or ±Inf (checked with one pass, vectorisable).
-@inlinable
+/// True when no value is NaN or ±Inf.
 public func isAllFinite(_ p: UnsafePointer<Float>, _ count: Int) -> Bool {
-    var acc: Float = 0
-    for i in 0..<count { acc += p[i] * 0 }  // NaN or Inf times 0 is NaN
-    return acc == 0
+    gnk_all_finite(p, count) != 0
 }

@@ -1,3 +1,5 @@
+import CKernels
+
 /// dW = dQᵀ · input (fanOut × fanIn), db = column sums of dQ.
 @inline(__always)
 func denseWeightGradient(_ layer: DenseLayer, grad: Gradients.LayerGrad, dQ: UnsafePointer<Float>,
@@ -5,11 +7,7 @@ func denseWeightGradient(_ layer: DenseLayer, grad: Gradients.LayerGrad, dQ: Uns
     BLAS.gemm(transA: true, transB: false, m: layer.fanOut, n: layer.fanIn, k: rows,
               a: dQ, lda: layer.fanOut, b: input, ldb: layer.fanIn, c: grad.weight.pointer, ldc: layer.fanIn)
     if let gb = grad.bias?.pointer {
-        gb.update(repeating: 0, count: layer.fanOut)
-        for r in 0..<rows {
-            let row = dQ + r * layer.fanOut
-            for c in 0..<layer.fanOut { gb[c] += row[c] }
-        }
+        gnk_column_sums(dQ, rows, layer.fanOut, gb)
     }
 }
 
@@ -54,8 +52,7 @@ extension GatedNetwork {
             let layer = featureLayers[l]
             let count = rows * layer.fanOut
             if spec.activation == .relu {
-                let q = ws.qf[l].pointer
-                for i in 0..<count { dQ[i] = q[i] > 0 ? dZ[i] : 0 }
+                gnk_mask_positive(dZ, ws.qf[l].pointer, dQ, count)
             } else {
                 dQ.update(from: dZ, count: count)
             }
@@ -85,10 +82,9 @@ extension GatedNetwork {
             let gl = spec.gateLayer(l)
             let g = ws.gates[gl].pointer
             if parts.feature {
-                let dG = ws.dGate[gl].pointer, q = ws.qv[l].pointer
-                for i in 0..<count { dG[i] = dZ[i] * q[i] }
+                gnk_mul(dZ, ws.qv[l].pointer, ws.dGate[gl].pointer, count)
             }
-            for i in 0..<count { dQ[i] = dZ[i] * g[i] }
+            gnk_mul(dZ, g, dQ, count)
             if parts.value {
                 let input = l == 0 ? xv : UnsafePointer(ws.zv[l - 1].pointer)
                 denseWeightGradient(layer, grad: grads.value[l], dQ: dQ, input: input, rows: rows)
@@ -103,16 +99,8 @@ extension GatedNetwork {
         for l in stride(from: h - 1, through: 0, by: -1) {
             let layer = featureLayers[l]
             let count = rows * layer.fanOut
-            let g = ws.gates[l].pointer, dG = ws.dGate[l].pointer
-            for i in 0..<count { dQf[i] = dG[i] * beta * g[i] * (1 - g[i]) }
-            if l < h - 1 {
-                if spec.activation == .relu {
-                    let q = ws.qf[l].pointer
-                    for i in 0..<count where q[i] > 0 { dQf[i] += dZf[i] }
-                } else {
-                    for i in 0..<count { dQf[i] += dZf[i] }
-                }
-            }
+            gnk_soft_gate_backward(ws.dGate[l].pointer, ws.gates[l].pointer, l < h - 1 ? dZf : nil,
+                                   ws.qf[l].pointer, spec.activation == .relu ? 1 : 0, beta, dQf, count)
             let input = l == 0 ? x : UnsafePointer(ws.zf[l - 1].pointer)
             denseWeightGradient(layer, grad: grads.feature[l], dQ: dQf, input: input, rows: rows)
             if l > 0 {

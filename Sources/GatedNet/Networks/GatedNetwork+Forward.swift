@@ -1,3 +1,4 @@
+import CKernels
 import Glibc
 
 /// What a forward pass computes the output of.
@@ -11,10 +12,7 @@ enum PassTarget {
 @inline(__always)
 func addBias(_ q: UnsafeMutablePointer<Float>, rows: Int, cols: Int, bias: FloatBuffer?) {
     guard let b = bias?.pointer else { return }
-    for r in 0..<rows {
-        let row = q + r * cols
-        for c in 0..<cols { row[c] += b[c] }
-    }
+    gnk_add_bias(q, b, rows, cols)
 }
 
 /// y = x Wᵀ + b for rows × fanIn input into rows × fanOut output.
@@ -31,11 +29,8 @@ extension GatedNetwork {
     @inline(__always)
     func applyGate(_ q: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>, count: Int) {
         switch spec.gateKind {
-        case .hard:
-            for i in 0..<count { g[i] = q[i] > 0 ? 1 : 0 }
-        case .soft:
-            let beta = spec.beta
-            for i in 0..<count { g[i] = 1 / (1 + expf(-beta * q[i])) }
+        case .hard: gnk_hard_gate(q, g, count)
+        case .soft: gnk_soft_gate(q, g, count, spec.beta)
         }
     }
 
@@ -49,8 +44,7 @@ extension GatedNetwork {
             let count = rows * layer.fanOut
             if gates { applyGate(q, ws.gates[l].pointer, count: count) }
             if spec.activation == .relu {
-                let z = ws.zf[l].pointer
-                for i in 0..<count { z[i] = q[i] > 0 ? q[i] : 0 }
+                gnk_relu(q, ws.zf[l].pointer, count)
             }
             input = UnsafePointer(ws.zf[l].pointer)
         }
@@ -64,7 +58,7 @@ extension GatedNetwork {
             let q = ws.qv[l].pointer, z = ws.zv[l].pointer
             denseForward(layer, input: input, rows: rows, output: q)
             let g = ws.gates[spec.gateLayer(l)].pointer
-            for i in 0..<(rows * layer.fanOut) { z[i] = q[i] * g[i] }
+            gnk_mul(q, g, z, rows * layer.fanOut)
             input = UnsafePointer(z)
         }
         denseForward(valueLayers[hiddenCount], input: input, rows: rows, output: ws.out.pointer)

@@ -1,3 +1,5 @@
+import CKernels
+
 /// Optimizer choice and hyper-parameters.
 public enum OptimizerKind: Int, Sendable { case sgd = 0, adam = 1 }
 
@@ -33,29 +35,14 @@ final class OptimizerState {
         switch kind {
         case .sgd:
             let mu = options.momentum
-            if mu == 0 {
-                for i in 0..<n { p[i] -= lr * (g[i] + wd * p[i]) }
-                return
-            }
-            let v = moment(&first, key, n).pointer
-            for i in 0..<n {
-                let gi = g[i] + wd * p[i]
-                v[i] = mu * v[i] + gi
-                p[i] -= lr * v[i]
-            }
+            gnk_sgd(p, mu == 0 ? nil : moment(&first, key, n).pointer, g, n, lr, mu, wd)
         case .adam:
             let m = moment(&first, key, n).pointer, s = moment(&second, key, n).pointer
             let b1 = options.adamBeta1, b2 = options.adamBeta2, eps = options.adamEpsilon
             let t = Float(step)
             let c1 = 1 - powf(b1, t), c2 = 1 - powf(b2, t)
             let stepSize = lr * c2.squareRoot() / c1
-            let epsHat = eps * c2.squareRoot()
-            for i in 0..<n {
-                let gi = g[i] + wd * p[i]
-                m[i] = b1 * m[i] + (1 - b1) * gi
-                s[i] = b2 * s[i] + (1 - b2) * gi * gi
-                p[i] -= stepSize * m[i] / (s[i].squareRoot() + epsHat)
-            }
+            gnk_adam(p, m, s, g, n, stepSize, b1, b2, eps * c2.squareRoot(), wd)
         }
     }
 

@@ -1,3 +1,4 @@
+import CKernels
 import Glibc
 
 /// Options of one training call (defaults as in gatednet.h).
@@ -101,6 +102,9 @@ extension GatedNetwork {
             throw GatedNetError.unsupported("train: nothing to train (every part the objective reaches is frozen, or hard gates pass no gradient to the feature net)")
         }
         if optimizerState?.kind != options.optimizer { optimizerState = OptimizerState(kind: options.optimizer) }
+        // Tiny Adam moments and gradients go denormal; flush them on this thread while training.
+        let fpState = gnk_fp_flush_denormals()
+        defer { gnk_fp_restore(fpState) }
         let snapshot = GatedNetwork(copying: self)
 
         let batch = min(options.batchSize, data.rows)

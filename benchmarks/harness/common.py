@@ -1,0 +1,150 @@
+"""Shared helpers for the benchmark workers: timing, peak memory, data, JSON protocol.
+
+Every worker is run in a fresh interpreter by bench.py with one JSON task as argv[1] and
+prints one JSON result as its last stdout line, so peak memory is per workload and peers
+with conflicting dependencies (torch / jax) never share a process.
+"""
+import ctypes
+import gzip
+import json
+import os
+import statistics
+import struct
+import sys
+import time
+import traceback
+
+FMNIST_DIR = os.environ.get("GATEDNET_FMNIST", "/usr/share/datasets/fashion-mnist")
+FILES = {"train_x": "train-images-idx3-ubyte.gz", "train_y": "train-labels-idx1-ubyte.gz",
+         "test_x": "t10k-images-idx3-ubyte.gz", "test_y": "t10k-labels-idx1-ubyte.gz"}
+
+
+def data_path(which):
+    return os.path.join(FMNIST_DIR, FILES[which])
+
+
+def have_fmnist():
+    return all(os.path.exists(data_path(k)) for k in FILES)
+
+
+def status():
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                k, v = line.split(":")
+                out[k] = int(v.split()[0]) * 1024
+    return out
+
+
+def reset_peak():
+    """Reset VmHWM to the current RSS (Linux >= 4.0); False when not permitted."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_during(fn):
+    """(result, bytes): run fn once and return the peak RSS growth over the RSS before it."""
+    before = status()["VmRSS"]
+    exact = reset_peak()
+    r = fn()
+    peak = status()["VmHWM"] - before
+    return r, (peak if exact else None)
+
+
+def measure(fn, runs, warmup=1):
+    """Wall times of `runs` calls after `warmup` untimed calls (the first warm-up's peak
+    memory is measured). Returns dict(times, peak_bytes, warmup_s)."""
+    peak = None
+    wt = []
+    for i in range(warmup):
+        t0 = time.perf_counter()
+        if i == 0:
+            _, peak = peak_during(fn)
+        else:
+            fn()
+        wt.append(time.perf_counter() - t0)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    if warmup == 0:
+        peak = None
+    return {"times": times, "peak_bytes": peak, "warmup_s": wt}
+
+
+def summary(times):
+    return {"median": statistics.median(times), "min": min(times), "max": max(times)}
+
+
+def read_idx_numpy(which, limit=None):
+    """Fashion-MNIST as numpy (float32 in [0,1] for images, int64 labels)."""
+    import numpy as np
+    with gzip.open(data_path(which), "rb") as f:
+        raw = f.read()
+    zero, dtype, nd = struct.unpack(">HBB", raw[:4])
+    dims = struct.unpack(">" + "I" * nd, raw[4:4 + 4 * nd])
+    a = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * nd).reshape(dims)
+    if limit is not None:
+        a = a[:limit]
+    if nd == 1:
+        return a.astype(np.int64)
+    return (a.reshape(a.shape[0], -1).astype(np.float32) / np.float32(255.0))
+
+
+def synthetic_numpy(n, d, classes=10, seed=0):
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    return (rng.random((n, d), dtype=np.float32), rng.integers(0, classes, n))
+
+
+def main(handlers):
+    """Worker entry: dispatch argv[1] task to handlers[task['workload']], print JSON."""
+    task = json.loads(sys.argv[1])
+    try:
+        h = handlers.get(task["workload"])
+        if h is None:
+            res = {"unavailable": f"workload {task['workload']} not implemented by this peer"}
+        else:
+            res = h(task)
+    except Exception as e:  # reported in the table, never hidden
+        res = {"error": f"{type(e).__name__}: {e}", "trace": traceback.format_exc()[-2000:]}
+    sys.stdout.flush()
+    print("\n@@RESULT@@" + json.dumps(res))
+
+
+def sgemm_reference(shapes, min_seconds=0.3, lib=None):
+    """GFLOP/s of the OpenBLAS libgatednet links (libopenblas.so.0) running the list of
+    (m, n, k) row-major C = A·B shapes back to back, repeated for >= min_seconds."""
+    ob = ctypes.CDLL(lib or "libopenblas.so.0")
+    f = ob.cblas_sgemm
+    f.restype = None
+    F = ctypes.c_float
+    bufs = []
+    flops = 0
+    for m, n, k in shapes:
+        a = (F * (m * k))()
+        b = (F * (k * n))()
+        c = (F * (m * n))()
+        for arr in (a, b):  # non-zero operands (denormal-free)
+            ctypes.memset(arr, 0x3c, ctypes.sizeof(arr))
+        bufs.append((m, n, k, a, b, c))
+        flops += 2.0 * m * n * k
+
+    def once():
+        for m, n, k, a, b, c in bufs:
+            f(101, 111, 111, m, n, k, F(1.0), a, k, b, n, F(0.0), c, n)
+    once()
+    reps, t0 = 0, time.perf_counter()
+    while True:
+        once()
+        reps += 1
+        dt = time.perf_counter() - t0
+        if dt >= min_seconds:
+            break
+    return flops * reps / dt / 1e9

@@ -1,0 +1,163 @@
+"""gatednet side of every workload, through the C ABI with ctypes (no numpy needed)."""
+import ctypes
+import mmap
+import os
+import random
+import sys
+import time
+from ctypes import c_float, c_int32
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+import gn  # noqa: E402
+from workloads import CLASSES, D_IN, REGIMES, WIDTH, DEPTH_HIDDEN  # noqa: E402
+
+LIB = None
+
+
+def lib():
+    global LIB
+    if LIB is None:
+        LIB = gn.Lib()
+    return LIB
+
+
+def load(which_x, which_y, n):
+    """First n rows of a Fashion-MNIST split as ctypes arrays (seeded noise without it)."""
+    if common.have_fmnist():
+        x, dims = lib().idx_read_f32(common.data_path(which_x), 1.0 / 255.0)
+        y, _ = lib().idx_read_i32(common.data_path(which_y))
+        if n > dims[0]:
+            raise ValueError(f"n={n} > {dims[0]} rows in {which_x}")
+        return x, y, "fashion-mnist"
+    rng = random.Random(0)
+    x = (c_float * (n * D_IN))(*[rng.random() for _ in range(n * D_IN)])
+    y = (c_int32 * n)(*[rng.randrange(CLASSES) for _ in range(n)])
+    return x, y, "synthetic"
+
+
+def fc_net(regime, seed=0):
+    return lib().network(REGIMES[regime][0], D_IN, [WIDTH] * DEPTH_HIDDEN, CLASSES, seed=seed)
+
+
+def train(task):
+    n, batch = task["n"], task["batch"]
+    x, y, data = load("train_x", "train_y", n)
+    net = fc_net(task["regime"])
+    seed = [0]
+
+    def run():
+        seed[0] += 1
+        net.train(x, y, n, batch, epochs=1, lr=3e-4, seed=seed[0])
+    res = common.measure(run, task["runs"], task.get("warmup", 1))
+    res.update(items=n, data=data, describe=net.describe())
+    return res
+
+
+def infer(task):
+    n = task["n"]
+    x, _, data = load("test_x", "test_y", n)
+    net = fc_net(task["regime"])
+    out = (c_float * (n * CLASSES))()
+    res = common.measure(lambda: net.predict(x, n, out, n * CLASSES), task["runs"],
+                         task.get("warmup", 1))
+    res.update(items=n, data=data)
+    return res
+
+
+def _sample_pairs(n, k=16):
+    rng = random.Random(12345)
+    return [(rng.randrange(n), rng.randrange(n)) for _ in range(k)] + [(0, 0), (n - 1, n - 1)]
+
+
+def _dump_weights(net, directory):
+    """Feature weights (hidden layers) as raw float32 files for the numpy peer."""
+    os.makedirs(directory, exist_ok=True)
+    for l in range(DEPTH_HIDDEN):
+        w, (r, c) = net.weights(gn.PART_FEATURE, l)
+        with open(os.path.join(directory, f"wf{l}_{r}x{c}.f32"), "wb") as f:
+            f.write(bytes(w))
+
+
+def npk(task):
+    n = task["n"]
+    x, _, data = load("train_x", "train_y", n)
+    net = fc_net("fixed_hard")
+    if task.get("weights_dir"):
+        _dump_weights(net, task["weights_dir"])
+    holder = {}
+
+    def run():
+        out = holder.get("out")
+        if out is None:  # allocated inside the first (memory-measured) call, like numpy's
+            out = holder["out"] = (c_float * (n * n))()
+        net.kernel("npk", x, n, x, n, out, n, n * n)
+    res = common.measure(run, task["runs"], task.get("warmup", 1))
+    out = holder["out"]
+    res.update(items=n, data=data, output_bytes=4 * n * n,
+               samples=[[i, j, out[i * n + j]] for i, j in _sample_pairs(n)])
+    return res
+
+
+def scaling(task):
+    """NPK for one n: in memory up to task['mmap_from'], else the upper triangle computed in
+    row bands into a memory-mapped file, each band mapped only while it is written."""
+    n = task["n"]
+    x, _, data = load("train_x", "train_y", n)
+    net = fc_net("fixed_hard")
+    if n < task["mmap_from"]:
+        r = npk(dict(task, weights_dir=None))
+        r["mode"] = "in-memory"
+        return r
+    band = task.get("band", 4096)  # a multiple of 1024 rows keeps band offsets page aligned
+    path = os.path.join(task["scratch"], f"npk_{n}.f32")
+    nbytes = 4 * n * n
+
+    def run():
+        with open(path, "wb+") as f:
+            f.truncate(nbytes)
+            for i0 in range(0, n, band):
+                rows = min(band, n - i0)
+                off = 4 * i0 * n
+                mm = mmap.mmap(f.fileno(), 4 * rows * n, offset=off)
+                base = ctypes.addressof(ctypes.c_char.from_buffer(mm))
+                # band rows i0.., columns i0.. (upper triangle incl. the diagonal block)
+                outp = ctypes.cast(base + 4 * i0, ctypes.POINTER(c_float))
+                cap = (rows - 1) * n + (n - i0)
+                xa = gn.offset(x, i0 * D_IN)
+                net.kernel("npk", xa, rows, xa, n - i0, outp, n, cap)
+                del outp
+                mm.flush()
+                mm.close()
+    try:
+        res = common.measure(run, task["runs"], task.get("warmup", 1))
+        with open(path, "rb") as f:  # check a few stored entries against an in-RAM recompute
+            pairs = [(i, j) for i, j in _sample_pairs(n, 6) if j >= i]
+            vals = []
+            for i, j in pairs:
+                f.seek(4 * (i * n + j))
+                vals.append(c_float.from_buffer_copy(f.read(4)).value)
+        res["samples"] = [[i, j, v] for (i, j), v in zip(pairs, vals)]
+    finally:
+        if os.path.exists(path):
+            os.remove(path)
+    res.update(items=n, data=data, output_bytes=nbytes, mode=f"mmap file, {band}-row bands")
+    return res
+
+
+def info(task):
+    L = lib()
+    ob = gn.openblas_info(L)
+    shapes = task.get("ref_shapes") or {}
+    refs = {}
+    for name, sh in shapes.items():
+        refs[name] = common.sgemm_reference([tuple(s) for s in sh], min_seconds=0.25)
+    return {"version": L.version(), "path": L.path,
+            "openblas": ob, "exports": {k: L.has(k) for k in task.get("probe", [])},
+            "sgemm_gflops": refs}
+
+
+HANDLERS = {"train": train, "infer": infer, "npk": npk, "scaling": scaling, "info": info}
+
+if __name__ == "__main__":
+    common.main(HANDLERS)

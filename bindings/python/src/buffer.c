@@ -1,0 +1,219 @@
+/* gatednet.Buffer: an N-D array in memory owned by this object, exported through the buffer
+ * protocol so that numpy.asarray(buf) and memoryview(buf) are views, not copies. The memory
+ * lives until the Buffer and every view of it are gone, independently of any Network. */
+#include "gatednet_py.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static Py_ssize_t itemsize_of(char format) {
+    switch (format) {
+    case 'f': return sizeof(float);
+    case 'i': return sizeof(int32_t);
+    case 'Q': return sizeof(uint64_t);
+    default: return 0;
+    }
+}
+
+GNPy_Buffer *gnpy_buffer_new(char format, int ndim, const Py_ssize_t *shape) {
+    Py_ssize_t itemsize = itemsize_of(format);
+    if (itemsize == 0 || ndim < 1 || ndim > GNPY_MAX_DIMS) {
+        PyErr_SetString(PyExc_SystemError, "gatednet: bad Buffer format or ndim");
+        return NULL;
+    }
+    Py_ssize_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0 || (shape[i] > 0 && n > PY_SSIZE_T_MAX / itemsize / shape[i])) {
+            PyErr_SetString(PyExc_MemoryError, "gatednet: result size overflows");
+            return NULL;
+        }
+        n *= shape[i];
+    }
+    GNPy_Buffer *b = PyObject_New(GNPy_Buffer, &GNPy_BufferType);
+    if (b == NULL) return NULL;
+    b->data = NULL;
+    /* 64-byte alignment suits BLAS and numpy; at least one element so data is never NULL. */
+    size_t bytes = (size_t)(n > 0 ? n : 1) * (size_t)itemsize;
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    void *p = aligned_alloc(64, rounded);
+    if (p == NULL) {
+        Py_DECREF(b);
+        return (GNPy_Buffer *)PyErr_NoMemory();
+    }
+    memset(p, 0, rounded);
+    b->data = p;
+    b->itemsize = itemsize;
+    b->format[0] = format;
+    b->format[1] = '\0';
+    b->ndim = ndim;
+    b->nitems = n;
+    b->exports = 0;
+    Py_ssize_t stride = itemsize;
+    for (int i = ndim - 1; i >= 0; i--) {
+        b->shape[i] = shape[i];
+        b->strides[i] = stride;
+        stride *= shape[i];
+    }
+    return b;
+}
+
+static void buffer_dealloc(GNPy_Buffer *self) {
+    free(self->data);
+    PyObject_Free(self);
+}
+
+static int buffer_getbuffer(GNPy_Buffer *self, Py_buffer *view, int flags) {
+    /* Our memory is C-contiguous, so every request (simple, strided, C/any contiguous) can be
+     * served except Fortran order for ndim > 1 and a flat (no shape) view of an N-D array. */
+    if ((flags & PyBUF_F_CONTIGUOUS) == PyBUF_F_CONTIGUOUS && self->ndim > 1) {
+        PyErr_SetString(PyExc_BufferError, "gatednet.Buffer: not Fortran contiguous");
+        view->obj = NULL;
+        return -1;
+    }
+    view->buf = self->data;
+    view->obj = (PyObject *)self;
+    Py_INCREF(self);
+    view->len = self->nitems * self->itemsize;
+    view->readonly = 0;
+    view->itemsize = self->itemsize;
+    view->format = (flags & PyBUF_FORMAT) ? self->format : NULL;
+    view->ndim = self->ndim;
+    view->shape = (flags & PyBUF_ND) == PyBUF_ND ? self->shape : NULL;
+    view->strides = (flags & PyBUF_STRIDES) == PyBUF_STRIDES ? self->strides : NULL;
+    view->suboffsets = NULL;
+    view->internal = NULL;
+    if (view->shape == NULL) view->ndim = 1; /* PyBUF_SIMPLE: a flat byte-addressed view */
+    self->exports++;
+    return 0;
+}
+
+static void buffer_releasebuffer(GNPy_Buffer *self, Py_buffer *view) {
+    (void)view;
+    self->exports--;
+}
+
+static PyBufferProcs buffer_as_buffer = {
+    .bf_getbuffer = (getbufferproc)buffer_getbuffer,
+    .bf_releasebuffer = (releasebufferproc)buffer_releasebuffer,
+};
+
+static PyObject *buffer_get_shape(GNPy_Buffer *self, void *closure) {
+    (void)closure;
+    PyObject *t = PyTuple_New(self->ndim);
+    if (t == NULL) return NULL;
+    for (int i = 0; i < self->ndim; i++) {
+        PyObject *v = PyLong_FromSsize_t(self->shape[i]);
+        if (v == NULL) { Py_DECREF(t); return NULL; }
+        PyTuple_SET_ITEM(t, i, v);
+    }
+    return t;
+}
+
+static PyObject *buffer_get_strides(GNPy_Buffer *self, void *closure) {
+    (void)closure;
+    PyObject *t = PyTuple_New(self->ndim);
+    if (t == NULL) return NULL;
+    for (int i = 0; i < self->ndim; i++) {
+        PyObject *v = PyLong_FromSsize_t(self->strides[i]);
+        if (v == NULL) { Py_DECREF(t); return NULL; }
+        PyTuple_SET_ITEM(t, i, v);
+    }
+    return t;
+}
+
+static PyObject *buffer_get_format(GNPy_Buffer *self, void *closure) {
+    (void)closure;
+    return PyUnicode_FromString(self->format);
+}
+
+static PyObject *buffer_get_ndim(GNPy_Buffer *self, void *closure) {
+    (void)closure;
+    return PyLong_FromLong(self->ndim);
+}
+
+static PyObject *buffer_get_nbytes(GNPy_Buffer *self, void *closure) {
+    (void)closure;
+    return PyLong_FromSsize_t(self->nitems * self->itemsize);
+}
+
+static PyObject *buffer_get_itemsize(GNPy_Buffer *self, void *closure) {
+    (void)closure;
+    return PyLong_FromSsize_t(self->itemsize);
+}
+
+static PyObject *buffer_get_address(GNPy_Buffer *self, void *closure) {
+    (void)closure;
+    return PyLong_FromVoidPtr(self->data);
+}
+
+static PyObject *buffer_get_exports(GNPy_Buffer *self, void *closure) {
+    (void)closure;
+    return PyLong_FromSsize_t(self->exports);
+}
+
+static PyGetSetDef buffer_getset[] = {
+    {"shape", (getter)buffer_get_shape, NULL, "Tuple of dimensions.", NULL},
+    {"strides", (getter)buffer_get_strides, NULL, "Tuple of byte strides (C order).", NULL},
+    {"format", (getter)buffer_get_format, NULL,
+     "struct-module format: 'f' float32, 'i' int32, 'Q' uint64.", NULL},
+    {"ndim", (getter)buffer_get_ndim, NULL, "Number of dimensions.", NULL},
+    {"nbytes", (getter)buffer_get_nbytes, NULL, "Size of the data in bytes.", NULL},
+    {"itemsize", (getter)buffer_get_itemsize, NULL, "Bytes per element.", NULL},
+    {"address", (getter)buffer_get_address, NULL, "Address of the first element (int).", NULL},
+    {"exports", (getter)buffer_get_exports, NULL, "Number of live buffer-protocol views.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyObject *buffer_tolist(GNPy_Buffer *self, PyObject *unused) {
+    (void)unused;
+    PyObject *mv = PyMemoryView_FromObject((PyObject *)self);
+    if (mv == NULL) return NULL;
+    PyObject *r = PyObject_CallMethod(mv, "tolist", NULL);
+    PyObject *rr = PyObject_CallMethod(mv, "release", NULL);
+    Py_XDECREF(rr);
+    Py_DECREF(mv);
+    return r;
+}
+
+static PyObject *buffer_tobytes(GNPy_Buffer *self, PyObject *unused) {
+    (void)unused;
+    return PyBytes_FromStringAndSize(self->data, self->nitems * self->itemsize);
+}
+
+static PyMethodDef buffer_methods[] = {
+    {"tolist", (PyCFunction)buffer_tolist, METH_NOARGS, "The elements as nested lists."},
+    {"tobytes", (PyCFunction)buffer_tobytes, METH_NOARGS, "A bytes copy of the raw data."},
+    {NULL, NULL, 0, NULL},
+};
+
+static Py_ssize_t buffer_length(GNPy_Buffer *self) { return self->shape[0]; }
+
+static PySequenceMethods buffer_as_sequence = {
+    .sq_length = (lenfunc)buffer_length,
+};
+
+static PyObject *buffer_repr(GNPy_Buffer *self) {
+    PyObject *shape = buffer_get_shape(self, NULL);
+    if (shape == NULL) return NULL;
+    const char *dtype = self->format[0] == 'f' ? "float32" : self->format[0] == 'i' ? "int32" : "uint64";
+    PyObject *r = PyUnicode_FromFormat("<gatednet.Buffer %s shape=%R>", dtype, shape);
+    Py_DECREF(shape);
+    return r;
+}
+
+PyTypeObject GNPy_BufferType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gatednet.Buffer",
+    .tp_basicsize = sizeof(GNPy_Buffer),
+    .tp_dealloc = (destructor)buffer_dealloc,
+    .tp_repr = (reprfunc)buffer_repr,
+    .tp_as_sequence = &buffer_as_sequence,
+    .tp_as_buffer = &buffer_as_buffer,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Array result owned by gatednet (float32 'f', int32 'i' or uint64 'Q', C order).\n\n"
+              "Exposes the buffer protocol: numpy.asarray(buf) and memoryview(buf) are views\n"
+              "sharing its memory (writable). The memory is freed when the Buffer and all views\n"
+              "are gone; it does not depend on the Network that produced it.",
+    .tp_methods = buffer_methods,
+    .tp_getset = buffer_getset,
+};
