@@ -395,6 +395,370 @@ gn_status gn_idx_read_i32(const char *path, int32_t *out, int64_t capacity);
 gn_status gn_corrupt_labels(int32_t *labels, int64_t n, int32_t classes, double gamma,
                             uint64_t seed, int64_t *changed);
 
+/* ===== STABLE — kernel suite ===== */
+
+/* More kernels for gn_kernel_compute, continuing gn_kernel_kind (values 0..4 above):
+ *  NPK_TRACE_NORMALIZED  H / trace(H(xa, xa)); the trace is over ALL n_a rows of xa, whatever
+ *                        block is requested (paper 001 §6: the kernel nu is computed from).
+ *  NTK_VALUE     K^v: Gram of the per-example gradients of the output w.r.t. the value weights
+ *                (and value biases), computed layer-wise as sum_l (D_l D_lᵀ) * (Z_l Z_lᵀ + 1{bias}),
+ *                D_l the back-propagated vectors, Z_l the layer inputs; no per-example gradient
+ *                is ever materialised. For a RELU (tied) network: its single weight set.
+ *  NTK_FEATURE   K^f: the same over the feature (gating) weights; soft gates in an untied network
+ *                only (hard gates pass no gradient: GN_ERR_UNSUPPORTED).
+ *  NTK_CROSS     K^cross = sum over hidden layers l of <dy(x)/dWv_l, dy(x')/dWf_l> +
+ *                <dy(x)/dWf_l, dy(x')/dWv_l> (biases likewise): the extra term when value and
+ *                feature weights are tied (paper 002 Table 1), i.e. the NTK of the network with
+ *                Wf_l := Wv_l is K^v + K^f + K^cross. Soft gates, untied networks only.
+ *  NTK           the NTK over the weights training changes: K^v (value net not frozen) + K^f
+ *                (soft gates, feature net not frozen); for RELU the whole gradient Gram.
+ *                GN_ERR_UNSUPPORTED if every weight passing gradient is frozen.
+ *  NPK_LIMIT     infinite-width normalised NPK of random hard gates (Gaussian feature weights,
+ *                no bias): Sigma * prod_{l=1}^{n_hidden} (pi - theta_{l-1}) / (2 pi), theta_0 the
+ *                angle between the inputs, then cos theta_l = (sin theta_{l-1} + (pi -
+ *                theta_{l-1}) cos theta_{l-1}) / pi for a ReLU feature net, theta_l = theta_0
+ *                for a linear one. Compare with GN_KERNEL_NPK_NORMALIZED. Needs hard gates.
+ *  NTK_LIMIT     infinite-width NTK of a ReLU network of this shape (n_hidden, input size,
+ *                init_scale s; weights N(0, s^2/fan_in), no biases) in the NTK parametrisation
+ *                (paper 002 eq. 7, Arora et al. 2019): Lambda_1 = s^2 <x,x'>/d_in, Theta_1 =
+ *                Lambda_1, Theta_{m+1} = Theta_m * Sdot_m + Lambda_{m+1}. Compare with GN_KERNEL_NTK
+ *                of a RELU network computed with opts.ntk_scaling = 1. Needs ReLU feature
+ *                activation and no biases. Depends on the architecture only, not the weights.
+ * NTK kinds are per output unit (opts.output >= 0) or the sum over outputs (opts.output = -1,
+ * the trace of the k x k NTK block; NTK_LIMIT is then k times the per-output kernel). */
+#define GN_KERNEL_NPK_TRACE_NORMALIZED ((gn_kernel_kind)5)
+#define GN_KERNEL_NTK_VALUE ((gn_kernel_kind)6)
+#define GN_KERNEL_NTK_FEATURE ((gn_kernel_kind)7)
+#define GN_KERNEL_NTK_CROSS ((gn_kernel_kind)8)
+#define GN_KERNEL_NTK ((gn_kernel_kind)9)
+#define GN_KERNEL_NPK_LIMIT ((gn_kernel_kind)10)
+#define GN_KERNEL_NTK_LIMIT ((gn_kernel_kind)11)
+
+/* Gate representation of the path kernels (BASE, OVERLAP, NPK, NPK_NORMALIZED,
+ * NPK_TRACE_NORMALIZED). Both give bit-identical results for hard gates. */
+typedef enum gn_gate_path {
+    GN_GATE_PATH_AUTO = 0,  /* PACKED for hard gates, FLOAT for soft gates */
+    GN_GATE_PATH_FLOAT = 1, /* float gates, products through BLAS */
+    GN_GATE_PATH_PACKED = 2 /* bit-packed gates and popcount (n * sum_l width_l / 8 bytes of
+                             * gates); GN_ERR_UNSUPPORTED for soft gates */
+} gn_gate_path;
+
+/* Progress of a long kernel computation: called after each tile (at most 256 x 256 entries)
+ * from the calling thread with the fraction done in (0, 1]. Return 0 to continue, nonzero to
+ * cancel: the call then returns GN_ERR_CANCELLED and the output is partly written. */
+typedef int (*gn_kernel_progress_fn)(double fraction_done, void *user);
+
+typedef struct gn_kernel_options {
+    size_t struct_size;      /* = sizeof(gn_kernel_options); set by gn_kernel_options_init */
+    int64_t layer;           /* GN_KERNEL_BASE: hidden layer (feature numbering); default 0 */
+    int64_t output;          /* NTK kinds: output unit, or -1 (default) for the sum over outputs */
+    int64_t row_begin;       /* block: rows row_begin .. row_begin+row_count-1 of xa; default 0 */
+    int64_t row_count;       /* 0 (default) = through the last row of xa */
+    int64_t col_begin;       /* block: rows col_begin .. of xb (the kernel's columns); default 0 */
+    int64_t col_count;       /* 0 (default) = through the last row of xb */
+    int upper_only;          /* symmetric block (xb == xa, equal row and column ranges): write only
+                              * entries with column >= row; default 0 (both triangles) */
+    gn_gate_path gate_path;  /* default GN_GATE_PATH_AUTO */
+    int ntk_scaling;         /* NTK kinds: nonzero weights each weight layer's gradient Gram by
+                              * init_scale^2 / fan_in (NTK parametrisation; bias terms unweighted);
+                              * default 0: gradients w.r.t. the weights as stored */
+    gn_kernel_progress_fn progress; /* may be NULL (default) */
+    void *progress_user;     /* passed through to progress */
+} gn_kernel_options;
+
+/* Defaults as listed above. Errors: GN_ERR_NULL_POINTER. */
+gn_status gn_kernel_options_init(gn_kernel_options *opts);
+
+/* Any kernel (gn_kernel_kind 0..4 or the kinds above) between xa: n_a x input_size and xb:
+ * n_b x input_size, for the block of rows [row_begin, row_begin + R) of xa and columns
+ * [col_begin, col_begin + C) (rows of xb). xb may be NULL or equal xa (same pointer, n_b = n_a):
+ * the kernel is then symmetric, and a block with equal row and column ranges computes one
+ * triangle once and mirrors it (or leaves it, upper_only). out: R x C, row stride ld_out >= C,
+ * capacity >= (R - 1) * ld_out + C floats; written, never read. To fill a big n x n kernel (e.g.
+ * a memory-mapped file) tile by tile, call once per tile with out pointing at the tile's corner
+ * and ld_out = n; for a symmetric kernel only the tiles with col_begin >= row_begin are needed.
+ * Temporary memory: the gates (packed: n_rows * sum_l width_l / 8 bytes; float: 32x that) or the
+ * NTK factors (R + C) x (sum_l fan_in_l + K * sum_l width_l) floats, K = 1 or output_size, plus a
+ * few 256 x 256 tiles; never a second R x C matrix. opts may be NULL for the defaults.
+ * Cost: path kernels O(R C (d_in + sum_l width_l)) (popcount on 64 gates per word when packed);
+ * NTK O(R C (sum_l fan_in_l + K sum_l width_l)) through BLAS; limits O(R C (d_in + n_hidden)).
+ * Errors: GN_ERR_NULL_POINTER, GN_ERR_INVALID_HANDLE, GN_ERR_SHAPE, GN_ERR_NOT_FINITE (inputs),
+ * GN_ERR_INVALID_ARGUMENT (kind, layer, output, block outside the inputs, ld_out, zero trace),
+ * GN_ERR_BUFFER_TOO_SMALL, GN_ERR_UNSUPPORTED (a part this network does not have, see the
+ * kinds), GN_ERR_CANCELLED. Not thread-safe on one network (uses its scratch space). */
+gn_status gn_kernel_compute(const gn_network *net, gn_kernel_kind kind, const float *xa,
+                            int64_t n_a, const float *xb, int64_t n_b,
+                            const gn_kernel_options *opts, float *out, int64_t ld_out,
+                            int64_t capacity);
+
+/* Kernel matrices as a kernel method. k: n x n row-major with row stride ld >= n; only the
+ * upper triangle (column >= row) is read, so an upper_only kernel is enough. Computed in double
+ * precision through LAPACK (OpenBLAS), on an internal n x n double copy (8 n^2 bytes).
+ * Errors: GN_ERR_NULL_POINTER, GN_ERR_INVALID_ARGUMENT (n, ld, not positive definite even with
+ * a ridge, no convergence), GN_ERR_NOT_FINITE, GN_ERR_BUFFER_TOO_SMALL, GN_ERR_OUT_OF_MEMORY. */
+
+/* The n eigenvalues of the symmetric kernel, largest first, into values (capacity >= n). */
+gn_status gn_kernel_eigenvalues(const float *k, int64_t n, int64_t ld, double *values,
+                                int64_t capacity);
+
+/* nu = yᵀ Ĥ⁻¹ y with Ĥ = k / trace(k) (paper 001 §6), y: n values (e.g. +-1 labels), by a
+ * Cholesky solve. If Ĥ is not numerically positive definite the smallest ridge r among
+ * mean_diag(Ĥ) * 1e-12 * 10^j, j = 0..10, that makes it so is added to Ĥ's diagonal;
+ * *ridge_used (may be NULL) gets r, 0 when none was needed. */
+gn_status gn_kernel_nu(const float *k, int64_t n, int64_t ld, const float *y, double *nu,
+                       double *ridge_used);
+
+/* Kernel ridge regression: alpha = (k + ridge I)⁻¹ targets, targets: n x t row-major, alpha:
+ * n x t (capacity >= n t). ridge >= 0; if k + ridge I is not positive definite a jitter is added
+ * as for gn_kernel_nu and *ridge_used (may be NULL) gets the total ridge used. */
+gn_status gn_kernel_ridge_fit(const float *k, int64_t n, int64_t ld, const float *targets,
+                              int64_t t, double ridge, float *alpha, int64_t capacity,
+                              double *ridge_used);
+
+/* Predictions k_test alpha: k_test m x n (row stride ld >= n, e.g. gn_kernel_compute between
+ * test and training inputs), alpha n x t, into out: m x t (capacity >= m t). */
+gn_status gn_kernel_ridge_predict(const float *k_test, int64_t m, int64_t n, int64_t ld,
+                                  const float *alpha, int64_t t, float *out, int64_t capacity);
+
+/* Regression targets for classification, the ones GN_LOSS_SQUARED uses: classes > 1 gives
+ * one-hot rows (n x classes), classes = 1 gives -1 / +1 for label 0 / 1 (n values).
+ * Errors: GN_ERR_LABEL_RANGE, GN_ERR_BUFFER_TOO_SMALL. */
+gn_status gn_kernel_targets(const int32_t *labels, int64_t n, int64_t classes, float *targets,
+                            int64_t capacity);
+
+/* Arg-max class of each row of scores: m x t (t = 1: 1 if the score is > 0, else 0). */
+gn_status gn_kernel_classes(const float *scores, int64_t m, int64_t t, int32_t *out,
+                            int64_t capacity);
+
+/* Active paths from one input node for each row of x: n x input_size, into out (n doubles):
+ * prod_l sum_i G_l(x)_i over hidden layers (paper 003 §5). Hard gates: the number of paths active
+ * for x (= the diagonal of GN_KERNEL_OVERLAP); soft gates: their total activity. Paths from all
+ * input nodes are input_size times this. +Inf only when the count exceeds 1.8e308. */
+gn_status gn_active_paths(const gn_network *net, const float *x, int64_t n, double *out,
+                          int64_t capacity);
+
+/* Mean active paths (as gn_active_paths) per group: groups[i] in [0, n_groups) is the class or
+ * input region of row i. mean: n_groups doubles (NaN for an empty group); counts (may be NULL,
+ * else n_groups entries) gets the rows per group. Errors as gn_active_paths, plus
+ * GN_ERR_LABEL_RANGE for a group id out of range. */
+gn_status gn_active_paths_by_group(const gn_network *net, const float *x, int64_t n,
+                                   const int32_t *groups, int64_t n_groups, double *mean,
+                                   int64_t mean_capacity, int64_t *counts, int64_t counts_capacity);
+
+/* Effective hyperplanes of hidden layer `layer` of a linear gating network (DLGN, DGN-No-Act:
+ * feature activation GN_ACT_IDENTITY): gate i is on exactly on {x : <u_i, x> + c_i > 0} (soft:
+ * G = sigmoid(beta (<u_i, x> + c_i))), with U = Wf_layer ... Wf_0 and c the biases carried
+ * through (zeros without biases). normals: width x input_size row-major (capacity >= that),
+ * offsets: width floats (may be NULL with capacity 0).
+ * Errors: GN_ERR_UNSUPPORTED (ReLU feature net), GN_ERR_INVALID_ARGUMENT (layer). */
+gn_status gn_gate_hyperplanes(const gn_network *net, int64_t layer, float *normals,
+                              int64_t normals_capacity, float *offsets, int64_t offsets_capacity);
+
+/* ===== conv and residual networks ===== */
+
+/* Convolutional and residual DGNs (MATH.md §4-§5) as their own handle type, built from a
+ * layer list. The same list builds the feature net and the value net:
+ *   feature: q_l = layer_l(z_{l-1}),  z_l = act(q_l),  G_l = gate(q_l)  (per position, channel)
+ *   value:   q_l = layer_l(zv_{l-1}), zv_l = q_l * G'_l,  G'_l = the wired feature gates
+ * Layout: inputs are NHWC — one sample is in_height x in_width x in_channels floats with the
+ * channel index fastest: x[((y * W) + x) * C + c]. For one channel this is a row-major image.
+ * Gate tensors use the same layout (height x width x channels of the gated layer).
+ * Gated layers are the conv layers and every dense layer except the last; they are numbered
+ * 0 .. n_gated-1 in list order. The last layer must be dense: the output layer (ungated).
+ * Residual blocks: consecutive gated layers with the same block id > 0. Block output:
+ *   feature z_out = act(q_last) + skip(z_in),  value zv_out = G' * q_last + skip(zv_in),
+ * skip = identity when shapes agree, else a learnt ungated 1x1 projection (stride = product of
+ * the block's strides; a dense projection when the block holds dense layers).
+ * Regimes are the gn_regime presets; DGN-No-Act is GN_REGIME_DLGN (linear feature net, soft
+ * gates). RELU is one ReLU conv net (value = feature weights). */
+
+typedef struct gn_conv_network gn_conv_network;
+
+typedef enum gn_layer_kind {
+    GN_LAYER_CONV = 0,            /* k x k convolution, gated */
+    GN_LAYER_DENSE = 1,           /* fully connected on the flattened (NHWC) tensor */
+    GN_LAYER_GLOBAL_AVG_POOL = 2, /* mean over positions: h x w x c -> 1 x 1 x c */
+    GN_LAYER_GLOBAL_MAX_POOL = 3, /* max over positions; the value net takes the position the
+                                   * feature net's argmax picks (the argmax acts as a gate) */
+    GN_LAYER_FLATTEN = 4          /* h x w x c -> 1 x 1 x (h*w*c); dense layers flatten anyway */
+} gn_layer_kind;
+
+typedef enum gn_padding {
+    GN_PAD_ZERO = 0,     /* pad floor(k/2) zeros: out = floor((in + 2*floor(k/2) - k) / stride) + 1;
+                          * needs floor(k/2) < in */
+    GN_PAD_CIRCULAR = 1, /* wrap around: out = ceil(in / stride); needs k <= in */
+    GN_PAD_VALID = 2     /* no padding: out = floor((in - k) / stride) + 1; needs k <= in */
+} gn_padding;
+
+/* One layer of the list. A fixed layout: arrays of it are passed with their element size. */
+typedef struct gn_layer_spec {
+    gn_layer_kind kind;
+    int64_t units;      /* conv: output channels; dense: units; >= 1. Ignored by pooling/flatten */
+    int64_t kernel;     /* conv: kernel side k >= 1 */
+    int64_t stride;     /* conv: >= 1 */
+    gn_padding padding; /* conv only */
+    int bias;           /* conv / dense: nonzero adds a bias (initialised to 0) */
+    int64_t block;      /* residual block id; 0 = none. Gated layers only, contiguous ids */
+} gn_layer_spec;
+
+typedef enum gn_gate_wiring {
+    GN_WIRING_PERMUTED = 0,     /* value gated layer l uses feature gated layer permutation[l]
+                                 * (identity when NULL); permuted layers need equal shapes */
+    GN_WIRING_TILED_ROTATED = 1 /* paper 000 §4.1: stack the gated conv layers' gate tensors along
+                                 * channels, roll them circularly by offsets drawn from
+                                 * wiring_seed along channels, height and width, re-cut into
+                                 * layers. Needs all gated conv layers to share height and width;
+                                 * gated dense layers keep their gates */
+} gn_gate_wiring;
+
+typedef struct gn_conv_network_spec {
+    size_t struct_size;            /* = sizeof(gn_conv_network_spec); set by _spec_init */
+    gn_regime regime;
+    int64_t in_channels, in_height, in_width; /* each >= 1 */
+    int64_t n_layers;              /* 1 .. 256 */
+    const gn_layer_spec *layers;   /* n_layers entries; read during create only */
+    size_t layer_struct_size;      /* = sizeof(gn_layer_spec); set by _spec_init */
+    gn_activation feature_activation;
+    gn_gate_kind gate_kind;
+    float beta;                    /* soft-gate sharpness > 0 */
+    gn_value_input value_input;    /* ONES: the value net sees an all-ones image */
+    gn_gate_wiring wiring;
+    const int64_t *permutation;    /* GN_WIRING_PERMUTED: NULL or n_gated entries */
+    uint64_t wiring_seed;          /* GN_WIRING_TILED_ROTATED offsets */
+    int feature_frozen;            /* GN_REGIME_CUSTOM only */
+    gn_init_kind init;             /* fan_in of a conv weight is k*k*in_channels */
+    float init_scale;
+    uint64_t seed;
+    const gn_conv_network *gate_source; /* GN_REGIME_FIXED_LEARNT: trained conv net of the same
+                                         * layer shapes whose feature weights are copied */
+} gn_conv_network_spec;
+
+/* Fill *spec with the preset of `regime` (as gn_network_spec_init: ReLU feature net, identity
+ * for DLGN/DLGN_PWC; hard gates, soft beta 10 for DECOUPLED/DLGN/DLGN_PWC; He init; seed 0;
+ * identity wiring). `layers` is stored as a pointer and must outlive gn_conv_network_create.
+ * Errors: GN_ERR_NULL_POINTER, GN_ERR_INVALID_ARGUMENT (unknown regime). */
+gn_status gn_conv_network_spec_init(gn_conv_network_spec *spec, gn_regime regime, int64_t in_channels,
+                                    int64_t in_height, int64_t in_width, int64_t n_layers,
+                                    const gn_layer_spec *layers);
+
+/* Create a network. *out owns a new handle (free with gn_conv_network_free).
+ * Errors: GN_ERR_NULL_POINTER; GN_ERR_INVALID_ARGUMENT (a layer field out of range, e.g.
+ * stride 0, last layer not dense, bad regime combination, bad permutation); GN_ERR_SHAPE
+ * (kernel larger than its input, a permutation over unequal shapes, tiling over unequal
+ * spatial sizes, a residual block whose shapes no projection matches, gate_source of another
+ * shape); GN_ERR_INVALID_HANDLE (gate_source); GN_ERR_OUT_OF_MEMORY (too many parameters). */
+gn_status gn_conv_network_create(const gn_conv_network_spec *spec, gn_conv_network **out);
+
+/* Named architectures (MATH.md §5). Max pooling between VGG / DavidNet stages is a stride-2
+ * conv here; the final pooling is global average pooling. */
+typedef enum gn_conv_architecture {
+    GN_ARCH_GCONV = 0,        /* 4 conv 3x3 (64,64,128,128) + GAP + dense 256 + output (paper 001) */
+    GN_ARCH_VCONV = 1,        /* GCONV without GAP: flatten + dense 256 + output (paper 001) */
+    GN_ARCH_DLGN_CONV = 2,    /* 5 conv 3x3 x 26 + GAP + dense 64 + output (paper 003) */
+    GN_ARCH_RESNET_SMALL = 3, /* conv 16, residual blocks (16,16), (32s2,32), (64s2,64), GAP, output */
+    GN_ARCH_VGG19 = 4,        /* VGG19's 16 conv layers + GAP + output */
+    GN_ARCH_DAVIDNET = 5      /* DavidNet: 64, 128s2 + block(128,128), 256s2, 512s2 + block(512,512) */
+} gn_conv_architecture;
+
+/* The layer list of a named architecture with `classes` outputs, every channel / unit count
+ * multiplied by width_scale (0 < width_scale <= 64; rounded, >= 1). *n_layers gets the count;
+ * layers (capacity entries, may be NULL with capacity 0 to query) receives the list.
+ * Errors: GN_ERR_INVALID_ARGUMENT, GN_ERR_BUFFER_TOO_SMALL. */
+gn_status gn_conv_architecture_layers(gn_conv_architecture arch, int64_t classes, float width_scale,
+                                      gn_layer_spec *layers, int64_t capacity, int64_t *n_layers);
+
+/* Create a named architecture: every spec field is used except n_layers / layers, which come
+ * from gn_conv_architecture_layers(arch, classes, width_scale). Errors as both calls. */
+gn_status gn_conv_network_create_named(gn_conv_architecture arch, int64_t classes, float width_scale,
+                                       const gn_conv_network_spec *spec, gn_conv_network **out);
+
+/* Release a network. NULL is a no-op; a pointer that is not a live conv network is ignored. */
+void gn_conv_network_free(gn_conv_network *net);
+
+/* Deep copy (weights, flags, optimizer state). *out owns the new handle. */
+gn_status gn_conv_network_clone(const gn_conv_network *net, gn_conv_network **out);
+
+typedef struct gn_conv_network_info {
+    size_t struct_size; /* set by the caller to sizeof(gn_conv_network_info) */
+    gn_regime regime;
+    int64_t in_channels, in_height, in_width;
+    int64_t input_size;  /* in_channels * in_height * in_width */
+    int64_t output_size;
+    int64_t n_gated;     /* gated layers */
+    int64_t n_blocks;    /* residual blocks */
+    gn_activation feature_activation;
+    gn_gate_kind gate_kind;
+    float beta;
+    gn_value_input value_input;
+    gn_gate_wiring wiring;
+    int tied;
+    int feature_frozen;
+    int value_frozen;
+    int64_t parameter_count; /* over both nets, projections included */
+    int64_t epochs_trained;
+} gn_conv_network_info;
+
+gn_status gn_conv_network_get_info(const gn_conv_network *net, gn_conv_network_info *info);
+
+/* Shape of gated layer `layer` (0 .. n_gated-1); any output pointer may be NULL. */
+gn_status gn_conv_network_gated_shape(const gn_conv_network *net, int64_t layer, int64_t *height,
+                                      int64_t *width, int64_t *channels);
+
+/* One-line description, as gn_network_describe. */
+gn_status gn_conv_network_describe(const gn_conv_network *net, char *buf, size_t capacity,
+                                   size_t *needed);
+
+/* Freeze / unfreeze a part, as gn_network_set_frozen. */
+gn_status gn_conv_network_set_frozen(gn_conv_network *net, gn_part part, int frozen);
+
+/* Copy src's feature weights (gated layers and projections) into dst, e.g. a trained RELU conv
+ * net into a DGN, and freeze them if freeze != 0. Errors: GN_ERR_SHAPE (layer shapes differ). */
+gn_status gn_conv_network_copy_feature_weights(gn_conv_network *dst, const gn_conv_network *src,
+                                               int freeze);
+
+/* Training and evaluation, as gn_train / gn_predict / gn_predict_classes / gn_evaluate with
+ * x: n x input_size NHWC rows. opts->train_feature_head is GN_ERR_UNSUPPORTED here (conv nets
+ * have no feature head: train a RELU conv net and copy its feature weights). Forward and
+ * backward run batched through im2col + sgemm; scratch is allocated once per batch size. */
+gn_status gn_conv_network_train(gn_conv_network *net, const float *x, const int32_t *y, int64_t n,
+                                const float *x_test, const int32_t *y_test, int64_t n_test,
+                                const gn_train_options *opts, gn_epoch_metrics *history,
+                                int64_t history_capacity, int64_t *epochs_run);
+gn_status gn_conv_network_predict(const gn_conv_network *net, const float *x, int64_t n, float *out,
+                                  int64_t capacity);
+gn_status gn_conv_network_predict_classes(const gn_conv_network *net, const float *x, int64_t n,
+                                          int32_t *out, int64_t capacity);
+gn_status gn_conv_network_evaluate(const gn_conv_network *net, const float *x, const int32_t *y,
+                                   int64_t n, gn_loss loss, double *mean_loss, double *accuracy);
+
+/* Gates of gated layer `layer` for x: n x input_size into out: n x (height*width*channels of
+ * the layer, NHWC). wired = 0: the feature net's own gates of that layer; wired != 0: the gates
+ * value layer `layer` multiplies by (after permutation / tiling). */
+gn_status gn_conv_network_gates(const gn_conv_network *net, const float *x, int64_t n,
+                                int64_t layer, int wired, float *out, int64_t capacity);
+
+typedef enum gn_conv_kernel_kind {
+    GN_CONV_KERNEL_NPK = 0,          /* neural path kernel of the value net with its wired gates */
+    GN_CONV_KERNEL_GATE_OVERLAP = 1, /* the same recursion with the input Gram replaced by 1 */
+    GN_CONV_KERNEL_INPUT_GRAM = 2    /* <xv_a, xv_b> over all entries (input_size for ONES) */
+} gn_conv_kernel_kind;
+
+/* Exact path kernel between xa: n_a x input_size and xb: n_b x input_size (pass the same
+ * pointer and n for a symmetric kernel) into out: n_a x n_b, row stride ld_out >= n_b,
+ * capacity >= (n_a - 1) * ld_out + n_b. Computed per pair by the layer recursion of MATH.md §4:
+ * a P x P matrix S over positions, T(p,p') = sum over kernel offsets of S at the positions
+ * both read, S = T * (Ga Gbᵀ over channels) per conv layer (any padding / stride); GAP gives
+ * sum(S)/P², a dense layer on positions sum_p S(p,p), gated dense layers multiply by <ga, gb>;
+ * residual blocks add the block input's state (identity) or out_channels times it (projection),
+ * so the 2^b sub-networks are never enumerated.
+ * Cost per pair: O(P_0² C_0 + sum_conv P_l² (C_l + k_l²) + sum_dense width); memory 3 P_max²
+ * doubles. Exact but for small n or small images (28x28: ~6e5 entries per P x P matrix).
+ * Errors: GN_ERR_UNSUPPORTED (global max pooling), GN_ERR_SHAPE, GN_ERR_BUFFER_TOO_SMALL,
+ * GN_ERR_NOT_FINITE, GN_ERR_INVALID_ARGUMENT (kind, ld_out). */
+gn_status gn_conv_network_kernel(const gn_conv_network *net, gn_conv_kernel_kind kind,
+                                 const float *xa, int64_t n_a, const float *xb, int64_t n_b,
+                                 float *out, int64_t ld_out, int64_t capacity);
+
 #ifdef __cplusplus
 }
 #endif

@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
+echo "== README examples are the files the tests run"
+python3 scripts/readme_examples.py --check
+
 echo "== Swift tests"
 swift test 2>&1 | tail -n 40
 

@@ -16,7 +16,7 @@ struct GradientCase: Sendable, CustomTestStringConvertible {
                      spec: makeSpec(.relu, 3, [5, 4], 3, seed: 51) { $0.bias = true },
                      loss: .crossEntropy, trains: [.feature]),
         GradientCase(name: "relu tied, squared k=1",
-                     spec: makeSpec(.relu, 3, [5, 4], 1, seed: 52), loss: .squared, trains: [.feature]),
+                     spec: makeSpec(.relu, 3, [5, 4], 1, seed: 72), loss: .squared, trains: [.feature]),
         GradientCase(name: "decoupled soft relu features beta 10, cross-entropy, biases",
                      spec: makeSpec(.decoupled, 3, [5, 4], 3, seed: 53) { $0.bias = true },
                      loss: .crossEntropy, trains: [.feature, .value]),
@@ -105,7 +105,7 @@ struct GradientTests {
             let fdScale = fd.map(abs).max()!
             if c.trains.contains(t.key.part) && fdScale > 0 {
                 let err = relativeError(g, fd)
-                #expect(err < 1e-3, "\(t.key): relative error \(err), max |fd| \(fdScale)")
+                #expect(err < 2e-4, "\(t.key): relative error \(err), max |fd| \(fdScale)")
                 checked += 1
             } else {
                 #expect(g.allSatisfy { $0 == 0 }, "\(t.key) is not trained but got a gradient")
@@ -115,10 +115,11 @@ struct GradientTests {
                 #expect(fdScale < 1e-9, "\(t.key): hard gates but finite difference \(fdScale)")
             }
         }
-        // Every trained tensor had a non-zero gradient to compare (no tensor was skipped).
+        // Every trained tensor had a non-zero gradient to compare (no tensor was skipped); an
+        // untied feature head is outside the DGN's objective.
         let trainedTensors = net.parameterTensors.filter { t in
-            c.trains.contains(t.key.part) && !(c.featureHead && t.key.part == .value)
-                && !(!c.featureHead && !c.spec.tied && t.key.part == .feature && t.key.layer == c.spec.hiddenCount)
+            let untiedHead = !c.spec.tied && t.key.part == .feature && t.key.layer == c.spec.hiddenCount
+            return c.trains.contains(t.key.part) && !(untiedHead && !c.featureHead)
         }
         #expect(checked == trainedTensors.count)
     }

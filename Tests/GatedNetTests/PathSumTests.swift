@@ -62,6 +62,30 @@ struct PathSumTests {
         #expect(pathSum.map(abs).max()! > 1e-3)
     }
 
+    @Test("predicting more rows than one evaluation chunk equals predicting row by row")
+    func chunkedPrediction() throws {
+        let net = try GatedNetwork(spec: makeSpec(.decoupled, 4, [6, 5], 3, seed: 19) { $0.featureHead = true })
+        let n = 2 * evaluationChunk + 37
+        let x = seededUniform(n * 4, seed: 103)
+        let all = try net.outputs(x), head = try net.outputs(x, featureHead: true)
+        var classes = [Int32](repeating: -1, count: n)
+        x.withUnsafeBufferPointer { xp in
+            classes.withUnsafeMutableBufferPointer { net.predictClasses(xp.baseAddress!, rows: n, into: $0.baseAddress!) }
+        }
+        for r in stride(from: 0, to: n, by: 97) + [evaluationChunk - 1, evaluationChunk, n - 1] {
+            let xr = Array(x[(r * 4)..<(r * 4 + 4)])
+            // One row may take another BLAS path than many: equal up to rounding.
+            #expect(relativeError(doubles(Array(all[(r * 3)..<(r * 3 + 3)])), doubles(try net.outputs(xr))) < 1e-6)
+            #expect(relativeError(doubles(Array(head[(r * 3)..<(r * 3 + 3)])), doubles(try net.outputs(xr, featureHead: true))) < 1e-6)
+            let y = Array(all[(r * 3)..<(r * 3 + 3)])
+            #expect(classes[r] == Int32(y.firstIndex(of: y.max()!)!))
+        }
+        #expect(all != head)
+        let gates = net.gateArrays(x)
+        #expect(gates[1].count == n * 5)
+        #expect(relativeError(doubles(Array(gates[1][(5 * (n - 1))...])), doubles(net.gateArrays(Array(x[(4 * (n - 1))...]))[1])) < 1e-6)
+    }
+
     @Test("tied relu network's gates are the on/off pattern of its own hidden units")
     func tiedGatesAreReluPattern() throws {
         let net = try GatedNetwork(spec: makeSpec(.relu, 3, [4, 3, 2], 2, seed: 61))

@@ -1,4 +1,5 @@
 @testable import GatedNet
+import Glibc
 import Testing
 
 // Shared helpers of the engine tests: seeded data, a double-precision reference model written
@@ -74,6 +75,50 @@ extension GatedNetwork {
     /// spread (soft): an identity checked on such a batch is not vacuous.
     func gatesAreLive(_ x: [Float]) -> Bool {
         gateArrays(x).allSatisfy { g in g.contains { $0 > 0.5 } && g.contains { $0 < 0.5 } }
+    }
+
+    /// Train on arrays (x row-major, rows × inputSize); see `train(_:test:options:progress:)`.
+    @discardableResult
+    func train(x: [Float], y: [Int32], test: (x: [Float], y: [Int32])? = nil, options: TrainOptions,
+               progress: (EpochMetrics) -> Bool = { _ in true }) throws -> [EpochMetrics] {
+        try x.withUnsafeBufferPointer { xp in
+            try y.withUnsafeBufferPointer { yp in
+                let data = LabelledData(x: xp.baseAddress!, y: yp.baseAddress!, rows: y.count)
+                guard let t = test else { return try train(data, options: options, progress: progress) }
+                return try t.x.withUnsafeBufferPointer { txp in
+                    try t.y.withUnsafeBufferPointer { typ in
+                        try train(data, test: LabelledData(x: txp.baseAddress!, y: typ.baseAddress!, rows: t.y.count),
+                                  options: options, progress: progress)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Mean loss and accuracy on arrays.
+    func evaluate(x: [Float], y: [Int32], loss: Loss = .crossEntropy, featureHead: Bool = false) throws -> (loss: Double, accuracy: Double) {
+        try x.withUnsafeBufferPointer { xp in
+            try y.withUnsafeBufferPointer { yp in
+                try evaluate(LabelledData(x: xp.baseAddress!, y: yp.baseAddress!, rows: y.count), loss: loss, featureHead: featureHead)
+            }
+        }
+    }
+
+    /// True when weights, flags, epoch count and optimizer state are bit for bit those of `other`.
+    func isBitIdentical(to other: GatedNetwork) -> Bool {
+        guard spec == other.spec, featureFrozen == other.featureFrozen, valueFrozen == other.valueFrozen,
+              epochsTrained == other.epochsTrained else { return false }
+        let a = parameterTensors, b = other.parameterTensors
+        guard a.count == b.count, zip(a, b).allSatisfy({ $0.key == $1.key && $0.buffer.isBitIdentical(to: $1.buffer) }) else { return false }
+        switch (optimizerState, other.optimizerState) {
+        case (nil, nil): return true
+        case let (s?, t?):
+            func same(_ x: [ParameterKey: FloatBuffer], _ y: [ParameterKey: FloatBuffer]) -> Bool {
+                x.count == y.count && x.allSatisfy { key, buffer in y[key].map { buffer.isBitIdentical(to: $0) } ?? false }
+            }
+            return s.kind == t.kind && s.step == t.step && same(s.first, t.first) && same(s.second, t.second)
+        default: return false
+        }
     }
 
     /// Every parameter tensor as an array, in `parameterTensors` order.
@@ -263,5 +308,3 @@ func dot(_ a: [Double], _ b: [Double]) -> Double {
 func row(_ m: [Float], _ r: Int, cols: Int) -> [Double] {
     m[(r * cols)..<((r + 1) * cols)].map(Double.init)
 }
-
-import Glibc

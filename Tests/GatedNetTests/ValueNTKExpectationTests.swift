@@ -1,4 +1,5 @@
 @testable import GatedNet
+import Glibc
 import Testing
 
 /// Value-network NTK K^v(x, x') = Σ_{θ ∈ Θv} ∂ŷ(x)/∂θ ∂ŷ(x')/∂θ for k = 1, from per-example
@@ -114,5 +115,3 @@ struct ValueNTKExpectationTests {
         #expect(err < 1e-5, "relative error \(err)")
     }
 }
-
-import Glibc

@@ -191,12 +191,19 @@ static void check_forward_matches_reference(const gn_network *net, const char *w
 typedef struct {
     gn_epoch_metrics seen[16];
     int count;
-    int stop_at; /* return nonzero when epoch_in_call reaches this (0: never) */
+    int stop_at;            /* return nonzero when epoch_in_call reaches this (0: never) */
+    const gn_network *net;  /* if set, the callback re-enters the library on the network */
+    double evaluated[16];   /* gn_evaluate test accuracy from inside the callback */
 } progress_log;
 
 static int record_progress(const gn_epoch_metrics *m, void *user) {
     progress_log *log = user;
-    if (log->count < 16) log->seen[log->count] = *m;
+    if (log->count < 16) {
+        log->seen[log->count] = *m;
+        log->evaluated[log->count] = NAN;
+        if (log->net)
+            gn_evaluate(log->net, x_test, y_test, N_TEST, GN_LOSS_CROSS_ENTROPY, NULL, &log->evaluated[log->count]);
+    }
     log->count++;
     return log->stop_at != 0 && m->epoch_in_call >= log->stop_at;
 }
@@ -494,6 +501,7 @@ static void train_relu(void) {
            "evaluate (%.17g, %.17g) != last epoch metrics (%.17g, %.17g)", loss, acc, log.seen[2].test_loss,
            log.seen[2].test_accuracy);
     CHECKF(acc > 0.72 && acc > acc0 + 0.4, "relu test accuracy %.3f (before training %.3f)", acc, acc0);
+    printf("  relu 784-64-64-10, 3 epochs on %d images: test accuracy %.3f\n", N_TRAIN, acc);
     CHECK(info_of(relu_net).epochs_trained == 3);
 
     /* early stop: the callback returns nonzero after the 2nd of 5 epochs */
@@ -527,9 +535,22 @@ static void test_training_reproducible(void) {
     REQUIRE_OK(gn_network_create(&s, &a));
     REQUIRE_OK(gn_network_create(&s, &b));
     gn_train_options o = default_options(1);
-    REQUIRE_OK(gn_train(a, x_train, y_train, 1000, NULL, NULL, 0, &o, NULL, 0, NULL));
+    /* a's callback re-enters the library (evaluates a between epochs): same result as b */
+    progress_log log;
+    memset(&log, 0, sizeof log);
+    log.net = a;
+    o.epochs = 2;
+    o.progress = record_progress;
+    o.progress_user = &log;
+    gn_epoch_metrics hist[2];
+    REQUIRE_OK(gn_train(a, x_train, y_train, 1000, x_test, y_test, N_TEST, &o, hist, 2, NULL));
+    o.progress = NULL;
     REQUIRE_OK(gn_train(b, x_train, y_train, 1000, NULL, NULL, 0, &o, NULL, 0, NULL));
     CHECK(part_equal(a, b, GN_PART_VALUE));
+    CHECKF(log.count == 2 && log.evaluated[0] == hist[0].test_accuracy && log.evaluated[1] == hist[1].test_accuracy,
+           "evaluate inside the callback: %g %g, metrics %g %g", log.evaluated[0], log.evaluated[1],
+           hist[0].test_accuracy, hist[1].test_accuracy);
+    o.epochs = 1;
     o.shuffle_seed = 12; /* another shuffle: other weights */
     REQUIRE_OK(gn_train(a, x_train, y_train, 1000, NULL, NULL, 0, &o, NULL, 0, NULL));
     o.shuffle_seed = 11;
@@ -537,6 +558,98 @@ static void test_training_reproducible(void) {
     CHECK(!part_equal(a, b, GN_PART_VALUE));
     gn_network_free(a);
     gn_network_free(b);
+}
+
+/* Two calls of one epoch equal one call of two epochs, bit for bit: the shuffle of epoch e
+ * depends on (shuffle_seed, e over the network's life) and the Adam state (moments and step)
+ * persists between calls with the same optimizer. */
+static void test_training_resumes(void) {
+    int64_t w[2] = {32, 32};
+    gn_network *a = NULL, *b = NULL;
+    gn_network_spec s;
+    REQUIRE_OK(gn_network_spec_init(&s, GN_REGIME_DECOUPLED, D_IN, 2, w, CLASSES));
+    s.seed = 6;
+    REQUIRE_OK(gn_network_create(&s, &a));
+    REQUIRE_OK(gn_network_create(&s, &b));
+    gn_train_options o = default_options(2);
+    REQUIRE_OK(gn_train(a, x_train, y_train, 1000, NULL, NULL, 0, &o, NULL, 0, NULL));
+    o.epochs = 1;
+    REQUIRE_OK(gn_train(b, x_train, y_train, 1000, NULL, NULL, 0, &o, NULL, 0, NULL));
+    REQUIRE_OK(gn_train(b, x_train, y_train, 1000, NULL, NULL, 0, &o, NULL, 0, NULL));
+    CHECK(part_equal(a, b, GN_PART_VALUE) && part_equal(a, b, GN_PART_FEATURE));
+    CHECK(info_of(a).epochs_trained == 2 && info_of(b).epochs_trained == 2);
+    gn_network_free(a);
+    gn_network_free(b);
+}
+
+/* SGD with momentum, the squared loss and weight decay all train; decay shrinks weights. */
+static void test_optimizers_and_losses(void) {
+    int64_t w[1] = {64};
+    gn_network_spec s;
+    REQUIRE_OK(gn_network_spec_init(&s, GN_REGIME_FIXED_RANDOM_II, D_IN, 1, w, CLASSES));
+    s.seed = 12;
+    double norms[2] = {0, 0};
+    for (int k = 0; k < 4; k++) {
+        gn_network *net = NULL;
+        REQUIRE_OK(gn_network_create(&s, &net));
+        gn_train_options o = default_options(2);
+        const char *what = "adam + squared loss";
+        if (k == 0) o.loss = GN_LOSS_SQUARED;
+        if (k == 1) o.optimizer = GN_OPTIMIZER_SGD, o.learning_rate = 0.05f, o.momentum = 0.0f, what = "sgd, no momentum";
+        if (k >= 2) o.optimizer = GN_OPTIMIZER_SGD, o.learning_rate = 0.01f, o.momentum = 0.9f, o.weight_decay = k == 3 ? 0.5f : 0.0f,
+                    what = k == 3 ? "sgd, weight decay 0.5" : "sgd, no weight decay";
+        double acc = 0;
+        CHECK_STATUS(gn_train(net, x_train, y_train, N_TRAIN, NULL, NULL, 0, &o, NULL, 0, NULL), GN_OK, NULL);
+        CHECK_STATUS(gn_evaluate(net, x_test, y_test, N_TEST, o.loss, NULL, &acc), GN_OK, NULL);
+        /* chance is 0.1; the squared loss learns slower, and decay 0.5 costs accuracy */
+        CHECKF(acc > (k == 3 ? 0.3 : k == 0 ? 0.5 : 0.6), "%s: test accuracy %.3f", what, acc);
+        printf("  fixed_random_ii 784-64-10, %s: test accuracy %.3f\n", what, acc);
+        if (k >= 2) {
+            float *v = weights_of(net, GN_PART_VALUE, 0, NULL, NULL);
+            for (int i = 0; i < 64 * D_IN; i++) norms[k - 2] += (double)v[i] * v[i];
+            free(v);
+        }
+        gn_network_free(net);
+    }
+    CHECKF(norms[1] < 0.8 * norms[0], "weight decay 0.5: squared norm %g, without decay %g", norms[1], norms[0]);
+}
+
+/* A custom DGN with its own feature head: train_feature_head trains the feature net as a
+ * standard ReLU net and leaves the value net alone; DGN training with hard gates cannot move
+ * the feature net (no gradient through a step function). */
+static void test_feature_head(void) {
+    gn_network_spec s;
+    gn_network *net = NULL;
+    REQUIRE_OK(gn_network_spec_init(&s, GN_REGIME_CUSTOM, D_IN, 2, widths, CLASSES));
+    s.feature_head = 1;
+    s.seed = 13;
+    REQUIRE_OK(gn_network_create(&s, &net));
+    gn_network_info info = info_of(net);
+    CHECK(info.feature_head == 1 && info.tied == 0 && info.parameter_count == 2 * (D_IN * 64 + 64 * 64 + 64 * 10));
+    float *v0 = weights_of(net, GN_PART_VALUE, 0, NULL, NULL), *f0 = weights_of(net, GN_PART_FEATURE, 2, NULL, NULL);
+    gn_train_options o = default_options(2);
+    o.train_feature_head = 1;
+    REQUIRE_OK(gn_train(net, x_train, y_train, N_TRAIN, NULL, NULL, 0, &o, NULL, 0, NULL));
+    float *v1 = weights_of(net, GN_PART_VALUE, 0, NULL, NULL), *f1 = weights_of(net, GN_PART_FEATURE, 2, NULL, NULL);
+    CHECK(t_bits_equal(v0, v1, 64 * D_IN) && !t_bits_equal(f0, f1, 64 * CLASSES));
+    float *out = xmalloc((size_t)N_TEST * CLASSES * sizeof *out);
+    CHECK_STATUS(gn_predict_feature_head(net, x_test, N_TEST, out, N_TEST * CLASSES), GN_OK, NULL);
+    int correct = 0;
+    for (int i = 0; i < N_TEST; i++) {
+        int best = 0;
+        for (int c = 1; c < CLASSES; c++)
+            if (out[i * CLASSES + c] > out[i * CLASSES + best]) best = c;
+        correct += best == y_test[i];
+    }
+    CHECKF(correct > 0.72 * N_TEST, "feature head accuracy %.3f", (double)correct / N_TEST);
+    printf("  custom DGN, feature net trained through its head: test accuracy %.3f\n", (double)correct / N_TEST);
+    float *g0 = weights_of(net, GN_PART_FEATURE, 0, NULL, NULL);
+    o.train_feature_head = 0;
+    REQUIRE_OK(gn_train(net, x_train, y_train, N_TRAIN, NULL, NULL, 0, &o, NULL, 0, NULL));
+    float *g1 = weights_of(net, GN_PART_FEATURE, 0, NULL, NULL), *v2 = weights_of(net, GN_PART_VALUE, 0, NULL, NULL);
+    CHECK(t_bits_equal(g0, g1, 64 * D_IN) && !t_bits_equal(v1, v2, 64 * D_IN));
+    free(v0), free(v1), free(v2), free(f0), free(f1), free(g0), free(g1), free(out);
+    gn_network_free(net);
 }
 
 /* FIXED_LEARNT from the trained relu net (built in the parent). */
@@ -565,6 +678,7 @@ static void train_fixed_learnt(void) {
     REQUIRE_OK(gn_train(learnt_net, x_train, y_train, N_TRAIN, NULL, NULL, 0, &o, NULL, 0, NULL));
     CHECK_STATUS(gn_evaluate(learnt_net, x_test, y_test, N_TEST, GN_LOSS_CROSS_ENTROPY, NULL, &acc), GN_OK, NULL);
     CHECKF(acc > 0.70, "fixed_learnt test accuracy %.3f", acc);
+    printf("  fixed_learnt from it, 3 epochs: test accuracy %.3f\n", acc);
     for (int64_t l = 0; l < 2; l++) {
         float *after = weights_of(learnt_net, GN_PART_FEATURE, l, NULL, NULL);
         CHECKF(t_bits_equal(before[l], after, (size_t)(widths[l] * (l ? widths[l - 1] : D_IN))),
@@ -610,6 +724,7 @@ static void test_regimes_train(void) {
                      NULL);
         CHECKF(run == 2 && hist[1].test_accuracy > min_acc[i], "%s: %lld epochs, test accuracy %.3f", names[i],
                (long long)run, run == 2 ? hist[1].test_accuracy : -1.0);
+        printf("  %s, 2 epochs: test accuracy %.3f\n", names[i], run == 2 ? hist[1].test_accuracy : -1.0);
         float *f1 = weights_of(net, GN_PART_FEATURE, 0, NULL, NULL);
         int frozen = regimes[i] == GN_REGIME_FIXED_RANDOM_II || regimes[i] == GN_REGIME_FIXED_RANDOM_DI;
         CHECKF(t_bits_equal(f0, f1, 64 * D_IN) == frozen, "%s: feature weights %s", names[i],
@@ -1078,6 +1193,47 @@ static void test_save_load(void) {
     }
 }
 
+/* Every spec field survives a round trip: a custom net with permutation, bias, feature head,
+ * linear feature net, soft gates, ones input and Bernoulli init, trained with SGD. */
+static void test_save_load_custom(void) {
+    int64_t w[3] = {9, 9, 7}, perm[3] = {1, 0, 2};
+    gn_network_spec s;
+    gn_network *net = NULL, *back = NULL;
+    REQUIRE_OK(gn_network_spec_init(&s, GN_REGIME_CUSTOM, D_IN, 3, w, CLASSES));
+    s.permutation = perm, s.bias = 1, s.feature_head = 1, s.feature_activation = GN_ACT_IDENTITY;
+    s.gate_kind = GN_GATE_SOFT, s.beta = 3.5f, s.value_input = GN_VALUE_INPUT_ONES, s.init = GN_INIT_BERNOULLI;
+    s.init_scale = 0.7f, s.seed = 99;
+    REQUIRE_OK(gn_network_create(&s, &net));
+    gn_train_options o = default_options(1);
+    o.optimizer = GN_OPTIMIZER_SGD;
+    o.learning_rate = 1e-3f;
+    REQUIRE_OK(gn_train(net, x_train, y_train, 500, NULL, NULL, 0, &o, NULL, 0, NULL));
+    CHECK_STATUS(gn_network_set_frozen(net, GN_PART_VALUE, 1), GN_OK, NULL);
+    size_t size = 0;
+    gn_network_serialize(net, GN_SAVE_OPTIMIZER_STATE, NULL, 0, &size);
+    unsigned char *buf = xmalloc(size);
+    REQUIRE_OK(gn_network_serialize(net, GN_SAVE_OPTIMIZER_STATE, buf, size, &size));
+    REQUIRE_OK(gn_network_deserialize(buf, size, &back));
+    check_same_network(net, back, "custom");
+    int64_t p[3];
+    CHECK_STATUS(gn_network_permutation(back, p, 3), GN_OK, NULL);
+    CHECK(p[0] == 1 && p[1] == 0 && p[2] == 2);
+    float b1[9], b2[9];
+    CHECK_STATUS(gn_network_get_bias(net, GN_PART_FEATURE, 1, b1, 9), GN_OK, NULL);
+    CHECK_STATUS(gn_network_get_bias(back, GN_PART_FEATURE, 1, b2, 9), GN_OK, NULL);
+    CHECK(t_bits_equal(b1, b2, 9));
+    gn_network_info info = info_of(back);
+    CHECK(info.value_frozen == 1 && info.beta == 3.5f && info.value_input == GN_VALUE_INPUT_ONES && info.bias == 1);
+    /* the soft gates, head and kernels of the copy agree too */
+    float k1[16], k2[16];
+    CHECK_STATUS(gn_kernel(net, GN_KERNEL_NPK, 0, x_test, 4, x_test, 4, k1, 4, 16), GN_OK, NULL);
+    CHECK_STATUS(gn_kernel(back, GN_KERNEL_NPK, 0, x_test, 4, x_test, 4, k2, 4, 16), GN_OK, NULL);
+    CHECK(t_bits_equal(k1, k2, 16));
+    free(buf);
+    gn_network_free(net);
+    gn_network_free(back);
+}
+
 /* Every flipped byte and every truncation of a small network's file is detected; so are
  * trailing bytes, a foreign file and an empty one. */
 static void test_corrupt_files(void) {
@@ -1224,6 +1380,9 @@ int main(void) {
     train_fixed_learnt();
     t_section = "main";
     T_SECTION(test_training_reproducible);
+    T_SECTION(test_training_resumes);
+    T_SECTION(test_optimizers_and_losses);
+    T_SECTION(test_feature_head);
     T_SECTION(test_regimes_train);
     T_SECTION(test_freeze_and_copy);
     T_SECTION(test_predict_consistency);
@@ -1232,6 +1391,7 @@ int main(void) {
     T_SECTION(test_kernel_symmetric_and_ld);
     T_SECTION(test_path_enumeration);
     T_SECTION(test_save_load);
+    T_SECTION(test_save_load_custom);
     T_SECTION(test_corrupt_files);
     T_SECTION(test_corrupt_labels);
     gn_network_free(learnt_net);

@@ -20,6 +20,8 @@ FILES = {"train_x": "train-images-idx3-ubyte.gz", "train_y": "train-labels-idx1-
 
 
 def data_path(which):
+    if os.environ.get("BENCH_SMOKE") == "1":  # smoke sizes fit the 10k test split: faster load
+        which = which.replace("train", "test")
     return os.path.join(FMNIST_DIR, FILES[which])
 
 
@@ -57,24 +59,43 @@ def peak_during(fn):
 
 
 def measure(fn, runs, warmup=1):
-    """Wall times of `runs` calls after `warmup` untimed calls (the first warm-up's peak
-    memory is measured). Returns dict(times, peak_bytes, warmup_s)."""
+    """Wall times of `runs` calls after `warmup` untimed calls; the first warm-up's peak
+    memory is measured. Returns dict(times, peak_bytes, warmup_s).
+
+    With BENCH_INTERACTIVE=1 the timed calls are paced by the orchestrator: after the
+    warm-up the worker prints @@READY@@ and then times one call per "run" line on stdin
+    (answering @@TIME@@ seconds) until "end", so two sides can alternate run by run on a
+    noisy machine and see the same conditions."""
     peak = None
-    wt = []
-    for i in range(warmup):
-        t0 = time.perf_counter()
-        if i == 0:
+    first = [True]
+
+    def call():
+        nonlocal peak
+        if first[0]:  # the first call, warm-up or not, is the one whose peak memory counts
+            first[0] = False
             _, peak = peak_during(fn)
         else:
             fn()
+    wt = []
+    for i in range(warmup):
+        t0 = time.perf_counter()
+        call()
         wt.append(time.perf_counter() - t0)
     times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    if warmup == 0:
-        peak = None
+    if os.environ.get("BENCH_INTERACTIVE") == "1":
+        print("@@READY@@", flush=True)
+        for line in sys.stdin:
+            if line.strip() != "run":
+                break
+            t0 = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - t0)
+            print(f"@@TIME@@ {times[-1]!r}", flush=True)
+    else:
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - t0)
     return {"times": times, "peak_bytes": peak, "warmup_s": wt}
 
 
@@ -101,6 +122,13 @@ def synthetic_numpy(n, d, classes=10, seed=0):
     import numpy as np
     rng = np.random.default_rng(seed)
     return (rng.random((n, d), dtype=np.float32), rng.integers(0, classes, n))
+
+
+def sample_pairs(n, k=16):
+    """Fixed kernel entries (i, j) both sides report for the cross-check."""
+    import random
+    rng = random.Random(12345)
+    return [(rng.randrange(n), rng.randrange(n)) for _ in range(k)] + [(0, 0), (n - 1, n - 1)]
 
 
 def main(handlers):

@@ -48,21 +48,16 @@ class GatedNetError(RuntimeError):
 
 
 def find_library():
-    """Path of libgatednet.so: $GATEDNET_LIB, else the newest release build in the repo."""
+    """Path of libgatednet.so: $GATEDNET_LIB, else the repository's .build/release one."""
     env = os.environ.get("GATEDNET_LIB")
     if env:
         return env
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    found = []
-    for entry in os.listdir(root):
-        if entry.startswith(".build"):
-            p = os.path.join(root, entry, "release", "libgatednet.so")
-            if os.path.exists(p):
-                found.append((os.path.getmtime(p), p))
-    if not found:
-        raise FileNotFoundError("libgatednet.so not found: build it (swift build -c release) "
-                                "or set GATEDNET_LIB")
-    return max(found)[1]
+    p = os.path.join(root, ".build", "release", "libgatednet.so")
+    if not os.path.exists(p):
+        raise FileNotFoundError(f"{p} not found: build it (swift build -c release) or set "
+                                "GATEDNET_LIB")
+    return p
 
 
 class Lib:
@@ -199,3 +194,108 @@ def openblas_info(lib):
                 ob.openblas_get_num_threads())
     except (OSError, AttributeError):
         return None
+
+
+# -- kernel suite and conv networks (optional sections of the header) -------------------
+
+KERNEL.update({"npk_trace_normalized": 5, "ntk_value": 6, "ntk_feature": 7, "ntk_cross": 8,
+               "ntk": 9, "npk_limit": 10, "ntk_limit": 11})
+GATE_PATH = {"auto": 0, "float": 1, "packed": 2}
+KERNEL_PROGRESS_FN = ctypes.CFUNCTYPE(c_int, c_double, c_void_p)
+
+
+class KernelOptions(Structure):
+    _fields_ = [("struct_size", c_size_t), ("layer", c_int64), ("output", c_int64),
+                ("row_begin", c_int64), ("row_count", c_int64), ("col_begin", c_int64),
+                ("col_count", c_int64), ("upper_only", c_int), ("gate_path", c_int),
+                ("ntk_scaling", c_int), ("progress", KERNEL_PROGRESS_FN),
+                ("progress_user", c_void_p)]
+
+
+class LayerSpec(Structure):
+    _fields_ = [("kind", c_int), ("units", c_int64), ("kernel", c_int64), ("stride", c_int64),
+                ("padding", c_int), ("bias", c_int), ("block", c_int64)]
+
+
+class ConvNetworkSpec(Structure):
+    _fields_ = [("struct_size", c_size_t), ("regime", c_int), ("in_channels", c_int64),
+                ("in_height", c_int64), ("in_width", c_int64), ("n_layers", c_int64),
+                ("layers", POINTER(LayerSpec)), ("layer_struct_size", c_size_t),
+                ("feature_activation", c_int), ("gate_kind", c_int), ("beta", c_float),
+                ("value_input", c_int), ("wiring", c_int), ("permutation", POINTER(c_int64)),
+                ("wiring_seed", c_uint64), ("feature_frozen", c_int), ("init", c_int),
+                ("init_scale", c_float), ("seed", c_uint64), ("gate_source", c_void_p)]
+
+
+ARCH = {"gconv": 0, "vconv": 1, "dlgn_conv": 2, "resnet_small": 3, "vgg19": 4, "davidnet": 5}
+
+
+def kernel_compute(net, kind, xa, na, xb, nb, out, ld, capacity, **opts):
+    """gn_kernel_compute with options given as keyword fields (gate_path by name)."""
+    L = net.lib
+    o = KernelOptions()
+    L.check(L.c.gn_kernel_options_init(byref(o)), "gn_kernel_options_init")
+    for k, v in opts.items():
+        setattr(o, k, GATE_PATH[v] if k == "gate_path" else v)
+    L.check(L.c.gn_kernel_compute(net.h, c_int(KERNEL[kind]), xa, c_int64(na), xb, c_int64(nb),
+                                  byref(o), out, c_int64(ld), c_int64(capacity)),
+            "gn_kernel_compute")
+
+
+class ConvNetwork:
+    def __init__(self, lib, arch, regime, classes=10, width_scale=1.0, in_shape=(1, 28, 28),
+                 seed=0):
+        self.lib, self.h = lib, None
+        c = lib.c
+        n = c_int64()
+        lib.check(c.gn_conv_architecture_layers(c_int(ARCH[arch]), c_int64(classes),
+                                                c_float(width_scale), None, c_int64(0), byref(n)),
+                  "gn_conv_architecture_layers")
+        self.layers = (LayerSpec * n.value)()
+        lib.check(c.gn_conv_architecture_layers(c_int(ARCH[arch]), c_int64(classes),
+                                                c_float(width_scale), self.layers, n, byref(n)),
+                  "gn_conv_architecture_layers")
+        spec = ConvNetworkSpec()
+        ch, hh, ww = in_shape
+        lib.check(c.gn_conv_network_spec_init(byref(spec), c_int(REGIME[regime]), c_int64(ch),
+                                              c_int64(hh), c_int64(ww), n, self.layers),
+                  "gn_conv_network_spec_init")
+        spec.seed = seed
+        h = c_void_p()
+        lib.check(c.gn_conv_network_create(byref(spec), byref(h)), "gn_conv_network_create")
+        self.h = h
+        c.gn_conv_network_free.argtypes = [c_void_p]
+        c.gn_conv_network_free.restype = None
+
+    def layer_list(self):
+        return [dict(kind=l.kind, units=l.units, kernel=l.kernel, stride=l.stride,
+                     padding=l.padding, bias=l.bias, block=l.block) for l in self.layers]
+
+    def describe(self):
+        buf = ctypes.create_string_buffer(512)
+        need = c_size_t()
+        self.lib.check(self.lib.c.gn_conv_network_describe(self.h, buf, c_size_t(512), byref(need)),
+                       "gn_conv_network_describe")
+        return buf.value.decode()
+
+    def train(self, x, y, n, batch, epochs=1, lr=3e-4, seed=1):
+        o = TrainOptions()
+        self.lib.check(self.lib.c.gn_train_options_init(byref(o)), "gn_train_options_init")
+        o.batch_size, o.epochs, o.learning_rate, o.shuffle_seed = batch, epochs, lr, seed
+        hist = (EpochMetrics * epochs)()
+        ran = c_int64()
+        self.lib.check(self.lib.c.gn_conv_network_train(self.h, x, y, c_int64(n), None, None,
+                                                        c_int64(0), byref(o), hist,
+                                                        c_int64(epochs), byref(ran)),
+                       "gn_conv_network_train")
+
+    def free(self):
+        if self.h:
+            self.lib.c.gn_conv_network_free(self.h)
+            self.h = None
+
+    def __del__(self):
+        try:
+            self.free()
+        except Exception:
+            pass

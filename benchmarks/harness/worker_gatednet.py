@@ -65,11 +65,6 @@ def infer(task):
     return res
 
 
-def _sample_pairs(n, k=16):
-    rng = random.Random(12345)
-    return [(rng.randrange(n), rng.randrange(n)) for _ in range(k)] + [(0, 0), (n - 1, n - 1)]
-
-
 def _dump_weights(net, directory):
     """Feature weights (hidden layers) as raw float32 files for the numpy peer."""
     os.makedirs(directory, exist_ok=True)
@@ -91,11 +86,16 @@ def npk(task):
         out = holder.get("out")
         if out is None:  # allocated inside the first (memory-measured) call, like numpy's
             out = holder["out"] = (c_float * (n * n))()
-        net.kernel("npk", x, n, x, n, out, n, n * n)
+        if suite:
+            gn.kernel_compute(net, "npk", x, n, x, n, out, n, n * n)
+        else:
+            net.kernel("npk", x, n, x, n, out, n, n * n)
+    suite = lib().has("gn_kernel_compute")
     res = common.measure(run, task["runs"], task.get("warmup", 1))
+    res["api"] = "gn_kernel_compute (gate path auto)" if suite else "gn_kernel"
     out = holder["out"]
     res.update(items=n, data=data, output_bytes=4 * n * n,
-               samples=[[i, j, out[i * n + j]] for i, j in _sample_pairs(n)])
+               samples=[[i, j, out[i * n + j]] for i, j in common.sample_pairs(n)])
     return res
 
 
@@ -103,12 +103,13 @@ def scaling(task):
     """NPK for one n: in memory up to task['mmap_from'], else the upper triangle computed in
     row bands into a memory-mapped file, each band mapped only while it is written."""
     n = task["n"]
-    x, _, data = load("train_x", "train_y", n)
-    net = fc_net("fixed_hard")
     if n < task["mmap_from"]:
         r = npk(dict(task, weights_dir=None))
         r["mode"] = "in-memory"
         return r
+    x, _, data = load("train_x", "train_y", n)
+    net = fc_net("fixed_hard")
+    suite = lib().has("gn_kernel_compute")
     band = task.get("band", 4096)  # a multiple of 1024 rows keeps band offsets page aligned
     path = os.path.join(task["scratch"], f"npk_{n}.f32")
     nbytes = 4 * n * n
@@ -124,20 +125,36 @@ def scaling(task):
                 # band rows i0.., columns i0.. (upper triangle incl. the diagonal block)
                 outp = ctypes.cast(base + 4 * i0, ctypes.POINTER(c_float))
                 cap = (rows - 1) * n + (n - i0)
-                xa = gn.offset(x, i0 * D_IN)
-                net.kernel("npk", xa, rows, xa, n - i0, outp, n, cap)
+                if suite:  # diagonal block (one triangle), then the rest of the band
+                    gn.kernel_compute(net, "npk", x, n, x, n, outp, n, cap, row_begin=i0,
+                                      row_count=rows, col_begin=i0, col_count=rows, upper_only=1)
+                    if i0 + rows < n:
+                        outq = ctypes.cast(base + 4 * (i0 + rows), ctypes.POINTER(c_float))
+                        gn.kernel_compute(net, "npk", x, n, x, n, outq, n,
+                                          (rows - 1) * n + (n - i0 - rows), row_begin=i0,
+                                          row_count=rows, col_begin=i0 + rows)
+                        del outq
+                else:
+                    xa = gn.offset(x, i0 * D_IN)
+                    net.kernel("npk", xa, rows, xa, n - i0, outp, n, cap)
                 del outp
                 mm.flush()
                 mm.close()
     try:
         res = common.measure(run, task["runs"], task.get("warmup", 1))
         with open(path, "rb") as f:  # check a few stored entries against an in-RAM recompute
-            pairs = [(i, j) for i, j in _sample_pairs(n, 6) if j >= i]
+            pairs = [(i, j) for i, j in common.sample_pairs(n, 6) if j >= i]
             vals = []
             for i, j in pairs:
                 f.seek(4 * (i * n + j))
                 vals.append(c_float.from_buffer_copy(f.read(4)).value)
         res["samples"] = [[i, j, v] for (i, j), v in zip(pairs, vals)]
+        one = (c_float * 1)()
+        err = 0.0
+        for (i, j), v in zip(pairs, vals):
+            net.kernel("npk", gn.offset(x, i * D_IN), 1, gn.offset(x, j * D_IN), 1, one, 1, 1)
+            err = max(err, abs(v - one[0]) / max(abs(one[0]), 1e-30))
+        res["check_rel_err"] = err
     finally:
         if os.path.exists(path):
             os.remove(path)
@@ -151,13 +168,82 @@ def info(task):
     shapes = task.get("ref_shapes") or {}
     refs = {}
     for name, sh in shapes.items():
-        refs[name] = common.sgemm_reference([tuple(s) for s in sh], min_seconds=0.25)
+        refs[name] = common.sgemm_reference([tuple(s) for s in sh], min_seconds=task.get("ref_seconds", 0.25))
     return {"version": L.version(), "path": L.path,
             "openblas": ob, "exports": {k: L.has(k) for k in task.get("probe", [])},
             "sgemm_gflops": refs}
 
 
-HANDLERS = {"train": train, "infer": infer, "npk": npk, "scaling": scaling, "info": info}
+def _need(*names):
+    missing = [f for f in names if not lib().has(f)]
+    if missing:
+        return {"unavailable": "not available in this build (" + ", ".join(missing) + " not exported)"}
+    return None
+
+
+def ntk_empirical(task):
+    """Empirical NTK of the ReLU MLP, summed over the 10 outputs (trace), gradients w.r.t. the
+    weights as stored (standard parametrisation), like neural-tangents' trace_axes=(-1,)."""
+    miss = _need("gn_kernel_compute", "gn_kernel_options_init")
+    if miss:
+        return miss
+    n = task["n"]
+    x, _, data = load("train_x", "train_y", n)
+    net = fc_net("relu")
+    if task.get("weights_dir"):
+        os.makedirs(task["weights_dir"], exist_ok=True)
+        for l in range(DEPTH_HIDDEN + 1):
+            w, (r, c) = net.weights(gn.PART_VALUE, l)
+            with open(os.path.join(task["weights_dir"], f"wv{l}_{r}x{c}.f32"), "wb") as f:
+                f.write(bytes(w))
+    out = (c_float * (n * n))()
+    res = common.measure(lambda: gn.kernel_compute(net, "ntk", x, n, x, n, out, n, n * n,
+                                                   output=-1),
+                         task["runs"], task.get("warmup", 1))
+    res.update(items=n, data=data, output_bytes=4 * n * n,
+               samples=[[i, j, out[i * n + j]] for i, j in common.sample_pairs(n)])
+    return res
+
+
+def ntk_infinite(task):
+    """Infinite-width NTK (NTK parametrisation, ReLU, no bias) of one output unit."""
+    miss = _need("gn_kernel_compute", "gn_kernel_options_init")
+    if miss:
+        return miss
+    n = task["n"]
+    hidden = task.get("depth", 6) - 1
+    x, _, data = load("train_x", "train_y", n)
+    net = lib().network("relu", D_IN, [WIDTH] * hidden, CLASSES, seed=0)
+    out = (c_float * (n * n))()
+    res = common.measure(lambda: gn.kernel_compute(net, "ntk_limit", x, n, x, n, out, n, n * n,
+                                                   output=0),
+                         task["runs"], task.get("warmup", 1))
+    res.update(items=n, data=data, output_bytes=4 * n * n,
+               samples=[[i, j, out[i * n + j]] for i, j in common.sample_pairs(n)])
+    return res
+
+
+def conv_train(task):
+    miss = _need("gn_conv_network_create", "gn_conv_network_train", "gn_conv_architecture_layers")
+    if miss:
+        return miss
+    batch, steps = task["batch"], task["steps"]
+    n = batch * steps
+    x, y, data = load("train_x", "train_y", n)
+    regime = REGIMES[task.get("regime", "fixed_hard")][0]
+    net = gn.ConvNetwork(lib(), "gconv", regime)
+    seed = [0]
+
+    def run():
+        seed[0] += 1
+        net.train(x, y, n, batch, epochs=1, lr=3e-4, seed=seed[0])
+    res = common.measure(run, task["runs"], task.get("warmup", 1))
+    res.update(items=n, data=data, describe=net.describe(), layers=net.layer_list())
+    return res
+
+
+HANDLERS = {"ntk_empirical": ntk_empirical, "ntk_infinite": ntk_infinite,
+            "conv_train": conv_train, "train": train, "infer": infer, "npk": npk, "scaling": scaling, "info": info}
 
 if __name__ == "__main__":
     common.main(HANDLERS)

@@ -62,3 +62,31 @@ def npk_flops(n):
 def npk_ref_shapes(n):
     t = min(n, 4096)
     return [(t, t, D_IN)] + [(t, t, WIDTH)] * DEPTH_HIDDEN
+
+
+GCONV_CHANNELS, GCONV_DENSE, IMAGE = (64, 64, 128, 128), 256, 28
+
+
+def conv_train_shapes(regime, batch):
+    """im2col GEMMs of one GCONV training step (3x3 same convs on 28x28, GAP, dense 256,
+    output): forward, weight gradients, input gradients (not into the image)."""
+    P = IMAGE * IMAGE
+    layers, c_in = [], 1
+    for c in GCONV_CHANNELS:
+        layers.append((batch * P, c, 9 * c_in))
+        c_in = c
+    dense = [(batch, GCONV_DENSE, c_in)]
+    out = [(batch, CLASSES, GCONV_DENSE)]
+    shapes = []
+
+    def fwd_bwd(ls, backward):
+        for i, (m, n, k) in enumerate(ls):
+            shapes.append((m, n, k))
+            if backward:
+                shapes.append((n, k, m))
+                if i > 0:
+                    shapes.append((m, k, n))
+    if regime in ("fixed_hard", "decoupled_soft"):
+        fwd_bwd(layers + dense, regime == "decoupled_soft")
+    fwd_bwd(layers + dense + out, True)
+    return shapes

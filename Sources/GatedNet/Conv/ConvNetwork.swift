@@ -62,6 +62,7 @@ public final class ConvNetwork {
         default: featureFrozen = false
         }
         sources = ConvNetwork.wire(spec: spec, plan: plan)
+        try checkScratch(rows: 1, gradients: true, "network")
         if spec.regime == .fixedLearnt && copyGates {
             guard let source = gateSource else {
                 throw GatedNetError.invalidArgument("gate_source: regime fixed_learnt needs a trained conv network to copy gates from")
@@ -132,6 +133,23 @@ public final class ConvNetwork {
     public var parameterCount: Int {
         (feature + value).reduce(0) { $0 + ($1.map { $0.weight.count + ($0.bias?.count ?? 0) } ?? 0) }
     }
+    /// Ops the feature net runs: all when tied, else up to its last gated layer or max pooling
+    /// (later ops influence no gate).
+    var featureOps: Int {
+        if tied { return plan.ops.count }
+        let last = plan.ops.indices.last { i in
+            if plan.ops[i].gated != nil { return true }
+            if case .maxPool = plan.ops[i].step { return true }
+            return false
+        } ?? 0
+        return last + 1
+    }
+
+    /// Number of residual blocks.
+    public var residualBlockCount: Int {
+        plan.ops.filter { if case .residual = $0.step { return true }; return false }.count
+    }
+
     /// Value layers of the computation (the feature layers when tied).
     var valueLayers: [DenseLayer?] { tied ? feature : value }
 
@@ -192,7 +210,7 @@ public final class ConvNetwork {
             if spec.wiring == .tiledRotated { parts.append("gates tiled+rotated (seed \(spec.wiringSeed))") }
             if let p = spec.permutation, p != Array(0..<p.count) { parts.append("permutation \(p)") }
         }
-        let blocks = plan.ops.filter { if case .residual = $0.step { return true }; return false }.count
+        let blocks = residualBlockCount
         if blocks > 0 { parts.append("\(blocks) residual blocks") }
         if featureFrozen && !tied { parts.append("feature frozen") }
         if valueFrozen { parts.append("value frozen") }

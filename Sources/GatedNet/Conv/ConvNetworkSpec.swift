@@ -229,8 +229,10 @@ struct ConvPlan {
                 guard l.outChannels >= 1 && l.outChannels <= limit else { throw bad("\(name).out_channels: got \(l.outChannels), need 1 ... \(limit)") }
                 guard l.kernel >= 1 else { throw bad("\(name).kernel: got \(l.kernel), need >= 1") }
                 guard l.stride >= 1 else { throw bad("\(name).stride: got \(l.stride), need >= 1") }
-                guard l.kernel <= shape.height && l.kernel <= shape.width else {
-                    throw GatedNetError.shape("\(name).kernel: got \(l.kernel), larger than its input \(shape) (height x width x channels)")
+                let fits = l.padding == .zero ? l.kernel / 2 < min(shape.height, shape.width)
+                                              : l.kernel <= min(shape.height, shape.width)
+                guard fits else {
+                    throw GatedNetError.shape("\(name).kernel: got \(l.kernel), larger than its input \(shape) (height x width x channels) allows: circular and valid padding need kernel <= height and width, zero padding needs kernel/2 < height and width")
                 }
                 guard !blockHasDense else { throw bad("\(name): a conv layer cannot follow a dense layer in a block") }
                 let pad = l.padding == .valid ? 0 : l.kernel / 2

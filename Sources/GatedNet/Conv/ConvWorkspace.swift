@@ -54,7 +54,7 @@ final class ConvWorkspace {
         let plan = n.plan
         self.capacity = capacity
         self.gradients = gradients
-        feature = TowerBuffers(plan: plan, capacity: capacity, ops: n.tied ? plan.ops.count : plan.ops.count - 1,
+        feature = TowerBuffers(plan: plan, capacity: capacity, ops: n.featureOps,
                                gradients: gradients && (n.tied || n.spec.gateKind == .soft))
         value = n.tied ? nil : TowerBuffers(plan: plan, capacity: capacity, ops: plan.ops.count, gradients: gradients)
         gates = plan.gatedShapes.map { FloatBuffer(count: capacity * $0.size) }
@@ -87,13 +87,45 @@ final class ConvWorkspace {
 
 extension ConvNetwork {
     /// Scratch for at least `rows` samples (with gradient buffers if asked), grown when needed.
+    /// Callers keep `rows` within `evaluationRows` / a batch checked by `checkScratch`.
     func workspace(rows: Int, gradients: Bool) -> ConvWorkspace {
         if let ws = workspace, ws.capacity >= rows, ws.gradients || !gradients { return ws }
         let ws = ConvWorkspace(network: self, capacity: max(rows, 1), gradients: gradients)
         workspace = ws
         return ws
     }
+
+    /// Upper bound of the scratch floats per sample (towers, gradients, gates), or nil on overflow.
+    func scratchFloatsPerSample(gradients: Bool) -> Int? {
+        var total = 0
+        func add(_ v: Int, _ times: Int = 1) -> Bool {
+            let (m, o1) = v.multipliedReportingOverflow(by: times)
+            let (t, o2) = total.addingReportingOverflow(m)
+            total = t
+            return !o1 && !o2
+        }
+        let sizes = plan.ops.map { $0.outShape.size }
+        let copies = gradients ? 3 : 2  // pre + act (+ grad), per tower
+        for s in sizes { guard add(s, copies * 2) else { return nil } }
+        for g in plan.gatedShapes { guard add(g.size, gradients ? 3 : 2) else { return nil } }
+        guard add(sizes.max() ?? 0), add(inputSize, 2) else { return nil }
+        return total
+    }
+
+    /// Throws `.outOfMemory` unless scratch for `rows` samples stays within `scratchLimit`.
+    func checkScratch(rows: Int, gradients: Bool, _ name: String) throws {
+        guard let per = scratchFloatsPerSample(gradients: gradients), per <= scratchLimit / max(rows, 1) else {
+            throw GatedNetError.outOfMemory("\(name): \(rows) samples of this network need more than \(scratchLimit) floats of scratch; use fewer")
+        }
+    }
+
+    /// Samples processed at once by prediction, evaluation and gate export (≤ 128, fewer
+    /// for huge images so the scratch stays within `scratchLimit`).
+    var evaluationRows: Int {
+        guard let per = scratchFloatsPerSample(gradients: false), per > 0 else { return 1 }
+        return max(1, min(128, scratchLimit / per))
+    }
 }
 
-/// Samples processed at once by prediction, evaluation and gate export.
-let convEvaluationChunk = 128
+/// Largest scratch a conv network allocates, in floats (4 GiB).
+let scratchLimit = 1 << 30

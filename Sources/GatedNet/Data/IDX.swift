@@ -21,7 +21,13 @@ public struct IDXArray {
         while true {
             let n = chunk.withUnsafeMutableBytes { gzread(f, $0.baseAddress, UInt32($0.count)) }
             if n < 0 { throw GatedNetError.corrupt("idx: \(path) is not a valid gzip or IDX file") }
-            if n == 0 { break }
+            if n == 0 {
+                // End of input: Z_BUF_ERROR means the gzip stream was cut short (its check unread).
+                var status: Int32 = Z_OK
+                _ = gzerror(f, &status)
+                guard status == Z_OK else { throw GatedNetError.corrupt("idx: \(path) is a truncated gzip file") }
+                break
+            }
             bytes.append(contentsOf: chunk[0..<Int(n)])
         }
         try self.init(bytes: bytes, name: path)

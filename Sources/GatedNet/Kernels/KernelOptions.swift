@@ -64,7 +64,7 @@ public struct KernelOptions {
 
 /// Side length of the square tiles kernels are computed in: bounds the temporaries to a few
 /// tile² buffers whatever n is.
-let kernelTile = 256
+let kernelTile = 512
 
 /// Fill `out` (rows × cols) tile by tile through `tile(i0, ti, j0, tj, acc)`, which writes the
 /// ti × tj tile into `acc` (row stride tj). `symmetric`: square block over the same rows, so

@@ -1,3 +1,7 @@
+import CKernels
+import Dispatch
+import Glibc
+
 /// The kernels of MATH.md §4 for a fully connected DGN, between two batches.
 public enum KernelKind: Equatable, Sendable {
     /// Σ = Xa Xbᵀ of the value input (d_in · 11ᵀ for the all-ones input).
@@ -23,15 +27,11 @@ public struct KernelOutput {
     }
 }
 
-/// Side length of the square tiles kernels are computed in: bounds the temporaries to two
-/// tile² buffers whatever n is.
-let kernelTile = 512
-
 extension GatedNetwork {
     /// Gates of every hidden layer for `rows` rows of x, one rows × w_l buffer per layer.
     public func allGates(_ x: UnsafePointer<Float>, rows: Int) -> [FloatBuffer] {
         let out = hiddenWidths.map { FloatBuffer(count: rows * $0) }
-        let ws = workspace(rows: min(evaluationChunk, rows))
+        let ws = workspace(rows: min(evaluationChunk, max(rows, 1)))
         forEachChunk(rows: rows, chunk: ws.capacity) { start, n in
             runFeature(x + start * inputSize, rows: n, ws: ws, gates: true)
             for (l, w) in hiddenWidths.enumerated() {
@@ -47,7 +47,7 @@ extension GatedNetwork {
             throw GatedNetError.invalidArgument("layer: got \(layer), need 0 ... \(hiddenCount - 1)")
         }
         let w = hiddenWidths[layer]
-        let ws = workspace(rows: min(evaluationChunk, rows))
+        let ws = workspace(rows: min(evaluationChunk, max(rows, 1)))
         forEachChunk(rows: rows, chunk: ws.capacity) { start, n in
             runFeature(x + start * inputSize, rows: n, ws: ws, gates: true)
             (out + start * w).update(from: ws.gates[layer].pointer, count: n * w)
@@ -56,7 +56,7 @@ extension GatedNetwork {
 
     /// Bit-packed hard gates of one layer. Throws `.unsupported` for soft gates.
     public func gateMask(_ x: UnsafePointer<Float>, rows: Int, layer: Int) throws -> GateMask {
-        guard spec.gateKind == .hard else { throw GatedNetError.unsupported("packed gates: this network has soft gates") }
+        guard hasHardGates else { throw GatedNetError.unsupported("packed gates: this network has soft gates") }
         guard layer >= 0 && layer < hiddenCount else {
             throw GatedNetError.invalidArgument("layer: got \(layer), need 0 ... \(hiddenCount - 1)")
         }
@@ -65,63 +65,194 @@ extension GatedNetwork {
         return GateMask(gates: g.pointer, rows: rows, width: hiddenWidths[layer])
     }
 
+    /// True when gates are 0/1 (hard gates, or a tied ReLU net).
+    var hasHardGates: Bool { spec.gateKind == .hard || tied }
+
     /// Kernel of `kind` between xa (na rows) and xb (nb rows) into `out` (na × nb).
     /// When `symmetric` (xb is xa), only tiles on and above the diagonal are computed and
-    /// mirrored. Cost O(na·nb·(d_in + Σ_l w_l)) in BLAS; extra memory: the gates
-    /// (n·Σ_l w_l floats) and two tile² buffers.
+    /// mirrored. Cost O(na·nb·(d_in + Σ_l w_l)); hard gates go through popcount on bit-packed
+    /// gates (n·Σ_l w_l / 8 bytes), soft gates through BLAS.
     public func kernel(_ kind: KernelKind, xa: UnsafePointer<Float>, na: Int, xb: UnsafePointer<Float>, nb: Int,
                        symmetric: Bool, out: KernelOutput) throws {
-        if case .base(let layer) = kind, !(0..<hiddenCount).contains(layer) {
-            throw GatedNetError.invalidArgument("layer: got \(layer), need 0 ... \(hiddenCount - 1)")
+        try kernel(.path(kind), xa: xa, na: na, xb: xb, nb: nb, symmetric: symmetric, out: out, options: KernelOptions())
+    }
+
+    /// Any kernel of `KernelChoice` between xa (na rows) and xb (nb rows), for the block
+    /// `options.rows` × `options.cols` (default: everything) into `out`, whose rows and cols
+    /// must equal the block's. `symmetric` says xb is xa: a block with equal row and column
+    /// ranges then computes one triangle and mirrors it. Peak extra memory: the gates (or NTK
+    /// back-propagated vectors) of the block's rows and columns, and a few tile² buffers.
+    public func kernel(_ choice: KernelChoice, xa: UnsafePointer<Float>, na: Int, xb: UnsafePointer<Float>, nb: Int,
+                       symmetric: Bool, out: KernelOutput, options: KernelOptions) throws {
+        let rows = options.rows ?? 0..<na
+        let cols = options.cols ?? 0..<nb
+        guard rows.lowerBound >= 0, rows.upperBound <= na, !rows.isEmpty else {
+            throw GatedNetError.invalidArgument("rows: block \(rows.lowerBound) ..< \(rows.upperBound) is empty or outside 0 ..< \(na)")
         }
-        let usesGates = kind != .inputGram
-        let usesInput = kind == .inputGram || kind == .npk || kind == .npkNormalized
+        guard cols.lowerBound >= 0, cols.upperBound <= nb, !cols.isEmpty else {
+            throw GatedNetError.invalidArgument("cols: block \(cols.lowerBound) ..< \(cols.upperBound) is empty or outside 0 ..< \(nb)")
+        }
+        guard out.rows == rows.count, out.cols == cols.count, out.ld >= out.cols else {
+            throw GatedNetError.shape("out: \(out.rows) x \(out.cols) with ld \(out.ld), need \(rows.count) x \(cols.count) with ld >= \(cols.count)")
+        }
+        let block = KernelBlock(a: xa + rows.lowerBound * inputSize, rowsA: rows.count,
+                                b: xb + cols.lowerBound * inputSize, rowsB: cols.count,
+                                symmetric: symmetric && rows == cols, out: out, options: options)
+        switch choice {
+        case .path(let kind):
+            try pathKernel(kind, block, scale: nil)
+        case .npkTraceNormalized:
+            let trace = npkTrace(xa, rows: na)
+            guard trace > 0 && trace.isFinite else {
+                throw GatedNetError.invalidArgument("xa: trace of the npk is \(trace); the trace-normalised npk needs a positive finite trace")
+            }
+            try pathKernel(.npk, block, scale: Float(1 / trace))
+        case .tangent(let part):
+            try tangentKernel(part, block)
+        case .npkLimit, .ntkLimit:
+            try limitKernel(choice == .ntkLimit, block)
+        }
+    }
+
+    /// Σ ⊙ Π_l (Ga_l Gb_lᵀ · s_l) and its relatives over the block, optionally times `scale`.
+    func pathKernel(_ kind: KernelKind, _ k: KernelBlock, scale: Float?) throws {
         let layers: [Int]
         switch kind {
         case .inputGram: layers = []
-        case .base(let l): layers = [l]
+        case .base(let l):
+            guard (0..<hiddenCount).contains(l) else {
+                throw GatedNetError.invalidArgument("layer: got \(l), need 0 ... \(hiddenCount - 1)")
+            }
+            layers = [l]
         default: layers = Array(0..<hiddenCount)
         }
-        let normalise = kind == .npkNormalized || { if case .base = kind { return true }; return false }()
-        let ga = usesGates ? allGates(xa, rows: na) : []
-        let gb = usesGates ? (symmetric ? ga : allGates(xb, rows: nb)) : []
+        let usesInput = kind == .inputGram || kind == .npk || kind == .npkNormalized
+        let normalise: Bool
+        if case .base = kind { normalise = true } else { normalise = kind == .npkNormalized }
+        if k.options.gatePath == .packed && !hasHardGates {
+            throw GatedNetError.unsupported("gate_path: packed gates need hard gates; this network has soft gates")
+        }
+        let packed = !layers.isEmpty && hasHardGates && k.options.gatePath != .float
         let d = inputSize
         let ones = spec.valueInput == .ones
-        let tile = FloatBuffer(count: kernelTile * kernelTile)
+        let layerScale = hiddenWidths.map { normalise ? 1 / Float($0) : 1 }
+        let fa = packed || layers.isEmpty ? [] : allGates(k.a, rows: k.rowsA)
+        let fb = packed || layers.isEmpty ? [] : (k.symmetric ? fa : allGates(k.b, rows: k.rowsB))
+        let pa = packed ? packedGates(k.a, rows: k.rowsA) : nil
+        let pb = packed ? (k.symmetric ? pa : packedGates(k.b, rows: k.rowsB)) : nil
         let tmp = FloatBuffer(count: kernelTile * kernelTile)
-        var i0 = 0
-        while i0 < na {
-            let ti = min(kernelTile, na - i0)
-            var j0 = symmetric ? i0 : 0
-            while j0 < nb {
-                let tj = min(kernelTile, nb - j0)
-                let acc = tile.pointer
-                if usesInput && !ones {
-                    BLAS.gemm(transA: false, transB: true, m: ti, n: tj, k: d, a: xa + i0 * d, lda: d,
-                              b: xb + j0 * d, ldb: d, c: acc, ldc: tj)
-                } else {
-                    acc.update(repeating: usesInput ? Float(d) : 1, count: ti * tj)
-                }
+        let scratch = OverlapScratch(stride: pa?.stride ?? 0)
+        try fillKernelTiles(rows: k.rowsA, cols: k.rowsB, symmetric: k.symmetric, upperOnly: k.options.upperOnly,
+                            out: k.out, progress: k.options.progress, what: "kernel") { i0, ti, j0, tj, acc in
+            if usesInput && !ones {
+                BLAS.gemm(transA: false, transB: true, m: ti, n: tj, k: d, a: k.a + i0 * d, lda: d,
+                          b: k.b + j0 * d, ldb: d, c: acc, ldc: tj)
+            } else {
+                acc.update(repeating: usesInput ? Float(d) : 1, count: ti * tj)
+            }
+            if let pa, let pb {
+                overlapProduct(pa, i0, ti, pb, j0, tj, layers: layers, scales: normalise ? layerScale : nil, acc: acc, scratch: scratch)
+            } else {
                 for l in layers {
                     let w = hiddenWidths[l]
-                    BLAS.gemm(transA: false, transB: true, m: ti, n: tj, k: w,
-                              alpha: normalise ? 1 / Float(w) : 1,
-                              a: ga[l].pointer + i0 * w, lda: w, b: gb[l].pointer + j0 * w, ldb: w,
-                              c: tmp.pointer, ldc: tj)
+                    BLAS.gemm(transA: false, transB: true, m: ti, n: tj, k: w, a: fa[l].pointer + i0 * w, lda: w,
+                              b: fb[l].pointer + j0 * w, ldb: w, c: tmp.pointer, ldc: tj)
                     let t = tmp.pointer
-                    for i in 0..<(ti * tj) { acc[i] *= t[i] }
-                }
-                for r in 0..<ti {
-                    (out.pointer + (i0 + r) * out.ld + j0).update(from: acc + r * tj, count: tj)
-                }
-                if symmetric && j0 != i0 {
-                    for r in 0..<ti {
-                        for c in 0..<tj { out.pointer[(j0 + c) * out.ld + i0 + r] = acc[r * tj + c] }
+                    if normalise {
+                        let s = layerScale[l]
+                        for i in 0..<(ti * tj) { acc[i] *= t[i] * s }
+                    } else {
+                        for i in 0..<(ti * tj) { acc[i] *= t[i] }
                     }
                 }
-                j0 += tj
             }
-            i0 += ti
+            if let s = scale {
+                for i in 0..<(ti * tj) { acc[i] *= s }
+            }
         }
     }
+
+    /// trace H(x, x) = Σ_r ‖xv_r‖² Π_l Σ_i G_l(x_r)_i², in double.
+    func npkTrace(_ x: UnsafePointer<Float>, rows: Int) -> Double {
+        let ws = workspace(rows: min(evaluationChunk, max(rows, 1)))
+        let d = inputSize
+        var total = 0.0
+        forEachChunk(rows: rows, chunk: ws.capacity) { start, n in
+            runFeature(x + start * d, rows: n, ws: ws, gates: true)
+            for r in 0..<n {
+                var v: Double
+                if spec.valueInput == .ones {
+                    v = Double(d)
+                } else {
+                    v = 0
+                    let xr = x + (start + r) * d
+                    for i in 0..<d { v += Double(xr[i]) * Double(xr[i]) }
+                }
+                for (l, w) in hiddenWidths.enumerated() {
+                    let g = ws.gates[l].pointer + r * w
+                    var s = 0.0
+                    for i in 0..<w { s += Double(g[i]) * Double(g[i]) }
+                    v *= s
+                }
+                total += v
+            }
+        }
+        return total
+    }
+}
+
+/// The block a kernel call fills: rows of a against rows of b, into out.
+struct KernelBlock {
+    let a: UnsafePointer<Float>
+    let rowsA: Int
+    let b: UnsafePointer<Float>
+    let rowsB: Int
+    /// a and b are the same rows: compute one triangle.
+    let symmetric: Bool
+    let out: KernelOutput
+    let options: KernelOptions
+}
+
+/// acc[i, j] *= Π_{l ∈ layers} popcount(Ga_l[i0+i] & Gb_l[j0+j]) (· scales[l]), in the same
+/// float operation order as the BLAS path, so both give bit-identical results for hard gates.
+/// `scratch` holds the transposed B tile (kernelTile × stride words) and the counts.
+func overlapProduct(_ pa: PackedGateRows, _ i0: Int, _ ti: Int, _ pb: PackedGateRows, _ j0: Int, _ tj: Int,
+                    layers: [Int], scales: [Float]?, acc: UnsafeMutablePointer<Float>, scratch: OverlapScratch) {
+    let stride = pa.stride
+    let bt = scratch.transposed
+    for j in 0..<tj {
+        let src = pb.bits + (j0 + j) * stride
+        for w in 0..<stride { bt[w * tj + j] = src[w] }
+    }
+    let begin = layers.map { pa.offsets[$0] }, end = layers.map { pa.offsets[$0] + pa.words[$0] }
+    let s = scales.map { sc in layers.map { sc[$0] } }
+    // Rows split over the cores; each part has its own counts scratch.
+    let parts = min(scratch.parts, max(1, ti / 32))
+    begin.withUnsafeBufferPointer { b in
+        end.withUnsafeBufferPointer { e in
+            (s ?? []).withUnsafeBufferPointer { sp in
+                let scalesPointer = s == nil ? nil : sp.baseAddress
+                let run = { (part: Int) in
+                    let r0 = ti * part / parts, r1 = ti * (part + 1) / parts
+                    gnk_overlap_tile(pa.bits + (i0 + r0) * stride, stride, bt, r1 - r0, tj, b.baseAddress, e.baseAddress,
+                                     layers.count, scalesPointer, acc + r0 * tj, scratch.counts + part * kernelTile)
+                }
+                if parts == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: parts, execute: run) }
+            }
+        }
+    }
+}
+
+/// Scratch of `overlapProduct` for gate rows of `stride` words.
+final class OverlapScratch {
+    let transposed: UnsafeMutablePointer<UInt64>
+    let counts: UnsafeMutablePointer<UInt32>
+    /// Threads the popcount runs on: the online processors, at most 8.
+    let parts: Int
+    init(stride: Int) {
+        transposed = .allocate(capacity: max(kernelTile * stride, 1))
+        parts = max(1, min(8, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        counts = .allocate(capacity: kernelTile * parts)
+    }
+    deinit { transposed.deallocate(); counts.deallocate() }
 }

@@ -129,9 +129,24 @@ public struct NetworkSpec: Equatable, Sendable {
             }
         }
         let params = try parameterCount()
-        guard params <= 1 << 31 else {
-            throw GatedNetError.outOfMemory("network: \(params) parameters exceed the limit of 2^31")
+        guard params <= NetworkSpec.maxFloats else {
+            throw GatedNetError.outOfMemory("network: \(params) parameters exceed the limit of 2^30")
         }
+        _ = try workspaceFloats(rows: 1024)
+    }
+
+    /// Largest number of floats gatednet allocates for one parameter set or workspace (4 GiB).
+    public static let maxFloats = 1 << 30
+
+    /// Floats a forward/backward workspace of `rows` rows needs; throws `.outOfMemory` past `maxFloats`.
+    public func workspaceFloats(rows: Int) throws -> Int {
+        let perRow = hiddenWidths.reduce(0, +) * 6 + max(hiddenWidths.max() ?? 0, outputSize) * 3
+            + outputSize * 2 + inputSize * 2
+        let total = try checkedCount(rows, perRow, what: "workspace")
+        guard total <= NetworkSpec.maxFloats else {
+            throw GatedNetError.outOfMemory("workspace: \(rows) rows of this network need \(total) floats, more than the limit 2^30 (lower batch_size)")
+        }
+        return total
     }
 
     var isIdentityPermutation: Bool {

@@ -112,7 +112,7 @@ public enum NetworkArchive {
         spec.initScale = try r.f32()
         spec.seed = try r.u64()
         // Guard against a spec whose weights could not fit in the file before allocating.
-        guard let params = try? spec.parameterCount(), params * 4 <= bytes.count else {
+        guard let params = try? spec.parameterCount(), params <= bytes.count / 4 else {
             throw GatedNetError.corrupt("network file: architecture does not match the stored weights")
         }
         let result: GatedNetwork

@@ -91,27 +91,32 @@ extension GatedNetwork {
     public func train(_ data: LabelledData, test: LabelledData? = nil, options: TrainOptions,
                       progress: (EpochMetrics) -> Bool = { _ in true }) throws -> [EpochMetrics] {
         try options.validate()
+        try checkLoss(options.loss)
         try validate(data, name: "train")
         if let t = test { try validate(t, name: "test") }
         let target: PassTarget = options.trainFeatureHead ? .featureHead : .network
         if options.trainFeatureHead && featureHead == nil {
             throw GatedNetError.unsupported("train_feature_head: this network has no feature head")
         }
+        _ = try spec.workspaceFloats(rows: min(options.batchSize, data.rows))
         let parts = trainableParts(target: target)
         guard parts.feature || parts.value else {
             throw GatedNetError.unsupported("train: nothing to train (every part the objective reaches is frozen, or hard gates pass no gradient to the feature net)")
         }
+        // Snapshot first: a failed call must also keep the optimizer state it replaces.
+        let snapshot = GatedNetwork(copying: self)
         if optimizerState?.kind != options.optimizer { optimizerState = OptimizerState(kind: options.optimizer) }
         // Tiny Adam moments and gradients go denormal; flush them on this thread while training.
         let fpState = gnk_fp_flush_denormals()
         defer { gnk_fp_restore(fpState) }
-        let snapshot = GatedNetwork(copying: self)
 
         let batch = min(options.batchSize, data.rows)
         let ws = workspace(rows: max(batch, min(evaluationChunk, test?.rows ?? 0)))
         let grads = Gradients(self)
         let keys = parameterTensors.filter { entry in
-            entry.key.part == .feature ? parts.feature : parts.value
+            // The DGN's output never reaches an untied feature head: no update (decay, stale moments).
+            if target == .network && !tied && entry.key.part == .feature && entry.key.layer == hiddenCount { return false }
+            return entry.key.part == .feature ? parts.feature : parts.value
         }
         let d = inputSize, k = outputSize
         var order = (0..<data.rows).map { Int32($0) }
@@ -176,8 +181,16 @@ extension GatedNetwork {
         optimizerState = snapshot.optimizerState
     }
 
+    /// Softmax cross-entropy reads the output of the label's class: it needs one output per class.
+    func checkLoss(_ loss: Loss) throws {
+        if loss == .crossEntropy && outputSize < 2 {
+            throw GatedNetError.invalidArgument("loss: cross-entropy needs output_size >= 2, got 1; use the squared loss for one output")
+        }
+    }
+
     /// Mean loss and accuracy (validated data).
     public func evaluate(_ data: LabelledData, loss: Loss, featureHead useHead: Bool = false) throws -> (loss: Double, accuracy: Double) {
+        try checkLoss(loss)
         try validate(data, name: "x")
         if useHead && featureHead == nil { throw GatedNetError.unsupported("feature head: this network has none") }
         return evaluateUnchecked(data, loss: loss, target: useHead ? .featureHead : .network)

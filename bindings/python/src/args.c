@@ -4,7 +4,8 @@
  * passed to the library as is (no copy); a float32 buffer with other strides, or a float64
  * buffer, is copied once into a temporary C-contiguous float32 array (float64 values are
  * rounded to float32); anything else raises TypeError naming the argument. Labels: int32
- * C-contiguous in place, any other integer type copied with a range check. */
+ * C-contiguous in place, any other integer type copied with a range check. Copies are made
+ * with PyMem_RawMalloc so that tracemalloc sees them (the tests use this to prove no-copy). */
 #include "gatednet_py.h"
 
 #include <stdlib.h>
@@ -47,7 +48,7 @@ static int get_view(PyObject *obj, const char *name, Py_buffer *view, int writab
         return -1;
     }
     if (PyObject_GetBuffer(obj, view, flags) < 0) {
-        if (PyErr_ExceptionMatches(PyExc_BufferError)) {
+        if (writable || PyErr_ExceptionMatches(PyExc_BufferError)) {
             PyObject *type, *value, *tb;
             PyErr_Fetch(&type, &value, &tb);
             PyErr_Format(writable ? PyExc_ValueError : PyExc_TypeError,
@@ -104,7 +105,7 @@ static Py_ssize_t element_count(const Py_buffer *v) {
 
 /* Copy any float32/float64 strided buffer into a new C-contiguous float32 array. */
 static float *copy_to_f32(const Py_buffer *v, char code, Py_ssize_t n) {
-    float *dst = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    float *dst = PyMem_RawMalloc((size_t)(n > 0 ? n : 1) * sizeof(float));
     if (dst == NULL) { PyErr_NoMemory(); return NULL; }
     Py_ssize_t index[GNPY_MAX_DIMS] = {0};
     const char *base = v->buf;
@@ -182,6 +183,7 @@ static int matrix_shape(const Py_buffer *v, const char *name, Py_ssize_t cols, g
     }
     in->rows = v->shape[0];
     in->cols = trailing;
+    in->ld = trailing;
     return 0;
 }
 
@@ -237,7 +239,7 @@ int gnpy_input_i32_vector(PyObject *obj, const char *name, Py_ssize_t rows, gnpy
         in->data = v->buf;
         return 0;
     }
-    int32_t *dst = malloc((size_t)(in->rows > 0 ? in->rows : 1) * sizeof(int32_t));
+    int32_t *dst = PyMem_RawMalloc((size_t)(in->rows > 0 ? in->rows : 1) * sizeof(int32_t));
     if (dst == NULL) { PyErr_NoMemory(); goto fail; }
     in->copy = dst;
     for (Py_ssize_t i = 0; i < in->rows; i++) {
@@ -275,12 +277,43 @@ fail:
     return -1;
 }
 
+int gnpy_input_f32_strided(PyObject *obj, const char *name, gnpy_input *in) {
+    if (float_input(obj, name, in, -1, matrix_shape, -1) < 0) return -1;
+    in->ld = in->cols;
+    return 0;
+}
+
+int gnpy_input_f32_rows(PyObject *obj, const char *name, gnpy_input *in) {
+    /* A 2-D float32 matrix whose rows are contiguous but may be spaced (row stride ld >= cols)
+     * is taken in place; anything else goes through gnpy_input_f32_strided (copy if needed). */
+    Py_buffer probe;
+    memset(in, 0, sizeof *in);
+    if (PyObject_CheckBuffer(obj) && PyObject_GetBuffer(obj, &probe, PyBUF_STRIDES | PyBUF_FORMAT) == 0) {
+        int in_place = probe.ndim == 2 && format_code(probe.format) == 'f' && probe.itemsize == 4 &&
+                       probe.shape[0] >= 1 && probe.shape[1] >= 1 && probe.strides[1] == 4 &&
+                       probe.strides[0] > 0 && probe.strides[0] % 4 == 0 && probe.strides[0] / 4 >= probe.shape[1];
+        if (in_place) {
+            in->view = probe;
+            in->has_view = 1;
+            in->data = probe.buf;
+            in->rows = probe.shape[0];
+            in->cols = probe.shape[1];
+            in->ld = probe.strides[0] / 4;
+            return 0;
+        }
+        PyBuffer_Release(&probe);
+    } else {
+        PyErr_Clear();
+    }
+    return gnpy_input_f32_strided(obj, name, in);
+}
+
 void gnpy_input_release(gnpy_input *in) {
     if (in->has_view) {
         PyBuffer_Release(&in->view);
         in->has_view = 0;
     }
-    free(in->copy);
+    PyMem_RawFree(in->copy);
     in->copy = NULL;
     in->data = NULL;
 }
@@ -301,12 +334,14 @@ int gnpy_output_prepare(PyObject *out, const char *name, char format, int ndim,
     o->has_view = 1;
     Py_buffer *v = &o->view;
     char code = format_code(v->format);
-    Py_ssize_t itemsize = format == 'f' ? 4 : format == 'i' ? 4 : 8;
+    Py_ssize_t itemsize = (format == 'f' || format == 'i') ? 4 : 8;
     int format_ok = (code == format && v->itemsize == itemsize) ||
                     (format == 'Q' && code == 'L' && v->itemsize == 8) ||
+                    (format == 'q' && code == 'l' && v->itemsize == 8) ||
                     (format == 'i' && code == 'l' && v->itemsize == 4);
     if (!format_ok) {
-        const char *want = format == 'f' ? "float32" : format == 'i' ? "int32" : "uint64";
+        const char *want = format == 'f' ? "float32" : format == 'd' ? "float64" : format == 'i' ? "int32"
+                         : format == 'q' ? "int64" : "uint64";
         PyErr_Format(PyExc_TypeError, "%s: expected a writable %s buffer, got %s", name, want,
                      dtype_name(v->format));
         goto fail;

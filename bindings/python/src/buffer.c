@@ -11,6 +11,8 @@ static Py_ssize_t itemsize_of(char format) {
     case 'f': return sizeof(float);
     case 'i': return sizeof(int32_t);
     case 'Q': return sizeof(uint64_t);
+    case 'd': return sizeof(double);
+    case 'q': return sizeof(int64_t);
     default: return 0;
     }
 }
@@ -32,6 +34,7 @@ GNPy_Buffer *gnpy_buffer_new(char format, int ndim, const Py_ssize_t *shape) {
     GNPy_Buffer *b = PyObject_New(GNPy_Buffer, &GNPy_BufferType);
     if (b == NULL) return NULL;
     b->data = NULL;
+    b->weakrefs = NULL;
     /* 64-byte alignment suits BLAS and numpy; at least one element so data is never NULL. */
     size_t bytes = (size_t)(n > 0 ? n : 1) * (size_t)itemsize;
     size_t rounded = (bytes + 63) & ~(size_t)63;
@@ -58,6 +61,7 @@ GNPy_Buffer *gnpy_buffer_new(char format, int ndim, const Py_ssize_t *shape) {
 }
 
 static void buffer_dealloc(GNPy_Buffer *self) {
+    if (self->weakrefs != NULL) PyObject_ClearWeakRefs((PyObject *)self);
     free(self->data);
     PyObject_Free(self);
 }
@@ -155,7 +159,7 @@ static PyGetSetDef buffer_getset[] = {
     {"shape", (getter)buffer_get_shape, NULL, "Tuple of dimensions.", NULL},
     {"strides", (getter)buffer_get_strides, NULL, "Tuple of byte strides (C order).", NULL},
     {"format", (getter)buffer_get_format, NULL,
-     "struct-module format: 'f' float32, 'i' int32, 'Q' uint64.", NULL},
+     "struct-module format: 'f' float32, 'd' float64, 'i' int32, 'q' int64, 'Q' uint64.", NULL},
     {"ndim", (getter)buffer_get_ndim, NULL, "Number of dimensions.", NULL},
     {"nbytes", (getter)buffer_get_nbytes, NULL, "Size of the data in bytes.", NULL},
     {"itemsize", (getter)buffer_get_itemsize, NULL, "Bytes per element.", NULL},
@@ -195,7 +199,14 @@ static PySequenceMethods buffer_as_sequence = {
 static PyObject *buffer_repr(GNPy_Buffer *self) {
     PyObject *shape = buffer_get_shape(self, NULL);
     if (shape == NULL) return NULL;
-    const char *dtype = self->format[0] == 'f' ? "float32" : self->format[0] == 'i' ? "int32" : "uint64";
+    const char *dtype;
+    switch (self->format[0]) {
+    case 'f': dtype = "float32"; break;
+    case 'd': dtype = "float64"; break;
+    case 'i': dtype = "int32"; break;
+    case 'q': dtype = "int64"; break;
+    default: dtype = "uint64"; break;
+    }
     PyObject *r = PyUnicode_FromFormat("<gatednet.Buffer %s shape=%R>", dtype, shape);
     Py_DECREF(shape);
     return r;
@@ -210,10 +221,12 @@ PyTypeObject GNPy_BufferType = {
     .tp_as_sequence = &buffer_as_sequence,
     .tp_as_buffer = &buffer_as_buffer,
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Array result owned by gatednet (float32 'f', int32 'i' or uint64 'Q', C order).\n\n"
+    .tp_doc = "Array result owned by gatednet (float32 'f', float64 'd', int32 'i', int64 'q' or\n"
+              "uint64 'Q'; C order).\n\n"
               "Exposes the buffer protocol: numpy.asarray(buf) and memoryview(buf) are views\n"
               "sharing its memory (writable). The memory is freed when the Buffer and all views\n"
               "are gone; it does not depend on the Network that produced it.",
+    .tp_weaklistoffset = offsetof(GNPy_Buffer, weakrefs),
     .tp_methods = buffer_methods,
     .tp_getset = buffer_getset,
 };

@@ -15,6 +15,8 @@
 
 /* Raise the exception class matching `status` with gn_last_error() as message; returns NULL. */
 PyObject *gnpy_raise(gn_status status);
+/* The same with an explicit message (errors detected by the binding itself). */
+PyObject *gnpy_raise_msg(gn_status status, const char *msg);
 extern PyObject *GNPy_Error;        /* GatedNetError(RuntimeError) */
 extern PyObject *GNPy_ClosedError;  /* ClosedNetworkError(GatedNetError, ValueError) */
 
@@ -30,11 +32,12 @@ typedef struct {
     Py_ssize_t strides[GNPY_MAX_DIMS];
     Py_ssize_t nitems;
     Py_ssize_t exports;
+    PyObject *weakrefs;
 } GNPy_Buffer;
 
 extern PyTypeObject GNPy_BufferType;
 
-/* New zero-filled C-contiguous buffer of the given format ('f', 'i' or 'Q') and shape. */
+/* New zero-filled C-contiguous buffer of the given format ('f', 'd', 'i', 'q' or 'Q') and shape. */
 GNPy_Buffer *gnpy_buffer_new(char format, int ndim, const Py_ssize_t *shape);
 
 /* ---- Network ---------------------------------------------------------------------------- */
@@ -59,6 +62,7 @@ typedef struct {
     const void *data;  /* what to pass to the C library */
     Py_ssize_t rows;   /* shape[0] */
     Py_ssize_t cols;   /* product of the remaining dims (1 for 1-D) */
+    Py_ssize_t ld;     /* row stride in elements (== cols unless from gnpy_input_f32_rows) */
 } gnpy_input;
 
 /* x: float32 matrix with `cols` columns (ndim >= 2, product of trailing dims == cols); cols < 0
@@ -70,7 +74,15 @@ int gnpy_input_f32_matrix(PyObject *obj, const char *name, Py_ssize_t cols, gnpy
 int gnpy_input_i32_vector(PyObject *obj, const char *name, Py_ssize_t rows, gnpy_input *in);
 /* A 1-D or N-D float32 array of exactly `count` elements (set_weights). */
 int gnpy_input_f32_flat(PyObject *obj, const char *name, Py_ssize_t count, gnpy_input *in);
+/* Any 2-D float matrix (converted like x); ld = cols. */
+int gnpy_input_f32_strided(PyObject *obj, const char *name, gnpy_input *in);
+/* A 2-D float32 matrix whose rows may be spaced (row stride ld >= cols): in place; other
+ * layouts and float64 are copied to C order. */
+int gnpy_input_f32_rows(PyObject *obj, const char *name, gnpy_input *in);
 void gnpy_input_release(gnpy_input *in);
+
+/* Module-level kernel-algebra functions (kernels.c), NULL-terminated. */
+extern PyMethodDef gnpy_kernel_functions[];
 
 /* An output: either a new Buffer of `shape`, or the caller's `out` (writable, format `format`,
  * exact shape; for 2-D float outputs with allow_row_stride the row stride may exceed the row). */

@@ -12,7 +12,9 @@ static PyObject *GNPy_CorruptError;
 static PyObject *GNPy_CancelledError;
 static PyObject *GNPy_OutOfMemoryError;
 
-PyObject *gnpy_raise(gn_status status) {
+PyObject *gnpy_raise(gn_status status) { return gnpy_raise_msg(status, gn_last_error()); }
+
+PyObject *gnpy_raise_msg(gn_status status, const char *msg) {
     PyObject *cls;
     switch (status) {
     case GN_ERR_INVALID_ARGUMENT:
@@ -29,7 +31,6 @@ PyObject *gnpy_raise(gn_status status) {
     case GN_ERR_OUT_OF_MEMORY: cls = GNPy_OutOfMemoryError; break;
     default: cls = GNPy_Error; break;
     }
-    const char *msg = gn_last_error();
     PyObject *text = PyUnicode_DecodeUTF8(msg, (Py_ssize_t)strlen(msg), "replace");
     if (text == NULL) return NULL;
     /* One positional argument (the message) so str(e) is the library's text; the status is
@@ -203,11 +204,21 @@ PyMODINIT_FUNC PyInit__core(void) {
     if (PyType_Ready(&GNPy_BufferType) < 0 || PyType_Ready(&GNPy_NetworkType) < 0) goto fail;
     if (PyModule_AddObjectRef(m, "Buffer", (PyObject *)&GNPy_BufferType) < 0) goto fail;
     if (PyModule_AddObjectRef(m, "Network", (PyObject *)&GNPy_NetworkType) < 0) goto fail;
+    if (PyModule_AddFunctions(m, gnpy_kernel_functions) < 0) goto fail;
+#ifdef GN_KERNEL_NTK
+    if (PyModule_AddIntConstant(m, "HAS_KERNEL_SUITE", 1) < 0) goto fail;
+#else
+    if (PyModule_AddIntConstant(m, "HAS_KERNEL_SUITE", 0) < 0) goto fail;
+#endif
 
     GNPy_Error = new_error(m, "GatedNetError", PyExc_RuntimeError,
                            "Error reported by libgatednet. Attributes: status (int gn_status), "
                            "status_name (e.g. 'GN_ERR_SHAPE'); str(e) is the library's message.");
     if (GNPy_Error == NULL) goto fail;
+    /* Errors raised by the binding itself (not by a library call) have status None. */
+    if (PyObject_SetAttrString(GNPy_Error, "status", Py_None) < 0 ||
+        PyObject_SetAttrString(GNPy_Error, "status_name", Py_None) < 0)
+        goto fail;
     PyObject *b;
     b = bases2(GNPy_Error, PyExc_ValueError);
     if (b == NULL) goto fail;

@@ -3,8 +3,8 @@
  *
  * Concurrency: every call takes the object's lock, then releases the GIL around the library
  * call, so other Python threads run meanwhile. A second thread using the same Network waits
- * (interruptible by Ctrl-C); a call made on the network from inside its own fit() callback
- * raises GatedNetError instead of deadlocking. */
+ * (interruptible by Ctrl-C); a call made on the network from inside its own fit() or kernel
+ * progress callback raises GatedNetError instead of deadlocking. */
 #include "gatednet_py.h"
 
 #include <math.h>
@@ -29,7 +29,6 @@ static PyObject *network_new(PyTypeObject *type, PyObject *args, PyObject *kwarg
 }
 
 static void network_dealloc(GNPy_Network *self) {
-    PyObject_GC_UnTrack(self);
     if (self->weakrefs != NULL) PyObject_ClearWeakRefs((PyObject *)self);
     /* No call can be running: every method holds a reference to self. */
     gn_network_free(self->net);
@@ -38,17 +37,12 @@ static void network_dealloc(GNPy_Network *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-static int network_traverse(GNPy_Network *self, visitproc visit, void *arg) {
-    Py_VISIT(Py_TYPE(self));
-    return 0;
-}
-
 static int acquire_one(GNPy_Network *self) {
     unsigned long me = PyThread_get_thread_ident();
     if (self->owner == me) {
         PyErr_SetString(GNPy_Error,
-                        "network is busy: it is training in this thread (a fit() callback may "
-                        "not use the network it is called for; read the metrics it receives)");
+                        "network is busy in this thread: a fit() callback or a kernel progress "
+                        "callback may not use the network it is called for");
         return -1;
     }
     if (!PyThread_acquire_lock(self->lock, NOWAIT_LOCK)) {
@@ -73,13 +67,13 @@ static void release_one(GNPy_Network *self) {
 /* Lock the network for a call; fails if it is closed. */
 static int net_begin(GNPy_Network *self) {
     if (self->net == NULL) {
-        PyErr_SetString(GNPy_ClosedError, "network is closed");
+        gnpy_raise_msg(GN_ERR_INVALID_HANDLE, "network is closed");
         return -1;
     }
     if (acquire_one(self) < 0) return -1;
     if (self->net == NULL) { /* closed by another thread while we waited */
         release_one(self);
-        PyErr_SetString(GNPy_ClosedError, "network is closed");
+        gnpy_raise_msg(GN_ERR_INVALID_HANDLE, "network is closed");
         return -1;
     }
     return 0;
@@ -174,11 +168,14 @@ static int opt_int64(PyObject *o, const char *name, int64_t *out) {
 
 static int opt_uint64(PyObject *o, const char *name, uint64_t *out) {
     if (o == NULL || o == Py_None) return 0;
-    if (!PyLong_Check(o)) {
+    PyObject *i = PyNumber_Index(o);
+    if (i == NULL) {
+        PyErr_Clear();
         PyErr_Format(PyExc_TypeError, "%s: expected an int, got %.100s", name, Py_TYPE(o)->tp_name);
         return -1;
     }
-    unsigned long long v = PyLong_AsUnsignedLongLong(o);
+    unsigned long long v = PyLong_AsUnsignedLongLong(i);
+    Py_DECREF(i);
     if (v == (unsigned long long)-1 && PyErr_Occurred()) {
         PyErr_Clear();
         PyErr_Format(PyExc_ValueError, "%s: expected an int in [0, 2**64)", name);
@@ -726,8 +723,7 @@ static PyObject *network_gates(GNPy_Network *self, PyObject *args, PyObject *kwa
     gn_status s;
     if (get_info(self, &info) < 0) goto done;
     int64_t cols = 0;
-    s = packed ? gn_network_hidden_width(self->net, layer, &cols) : GN_OK;
-    if (s == GN_OK) s = packed ? gn_gates_packed_words(self->net, layer, &cols) : gn_network_hidden_width(self->net, layer, &cols);
+    s = packed ? gn_gates_packed_words(self->net, layer, &cols) : gn_network_hidden_width(self->net, layer, &cols);
     if (s != GN_OK) { gnpy_raise(s); goto done; }
     if (gnpy_input_f32_matrix(x_obj, "x", (Py_ssize_t)info.input_size, &x) < 0) goto done;
     Py_ssize_t shape[2] = {x.rows, (Py_ssize_t)cols};
@@ -777,6 +773,186 @@ done:
     net_end(self);
     return r;
 }
+
+#ifdef GN_KERNEL_NTK
+/* ---- kernel suite (gn_kernel_compute and friends) ----------------------------------------- */
+
+typedef struct {
+    PyThreadState *tstate;
+    PyObject *callback;  /* borrowed; NULL for none */
+    int failed;
+    PyObject *exc_type, *exc_value, *exc_tb;
+} kernel_context;
+
+/* After each tile: take the GIL, call the Python progress callback, check for Ctrl-C. */
+static int kernel_progress(double fraction, void *user) {
+    kernel_context *ctx = user;
+    PyEval_RestoreThread(ctx->tstate);
+    int stop = 0;
+    if (ctx->callback != NULL) {
+        PyObject *f = PyFloat_FromDouble(fraction);
+        PyObject *r = f ? PyObject_CallOneArg(ctx->callback, f) : NULL;
+        Py_XDECREF(f);
+        if (r == NULL) goto error;
+        if (r != Py_None) {
+            int t = PyObject_IsTrue(r);
+            if (t < 0) { Py_DECREF(r); goto error; }
+            stop = !t;
+        }
+        Py_DECREF(r);
+    }
+    if (PyErr_CheckSignals() < 0) goto error;
+    ctx->tstate = PyEval_SaveThread();
+    return stop;
+error:
+    ctx->failed = 1;
+    PyErr_Fetch(&ctx->exc_type, &ctx->exc_value, &ctx->exc_tb);
+    ctx->tstate = PyEval_SaveThread();
+    return 1;
+}
+
+static int block_range(long long begin, long long count, Py_ssize_t n, const char *name, Py_ssize_t *size) {
+    long long end = count == 0 ? (long long)n : begin + count;
+    if (begin < 0 || count < 0 || begin >= n || end > n) {
+        PyErr_Format(PyExc_ValueError, "%s: block [%lld, %lld) outside the %zd rows of the input", name, begin,
+                     end, n);
+        return -1;
+    }
+    *size = (Py_ssize_t)(end - begin);
+    return 0;
+}
+
+static PyObject *network_kernel_compute(GNPy_Network *self, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"kind", "xa", "xb", "layer", "output", "row_begin", "row_count", "col_begin",
+                             "col_count", "upper_only", "gate_path", "ntk_scaling", "out", "progress", NULL};
+    int kind, upper_only = 0, gate_path = GN_GATE_PATH_AUTO, ntk_scaling = 0;
+    PyObject *xa_obj, *xb_obj = Py_None, *out = Py_None, *progress = Py_None;
+    long long layer = 0, output = -1, rb = 0, rc = 0, cb = 0, cc = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iO|OLLLLLLpipOO:kernel_compute", kwlist, &kind, &xa_obj,
+                                     &xb_obj, &layer, &output, &rb, &rc, &cb, &cc, &upper_only, &gate_path,
+                                     &ntk_scaling, &out, &progress))
+        return NULL;
+    if (progress != Py_None && !PyCallable_Check(progress)) {
+        PyErr_Format(PyExc_TypeError, "progress: expected a callable, got %.100s", Py_TYPE(progress)->tp_name);
+        return NULL;
+    }
+    if (net_begin(self) < 0) return NULL;
+    gn_network_info info;
+    gnpy_input xa = {0}, xb = {0};
+    gnpy_output o = {0};
+    PyObject *r = NULL;
+    if (get_info(self, &info) < 0) goto done;
+    if (gnpy_input_f32_matrix(xa_obj, "xa", (Py_ssize_t)info.input_size, &xa) < 0) goto done;
+    int symmetric = xb_obj == Py_None;
+    if (!symmetric && gnpy_input_f32_matrix(xb_obj, "xb", (Py_ssize_t)info.input_size, &xb) < 0) goto done;
+    const void *b_data = symmetric ? xa.data : xb.data;
+    Py_ssize_t b_rows = symmetric ? xa.rows : xb.rows, rows, cols;
+    if (block_range(rb, rc, xa.rows, "rows", &rows) < 0 || block_range(cb, cc, b_rows, "cols", &cols) < 0) goto done;
+    Py_ssize_t shape[2] = {rows, cols};
+    if (gnpy_output_prepare(out, "out", 'f', 2, shape, 1, &o) < 0) goto done;
+    gn_kernel_options opts;
+    gn_kernel_options_init(&opts);
+    opts.layer = layer;
+    opts.output = output;
+    opts.row_begin = rb;
+    opts.row_count = rc;
+    opts.col_begin = cb;
+    opts.col_count = cc;
+    opts.upper_only = upper_only;
+    opts.gate_path = (gn_gate_path)gate_path;
+    opts.ntk_scaling = ntk_scaling;
+    kernel_context ctx = {0};
+    ctx.callback = progress == Py_None ? NULL : progress;
+    opts.progress = kernel_progress;
+    opts.progress_user = &ctx;
+    ctx.tstate = PyEval_SaveThread();
+    gn_status s = gn_kernel_compute(self->net, (gn_kernel_kind)kind, xa.data, xa.rows, b_data, b_rows, &opts,
+                                    o.data, o.ld, o.capacity);
+    PyEval_RestoreThread(ctx.tstate);
+    int ok = s == GN_OK && !ctx.failed;
+    r = gnpy_output_finish(&o, ok);
+    if (ctx.failed) PyErr_Restore(ctx.exc_type, ctx.exc_value, ctx.exc_tb);
+    else if (s != GN_OK) gnpy_raise(s);
+done:
+    gnpy_output_finish(&o, 0);
+    gnpy_input_release(&xa);
+    gnpy_input_release(&xb);
+    net_end(self);
+    return r;
+}
+
+static PyObject *network_active_paths(GNPy_Network *self, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"x", "groups", "n_groups", NULL};
+    PyObject *x_obj, *g_obj = Py_None;
+    long long n_groups = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OL:active_paths", kwlist, &x_obj, &g_obj, &n_groups)) return NULL;
+    if (net_begin(self) < 0) return NULL;
+    gn_network_info info;
+    gnpy_input x = {0}, g = {0};
+    GNPy_Buffer *mean = NULL, *counts = NULL;
+    PyObject *r = NULL;
+    gn_status s;
+    if (get_info(self, &info) < 0) goto done;
+    if (gnpy_input_f32_matrix(x_obj, "x", (Py_ssize_t)info.input_size, &x) < 0) goto done;
+    if (g_obj == Py_None) {
+        Py_ssize_t shape[1] = {x.rows};
+        if ((mean = gnpy_buffer_new('d', 1, shape)) == NULL) goto done;
+        Py_BEGIN_ALLOW_THREADS
+        s = gn_active_paths(self->net, x.data, x.rows, mean->data, mean->nitems);
+        Py_END_ALLOW_THREADS
+        if (s != GN_OK) { gnpy_raise(s); goto done; }
+        r = (PyObject *)mean;
+        mean = NULL;
+        goto done;
+    }
+    if (gnpy_input_i32_vector(g_obj, "groups", x.rows, &g) < 0) goto done;
+    if (n_groups < 1) {
+        PyErr_Format(PyExc_ValueError, "n_groups: got %lld, need >= 1", n_groups);
+        goto done;
+    }
+    Py_ssize_t shape[1] = {(Py_ssize_t)n_groups};
+    if ((mean = gnpy_buffer_new('d', 1, shape)) == NULL || (counts = gnpy_buffer_new('q', 1, shape)) == NULL) goto done;
+    Py_BEGIN_ALLOW_THREADS
+    s = gn_active_paths_by_group(self->net, x.data, x.rows, g.data, n_groups, mean->data, mean->nitems,
+                                 counts->data, counts->nitems);
+    Py_END_ALLOW_THREADS
+    if (s != GN_OK) { gnpy_raise(s); goto done; }
+    r = PyTuple_Pack(2, (PyObject *)mean, (PyObject *)counts);
+done:
+    Py_XDECREF(mean);
+    Py_XDECREF(counts);
+    gnpy_input_release(&x);
+    gnpy_input_release(&g);
+    net_end(self);
+    return r;
+}
+
+static PyObject *network_gate_hyperplanes(GNPy_Network *self, PyObject *args) {
+    long long layer;
+    if (!PyArg_ParseTuple(args, "L:gate_hyperplanes", &layer)) return NULL;
+    if (net_begin(self) < 0) return NULL;
+    gn_network_info info;
+    int64_t width = 0;
+    GNPy_Buffer *normals = NULL, *offsets = NULL;
+    PyObject *r = NULL;
+    gn_status s;
+    if (get_info(self, &info) < 0) goto done;
+    if ((s = gn_network_hidden_width(self->net, layer, &width)) != GN_OK) { gnpy_raise(s); goto done; }
+    Py_ssize_t nshape[2] = {(Py_ssize_t)width, (Py_ssize_t)info.input_size}, oshape[1] = {(Py_ssize_t)width};
+    if ((normals = gnpy_buffer_new('f', 2, nshape)) == NULL || (offsets = gnpy_buffer_new('f', 1, oshape)) == NULL)
+        goto done;
+    Py_BEGIN_ALLOW_THREADS
+    s = gn_gate_hyperplanes(self->net, layer, normals->data, normals->nitems, offsets->data, offsets->nitems);
+    Py_END_ALLOW_THREADS
+    if (s != GN_OK) { gnpy_raise(s); goto done; }
+    r = PyTuple_Pack(2, (PyObject *)normals, (PyObject *)offsets);
+done:
+    Py_XDECREF(normals);
+    Py_XDECREF(offsets);
+    net_end(self);
+    return r;
+}
+#endif
 
 /* ---- persistence and copies ----------------------------------------------------------------- */
 
@@ -897,6 +1073,15 @@ static PyMethodDef network_methods[] = {
      "_gates(x, layer, out=None, packed=False) -> Buffer"},
     {"_kernel", (PyCFunction)(void (*)(void))network_kernel, METH_VARARGS | METH_KEYWORDS,
      "_kernel(kind, xa, xb=None, layer=0, out=None) -> Buffer"},
+#ifdef GN_KERNEL_NTK
+    {"_kernel_compute", (PyCFunction)(void (*)(void))network_kernel_compute, METH_VARARGS | METH_KEYWORDS,
+     "_kernel_compute(kind, xa, xb=None, layer=0, output=-1, row_begin=0, row_count=0, col_begin=0, "
+     "col_count=0, upper_only=False, gate_path=0, ntk_scaling=False, out=None, progress=None) -> Buffer"},
+    {"_active_paths", (PyCFunction)(void (*)(void))network_active_paths, METH_VARARGS | METH_KEYWORDS,
+     "_active_paths(x, groups=None, n_groups=0) -> Buffer or (mean, counts)"},
+    {"_gate_hyperplanes", (PyCFunction)network_gate_hyperplanes, METH_VARARGS,
+     "_gate_hyperplanes(layer) -> (normals, offsets)"},
+#endif
     {"save", (PyCFunction)(void (*)(void))network_save, METH_VARARGS | METH_KEYWORDS,
      "save(path, optimizer_state=False)\n\nWrite a versioned, checksummed file atomically "
      "(the file is either the old or the new one). Raises FileError."},
@@ -921,9 +1106,8 @@ PyTypeObject GNPy_NetworkType = {
     .tp_name = "gatednet._core.Network",
     .tp_basicsize = sizeof(GNPy_Network),
     .tp_dealloc = (destructor)network_dealloc,
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     .tp_doc = "Low-level wrapper of one gn_network handle; use gatednet.Network.",
-    .tp_traverse = (traverseproc)network_traverse,
     .tp_weaklistoffset = offsetof(GNPy_Network, weakrefs),
     .tp_methods = network_methods,
     .tp_getset = network_getset,

@@ -1,0 +1,216 @@
+/// Per-row factors of the layer-wise empirical NTK of a batch: for each weight layer its input
+/// Z (rows × fan_in) and the back-propagated vectors Δ = ∂ŷ_o/∂q (rows × K·fan_out, the K
+/// selected outputs side by side), so that K = Σ_l (Δ_l Δ_lᵀ) ⊙ (Z_l Z_lᵀ) needs only GEMMs.
+final class TangentSide {
+    /// Value layers 0 ... h (h = output layer): inputs; hidden value layers 0 ..< h: Δ.
+    var zv: [FloatBuffer] = []
+    var dv: [FloatBuffer] = []
+    /// Feature layers 0 ..< h: inputs and Δ (soft gates only).
+    var zf: [FloatBuffer] = []
+    var df: [FloatBuffer] = []
+}
+
+extension GatedNetwork {
+    /// Value layer `l` (0 ... hiddenCount); for a tied net the feature layers and its head.
+    func valueLayer(_ l: Int) -> DenseLayer {
+        if !tied { return valueLayers[l] }
+        if l < hiddenCount { return featureLayers[l] }
+        return featureHead ?? featureLayers[hiddenCount - 1]
+    }
+
+    /// Z and Δ of every layer for `rows` rows of x, outputs `outputs` (MATH.md §4, empirical NTK).
+    func tangentSide(_ x: UnsafePointer<Float>, rows: Int, outputs: [Int], feature: Bool) -> TangentSide {
+        let h = hiddenCount, k = outputs.count, d = inputSize
+        let side = TangentSide()
+        side.zv = (0...h).map { FloatBuffer(count: rows * valueLayer($0).fanIn) }
+        side.dv = (0..<h).map { FloatBuffer(count: rows * k * hiddenWidths[$0]) }
+        if feature {
+            side.zf = (0..<h).map { FloatBuffer(count: rows * featureLayers[$0].fanIn) }
+            side.df = (0..<h).map { FloatBuffer(count: rows * k * hiddenWidths[$0]) }
+        }
+        let chunk = min(max(1, evaluationChunk / k), max(rows, 1))
+        let ws = workspace(rows: chunk)
+        let maxW = max(hiddenWidths.max() ?? 1, 1)
+        let dZ = FloatBuffer(count: chunk * k * maxW)
+        let dZf = feature ? FloatBuffer(count: chunk * k * maxW) : dZ
+        let dG = feature ? hiddenWidths.map { FloatBuffer(count: chunk * k * $0) } : []
+        let beta = spec.beta
+        forEachChunk(rows: rows, chunk: chunk) { start, n in
+            let xs = x + start * d
+            runFeature(xs, rows: n, ws: ws, gates: true)
+            if !tied { runValue(xs, rows: n, ws: ws) }
+            // Layer inputs.
+            for l in 0...h {
+                let fanIn = valueLayer(l).fanIn
+                let dst = side.zv[l].pointer + start * fanIn
+                if l == 0 {
+                    if spec.valueInput == .ones && !tied { dst.update(repeating: 1, count: n * fanIn) } else { dst.update(from: xs, count: n * fanIn) }
+                } else {
+                    dst.update(from: tied ? ws.zf[l - 1].pointer : ws.zv[l - 1].pointer, count: n * fanIn)
+                }
+            }
+            if feature {
+                for l in 0..<h {
+                    let fanIn = featureLayers[l].fanIn
+                    let dst = side.zf[l].pointer + start * fanIn
+                    dst.update(from: l == 0 ? xs : UnsafePointer(ws.zf[l - 1].pointer), count: n * fanIn)
+                }
+            }
+            // Value net: dZ = ∂ŷ_o/∂z_{h-1} is row o of the output weights.
+            let head = valueLayer(h)
+            let wLast = hiddenWidths[h - 1]
+            for r in 0..<n {
+                for (oi, o) in outputs.enumerated() {
+                    (dZ.pointer + (r * k + oi) * wLast).update(from: head.weight.pointer + o * wLast, count: wLast)
+                }
+            }
+            for l in stride(from: h - 1, through: 0, by: -1) {
+                let w = hiddenWidths[l]
+                let g = ws.gates[spec.gateLayer(l)].pointer
+                let dv = side.dv[l].pointer + start * k * w
+                let dz = dZ.pointer
+                for r in 0..<n {
+                    let gr = g + r * w
+                    for oi in 0..<k {
+                        let base = (r * k + oi) * w
+                        for i in 0..<w { dv[base + i] = dz[base + i] * gr[i] }
+                    }
+                }
+                if feature {
+                    let q = ws.qv[l].pointer, dg = dG[spec.gateLayer(l)].pointer
+                    for r in 0..<n {
+                        let qr = q + r * w
+                        for oi in 0..<k {
+                            let base = (r * k + oi) * w
+                            for i in 0..<w { dg[base + i] = dz[base + i] * qr[i] }
+                        }
+                    }
+                }
+                if l > 0 {
+                    let layer = valueLayer(l)
+                    BLAS.gemm(transA: false, transB: false, m: n * k, n: layer.fanIn, k: w, a: dv, lda: w,
+                              b: layer.weight.pointer, ldb: layer.fanIn, c: dz, ldc: layer.fanIn)
+                }
+            }
+            guard feature else { return }
+            // Feature net: ∂ŷ/∂qf_l = ∂ŷ/∂G_l ⊙ βG(1−G) + χ'(qf_l) ⊙ (∂ŷ/∂qf_{l+1} Wf_{l+1}).
+            for l in stride(from: h - 1, through: 0, by: -1) {
+                let w = hiddenWidths[l]
+                let g = ws.gates[l].pointer, q = ws.qf[l].pointer, dg = dG[l].pointer
+                let df = side.df[l].pointer + start * k * w
+                let dz = dZf.pointer
+                let relu = spec.activation == .relu
+                for r in 0..<n {
+                    let gr = g + r * w, qr = q + r * w
+                    for oi in 0..<k {
+                        let base = (r * k + oi) * w
+                        for i in 0..<w {
+                            var v = dg[base + i] * beta * gr[i] * (1 - gr[i])
+                            if l < h - 1 && (!relu || qr[i] > 0) { v += dz[base + i] }
+                            df[base + i] = v
+                        }
+                    }
+                }
+                if l > 0 {
+                    let layer = featureLayers[l]
+                    BLAS.gemm(transA: false, transB: false, m: n * k, n: layer.fanIn, k: w, a: df, lda: w,
+                              b: layer.weight.pointer, ldb: layer.fanIn, c: dz, ldc: layer.fanIn)
+                }
+            }
+        }
+        return side
+    }
+
+    /// One term (Za Zbᵀ · scale + bias) ⊙ (Δa Δbᵀ) of the layer-wise NTK; Δ nil means the
+    /// output layer, whose Δ Gram is the number of selected outputs.
+    struct TangentTerm {
+        let za: FloatBuffer, zb: FloatBuffer, fanIn: Int
+        let da: FloatBuffer?, db: FloatBuffer?, width: Int
+        let scale: Float
+    }
+
+    /// The layer-wise empirical NTK (`TangentPart`) over the block.
+    func tangentKernel(_ part: TangentPart, _ k: KernelBlock) throws {
+        let soft = !hasHardGates
+        let outputs: [Int]
+        if let o = k.options.output {
+            guard o >= 0 && o < outputSize else {
+                throw GatedNetError.invalidArgument("output: got \(o), need -1 (sum) or 0 ... \(outputSize - 1)")
+            }
+            outputs = [o]
+        } else {
+            outputs = Array(0..<outputSize)
+        }
+        var value = false, feature = false, cross = false
+        switch part {
+        case .value: value = true
+        case .feature, .cross:
+            guard soft else {
+                throw GatedNetError.unsupported("kernel: the \(part == .feature ? "feature" : "cross") part of the NTK needs soft gates in an untied network; hard gates pass no gradient to the feature weights, so it is 0")
+            }
+            feature = part == .feature; cross = part == .cross
+        case .full:
+            if tied {
+                value = !featureFrozen
+            } else {
+                value = !valueFrozen
+                feature = soft && !featureFrozen
+            }
+            guard value || feature else {
+                throw GatedNetError.unsupported("kernel: the NTK over trainable weights is empty: every weight that passes gradient is frozen")
+            }
+        }
+        let needFeature = feature || cross
+        let perRow = (0...hiddenCount).reduce(0) { $0 + valueLayer($1).fanIn } * (needFeature ? 2 : 1)
+            + hiddenWidths.reduce(0, +) * outputs.count * (needFeature ? 2 : 1)
+        _ = try checkedCount(k.rowsA + k.rowsB, perRow, MemoryLayout<Float>.size, what: "NTK factors")
+        let sa = tangentSide(k.a, rows: k.rowsA, outputs: outputs, feature: needFeature)
+        let sb = k.symmetric ? sa : tangentSide(k.b, rows: k.rowsB, outputs: outputs, feature: needFeature)
+        let s2 = spec.initScale * spec.initScale
+        func scale(_ fanIn: Int) -> Float { k.options.ntkScaling ? s2 / Float(fanIn) : 1 }
+        let kk = outputs.count
+        var terms: [TangentTerm] = []
+        let h = hiddenCount
+        if value {
+            for l in 0...h {
+                let fanIn = valueLayer(l).fanIn
+                terms.append(TangentTerm(za: sa.zv[l], zb: sb.zv[l], fanIn: fanIn, da: l < h ? sa.dv[l] : nil,
+                                         db: l < h ? sb.dv[l] : nil, width: l < h ? kk * hiddenWidths[l] : 0, scale: scale(fanIn)))
+            }
+        }
+        if feature {
+            for l in 0..<h {
+                let fanIn = featureLayers[l].fanIn
+                terms.append(TangentTerm(za: sa.zf[l], zb: sb.zf[l], fanIn: fanIn, da: sa.df[l], db: sb.df[l],
+                                         width: kk * hiddenWidths[l], scale: scale(fanIn)))
+            }
+        }
+        if cross {
+            for l in 0..<h {
+                let fanIn = featureLayers[l].fanIn, w = kk * hiddenWidths[l]
+                terms.append(TangentTerm(za: sa.zv[l], zb: sb.zf[l], fanIn: fanIn, da: sa.dv[l], db: sb.df[l], width: w, scale: scale(fanIn)))
+                terms.append(TangentTerm(za: sa.zf[l], zb: sb.zv[l], fanIn: fanIn, da: sa.df[l], db: sb.dv[l], width: w, scale: scale(fanIn)))
+            }
+        }
+        let bias: Float = spec.bias ? 1 : 0
+        let t1 = FloatBuffer(count: kernelTile * kernelTile), t2 = FloatBuffer(count: kernelTile * kernelTile)
+        try fillKernelTiles(rows: k.rowsA, cols: k.rowsB, symmetric: k.symmetric, upperOnly: k.options.upperOnly,
+                            out: k.out, progress: k.options.progress, what: "kernel") { i0, ti, j0, tj, acc in
+            acc.update(repeating: 0, count: ti * tj)
+            for t in terms {
+                BLAS.gemm(transA: false, transB: true, m: ti, n: tj, k: t.fanIn, a: t.za.pointer + i0 * t.fanIn, lda: t.fanIn,
+                          b: t.zb.pointer + j0 * t.fanIn, ldb: t.fanIn, c: t1.pointer, ldc: tj)
+                let z = t1.pointer, s = t.scale
+                if let da = t.da, let db = t.db {
+                    BLAS.gemm(transA: false, transB: true, m: ti, n: tj, k: t.width, a: da.pointer + i0 * t.width, lda: t.width,
+                              b: db.pointer + j0 * t.width, ldb: t.width, c: t2.pointer, ldc: tj)
+                    let g = t2.pointer
+                    for i in 0..<(ti * tj) { acc[i] += (z[i] * s + bias) * g[i] }
+                } else {
+                    let c = Float(kk)
+                    for i in 0..<(ti * tj) { acc[i] += (z[i] * s + bias) * c }
+                }
+            }
+        }
+    }
+}

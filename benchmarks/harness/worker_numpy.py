@@ -1,0 +1,87 @@
+"""numpy peer for the FC NPK: (X Xᵀ) ⊙ Π_l (G_l G_lᵀ) in float32 with the gates of the same
+network (weights dumped by the gatednet worker), the way one writes it in numpy."""
+import glob
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+from workloads import D_IN, DEPTH_HIDDEN, WIDTH  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+
+def load_weights(directory):
+    ws = []
+    for l in range(DEPTH_HIDDEN):
+        (path,) = glob.glob(os.path.join(directory, f"wf{l}_*.f32"))
+        r, c = map(int, path.rsplit("_", 1)[1][:-4].split("x"))
+        ws.append(np.fromfile(path, dtype=np.float32).reshape(r, c))
+    return ws
+
+
+def npk_numpy(x, ws):
+    k = x @ x.T
+    h = x
+    for w in ws:
+        q = h @ w.T
+        g = (q > 0).astype(np.float32)
+        k *= g @ g.T
+        h = np.maximum(q, 0)
+    return k
+
+
+def npk(task):
+    n = task["n"]
+    if common.have_fmnist():
+        x = common.read_idx_numpy("train_x", n)
+    else:
+        x = common.synthetic_numpy(n, D_IN)[0]
+    if task.get("weights_dir"):
+        ws = load_weights(task["weights_dir"])
+    else:
+        rng = np.random.default_rng(0)
+        sizes = [D_IN] + [WIDTH] * DEPTH_HIDDEN
+        ws = [(rng.standard_normal((o, i)) * np.sqrt(2 / i)).astype(np.float32)
+              for i, o in zip(sizes[:-1], sizes[1:])]
+    holder = {}
+
+    def run():
+        holder["k"] = None  # drop the previous result first, as the caller would
+        holder["k"] = npk_numpy(x, ws)
+    res = common.measure(run, task["runs"], task.get("warmup", 1))
+    k = holder["k"]
+    res.update(items=n, output_bytes=k.nbytes)
+    res["samples"] = [[i, j, float(k[i, j])] for i, j in (task.get("pairs") or common.sample_pairs(n))]
+    return res
+
+
+def info(task):
+    a = np.random.rand(2048, 784).astype(np.float32)
+    b = np.random.rand(784, 2048).astype(np.float32)
+    a @ b
+    reps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < 0.3:
+        a @ b
+        reps += 1
+    gflops = 2.0 * 2048 * 2048 * 784 * reps / (time.perf_counter() - t0) / 1e9
+    blas = {}
+    try:
+        cfg = np.show_config(mode="dicts")
+        blas = cfg.get("Build Dependencies", {}).get("blas", {})
+    except Exception:
+        pass
+    core = None
+    try:
+        from threadpoolctl import threadpool_info
+        core = [(i.get("internal_api"), i.get("architecture"), i.get("num_threads"))
+                for i in threadpool_info()]
+    except Exception:
+        pass
+    return {"version": np.__version__, "blas": {k: blas.get(k) for k in ("name", "version")},
+            "threadpool": core, "sgemm_gflops_2048x2048x784": gflops}
+
+
+if __name__ == "__main__":
+    common.main({"npk": npk, "info": info})

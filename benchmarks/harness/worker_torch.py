@@ -1,0 +1,192 @@
+"""PyTorch (CPU) peer: the same networks, optimiser and data, written the way a PyTorch user
+would (tensors preloaded, randperm minibatches, no DataLoader overhead)."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+from workloads import CLASSES, D_IN, DEPTH_HIDDEN, WIDTH  # noqa: E402
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
+
+
+def he(fan_out, fan_in, g, trainable=True):
+    w = torch.randn(fan_out, fan_in, generator=g) * (2.0 / fan_in) ** 0.5
+    return torch.nn.Parameter(w, requires_grad=trainable)
+
+
+class FCNet(torch.nn.Module):
+    """regime relu: a plain ReLU MLP; fixed_hard: DGN with frozen random hard gates;
+    decoupled_soft: DGN with soft gates sigmoid(beta q), both nets trained."""
+
+    def __init__(self, regime, beta=10.0, seed=0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        sizes = [D_IN] + [WIDTH] * DEPTH_HIDDEN + [CLASSES]
+        self.regime, self.beta = regime, beta
+        self.value = torch.nn.ParameterList([he(o, i, g) for i, o in zip(sizes[:-1], sizes[1:])])
+        if regime != "relu":
+            self.feature = torch.nn.ParameterList(
+                [he(o, i, g, trainable=(regime == "decoupled_soft"))
+                 for i, o in zip(sizes[:-2], sizes[1:-1])])
+
+    def forward(self, x):
+        if self.regime == "relu":
+            h = x
+            for w in self.value[:-1]:
+                h = F.relu(F.linear(h, w))
+            return F.linear(h, self.value[-1])
+        gates = []
+        if self.regime == "fixed_hard":
+            with torch.no_grad():
+                h = x
+                for w in self.feature:
+                    q = F.linear(h, w)
+                    gates.append((q > 0).to(x.dtype))
+                    h = F.relu(q)
+        else:
+            h = x
+            for w in self.feature:
+                q = F.linear(h, w)
+                gates.append(torch.sigmoid(self.beta * q))
+                h = F.relu(q)
+        z = x
+        for w, g in zip(self.value[:-1], gates):
+            z = F.linear(z, w) * g
+        return F.linear(z, self.value[-1])
+
+
+def load(which_x, which_y, n):
+    if common.have_fmnist():
+        x, y = common.read_idx_numpy(which_x, n), common.read_idx_numpy(which_y, n)
+    else:
+        x, y = common.synthetic_numpy(n, D_IN)
+    return torch.from_numpy(x).contiguous(), torch.from_numpy(y).long()
+
+
+def train(task):
+    n, batch = task["n"], task["batch"]
+    x, y = load("train_x", "train_y", n)
+    model = FCNet(task["regime"])
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-4)
+    gen = torch.Generator().manual_seed(1)
+
+    def run():
+        perm = torch.randperm(n, generator=gen)
+        for i in range(0, n, batch):
+            idx = perm[i:i + batch]
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            loss.backward()
+            opt.step()
+    res = common.measure(run, task["runs"], task.get("warmup", 1))
+    res["items"] = n
+    return res
+
+
+def infer(task):
+    n = task["n"]
+    x, _ = load("test_x", "test_y", n)
+    model = FCNet(task["regime"]).eval()
+
+    def run():
+        with torch.inference_mode():
+            return model(x)
+    res = common.measure(run, task["runs"], task.get("warmup", 1))
+    res["items"] = n
+    return res
+
+
+class GConvDGN(torch.nn.Module):
+    """GCONV (4 conv 3x3 same-padding 64/64/128/128, GAP, dense 256, dense 10) as a DGN:
+    relu = plain ReLU conv net; fixed_hard = frozen random feature net's hard gates;
+    decoupled_soft = sigmoid(beta q) gates, both nets trained."""
+
+    def __init__(self, regime, channels=(64, 64, 128, 128), hidden=256, beta=10.0, seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.regime, self.beta = regime, beta
+
+        def net():
+            convs, c_in = torch.nn.ModuleList(), 1
+            for c in channels:
+                convs.append(torch.nn.Conv2d(c_in, c, 3, padding=1, bias=False))
+                c_in = c
+            return convs, torch.nn.Linear(c_in, hidden, bias=False)
+        self.v_convs, self.v_fc = net()
+        self.out = torch.nn.Linear(hidden, CLASSES, bias=False)
+        if regime != "relu":
+            self.f_convs, self.f_fc = net()
+            if regime == "fixed_hard":
+                for p in list(self.f_convs.parameters()) + list(self.f_fc.parameters()):
+                    p.requires_grad_(False)
+
+    def forward(self, x):
+        if self.regime == "relu":
+            h = x
+            for c in self.v_convs:
+                h = F.relu(c(h))
+            return self.out(F.relu(self.v_fc(h.mean((2, 3)))))
+        gates = []
+        ctx = torch.no_grad() if self.regime == "fixed_hard" else torch.enable_grad()
+        with ctx:
+            h = x
+            for layer in list(self.f_convs) + [self.f_fc]:
+                if layer is self.f_fc:
+                    h = h.mean((2, 3))
+                q = layer(h)
+                gates.append((q > 0).to(x.dtype) if self.regime == "fixed_hard"
+                             else torch.sigmoid(self.beta * q))
+                h = F.relu(q)
+        z = x
+        for c, g in zip(self.v_convs, gates):
+            z = c(z) * g
+        z = self.v_fc(z.mean((2, 3))) * gates[-1]
+        return self.out(z)
+
+
+def conv_train(task):
+    batch, steps = task["batch"], task["steps"]
+    n = batch * steps
+    x, y = load("train_x", "train_y", n)
+    x = x.reshape(n, 1, 28, 28).contiguous()
+    model = GConvDGN(task.get("regime", "fixed_hard"))
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-4)
+    gen = torch.Generator().manual_seed(1)
+
+    def run():
+        perm = torch.randperm(n, generator=gen)
+        for i in range(0, n, batch):
+            idx = perm[i:i + batch]
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x[idx]), y[idx]).backward()
+            opt.step()
+    res = common.measure(run, task["runs"], task.get("warmup", 1))
+    res["items"] = n
+    return res
+
+
+def info(task):
+    import time
+    a = torch.rand(2048, 784)
+    b = torch.rand(784, 2048)
+    torch.mm(a, b)
+    reps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < 0.3:
+        torch.mm(a, b)
+        reps += 1
+    gflops = 2.0 * 2048 * 2048 * 784 * reps / (time.perf_counter() - t0) / 1e9
+    cfg = torch.__config__.show()
+    blas = [l.strip() for l in cfg.splitlines() if "BLAS" in l or "MKL" in l or "oneDNN" in l
+            or "CPU capability" in l]
+    return {"version": torch.__version__, "threads": torch.get_num_threads(), "blas": blas,
+            "sgemm_gflops_2048x2048x784": gflops}
+
+
+HANDLERS = {"train": train, "infer": infer, "conv_train": conv_train, "info": info}
+
+if __name__ == "__main__":
+    common.main(HANDLERS)

@@ -1,0 +1,453 @@
+"""gatednet: deep gated networks (DGNs) and neural path kernels (NPK) from Python.
+
+A thin layer over the C extension ``gatednet._core``, itself a thin layer over the public C ABI
+of ``libgatednet`` (``include/gatednet.h``). All numerics run in the library.
+
+Quick start::
+
+    import numpy as np, gatednet as gn
+    relu = gn.Network(784, [128, 128], 10, regime="relu", seed=1)
+    relu.fit(x, y, epochs=5, lr=1e-3, validation_data=(xt, yt))
+    dgn = gn.Network(784, [128, 128], 10, regime="fixed_learnt", gate_source=relu, seed=2)
+    dgn.fit(x, y, epochs=5)
+    H = np.asarray(dgn.npk(xt[:200]))          # a view of library-owned memory
+
+Inputs
+    Any object with the buffer protocol (numpy arrays, memoryview, array.array). ``x`` arguments
+    are float matrices of shape ``(n, input_size)``; more dimensions are accepted when the
+    trailing ones multiply to ``input_size`` (e.g. ``(n, 28, 28)`` images). The rule:
+
+    * float32, C-contiguous: used in place, never copied;
+    * float32 with other strides, or float64 (any layout): copied once into a temporary
+      float32 array for the duration of the call (float64 rounded to nearest float32);
+    * any other dtype: ``TypeError``; objects without the buffer protocol (lists): ``TypeError``.
+
+    Labels ``y`` are 1-D integer buffers with one entry per row of ``x``: int32 C-contiguous is
+    used in place; other integer dtypes are copied (values must fit in int32). Wrong shapes
+    raise ``ValueError`` naming the argument. NaN/Inf in inputs raise ``ArgumentError``
+    (a ``ValueError``).
+
+Outputs
+    Matrices are returned as :class:`Buffer` objects: float32 ('f'), float64 ('d'), int32 ('i'),
+    int64 ('q') or uint64 ('Q') in C order, exposing the buffer protocol over memory the
+    extension owns. ``numpy.asarray(b)`` is a view (no copy) that stays valid after the network
+    is closed or deleted; the memory is freed when the last view and the Buffer are gone. Methods taking
+    ``out=`` write into a caller buffer of the exact shape and dtype instead (for kernels the
+    rows may be strided, e.g. a column slice of a larger matrix) and return it.
+
+Errors
+    Library errors raise :class:`GatedNetError` (a ``RuntimeError``) or a subclass carrying the
+    library's message and ``status``/``status_name``: :class:`ArgumentError` (also ``ValueError``),
+    :class:`ClosedNetworkError` (``ValueError``), :class:`CorruptFileError` (``ValueError``),
+    :class:`FileError` (``OSError``), :class:`UnsupportedError` (``NotImplementedError``),
+    :class:`OutOfMemoryError` (``MemoryError``), :class:`CancelledError` (a kernel ``progress``
+    callback returned False). Errors the binding detects itself (wrong type, shape or dtype of a
+    Python argument) are plain ``TypeError`` / ``ValueError`` naming the argument. No error path
+    crashes the interpreter; a failed call leaves the network as it was.
+
+Kernel suite
+    When the library has it (``HAS_KERNEL_SUITE``): NTKs (:meth:`Network.ntk`), infinite-width
+    limits, kernel blocks and tiles, kernel progress callbacks, :meth:`Network.active_paths`,
+    :meth:`Network.gate_hyperplanes`, and kernel algebra on any float32 matrix:
+    :func:`kernel_eigenvalues`, :func:`kernel_nu`, :func:`kernel_ridge_fit`,
+    :func:`kernel_ridge_predict`, :func:`kernel_targets`, :func:`kernel_classes`.
+
+Threads
+    The GIL is released while the library computes (training, prediction, gates, kernels,
+    save/load), so other Python threads run meanwhile. A :class:`Network` may be shared between
+    threads: each object has a lock, and a second thread calling into a network that is busy
+    waits for it (the wait can be interrupted with Ctrl-C). Distinct networks run in parallel.
+    :class:`Buffer` objects are plain memory: share them as you would numpy arrays. Input arrays
+    must not be modified by another thread while a call reads them.
+
+Ctrl-C
+    ``fit`` checks for KeyboardInterrupt after every epoch: Ctrl-C stops training at the end of
+    the current epoch, raises KeyboardInterrupt, and leaves the network usable with the epochs
+    already completed. Kernels (with the kernel suite, ``HAS_KERNEL_SUITE``) check after every
+    tile of at most 512 x 512 entries and stop with KeyboardInterrupt. Other calls (predict,
+    gates, evaluate, save) are not interruptible: the interrupt is raised when they return.
+"""
+
+from __future__ import annotations
+
+import os as _os
+
+from . import _core
+from ._core import (
+    ArgumentError,
+    Buffer,
+    CancelledError,
+    ClosedNetworkError,
+    CorruptFileError,
+    FileError,
+    GatedNetError,
+    OutOfMemoryError,
+    UnsupportedError,
+)
+
+__version__ = "0.1.0"
+library_version = _core.library_version
+
+__all__ = [
+    "Network", "Buffer", "load_idx", "idx_dims", "corrupt_labels", "REGIMES",
+    "GatedNetError", "ArgumentError", "ClosedNetworkError", "CorruptFileError", "FileError",
+    "UnsupportedError", "OutOfMemoryError", "CancelledError", "library_version",
+]
+
+# Names of the C enumerations (gatednet.h), in value order.
+REGIMES = ("custom", "relu", "decoupled", "fixed_learnt", "fixed_random_ii", "fixed_random_di",
+           "dlgn", "dlgn_pwc")
+_ACTIVATIONS = ("relu", "identity")
+_GATES = ("hard", "soft")
+_VALUE_INPUTS = ("x", "ones")
+_INITS = ("gaussian", "bernoulli")
+_PARTS = ("feature", "value")
+_OPTIMIZERS = ("sgd", "adam")
+_LOSSES = ("cross_entropy", "squared")
+_KERNELS = ("input_gram", "base", "overlap", "npk", "npk_normalized", "npk_trace_normalized",
+            "ntk_value", "ntk_feature", "ntk_cross", "ntk", "npk_limit", "ntk_limit")
+_GATE_PATHS = ("auto", "float", "packed")
+HAS_KERNEL_SUITE = bool(_core.HAS_KERNEL_SUITE)
+_ALIASES = {"linear": "identity", "fixed_learned": "fixed_learnt", "ce": "cross_entropy",
+            "mse": "squared"}
+
+
+def _code(value, names, what):
+    """Enum name (or its int value) -> int; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        key = _ALIASES.get(value.lower(), value.lower())
+        if key in names:
+            return names.index(key)
+        raise ValueError(f"{what}: unknown value {value!r}, expected one of {', '.join(names)}")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what}: expected a name ({', '.join(names)}), got {type(value).__name__}")
+    if not 0 <= value < len(names):
+        raise ValueError(f"{what}: {value} out of range 0..{len(names) - 1}")
+    return value
+
+
+class Network(_core.Network):
+    """A deep gated network (feature/gating net + value net), or a plain ReLU network.
+
+    ``Network(input_size, hidden_widths, output_size, regime="relu", **spec)``
+
+    ``regime`` picks a preset (MATH.md section 2): ``"relu"`` (a standard ReLU net, value weights
+    tied to the feature weights, with its own head), ``"decoupled"`` (soft gates, both nets
+    trained), ``"fixed_learnt"`` (gates copied from the trained network ``gate_source`` and
+    frozen), ``"fixed_random_ii"`` / ``"fixed_random_di"`` (random frozen gates; value net
+    independent / a copy), ``"dlgn"``, ``"dlgn_pwc"`` (linear gating net, soft gates; PWC feeds
+    ones to the value net), or ``"custom"`` (every field as given).
+
+    Keyword overrides of the preset (None keeps the preset's value):
+
+    - ``activation``: ``"relu"`` or ``"identity"`` (linear feature net)
+    - ``gate``: ``"hard"`` (1{q>0}) or ``"soft"`` (sigmoid(beta q)); ``beta`` > 0
+    - ``value_input``: ``"x"`` or ``"ones"``
+    - ``permutation``: value layer l is gated by feature layer ``permutation[l]``
+    - ``bias``, ``feature_head``, ``feature_frozen`` (custom only): bools
+    - ``init``: ``"gaussian"`` or ``"bernoulli"``; ``init_scale`` > 0 (default sqrt 2)
+    - ``seed``: every random draw of the construction flows from it (default 0)
+    - ``gate_source``: trained Network whose feature weights a ``fixed_learnt`` net copies
+
+    ``Network(**net.spec)`` rebuilds the same architecture (fresh weights).
+    A Network is a context manager (``close()`` on exit), can be pickled and copied (through
+    :meth:`to_bytes`, optimizer state included) and saved with :meth:`save` / :meth:`load`.
+    """
+
+    def __init__(self, input_size, hidden_widths, output_size, regime="relu", *, activation=None,
+                 gate=None, beta=None, value_input=None, permutation=None, bias=None,
+                 feature_head=None, feature_frozen=None, init=None, init_scale=None, seed=0,
+                 gate_source=None):
+        if isinstance(hidden_widths, int):
+            hidden_widths = [hidden_widths]
+        super().__init__(
+            input_size, list(hidden_widths), output_size, _code(regime, REGIMES, "regime"),
+            activation=_code(activation, _ACTIVATIONS, "activation"),
+            gate=_code(gate, _GATES, "gate"), beta=beta,
+            value_input=_code(value_input, _VALUE_INPUTS, "value_input"),
+            permutation=None if permutation is None else list(permutation),
+            bias=bias, feature_head=feature_head, feature_frozen=feature_frozen,
+            init=_code(init, _INITS, "init"), init_scale=init_scale, seed=seed,
+            gate_source=gate_source)
+
+    # ---- description -------------------------------------------------------------------------
+
+    def info(self):
+        """Architecture and state as a dict (enum fields as names)."""
+        d = self._info()
+        d["regime"] = REGIMES[d["regime"]]
+        d["activation"] = _ACTIVATIONS[d["activation"]]
+        d["gate"] = _GATES[d["gate"]]
+        d["value_input"] = _VALUE_INPUTS[d["value_input"]]
+        return d
+
+    @property
+    def spec(self):
+        """Keyword arguments that rebuild this architecture: ``Network(**net.spec)``.
+
+        Weights are not included (the seed and init of the original are not recorded by the
+        library); use :meth:`clone`, :meth:`to_bytes` or :meth:`save` to copy weights."""
+        d = self.info()
+        spec = {k: d[k] for k in ("input_size", "output_size", "regime", "activation", "gate",
+                                  "beta", "value_input", "bias", "feature_head")}
+        spec["hidden_widths"] = list(d["hidden_widths"])
+        spec["permutation"] = list(d["permutation"])
+        if d["regime"] == "custom":
+            spec["feature_frozen"] = d["feature_frozen"]
+        return spec
+
+    input_size = property(lambda self: self._info()["input_size"], doc="Input dimension.")
+    output_size = property(lambda self: self._info()["output_size"], doc="Number of outputs.")
+    hidden_widths = property(lambda self: self._info()["hidden_widths"], doc="Hidden layer widths.")
+    n_hidden = property(lambda self: len(self._info()["hidden_widths"]), doc="Number of hidden layers.")
+    regime = property(lambda self: REGIMES[self._info()["regime"]], doc="Regime name.")
+    parameter_count = property(lambda self: self._info()["parameter_count"], doc="Scalars in both nets.")
+    epochs_trained = property(lambda self: self._info()["epochs_trained"], doc="Epochs over the net's life.")
+    feature_frozen = property(lambda self: self._info()["feature_frozen"], doc="Feature weights frozen?")
+    value_frozen = property(lambda self: self._info()["value_frozen"], doc="Value weights frozen?")
+    permutation = property(lambda self: self._info()["permutation"], doc="Value layer -> gating layer.")
+
+    def __repr__(self):
+        if self.closed:
+            return f"<gatednet.{type(self).__name__} (closed)>"
+        return f"<gatednet.{type(self).__name__}: {self.describe()}>"
+
+    # ---- parameters --------------------------------------------------------------------------
+
+    def weights(self, part="value", layer=0, out=None):
+        """Weight matrix (fan_out x fan_in) of ``layer`` of ``part`` ("feature" or "value").
+
+        Layers 0..n_hidden-1 are hidden; layer n_hidden is the output layer (the value net's,
+        or the feature head). Returns a copy as a Buffer (or fills ``out``)."""
+        return self._get_weights(_code(part, _PARTS, "part"), layer, out)
+
+    def bias(self, part="value", layer=0, out=None):
+        """Bias vector of a layer (UnsupportedError if the network has no biases)."""
+        return self._get_weights(_code(part, _PARTS, "part"), layer, out, True)
+
+    def set_weights(self, part, layer, w):
+        """Replace a weight matrix (any float buffer with fan_out*fan_in elements, row-major)."""
+        self._set_weights(_code(part, _PARTS, "part"), layer, w)
+
+    def freeze(self, part="feature"):
+        """Freeze the weights of ``part``: training leaves them bit-identical."""
+        self._set_frozen(_code(part, _PARTS, "part"), True)
+
+    def unfreeze(self, part="feature"):
+        """Unfreeze ``part`` (its optimizer state is reset)."""
+        self._set_frozen(_code(part, _PARTS, "part"), False)
+
+    # ---- training and evaluation --------------------------------------------------------------
+
+    def fit(self, x, y, epochs=1, *, batch_size=32, lr=3e-4, optimizer="adam", loss="cross_entropy",
+            momentum=0.9, weight_decay=0.0, adam_betas=(0.9, 0.999), adam_epsilon=1e-8,
+            shuffle_seed=0, validation_data=None, train_feature_head=False, callback=None):
+        """Train for ``epochs`` epochs; returns one metrics dict per epoch run.
+
+        Each dict has ``epoch`` (over the network's life), ``epoch_in_call``, ``epochs_in_call``,
+        ``train_loss``, ``train_accuracy`` (over the epoch's minibatches, before each update),
+        ``test_loss``, ``test_accuracy`` (on ``validation_data=(x_test, y_test)`` after the
+        epoch; None without it) and ``seconds``.
+
+        ``callback(metrics)`` is called after every epoch with that dict (e.g. to update a tqdm
+        bar). Returning False (or another falsy value except None) stops training after that
+        epoch; an exception raised in it stops training and propagates out of ``fit`` with its
+        traceback. The callback must not use this network (GatedNetError); the epochs that ran
+        are kept in either case, and the network stays usable. Ctrl-C stops at the end of the
+        current epoch with KeyboardInterrupt.
+
+        ``optimizer``: "adam" (``adam_betas``, ``adam_epsilon``) or "sgd" (``momentum``);
+        ``loss``: "cross_entropy" or "squared"; ``weight_decay``: L2 coefficient; epoch e of
+        the network's life is shuffled from (``shuffle_seed``, e). ``train_feature_head``: train
+        the feature net alone through its own head. Frozen parts are not updated. If the loss
+        diverges, the network is restored to its state before the call and ArgumentError is
+        raised.
+        """
+        xt = yt = None
+        if validation_data is not None:
+            xt, yt = validation_data
+        b1, b2 = adam_betas
+        return self._train(
+            x, y, xt, yt, optimizer=_code(optimizer, _OPTIMIZERS, "optimizer"),
+            loss=_code(loss, _LOSSES, "loss"), learning_rate=lr, momentum=momentum,
+            weight_decay=weight_decay, adam_beta1=b1, adam_beta2=b2, adam_epsilon=adam_epsilon,
+            batch_size=batch_size, epochs=epochs, shuffle_seed=shuffle_seed,
+            train_feature_head=train_feature_head, callback=callback)
+
+    def evaluate(self, x, y, loss="cross_entropy"):
+        """Mean loss and accuracy over (x, y): ``{"loss": float, "accuracy": float}``."""
+        mean_loss, accuracy = self._evaluate(x, y, _code(loss, _LOSSES, "loss"))
+        return {"loss": mean_loss, "accuracy": accuracy}
+
+    # ---- gates and kernels ----------------------------------------------------------------------
+
+    def gates(self, x, layer=None, out=None, packed=False):
+        """Gates of the feature net for x.
+
+        ``layer`` an int: a Buffer of shape (n, width(layer)) float32 (0/1 for hard gates,
+        sigmoid values for soft). ``layer=None``: a list with every hidden layer (feature-net
+        numbering, i.e. before the permutation). ``packed=True`` (hard gates only): uint64 words,
+        shape (n, ceil(width/64)); gate j of row i is bit j%64 of word [i, j//64]."""
+        if layer is None:
+            if out is not None:
+                raise ValueError("out: only with a single layer")
+            return [self._gates(x, l, None, packed) for l in range(self.n_hidden)]
+        return self._gates(x, layer, out, packed)
+
+    def kernel(self, kind, xa, xb=None, layer=0, out=None, *, output=None, rows=None, cols=None,
+               upper_only=False, gate_path="auto", ntk_scaling=False, progress=None):
+        """Kernel matrix (float32 Buffer) between batches ``xa`` and ``xb``.
+
+        ``kind``, path kernels (gates are those the value net uses, after the permutation):
+        "input_gram" (Sigma = Xa Xb^T of the value input), "base" (B_l = G_l G_l^T / width of
+        hidden ``layer``), "overlap" (Lambda = prod_l G_l G_l^T), "npk" (H = Sigma * Lambda),
+        "npk_normalized" (Sigma * prod_l B_l), "npk_trace_normalized" (H / trace H(xa, xa)).
+        Tangent kernels (per ``output`` unit, or summed over outputs when None): "ntk_value"
+        (K^v), "ntk_feature" (K^f, soft gates), "ntk_cross", "ntk" (over the weights training
+        changes); ``ntk_scaling=True`` uses the NTK parametrisation. Infinite-width limits:
+        "npk_limit", "ntk_limit".
+
+        ``xb=None`` means xb = xa (symmetric: one triangle computed and mirrored; with
+        ``upper_only=True`` the lower triangle is left untouched, zero in a new Buffer).
+        ``rows`` / ``cols``: a block of the kernel, as ``slice(begin, end)`` or ``(begin, end)``
+        over the rows of xa / xb (end None: through the last row); the result is that block.
+        ``gate_path``: "auto", "float" or "packed" (bit-packed popcount, hard gates).
+        ``out``: a writable float32 buffer of the result's shape whose rows may be strided.
+        ``progress(fraction)`` is called after each tile (at most 256 x 256 entries); returning
+        False cancels (CancelledError); an exception in it propagates. Ctrl-C interrupts the
+        computation at the next tile with KeyboardInterrupt.
+        """
+        code = _code(kind, _KERNELS, "kind")
+        if not HAS_KERNEL_SUITE:
+            if code > 4 or rows is not None or cols is not None or upper_only or progress is not None:
+                raise UnsupportedError("this libgatednet has no kernel suite (gn_kernel_compute)")
+            return self._kernel(code, xa, xb, layer, out)
+        rb, rc = _block(rows, "rows")
+        cb, cc = _block(cols, "cols")
+        return self._kernel_compute(
+            code, xa, xb, layer=layer, output=-1 if output is None else output, row_begin=rb,
+            row_count=rc, col_begin=cb, col_count=cc, upper_only=upper_only,
+            gate_path=_code(gate_path, _GATE_PATHS, "gate_path"), ntk_scaling=ntk_scaling, out=out,
+            progress=progress)
+
+    def input_gram(self, xa, xb=None, out=None, **options):
+        """Sigma = Xa Xb^T of the value input (d_in * 11^T for value input "ones")."""
+        return self.kernel("input_gram", xa, xb, out=out, **options)
+
+    def base_kernel(self, xa, xb=None, layer=0, out=None, **options):
+        """B_l = G_l(xa) G_l(xb)^T / width_l for hidden ``layer``."""
+        return self.kernel("base", xa, xb, layer, out, **options)
+
+    def overlap(self, xa, xb=None, out=None, **options):
+        """Lambda = Hadamard product over hidden layers of G_l(xa) G_l(xb)^T (active-path overlap)."""
+        return self.kernel("overlap", xa, xb, out=out, **options)
+
+    def npk(self, xa, xb=None, normalized=False, out=None, **options):
+        """Neural path kernel H = Sigma * Lambda.
+
+        ``normalized=True``: Sigma * prod_l B_l; ``normalized="trace"``: H / trace H(xa, xa)."""
+        kind = {False: "npk", True: "npk_normalized", "trace": "npk_trace_normalized"}.get(normalized)
+        if kind is None:
+            raise ValueError(f"normalized: expected False, True or 'trace', got {normalized!r}")
+        return self.kernel(kind, xa, xb, out=out, **options)
+
+    def ntk(self, xa, xb=None, part=None, output=None, ntk_scaling=False, out=None, **options):
+        """Empirical neural tangent kernel (kernel suite).
+
+        ``part``: None (the weights training changes: K^v + K^f), "value" (K^v), "feature"
+        (K^f, soft gates) or "cross" (K^cross, the tied-weights extra term). ``output``: an
+        output unit, or None for the sum over outputs."""
+        kind = {None: "ntk", "value": "ntk_value", "feature": "ntk_feature", "cross": "ntk_cross"}.get(part)
+        if kind is None:
+            raise ValueError(f"part: expected None, 'value', 'feature' or 'cross', got {part!r}")
+        return self.kernel(kind, xa, xb, output=output, ntk_scaling=ntk_scaling, out=out, **options)
+
+    def npk_limit(self, xa, xb=None, out=None, **options):
+        """Infinite-width normalised NPK of random hard gates for this architecture."""
+        return self.kernel("npk_limit", xa, xb, out=out, **options)
+
+    def ntk_limit(self, xa, xb=None, output=None, out=None, **options):
+        """Infinite-width NTK of a ReLU network of this shape (NTK parametrisation)."""
+        return self.kernel("ntk_limit", xa, xb, output=output, out=out, **options)
+
+    def active_paths(self, x, groups=None, n_groups=None):
+        """Active paths from one input node per row of x: prod_l sum_i G_l(x)_i (float64 Buffer).
+
+        With ``groups`` (one int per row, e.g. class labels, in [0, n_groups); n_groups defaults
+        to output_size) returns ``(mean, counts)``: mean per group (NaN if empty) and rows per
+        group (int64)."""
+        if groups is None:
+            return self._active_paths(x)
+        return self._active_paths(x, groups, self.output_size if n_groups is None else n_groups)
+
+    def gate_hyperplanes(self, layer):
+        """Effective hyperplanes of a linear gating net (DLGN): gate i of ``layer`` is on iff
+        <normals[i], x> + offsets[i] > 0. Returns (normals (width, input_size), offsets (width,))."""
+        return self._gate_hyperplanes(layer)
+
+    # ---- copies and pickling ---------------------------------------------------------------------
+
+    def __reduce__(self):
+        return (_restore, (type(self), self.to_bytes(optimizer_state=True)))
+
+    def __copy__(self):
+        return self.clone()
+
+    def __deepcopy__(self, memo):
+        return self.clone()
+
+
+def _block(spec, name):
+    """slice / (begin, end) / None -> (begin, count) with count 0 meaning through the end."""
+    if spec is None:
+        return 0, 0
+    if isinstance(spec, slice):
+        if spec.step not in (None, 1):
+            raise ValueError(f"{name}: step must be 1")
+        begin, end = spec.start or 0, spec.stop
+    elif isinstance(spec, range):
+        if spec.step != 1:
+            raise ValueError(f"{name}: step must be 1")
+        begin, end = spec.start, spec.stop
+    else:
+        try:
+            begin, end = spec
+        except (TypeError, ValueError):
+            raise TypeError(f"{name}: expected a slice or (begin, end), got {spec!r}") from None
+    if end is None:
+        return begin, 0
+    if end <= begin:
+        raise ValueError(f"{name}: empty block [{begin}, {end})")
+    return begin, end - begin
+
+
+def _restore(cls, data):
+    return cls.from_bytes(data)
+
+
+if HAS_KERNEL_SUITE:
+    from ._core import (kernel_classes, kernel_eigenvalues, kernel_nu, kernel_ridge_fit,
+                        kernel_ridge_predict, kernel_targets)
+    __all__ += ["kernel_classes", "kernel_eigenvalues", "kernel_nu", "kernel_ridge_fit",
+                "kernel_ridge_predict", "kernel_targets"]
+
+
+def idx_dims(path):
+    """Dimensions of an IDX file (MNIST format, gzip or plain) as a tuple."""
+    return _core.idx_dims(_os.fspath(path))
+
+
+def load_idx(path, scale=None):
+    """Read a whole IDX file (MNIST format, gzip-compressed or plain) into a Buffer.
+
+    ``scale=None``: int32 values (labels). A number: float32 values times ``scale`` (e.g.
+    ``1/255`` for images). The shape is the file's, e.g. (60000, 28, 28)."""
+    return _core.idx_read(_os.fspath(path), scale)
+
+
+def corrupt_labels(labels, classes, gamma, seed=0):
+    """Replace round(gamma * n) labels at random positions by uniform draws from [0, classes),
+    in place on a writable 1-D int32 buffer; returns how many actually changed."""
+    return _core.corrupt_labels(labels, classes, gamma, seed)
