@@ -100,9 +100,11 @@ class Worker:
         return self.result or {"error": "no result"}
 
 
-def run_sides(sides, runs, log, timeout):
+def run_sides(sides, runs, log, timeout, slow_seconds=None, min_runs=3):
     """sides: list of (side, python or unavailable-reason dict, task). Returns {side: result}.
-    Warm-ups run one side after the other; timed runs alternate A B, B A, ..."""
+    Warm-ups run one side after the other; timed runs alternate A B, B A, ...
+    If slow_seconds is given and the rounds would take longer than that (judged from the
+    first round), the remaining rounds stop after min_runs: reported as fewer runs."""
     results, live = {}, []
     for side, python, task in sides:
         if isinstance(python, dict):
@@ -116,12 +118,17 @@ def run_sides(sides, runs, log, timeout):
         else:
             results[side] = w.finish()
     for r in range(runs):
+        t_round = time.monotonic()
         order = live if r % 2 == 0 else live[::-1]
         for w in order:
             if w.result is None:
                 w.run_once()
             if len(live) > 1:
                 time.sleep(0.05)  # let the other side's BLAS/OpenMP threads go idle
+        if (slow_seconds and r + 1 >= min_runs
+                and (time.monotonic() - t_round) * (runs - r - 1) > slow_seconds):
+            log.write(f"stopping after {r + 1} rounds: too slow for the time budget\n")
+            break
     for w in live:
         results[w.side] = w.finish()
     return results
@@ -320,7 +327,7 @@ def build_rows(P, results, gemm):
         peers = [s for s in c["tasks"] if s != "gatednet"] or [None]
         for peer in peers:
             row = dict(id=c["id"], group=c["group"], workload=c["label"], size=c["size"],
-                       unit=c["unit"], target=c.get("target"))
+                       unit=c["unit"], target=c.get("target"), load=r.get("_load"))
             row["gn_status"] = gfail or "ok"
             if gs:
                 row.update(gn_median=gs[0], gn_min=gs[1], gn_max=gs[2], gn_runs=len(gn["times"]))
@@ -371,7 +378,7 @@ def build_rows(P, results, gemm):
     return rows
 
 
-CSV_FIELDS = ["id", "group", "workload", "size", "unit", "gn_status", "gn_median", "gn_min",
+CSV_FIELDS = ["id", "group", "workload", "size", "unit", "load", "gn_status", "gn_median", "gn_min",
               "gn_max", "gn_runs", "peer", "peer_status", "peer_median", "peer_min", "peer_max",
               "peer_runs", "ratio", "target", "met", "gn_peak_bytes", "peer_peak_bytes",
               "output_bytes", "gn_peak_over_output", "mem_met", "gn_gflops",
@@ -399,17 +406,21 @@ def markdown(rows, machine, args, elapsed):
         if machine.get(k):
             L.append(f"- {machine[k]}")
     L.append("")
-    L.append("| workload | size | gatednet | peer | peer result | ratio | target | met | gatednet peak mem | peer peak mem | GFLOP/s (of sgemm peak) |")
-    L.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    L.append("| workload | size | gatednet | peer | peer result | ratio | target | met | gatednet peak mem | peer peak mem | GFLOP/s (of sgemm peak) | load |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         unit = r["unit"]
         if r["gn_status"] == "ok":
             g = f"{fmt_num(r['gn_median'], unit)} {unit} ({fmt_num(r['gn_min'], unit)}–{fmt_num(r['gn_max'], unit)})"
+            if r.get("gn_runs") != args.runs:
+                g += f" [{r.get('gn_runs')} runs]"
         else:
             g = r["gn_status"]
         if r.get("peer"):
             p = (f"{fmt_num(r['peer_median'], unit)} ({fmt_num(r['peer_min'], unit)}–{fmt_num(r['peer_max'], unit)})"
                  if r["peer_status"] == "ok" else r["peer_status"])
+            if r["peer_status"] == "ok" and r.get("peer_runs") != args.runs:
+                p += f" [{r.get('peer_runs')} runs]"
         else:
             p = "–"
         ratio = f"**{r['ratio']:.2f}×**" if r.get("ratio") is not None else "–"
@@ -426,7 +437,7 @@ def markdown(rows, machine, args, elapsed):
             if r.get("fraction_of_sgemm") is not None:
                 frac += f" ({100 * r['fraction_of_sgemm']:.0f}% of {r['sgemm_gflops_same_shapes']:.0f})"
         L.append(f"| {r['workload']} | {r['size']} | {g} | {r.get('peer') or '–'} | {p} | {ratio} | "
-                 f"{tgt} | {met} | {gm} | {fmt_mem(r.get('peer_peak_bytes'))} | {frac} |")
+                 f"{tgt} | {met} | {gm} | {fmt_mem(r.get('peer_peak_bytes'))} | {frac} | {r.get('load') or '–'} |")
     L.append("")
     scal = [r for r in rows if r["group"] == "6 NPK scaling" and r["gn_status"] == "ok"]
     if scal:
@@ -442,6 +453,8 @@ def markdown(rows, machine, args, elapsed):
     if checks:
         L.append("**Cross-checks.** " + "; ".join(
             f"{r['id']}: max relative difference {r['check_rel_err']:.1e}" for r in checks) + ".\n")
+    L.append("*load*: the 1-minute load average when the comparison started (2 cores; above 2 "
+             "other processes were competing for the CPUs).\n")
     L.append("Peak memory is the growth of the process's peak RSS (VmHWM, reset just before the "
              "call) over its RSS before the call, in the first (warm-up) run, including the "
              "output buffer. GFLOP/s counts useful flops (symmetric kernels: one triangle); the "
@@ -522,6 +535,8 @@ def main():
     ap.add_argument("--nt-implementation", type=int, default=1,
                     help="neural-tangents NtkImplementation for empirical_ntk_fn")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per worker step")
+    ap.add_argument("--slow-seconds", type=float, default=240,
+                    help="stop a comparison's timed rounds at 3 if the rest would take longer")
     args = ap.parse_args()
     args.runs = args.runs or (1 if args.smoke else 5)
     os.makedirs(args.out, exist_ok=True)
@@ -555,9 +570,14 @@ def main():
     for c in P:
         t0 = time.time()
         sides = [(s, interp[s], c["tasks"][s]) for s in c["tasks"]]
-        results[c["id"]] = run_sides(sides, c.get("runs", args.runs), log, args.timeout)
+        load = open("/proc/loadavg").read().split()[0] if os.path.exists("/proc/loadavg") else "?"
+        results[c["id"]] = run_sides(sides, c.get("runs", args.runs), log, args.timeout,
+                                     slow_seconds=None if args.smoke else args.slow_seconds)
+        results[c["id"]]["_load"] = load
         brief = []
         for s, r in results[c["id"]].items():
+            if s.startswith("_"):
+                continue
             fail = describe_failure(r)
             brief.append(f"{s}: {fail[:80]}" if fail else
                          f"{s}: {statistics.median(r['times']):.4g}s")

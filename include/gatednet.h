@@ -262,6 +262,12 @@ typedef struct gn_epoch_metrics {
  * nonzero to stop training after this epoch (not an error: gn_train returns GN_OK). */
 typedef int (*gn_progress_fn)(const gn_epoch_metrics *metrics, void *user);
 
+/* Polled about every 0.1 s between minibatches (from the thread that called gn_train) with
+ * progress_user. Return nonzero to interrupt: the network goes back to its state at the start
+ * of the current epoch (completed epochs stay trained) and gn_train returns GN_ERR_CANCELLED.
+ * For Ctrl-C handling in interactive hosts. */
+typedef int (*gn_interrupt_fn)(void *user);
+
 typedef struct gn_train_options {
     size_t struct_size;     /* = sizeof(gn_train_options); set by gn_train_options_init */
     gn_optimizer optimizer; /* default ADAM */
@@ -278,7 +284,8 @@ typedef struct gn_train_options {
     int train_feature_head; /* nonzero: train the feature net alone through its own head (a
                              * standard ReLU net); needs feature_head. Default 0: the DGN. */
     gn_progress_fn progress; /* may be NULL */
-    void *progress_user;     /* passed through to progress */
+    void *progress_user;     /* passed through to progress and interrupt */
+    gn_interrupt_fn interrupt; /* may be NULL (default) */
 } gn_train_options;
 
 /* Defaults as listed above. Errors: GN_ERR_NULL_POINTER. */
@@ -293,7 +300,7 @@ gn_status gn_train_options_init(gn_train_options *opts);
  * Errors: GN_ERR_NULL_POINTER, GN_ERR_SHAPE, GN_ERR_NOT_FINITE (inputs; or the loss diverged
  * to NaN/Inf, in which case the network is restored to its state before the call),
  * GN_ERR_LABEL_RANGE, GN_ERR_INVALID_ARGUMENT (options), GN_ERR_UNSUPPORTED
- * (train_feature_head without a head; nothing trainable). */
+ * (train_feature_head without a head; nothing trainable), GN_ERR_CANCELLED (interrupt). */
 gn_status gn_train(gn_network *net, const float *x, const int32_t *y, int64_t n,
                    const float *x_test, const int32_t *y_test, int64_t n_test,
                    const gn_train_options *opts, gn_epoch_metrics *history,
@@ -758,6 +765,15 @@ typedef enum gn_conv_kernel_kind {
 gn_status gn_conv_network_kernel(const gn_conv_network *net, gn_conv_kernel_kind kind,
                                  const float *xa, int64_t n_a, const float *xb, int64_t n_b,
                                  float *out, int64_t ld_out, int64_t capacity);
+
+/* Persistence, as gn_network_save / _load / _serialize / _deserialize (same flags, atomic
+ * rename, CRC-32, GN_ERR_CORRUPT for a truncated, corrupted or foreign file) in a format of
+ * its own: a conv network file is not a gn_network file and vice versa. */
+gn_status gn_conv_network_save(const gn_conv_network *net, const char *path, unsigned flags);
+gn_status gn_conv_network_load(const char *path, gn_conv_network **out);
+gn_status gn_conv_network_serialize(const gn_conv_network *net, unsigned flags, void *buf,
+                                    size_t capacity, size_t *needed);
+gn_status gn_conv_network_deserialize(const void *buf, size_t size, gn_conv_network **out);
 
 #ifdef __cplusplus
 }

@@ -23,6 +23,7 @@ public func gn_train_options_init(_ opts: UnsafeMutablePointer<gn_train_options>
         c.train_feature_head = d.trainFeatureHead ? 1 : 0
         c.progress = nil
         c.progress_user = nil
+        c.interrupt = nil
         o.pointee = c
     }
 }
@@ -73,7 +74,8 @@ public func gn_train(_ net: OpaquePointer?, _ x: UnsafePointer<Float>?, _ y: Uns
         }
         var run: Int64 = 0
         let callback = c.progress, user = c.progress_user
-        try network.train(train, test: test, options: o) { m in
+        let interrupt: (() -> Bool)? = c.interrupt.map { poll in { poll(user) != 0 } }
+        try network.train(train, test: test, options: o, interrupt: interrupt) { m in
             var cm = gn_epoch_metrics(epoch: Int64(m.epoch), epoch_in_call: Int64(m.epochInCall),
                                       epochs_in_call: Int64(m.epochsInCall), train_loss: m.trainLoss,
                                       train_accuracy: m.trainAccuracy, test_loss: m.testLoss,

@@ -45,6 +45,21 @@ let fashionMNIST: (images: IDXArray, labels: IDXArray)? = {
     return (images, labels)
 }()
 
+/// Rows `range` of an unsigned-byte image file as floats in [0, 1]. `IDXArray.floats` converts
+/// the whole file, which a debug build does slowly; its values are checked on small files.
+func unitPixels(_ images: IDXArray, rows range: Range<Int>) -> [Float] {
+    let size = images.dims.dropFirst().reduce(1, *)
+    var out = [Float](repeating: 0, count: range.count * size)
+    images.data.withUnsafeBufferPointer { src in
+        out.withUnsafeMutableBufferPointer { dst in
+            let base = range.lowerBound * size
+            let scale: Float = 1 / 255
+            for i in 0..<dst.count { dst[i] = Float(src[base + i]) * scale }
+        }
+    }
+    return out
+}
+
 @Suite("Data: IDX files and label corruption")
 struct DataTests {
     struct Sample {
@@ -135,8 +150,10 @@ struct DataTests {
         var counts = [Int](repeating: 0, count: 10)
         for y in labels { counts[Int(y)] += 1 }
         #expect(counts == [Int](repeating: 1000, count: 10))
-        let pixels = data.images.floats(scale: 1 / 255)
+        let pixels = unitPixels(data.images, rows: 0..<1000)
         #expect(pixels.min()! == 0 && pixels.max()! == 1)
+        let firstThree = try IDXArray(bytes: idxBytes(type: 0x08, dims: [3, 28, 28], payload: Array(data.images.data[0..<(3 * 784)])))
+        #expect(firstThree.floats(scale: 1 / 255) == Array(pixels.prefix(3 * 784)))
     }
 
     @Test("label corruption changes about gamma·(1 - 1/classes) of the labels, counts them exactly, and is seeded")

@@ -75,9 +75,12 @@ struct KernelSuiteTests {
             (0..<n, 0..<n), (100..<(n - 20), 0..<n), (300..<n, 300..<n), (kernelTile - 3..<kernelTile + 40, 7..<300),
             (0..<1, (n - 1)..<n),
         ]
-        for choice in [KernelChoice.path(.npk), .path(.overlap), .path(.inputGram), .npkTraceNormalized, .tangent(.value), .npkLimit] {
-            for path in [GatePath.float, .packed] {
-                if path == .packed, case .tangent = choice { continue }
+        let cases: [(KernelChoice, [GatePath])] = [
+            (.path(.npk), [.float, .packed]), (.path(.overlap), [.packed]), (.path(.inputGram), [.auto]),
+            (.npkTraceNormalized, [.packed]), (.tangent(.value), [.auto]), (.npkLimit, [.auto]),
+        ]
+        for (choice, paths) in cases {
+            for path in paths {
                 let whole = try net.suiteKernel(choice, x, nil, withPath(path))
                 for (r, c) in blocks {
                     var o = withPath(path)

@@ -121,9 +121,6 @@ extension GatedNetwork {
         }
     }
 
-    /// Every parameter tensor as an array, in `parameterTensors` order.
-    var parameterArrays: [[Float]] { parameterTensors.map(\.buffer.array) }
-
     /// Engine gradients of the mean loss over (x, labels) for `target`, keyed like
     /// `parameterTensors`; also returns the engine's mean loss.
     func engineGradients(_ x: [Float], _ labels: [Int32], loss: Loss,

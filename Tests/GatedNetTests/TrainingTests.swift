@@ -5,11 +5,7 @@ import Testing
 /// to test on, pixels scaled to [0, 1].
 let fashionSubsets: (train: (x: [Float], y: [Int32]), test: (x: [Float], y: [Int32]))? = {
     guard let data = fashionMNIST, let labels = try? data.labels.int32s() else { return nil }
-    let pixels = data.images.floats(scale: 1 / 255)
-    let d = 784
-    func rows(_ range: Range<Int>) -> (x: [Float], y: [Int32]) {
-        (Array(pixels[(range.lowerBound * d)..<(range.upperBound * d)]), Array(labels[range]))
-    }
+    func rows(_ range: Range<Int>) -> (x: [Float], y: [Int32]) { (unitPixels(data.images, rows: range), Array(labels[range])) }
     return (rows(0..<5000), rows(8000..<10000))
 }()
 
@@ -189,6 +185,33 @@ struct TrainingTests {
         #expect(more.map(\.epochInCall) == [1, 2])
     }
 
+    @Test("an interrupt cancels training and leaves the network as after its last completed epoch")
+    func interruptKeepsCompletedEpochs() throws {
+        let data = try fashion()
+        let train = (x: Array(data.train.x[0..<(2000 * 784)]), y: Array(data.train.y[0..<2000]))
+        let spec = makeSpec(.fixedRandomII, 784, [32], 10, seed: 930)
+        let net = try GatedNetwork(spec: spec)
+        var completed = 0, polls = 0
+        var options = fashionOptions(epochs: 500)
+        do {
+            try train.x.withUnsafeBufferPointer { xp in
+                try train.y.withUnsafeBufferPointer { yp in
+                    _ = try net.train(LabelledData(x: xp.baseAddress!, y: yp.baseAddress!, rows: 2000), options: options,
+                                      interrupt: { polls += 1; return completed >= 1 },
+                                      progress: { _ in completed += 1; return true })
+                }
+            }
+            Issue.record("training was not interrupted")
+        } catch GatedNetError.cancelled {}
+        #expect(polls >= 1)
+        #expect(net.epochsTrained == completed && completed >= 1 && completed < 500)
+        // The same completed epochs without an interrupt give the same network.
+        let reference = try GatedNetwork(spec: spec)
+        options.epochs = completed
+        try reference.train(x: train.x, y: train.y, options: options)
+        #expect(net.isBitIdentical(to: reference))
+    }
+
     @Test("divergence restores the network, flags and optimizer state, and throws notFinite")
     func divergenceRestores() throws {
         let problem = syntheticProblem(rows: 200, inputSize: 5, classes: 3, seed: 913)
@@ -239,7 +262,13 @@ struct TrainingTests {
         #expect(kind { try net.train(x: badX, y: problem.y, options: options) } == "notFinite")
         badX[13] = .infinity
         #expect(kind { try net.train(x: problem.x, y: problem.y, test: (badX, problem.y), options: options) } == "notFinite")
-        #expect(kind { try net.train(x: [], y: [], options: options) } == "invalid")
+        #expect(kind {
+            try problem.x.withUnsafeBufferPointer { xp in
+                try problem.y.withUnsafeBufferPointer { yp in
+                    _ = try net.train(LabelledData(x: xp.baseAddress!, y: yp.baseAddress!, rows: 0), options: options)
+                }
+            }
+        } == "invalid")
         for edit: (inout TrainOptions) -> Void in [
             { $0.learningRate = 0 }, { $0.learningRate = .nan }, { $0.learningRate = -1 }, { $0.batchSize = 0 },
             { $0.epochs = 0 }, { $0.momentum = 1 }, { $0.weightDecay = -1 }, { $0.adamBeta1 = 1 },

@@ -5,9 +5,10 @@
 #
 # Every Tests/c/test_*.c and every examples/c/*.c is compiled with
 #   gcc -std=c11 -Wall -Wextra -Werror -O1 -I include  (linked with -rpath LIBDIR)
-# and run from the repository root (each program with a 300 s timeout). The header is also compiled as C++ (g++ -Wall -Wextra
-# -Werror, linked and run) and as C99 and C89 with -pedantic. test_bad_inputs also runs under valgrind
-# memcheck when valgrind is installed (GN_VALGRIND=0 skips it).
+# and run from the repository root, each with a 300 s timeout. The header alone is compiled
+# as C++11, C99 and C89 (-pedantic -Werror, with and without GN_EXPERIMENTAL), and a C++
+# program is linked and run. test_bad_inputs also runs under valgrind memcheck when valgrind
+# is installed (GN_VALGRIND=0 skips it).
 #
 # Counting: a test program prints "RESULT <name> <passed> <failed>" (testing.h) and its
 # assertion checks are added up (a section of a program that crashes counts as one failed
@@ -36,30 +37,28 @@ fail() { failed=$((failed + 1)); echo "FAIL $1"; }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 
-# --- the header alone: C++ (compiled, linked and run: checks extern "C") and strict C99 -------
+# --- the header alone: C++ (also linked and run: checks extern "C"), C99 and C89, each with
+# and without GN_EXPERIMENTAL. gatednet.h keeps to /* */ comments and C89 declarations, so it
+# builds with -std=c89 -pedantic (given the platform's <stdint.h>).
 hdr_prog='#include "gatednet.h"
 int main(void) { return gn_version_number() == GN_VERSION_NUMBER && gn_status_name(GN_OK) != 0 ? 0 : 1; }'
-if printf '%s\n' "$hdr_prog" | g++ -std=c++11 -Wall -Wextra -Werror -pedantic -I include -x c++ - -x none \
-    "${LDFLAGS[@]}" -o "$OUT/hdr_cxx" 2>"$OUT/hdr.log" && "$OUT/hdr_cxx"; then
-    pass "header compiles, links and runs as C++11 (g++ -Wall -Wextra -Werror -pedantic)"
+hdr_check() { # label language compiler flags...
+    local label=$1 lang=$2 ok=1
+    shift 2
+    for exp in -UGN_EXPERIMENTAL -DGN_EXPERIMENTAL; do
+        printf '%s\n' "$hdr_prog" | "$@" "$exp" -I include -fsyntax-only -x "$lang" - 2>>"$OUT/hdr.log" || ok=0
+    done
+    if [ "$ok" = 1 ]; then pass "header compiles as $label"; else fail "header compiles as $label"; sed 's/^/     /' "$OUT/hdr.log"; fi
+    : >"$OUT/hdr.log"
+}
+hdr_check "C++11 (g++ -Wall -Wextra -Werror -pedantic)" c++ g++ -std=c++11 -Wall -Wextra -Werror -pedantic
+hdr_check "C99 (gcc -std=c99 -Wall -Wextra -Werror -pedantic)" c gcc -std=c99 -Wall -Wextra -Werror -pedantic
+hdr_check "C89 (gcc -std=c89 -Wall -Wextra -Werror -pedantic)" c gcc -std=c89 -Wall -Wextra -Werror -pedantic
+if printf '%s\n' "$hdr_prog" | g++ -std=c++11 -Wall -Wextra -Werror -I include -x c++ - -x none "${LDFLAGS[@]}" \
+    -o "$OUT/hdr_cxx" 2>"$OUT/hdr.log" && "$OUT/hdr_cxx"; then
+    pass "a C++ program links against libgatednet and runs (extern \"C\")"
 else
-    fail "header compiles, links and runs as C++11 (g++ -Wall -Wextra -Werror -pedantic)"
-    sed 's/^/     /' "$OUT/hdr.log"
-fi
-if printf '%s\n' "$hdr_prog" | gcc -std=c99 -Wall -Wextra -Werror -pedantic -I include -fsyntax-only -x c - \
-    2>"$OUT/hdr.log"; then
-    pass "header compiles as C99 (gcc -std=c99 -Wall -Wextra -Werror -pedantic)"
-else
-    fail "header compiles as C99 (gcc -std=c99 -Wall -Wextra -Werror -pedantic)"
-    sed 's/^/     /' "$OUT/hdr.log"
-fi
-# C89: gatednet.h keeps to /* */ comments and C89 declarations, so it also builds with
-# -std=c89 -pedantic (given the platform's <stdint.h>).
-if printf '%s\n' "$hdr_prog" | gcc -std=c89 -Wall -Wextra -Werror -pedantic -I include -fsyntax-only -x c - \
-    2>"$OUT/hdr.log"; then
-    pass "header compiles as C89 (gcc -std=c89 -Wall -Wextra -Werror -pedantic)"
-else
-    fail "header compiles as C89 (gcc -std=c89 -Wall -Wextra -Werror -pedantic)"
+    fail "a C++ program links against libgatednet and runs (extern \"C\")"
     sed 's/^/     /' "$OUT/hdr.log"
 fi
 

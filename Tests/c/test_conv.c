@@ -329,6 +329,15 @@ static void test_bad_specs(void) {
     CHECK_STATUS(create_with(l, 2, 1, 4, 6, &net), GN_ERR_SHAPE, "kernel");
     l[0] = conv_layer(2, 9, 1, GN_PAD_ZERO, 0);
     CHECK_STATUS(create_with(l, 2, 1, 4, 4, &net), GN_ERR_SHAPE, "kernel");
+    /* Sizes whose scratch could not be allocated fail cleanly. */
+    l[0] = conv_layer(2, 3, 1, GN_PAD_ZERO, 0);
+    l[1] = plain_layer(GN_LAYER_DENSE, 2);
+    CHECK_STATUS(create_with(l, 2, 1, 100000, 100000, &net), GN_ERR_OUT_OF_MEMORY, "input");
+    l[0] = conv_layer(512, 3, 1, GN_PAD_ZERO, 0);
+    CHECK_STATUS(create_with(l, 2, 1, 8192, 8192, &net), GN_ERR_OUT_OF_MEMORY, "layers[0]");
+    l[0] = conv_layer(64, 3, 1, GN_PAD_ZERO, 0);
+    CHECK_STATUS(create_with(l, 2, 1, 2048, 2048, &net), GN_ERR_OUT_OF_MEMORY, "network");
+    CHECK(net == NULL);
     /* Stride 0, channels 0, kernel 0, unknown padding / kind. */
     l[0] = conv_layer(2, 3, 0, GN_PAD_ZERO, 0);
     CHECK_STATUS(create_with(l, 2, 1, 4, 4, &net), GN_ERR_INVALID_ARGUMENT, "stride");
@@ -468,6 +477,62 @@ static void test_bad_calls(void) {
     gn_conv_network_free(net);
 }
 
+static void test_persistence(void) {
+    gn_conv_network *net = small_net(GN_REGIME_DECOUPLED, 8);
+    REQUIRE_OK(net ? GN_OK : GN_ERR_INTERNAL);
+    enum { N = 6 };
+    float x[N * 72], a[N * 3], b[N * 3];
+    int32_t y[N] = {0, 1, 2, 0, 1, 2};
+    fill_uniform(x, N * 72, 12);
+    gn_train_options opts;
+    REQUIRE_OK(gn_train_options_init(&opts));
+    opts.batch_size = 3;
+    REQUIRE_OK(gn_conv_network_train(net, x, y, N, NULL, NULL, 0, &opts, NULL, 0, NULL));
+    size_t needed = 0;
+    CHECK_STATUS(gn_conv_network_serialize(net, GN_SAVE_OPTIMIZER_STATE, NULL, 0, &needed), GN_ERR_BUFFER_TOO_SMALL, "capacity");
+    CHECK(needed > 28);
+    unsigned char *buf = xmalloc(needed);
+    REQUIRE_OK(gn_conv_network_serialize(net, GN_SAVE_OPTIMIZER_STATE, buf, needed, &needed));
+    gn_conv_network *copy = NULL;
+    REQUIRE_OK(gn_conv_network_deserialize(buf, needed, &copy));
+    REQUIRE_OK(gn_conv_network_predict(net, x, N, a, N * 3));
+    REQUIRE_OK(gn_conv_network_predict(copy, x, N, b, N * 3));
+    CHECK(t_bits_equal(a, b, N * 3));
+    CHECK(info_of(copy).epochs_trained == 1);
+    gn_conv_network_free(copy);
+    copy = NULL;
+    /* Save / load through a file. */
+    char path[] = "/tmp/gn-conv-test-XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE_OK(fd >= 0 ? GN_OK : GN_ERR_IO);
+    close(fd);
+    REQUIRE_OK(gn_conv_network_save(net, path, 0));
+    REQUIRE_OK(gn_conv_network_load(path, &copy));
+    REQUIRE_OK(gn_conv_network_predict(copy, x, N, b, N * 3));
+    CHECK(t_bits_equal(a, b, N * 3));
+    gn_conv_network_free(copy);
+    copy = NULL;
+    /* A flipped byte, a truncated buffer, and a gn_network file are GN_ERR_CORRUPT. */
+    buf[needed / 2] ^= 0x10;
+    CHECK_STATUS(gn_conv_network_deserialize(buf, needed, &copy), GN_ERR_CORRUPT, "checksum");
+    buf[needed / 2] ^= 0x10;
+    CHECK_STATUS(gn_conv_network_deserialize(buf, needed - 5, &copy), GN_ERR_CORRUPT, "conv network file");
+    CHECK(copy == NULL);
+    gn_network_spec ms;
+    int64_t widths[1] = {4};
+    gn_network *mlp = NULL;
+    REQUIRE_OK(gn_network_spec_init(&ms, GN_REGIME_RELU, 72, 1, widths, 3));
+    REQUIRE_OK(gn_network_create(&ms, &mlp));
+    REQUIRE_OK(gn_network_save(mlp, path, 0));
+    CHECK_STATUS(gn_conv_network_load(path, &copy), GN_ERR_CORRUPT, "magic");
+    CHECK_STATUS(gn_conv_network_load("/nonexistent-dir/x.gn", &copy), GN_ERR_IO, "/nonexistent-dir/x.gn");
+    CHECK_STATUS(gn_conv_network_save(net, "/nonexistent-dir/x.gn", 0), GN_ERR_IO, "nonexistent-dir");
+    gn_network_free(mlp);
+    unlink(path);
+    free(buf);
+    gn_conv_network_free(net);
+}
+
 static int load_data(void) {
     int64_t dims[3], nd = 0;
     if (gn_idx_dims(DATA_DIR "train-images-idx3-ubyte.gz", dims, 3, &nd) != GN_OK) return 0;
@@ -501,5 +566,6 @@ int main(void) {
     T_SECTION(test_named);
     T_SECTION(test_bad_specs);
     T_SECTION(test_bad_calls);
+    T_SECTION(test_persistence);
     return T_FINISH("test_conv");
 }

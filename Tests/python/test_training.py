@@ -150,6 +150,31 @@ def test_keyboard_interrupt_stops_training_cleanly(small):
     net.fit(x[:100], y[:100], epochs=1)
 
 
+def test_keyboard_interrupt_stops_a_long_epoch_and_undoes_it(small):
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals are delivered to the main thread")
+    x, y, _, _ = small
+    reps = 40  # one epoch over 40 copies of the data takes several seconds
+    xl, yl = np.concatenate([x] * reps), np.concatenate([y] * reps)
+    net = gn.Network(784, [128, 128], 10, regime="fixed_random_ii", seed=1)
+    net.fit(x, y, epochs=1, batch_size=32)
+    before = np.array(net.predict(x[:50]))
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    try:
+        start = time.monotonic()
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            net.fit(xl, yl, epochs=1, batch_size=32)
+        elapsed = time.monotonic() - start
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, old)
+    assert elapsed < 2.0  # stopped inside the epoch, not at its end
+    assert net.epochs_trained == 1
+    assert np.array_equal(np.asarray(net.predict(x[:50])), before)  # the interrupted epoch was undone
+
+
 def test_gil_is_released_during_training(small):
     x, y, _, _ = small
     net = gn.Network(784, [256, 256], 10, regime="fixed_random_ii", seed=1)

@@ -18,9 +18,10 @@ func im2col(_ g: ConvGeometry, _ x: UnsafePointer<Float>, samples: Int, _ col: U
                         var ix = ox * s + kx - pad
                         if g.circular { ix = ((ix % w) + w) % w }
                         if rowInside && ix >= 0 && ix < w {
-                            dst.update(from: xs + (iy * w + ix) * c, count: c)
+                            let src = xs + (iy * w + ix) * c
+                            if c < 16 { for j in 0..<c { dst[j] = src[j] } } else { dst.update(from: src, count: c) }
                         } else {
-                            dst.update(repeating: 0, count: c)
+                            for j in 0..<c { dst[j] = 0 }
                         }
                         dst += c
                     }

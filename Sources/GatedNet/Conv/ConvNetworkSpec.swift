@@ -169,7 +169,10 @@ struct ConvPlan {
             guard v >= 1 else { throw bad("input \(name): got \(v), need >= 1") }
             guard v <= limit else { throw GatedNetError.outOfMemory("input \(name): got \(v), need <= \(limit)") }
         }
-        _ = try checkedCount(spec.inputChannels, spec.inputHeight, spec.inputWidth, what: "input size")
+        let tensorLimit = 1 << 31
+        guard try checkedCount(spec.inputChannels, spec.inputHeight, spec.inputWidth, what: "input size") <= tensorLimit else {
+            throw GatedNetError.outOfMemory("input: \(spec.inputHeight) x \(spec.inputWidth) x \(spec.inputChannels) exceeds 2^31 values per sample")
+        }
         guard !spec.layers.isEmpty else { throw bad("layers: got 0, need at least the output dense layer") }
         guard spec.layers.count <= 256 else { throw bad("layers: got \(spec.layers.count), need <= 256") }
         guard let last = spec.layers.last, last.kind == .dense, last.block == 0 else {
@@ -244,7 +247,9 @@ struct ConvPlan {
                     ow = (shape.width + 2 * pad - l.kernel) / l.stride + 1
                 }
                 let out = TensorShape(height: oh, width: ow, channels: l.outChannels)
-                _ = try checkedCount(oh, ow, l.outChannels, what: "\(name) output")
+                guard try checkedCount(oh, ow, l.outChannels, what: "\(name) output") <= tensorLimit else {
+                    throw GatedNetError.outOfMemory("\(name): output \(oh) x \(ow) x \(l.outChannels) exceeds 2^31 values per sample")
+                }
                 let g = ConvGeometry(input: shape, output: out, kernel: l.kernel, stride: l.stride, pad: pad, circular: l.padding == .circular)
                 let p = try addParam(ParamInfo(fanOut: l.outChannels, fanIn: g.patch, bias: l.bias, role: .gated(gatedShapes.count)))
                 ops.append(PlanOp(step: .conv(param: p, geometry: g), source: current, inShape: shape, outShape: out, gated: gatedShapes.count))

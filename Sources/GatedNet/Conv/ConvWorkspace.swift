@@ -109,6 +109,17 @@ extension ConvNetwork {
         for s in sizes { guard add(s, copies * 2) else { return nil } }
         for g in plan.gatedShapes { guard add(g.size, gradients ? 3 : 2) else { return nil } }
         guard add(sizes.max() ?? 0), add(inputSize, 2) else { return nil }
+        // One sample's im2col matrix must fit too (the col buffer holds at least one).
+        for op in plan.ops {
+            let g: ConvGeometry
+            switch op.step {
+            case .conv(_, let geometry): g = geometry
+            case .residual(_, _, let geometry?): g = geometry
+            default: continue
+            }
+            let (col, overflow) = g.output.positions.multipliedReportingOverflow(by: g.patch)
+            guard !overflow, col <= scratchLimit else { return nil }
+        }
         return total
     }
 

@@ -66,13 +66,16 @@ public struct KernelOptions {
 /// tile² buffers whatever n is.
 let kernelTile = 512
 
+/// Floats in one tile buffer for a rows × cols kernel (small kernels get small tiles).
+func tileArea(_ rows: Int, _ cols: Int) -> Int { min(kernelTile, rows) * min(kernelTile, cols) }
+
 /// Fill `out` (rows × cols) tile by tile through `tile(i0, ti, j0, tj, acc)`, which writes the
 /// ti × tj tile into `acc` (row stride tj). `symmetric`: square block over the same rows, so
 /// only tiles on and above the diagonal are computed and the rest mirrored (unless `upperOnly`).
 func fillKernelTiles(rows: Int, cols: Int, symmetric: Bool, upperOnly: Bool, out: KernelOutput,
                      progress: ((Double) -> Bool)?, what: String,
                      tile: (Int, Int, Int, Int, UnsafeMutablePointer<Float>) throws -> Void) throws {
-    let buffer = FloatBuffer(count: kernelTile * kernelTile)
+    let buffer = FloatBuffer(count: tileArea(rows, cols))
     let acc = buffer.pointer
     let total = symmetric ? Double(rows) * Double(rows + 1) / 2 : Double(rows) * Double(cols)
     var done = 0.0

@@ -140,7 +140,7 @@ extension GatedNetwork {
         let fb = packed || layers.isEmpty ? [] : (k.symmetric ? fa : allGates(k.b, rows: k.rowsB))
         let pa = packed ? packedGates(k.a, rows: k.rowsA) : nil
         let pb = packed ? (k.symmetric ? pa : packedGates(k.b, rows: k.rowsB)) : nil
-        let tmp = FloatBuffer(count: kernelTile * kernelTile)
+        let tmp = FloatBuffer(count: tileArea(k.rowsA, k.rowsB))
         let scratch = OverlapScratch(stride: pa?.stride ?? 0)
         try fillKernelTiles(rows: k.rowsA, cols: k.rowsB, symmetric: k.symmetric, upperOnly: k.options.upperOnly,
                             out: k.out, progress: k.options.progress, what: "kernel") { i0, ti, j0, tj, acc in

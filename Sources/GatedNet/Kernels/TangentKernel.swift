@@ -193,7 +193,7 @@ extension GatedNetwork {
             }
         }
         let bias: Float = spec.bias ? 1 : 0
-        let t1 = FloatBuffer(count: kernelTile * kernelTile), t2 = FloatBuffer(count: kernelTile * kernelTile)
+        let t1 = FloatBuffer(count: tileArea(k.rowsA, k.rowsB)), t2 = FloatBuffer(count: tileArea(k.rowsA, k.rowsB))
         try fillKernelTiles(rows: k.rowsA, cols: k.rowsB, symmetric: k.symmetric, upperOnly: k.options.upperOnly,
                             out: k.out, progress: k.options.progress, what: "kernel") { i0, ti, j0, tj, acc in
             acc.update(repeating: 0, count: ti * tj)

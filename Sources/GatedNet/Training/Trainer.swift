@@ -74,26 +74,29 @@ func monotonicSeconds() -> Double {
 
 extension GatedNetwork {
     /// Check that data fits this network: finite inputs, labels in range.
-    public func validate(_ data: LabelledData, name: String) throws {
-        guard data.rows >= 1 else { throw GatedNetError.invalidArgument("\(name) rows: got \(data.rows), need >= 1") }
-        let count = try checkedCount(data.rows, inputSize, what: "\(name) x")
-        guard isAllFinite(data.x, count) else { throw GatedNetError.notFinite("\(name) x: contains NaN or Inf") }
+    public func validate(_ data: LabelledData, x xName: String = "x", y yName: String = "y") throws {
+        guard data.rows >= 1 else { throw GatedNetError.invalidArgument("\(xName) rows: got \(data.rows), need >= 1") }
+        let count = try checkedCount(data.rows, inputSize, what: xName)
+        guard isAllFinite(data.x, count) else { throw GatedNetError.notFinite("\(xName): contains NaN or Inf") }
         let classes = outputSize == 1 ? 2 : outputSize
         for i in 0..<data.rows where data.y[i] < 0 || Int(data.y[i]) >= classes {
-            throw GatedNetError.labelRange("\(name) y[\(i)]: got \(data.y[i]), need 0 ... \(classes - 1)")
+            throw GatedNetError.labelRange("\(yName)[\(i)]: got \(data.y[i]), need 0 ... \(classes - 1)")
         }
     }
 
     /// Train with minibatches over `data`. `progress` is called after each epoch and returns
     /// false to stop. On divergence (non-finite loss) the network is restored and `.notFinite`
-    /// is thrown. Returns the metrics of the epochs run.
+    /// is thrown. `interrupt`, if given, is polled about every 0.1 s between minibatches; when it
+    /// returns true the network goes back to its state at the start of the current epoch and
+    /// `.cancelled` is thrown (completed epochs stay trained). Returns the metrics of the epochs run.
     @discardableResult
     public func train(_ data: LabelledData, test: LabelledData? = nil, options: TrainOptions,
+                      interrupt: (() -> Bool)? = nil,
                       progress: (EpochMetrics) -> Bool = { _ in true }) throws -> [EpochMetrics] {
         try options.validate()
         try checkLoss(options.loss)
-        try validate(data, name: "train")
-        if let t = test { try validate(t, name: "test") }
+        try validate(data)
+        if let t = test { try validate(t, x: "x_test", y: "y_test") }
         let target: PassTarget = options.trainFeatureHead ? .featureHead : .network
         if options.trainFeatureHead && featureHead == nil {
             throw GatedNetError.unsupported("train_feature_head: this network has no feature head")
@@ -122,8 +125,10 @@ extension GatedNetwork {
         var order = (0..<data.rows).map { Int32($0) }
         var history: [EpochMetrics] = []
 
+        var lastPoll = monotonicSeconds()
         for e in 1...options.epochs {
             let start = monotonicSeconds()
+            let epochStart = interrupt == nil || e == 1 ? snapshot : GatedNetwork(copying: self)
             for i in 0..<order.count { order[i] = Int32(i) }
             var rng = SeededGenerator(seed: options.shuffleSeed, stream: UInt64(epochsTrained))
             rng.shuffle(&order)
@@ -155,6 +160,13 @@ extension GatedNetwork {
                     }
                 }
                 first += rows
+                if let poll = interrupt, monotonicSeconds() - lastPoll >= 0.1 {
+                    lastPoll = monotonicSeconds()
+                    if poll() {
+                        restore(from: epochStart)
+                        throw GatedNetError.cancelled("train: interrupted during epoch \(epochsTrained + 1); the network is as it was after epoch \(epochsTrained) (\(e - 1) epochs of this call completed)")
+                    }
+                }
             }
             epochsTrained += 1
             var m = EpochMetrics(epoch: epochsTrained, epochInCall: e, epochsInCall: options.epochs,
@@ -191,7 +203,7 @@ extension GatedNetwork {
     /// Mean loss and accuracy (validated data).
     public func evaluate(_ data: LabelledData, loss: Loss, featureHead useHead: Bool = false) throws -> (loss: Double, accuracy: Double) {
         try checkLoss(loss)
-        try validate(data, name: "x")
+        try validate(data)
         if useHead && featureHead == nil { throw GatedNetError.unsupported("feature head: this network has none") }
         return evaluateUnchecked(data, loss: loss, target: useHead ? .featureHead : .network)
     }

@@ -61,9 +61,9 @@ Threads
     must not be modified by another thread while a call reads them.
 
 Ctrl-C
-    ``fit`` checks for KeyboardInterrupt after every epoch: Ctrl-C stops training at the end of
-    the current epoch, raises KeyboardInterrupt, and leaves the network usable with the epochs
-    already completed. Kernels (with the kernel suite, ``HAS_KERNEL_SUITE``) check after every
+    ``fit`` checks for KeyboardInterrupt about every 0.1 s between minibatches: Ctrl-C stops
+    training within a fraction of a second, raises KeyboardInterrupt, and leaves the network
+    usable, as it was after the last completed epoch (the interrupted epoch is undone). Kernels (with the kernel suite, ``HAS_KERNEL_SUITE``) check after every
     tile of at most 512 x 512 entries and stop with KeyboardInterrupt. Other calls (predict,
     gates, evaluate, save) are not interruptible: the interrupt is raised when they return.
 """
@@ -255,8 +255,8 @@ class Network(_core.Network):
         bar). Returning False (or another falsy value except None) stops training after that
         epoch; an exception raised in it stops training and propagates out of ``fit`` with its
         traceback. The callback must not use this network (GatedNetError); the epochs that ran
-        are kept in either case, and the network stays usable. Ctrl-C stops at the end of the
-        current epoch with KeyboardInterrupt.
+        are kept in either case, and the network stays usable. Ctrl-C stops within about 0.1 s
+        with KeyboardInterrupt; the interrupted epoch is undone, completed ones are kept.
 
         ``optimizer``: "adam" (``adam_betas``, ``adam_epsilon``) or "sgd" (``momentum``);
         ``loss``: "cross_entropy" or "squared"; ``weight_decay``: L2 coefficient; epoch e of

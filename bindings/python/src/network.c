@@ -560,6 +560,22 @@ error:
     return 1;
 }
 
+/* Polled by the library between minibatches (about every 0.1 s): takes the GIL only to let
+ * Python run its signal handlers, so Ctrl-C interrupts a long epoch; the pending exception
+ * (KeyboardInterrupt) is stored and re-raised after gn_train returns GN_ERR_CANCELLED. */
+static int train_interrupt(void *user) {
+    train_context *ctx = user;
+    PyEval_RestoreThread(ctx->tstate);
+    int stop = 0;
+    if (PyErr_CheckSignals() < 0) {
+        ctx->failed = 1;
+        PyErr_Fetch(&ctx->exc_type, &ctx->exc_value, &ctx->exc_tb);
+        stop = 1;
+    }
+    ctx->tstate = PyEval_SaveThread();
+    return stop;
+}
+
 static PyObject *network_train(GNPy_Network *self, PyObject *args, PyObject *kwargs) {
     static char *kwlist[] = {"x", "y", "x_test", "y_test", "optimizer", "loss", "learning_rate",
                              "momentum", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon",
@@ -612,6 +628,7 @@ static PyObject *network_train(GNPy_Network *self, PyObject *args, PyObject *kwa
     ctx.has_test = xt_obj != Py_None;
     o.progress = train_progress;
     o.progress_user = &ctx;
+    o.interrupt = train_interrupt;
     int64_t run = 0;
     ctx.tstate = PyEval_SaveThread();
     gn_status s = gn_train(self->net, x.data, y.data, x.rows, xt.data, yt.data, ctx.has_test ? xt.rows : 0,
