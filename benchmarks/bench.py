@@ -203,7 +203,7 @@ def plan(args):
                   size=f"n={n}", tasks={"gatednet": t, "neural-tangents": t}, target=1.0,
                   check="kernel"))
     for regime in (["fixed_hard"] if smoke else ["fixed_hard", "decoupled_soft"]):
-        ct = {"workload": "conv_train", "batch": 8 if smoke else 32, "steps": 1 if smoke else 4,
+        ct = {"workload": "conv_train", "batch": 8 if smoke else 32, "steps": 1 if smoke else 3,
               "regime": regime}
         sh = W.conv_train_shapes(regime, ct["batch"])
         P.append(dict(id=f"conv_train_{regime}", group="5 conv DGN", unit="samples/s",
@@ -453,8 +453,8 @@ def markdown(rows, machine, args, elapsed):
     if checks:
         L.append("**Cross-checks.** " + "; ".join(
             f"{r['id']}: max relative difference {r['check_rel_err']:.1e}" for r in checks) + ".\n")
-    L.append("*load*: the 1-minute load average when the comparison started (2 cores; above 2 "
-             "other processes were competing for the CPUs).\n")
+    L.append("*load*: the 1-minute load average when the comparison started (2 cores; the harness itself accounts for about 1–2, more means "
+             "other processes competed for the CPUs).\n")
     L.append("Peak memory is the growth of the process's peak RSS (VmHWM, reset just before the "
              "call) over its RSS before the call, in the first (warm-up) run, including the "
              "output buffer. GFLOP/s counts useful flops (symmetric kernels: one triangle); the "
@@ -530,7 +530,7 @@ def main():
     ap.add_argument("--runs", type=int, default=None, help="timed runs per side (default 5; smoke 1)")
     ap.add_argument("--only", default=None, help="comma-separated id substrings to run")
     ap.add_argument("--out", default=os.path.join(HERE, "out"), help="output directory")
-    ap.add_argument("--train-samples", type=int, default=30000)
+    ap.add_argument("--train-samples", type=int, default=15000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--nt-implementation", type=int, default=1,
                     help="neural-tangents NtkImplementation for empirical_ntk_fn")

@@ -582,6 +582,61 @@ static void test_training_resumes(void) {
     gn_network_free(b);
 }
 
+/* The interrupt callback (polled about every 0.1 s) cancels training: GN_ERR_CANCELLED, and
+ * the network is exactly as after its last completed epoch, bit for bit equal to a network
+ * trained for that many epochs. It is armed by the progress callback after the first epoch. */
+typedef struct {
+    int armed, polls;
+} interrupt_state;
+
+static int arm_after_epoch(const gn_epoch_metrics *m, void *user) {
+    (void)m;
+    ((interrupt_state *)user)->armed = 1;
+    return 0;
+}
+
+static int interrupt_when_armed(void *user) {
+    interrupt_state *st = user;
+    st->polls++;
+    return st->armed;
+}
+
+static void test_interrupt(void) {
+    int64_t w[1] = {32};
+    gn_network_spec s;
+    gn_network *net = NULL, *ref = NULL;
+    REQUIRE_OK(gn_network_spec_init(&s, GN_REGIME_FIXED_RANDOM_II, D_IN, 1, w, CLASSES));
+    s.seed = 14;
+    REQUIRE_OK(gn_network_create(&s, &net));
+    REQUIRE_OK(gn_network_create(&s, &ref));
+    gn_train_options o = default_options(500);
+    o.batch_size = 8;
+    interrupt_state st = {0, 0};
+    o.progress = arm_after_epoch;
+    o.interrupt = interrupt_when_armed;
+    o.progress_user = &st;
+    int64_t run = -1;
+    gn_epoch_metrics hist[4];
+    CHECK_STATUS(gn_train(net, x_train, y_train, N_TRAIN, NULL, NULL, 0, &o, hist, 4, &run), GN_ERR_CANCELLED,
+                 "interrupted");
+    int64_t done = info_of(net).epochs_trained;
+    CHECKF(done >= 1 && done < 500 && run == done && st.polls >= 1, "cancelled after %lld epochs (epochs_run %lld, %d polls)",
+           (long long)done, (long long)run, st.polls);
+    o.progress = NULL;
+    o.interrupt = NULL;
+    o.epochs = done;
+    REQUIRE_OK(gn_train(ref, x_train, y_train, N_TRAIN, NULL, NULL, 0, &o, NULL, 0, NULL));
+    CHECK(info_of(ref).epochs_trained == done);
+    /* same weights and optimizer moments: one more epoch on both stays equal */
+    o.epochs = 1;
+    REQUIRE_OK(gn_train(net, x_train, y_train, 500, NULL, NULL, 0, &o, NULL, 0, NULL));
+    REQUIRE_OK(gn_train(ref, x_train, y_train, 500, NULL, NULL, 0, &o, NULL, 0, NULL));
+    CHECKF(part_equal(net, ref, GN_PART_VALUE), "after cancellation in epoch %lld, weights differ from %lld clean epochs",
+           (long long)done + 1, (long long)done);
+    gn_network_free(net);
+    gn_network_free(ref);
+}
+
 /* SGD with momentum, the squared loss and weight decay all train; decay shrinks weights. */
 static void test_optimizers_and_losses(void) {
     int64_t w[1] = {64};
@@ -1381,6 +1436,7 @@ int main(void) {
     t_section = "main";
     T_SECTION(test_training_reproducible);
     T_SECTION(test_training_resumes);
+    T_SECTION(test_interrupt);
     T_SECTION(test_optimizers_and_losses);
     T_SECTION(test_feature_head);
     T_SECTION(test_regimes_train);

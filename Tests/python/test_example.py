@@ -30,3 +30,17 @@ def test_notebook_example(tmp_path):
     for name in ("npk_heatmap.png", "accuracy_curves.png"):
         data = (tmp_path / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, name
+
+
+QUICKSTART = EXAMPLE.parent / "quickstart.py"
+
+
+def test_readme_quickstart_runs_and_learns():
+    if not (FASHION / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"Fashion-MNIST not found in {FASHION}")
+    run = subprocess.run([sys.executable, str(QUICKSTART)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    relu, learnt = map(float, re.search(r"test accuracy: relu ([0-9.]+), fixed_learnt ([0-9.]+)", run.stdout).groups())
+    assert relu > 0.75 and learnt > 0.75, run.stdout
+    same, other = map(float, re.search(r"same class ([0-9.]+), other classes ([0-9.]+)", run.stdout).groups())
+    assert same > other, run.stdout

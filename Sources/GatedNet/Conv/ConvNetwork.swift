@@ -36,6 +36,7 @@ public final class ConvNetwork {
 
     init(spec: ConvNetworkSpec, gateSource: ConvNetwork?, copyGates: Bool) throws {
         plan = try spec.validatedPlan()
+        try ConvNetwork.checkScratch(plan: plan, inputSize: spec.inputSize, rows: 1, gradients: true, "network")
         self.spec = spec
         var rng = SeededGenerator(seed: spec.seed)
         func make(_ p: ParamInfo) -> DenseLayer {
@@ -62,7 +63,6 @@ public final class ConvNetwork {
         default: featureFrozen = false
         }
         sources = ConvNetwork.wire(spec: spec, plan: plan)
-        try checkScratch(rows: 1, gradients: true, "network")
         if spec.regime == .fixedLearnt && copyGates {
             guard let source = gateSource else {
                 throw GatedNetError.invalidArgument("gate_source: regime fixed_learnt needs a trained conv network to copy gates from")

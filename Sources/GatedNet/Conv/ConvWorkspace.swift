@@ -95,8 +95,13 @@ extension ConvNetwork {
         return ws
     }
 
-    /// Upper bound of the scratch floats per sample (towers, gradients, gates), or nil on overflow.
     func scratchFloatsPerSample(gradients: Bool) -> Int? {
+        ConvNetwork.scratchFloatsPerSample(plan: plan, inputSize: inputSize, gradients: gradients)
+    }
+
+    /// Upper bound of the scratch floats per sample (towers, gradients, gates), or nil on
+    /// overflow or when one sample's im2col matrix alone exceeds `scratchLimit`.
+    static func scratchFloatsPerSample(plan: ConvPlan, inputSize: Int, gradients: Bool) -> Int? {
         var total = 0
         func add(_ v: Int, _ times: Int = 1) -> Bool {
             let (m, o1) = v.multipliedReportingOverflow(by: times)
@@ -125,7 +130,12 @@ extension ConvNetwork {
 
     /// Throws `.outOfMemory` unless scratch for `rows` samples stays within `scratchLimit`.
     func checkScratch(rows: Int, gradients: Bool, _ name: String) throws {
-        guard let per = scratchFloatsPerSample(gradients: gradients), per <= scratchLimit / max(rows, 1) else {
+        try ConvNetwork.checkScratch(plan: plan, inputSize: inputSize, rows: rows, gradients: gradients, name)
+    }
+
+    static func checkScratch(plan: ConvPlan, inputSize: Int, rows: Int, gradients: Bool, _ name: String) throws {
+        guard let per = scratchFloatsPerSample(plan: plan, inputSize: inputSize, gradients: gradients),
+              per <= scratchLimit / max(rows, 1) else {
             throw GatedNetError.outOfMemory("\(name): \(rows) samples of this network need more than \(scratchLimit) floats of scratch; use fewer")
         }
     }

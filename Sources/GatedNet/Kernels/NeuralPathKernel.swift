@@ -1,5 +1,4 @@
 import CKernels
-import Dispatch
 import Glibc
 
 /// The kernels of MATH.md §4 for a fully connected DGN, between two batches.
@@ -237,7 +236,7 @@ func overlapProduct(_ pa: PackedGateRows, _ i0: Int, _ ti: Int, _ pb: PackedGate
                     gnk_overlap_tile(pa.bits + (i0 + r0) * stride, stride, bt, r1 - r0, tj, b.baseAddress, e.baseAddress,
                                      layers.count, scalesPointer, acc + r0 * tj, scratch.counts + part * kernelTile)
                 }
-                if parts == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: parts, execute: run) }
+                parallelFor(parts, run)
             }
         }
     }
@@ -255,4 +254,29 @@ final class OverlapScratch {
         counts = .allocate(capacity: kernelTile * parts)
     }
     deinit { transposed.deallocate(); counts.deallocate() }
+}
+
+/// Run body(0 ..< parts) with parts − 1 extra POSIX threads (joined before returning); falls
+/// back to the calling thread if a thread cannot be created. Plain pthreads rather than
+/// Dispatch, so a process may still fork after computing a kernel.
+func parallelFor(_ parts: Int, _ body: (Int) -> Void) {
+    if parts <= 1 { body(0); return }
+    withoutActuallyEscaping(body) { body in
+        final class Job { let body: (Int) -> Void; let part: Int; init(_ b: @escaping (Int) -> Void, _ p: Int) { body = b; part = p } }
+        var threads: [(pthread_t, Unmanaged<Job>)] = []
+        var inline: [Int] = []
+        for part in 1..<parts {
+            let job = Unmanaged.passRetained(Job(body, part))
+            var t = pthread_t()
+            let rc = pthread_create(&t, nil, { raw in
+                let job = Unmanaged<Job>.fromOpaque(raw!).takeUnretainedValue()
+                job.body(job.part)
+                return nil
+            }, job.toOpaque())
+            if rc == 0 { threads.append((t, job)) } else { job.release(); inline.append(part) }
+        }
+        body(0)
+        for p in inline { body(p) }
+        for (t, job) in threads { pthread_join(t, nil); job.release() }
+    }
 }
