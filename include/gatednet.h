@@ -129,7 +129,7 @@ typedef struct gn_network_spec {
     int64_t output_size;           /* k >= 1 (classes; 1 for regression / binary +-1) */
     gn_activation feature_activation;
     gn_gate_kind gate_kind;
-    float beta;                    /* soft-gate sharpness > 0; ignored for hard gates */
+    float beta;                    /* soft-gate sharpness > 0; ignored (not checked) for hard gates */
     gn_value_input value_input;
     const int64_t *permutation;    /* NULL = identity, else n_hidden entries: value layer l is
                                     * gated by feature layer permutation[l] (equal widths needed) */
@@ -350,8 +350,9 @@ typedef enum gn_kernel_kind {
 /* Kernel between two batches xa: n_a x input_size and xb: n_b x input_size (xb may equal
  * xa; pass the same pointer and n for a symmetric kernel, which is then computed once per
  * triangle). out: n_a x n_b with row stride ld_out >= n_b; capacity must be at least
- * (n_a - 1) * ld_out + n_b floats. `layer` is used by GN_KERNEL_BASE only (else pass 0).
- * Gates are the ones the value net uses (after permutation), products over all hidden layers.
+ * (n_a - 1) * ld_out + n_b floats. `layer` is used by GN_KERNEL_BASE only (else pass 0) and
+ * counts feature-net layers (before the permutation). OVERLAP and NPK multiply over all hidden
+ * layers, so a permutation of the gates does not change them.
  * Cost O(n_a n_b (d_in + sum_l width_l)) through BLAS.
  * Errors: GN_ERR_SHAPE, GN_ERR_BUFFER_TOO_SMALL, GN_ERR_NOT_FINITE, GN_ERR_INVALID_ARGUMENT. */
 gn_status gn_kernel(const gn_network *net, gn_kernel_kind kind, int64_t layer, const float *xa,
@@ -385,7 +386,8 @@ gn_status gn_network_deserialize(const void *buf, size_t size, gn_network **out)
  * ===================================================================================== */
 
 /* Dimensions of an IDX file (MNIST format; gzip-compressed or plain, detected by content):
- * *ndim gets the number of dimensions (1..8), dims[0..ndim-1] the sizes. dims_capacity >= ndim. */
+ * *ndim gets the number of dimensions (1..8), dims[0..ndim-1] the sizes. dims_capacity >= ndim.
+ * Reads only the header; a truncated body is reported by the read functions. */
 gn_status gn_idx_dims(const char *path, int64_t *dims, int64_t dims_capacity, int64_t *ndim);
 
 /* All values of an IDX file as float32 multiplied by `scale` (e.g. 1/255 for images), in file
@@ -407,6 +409,9 @@ gn_status gn_corrupt_labels(int32_t *labels, int64_t n, int32_t classes, double 
 /* More kernels for gn_kernel_compute, continuing gn_kernel_kind (values 0..4 above):
  *  NPK_TRACE_NORMALIZED  H / trace(H(xa, xa)); the trace is over ALL n_a rows of xa, whatever
  *                        block is requested (paper 001 §6: the kernel nu is computed from).
+ *                        Each call recomputes the trace (one gate pass over xa): when filling a
+ *                        big kernel by many tiles, compute NPK tiles and divide by the sum of
+ *                        the diagonal instead (gn_kernel_nu normalises by the trace itself).
  *  NTK_VALUE     K^v: Gram of the per-example gradients of the output w.r.t. the value weights
  *                (and value biases), computed layer-wise as sum_l (D_l D_lᵀ) * (Z_l Z_lᵀ + 1{bias}),
  *                D_l the back-propagated vectors, Z_l the layer inputs; no per-example gradient
@@ -726,7 +731,9 @@ gn_status gn_conv_network_copy_feature_weights(gn_conv_network *dst, const gn_co
 /* Training and evaluation, as gn_train / gn_predict / gn_predict_classes / gn_evaluate with
  * x: n x input_size NHWC rows. opts->train_feature_head is GN_ERR_UNSUPPORTED here (conv nets
  * have no feature head: train a RELU conv net and copy its feature weights). Forward and
- * backward run batched through im2col + sgemm; scratch is allocated once per batch size. */
+ * backward run batched through im2col + sgemm; scratch is allocated once per batch size and
+ * bounded (GN_ERR_OUT_OF_MEMORY when one batch would need more than 2^30 floats of it;
+ * prediction and evaluation go in chunks of at most 128 rows). */
 gn_status gn_conv_network_train(gn_conv_network *net, const float *x, const int32_t *y, int64_t n,
                                 const float *x_test, const int32_t *y_test, int64_t n_test,
                                 const gn_train_options *opts, gn_epoch_metrics *history,
@@ -760,8 +767,9 @@ typedef enum gn_conv_kernel_kind {
  * so the 2^b sub-networks are never enumerated.
  * Cost per pair: O(P_0² C_0 + sum_conv P_l² (C_l + k_l²) + sum_dense width); memory 3 P_max²
  * doubles. Exact but for small n or small images (28x28: ~6e5 entries per P x P matrix).
- * Errors: GN_ERR_UNSUPPORTED (global max pooling), GN_ERR_SHAPE, GN_ERR_BUFFER_TOO_SMALL,
- * GN_ERR_NOT_FINITE, GN_ERR_INVALID_ARGUMENT (kind, ld_out). */
+ * Errors: GN_ERR_UNSUPPORTED (global max pooling), GN_ERR_OUT_OF_MEMORY (a layer with more
+ * than 4096 positions), GN_ERR_BUFFER_TOO_SMALL, GN_ERR_NOT_FINITE, GN_ERR_INVALID_ARGUMENT
+ * (kind, ld_out). */
 gn_status gn_conv_network_kernel(const gn_conv_network *net, gn_conv_kernel_kind kind,
                                  const float *xa, int64_t n_a, const float *xb, int64_t n_b,
                                  float *out, int64_t ld_out, int64_t capacity);

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 need_pkgs=""
-for p in libopenblas-dev zlib1g-dev dataset-fashion-mnist python3-dev gcc g++; do
+for p in libopenblas-dev zlib1g-dev dataset-fashion-mnist python3-dev python3-venv gcc g++ binutils valgrind; do
     dpkg -s "$p" >/dev/null 2>&1 || need_pkgs="$need_pkgs $p"
 done
 if [ -n "$need_pkgs" ]; then

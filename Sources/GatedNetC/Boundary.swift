@@ -61,10 +61,11 @@ func required<T>(_ p: T?, _ name: String) throws -> T {
     return v
 }
 
-/// A count argument that must be >= minimum.
-func count(_ v: Int64, _ name: String, min minimum: Int64 = 1) throws -> Int {
+/// A count argument in minimum ... maximum (spec sizes pass Int64.max and let the engine judge
+/// them against memory).
+func count(_ v: Int64, _ name: String, min minimum: Int64 = 1, max maximum: Int64 = Int64(Int32.max) * 64) throws -> Int {
     guard v >= minimum else { throw GatedNetError.invalidArgument("\(name): got \(v), need >= \(minimum)") }
-    guard v <= Int64(Int32.max) * 64 else { throw GatedNetError.outOfMemory("\(name): got \(v), too large") }
+    guard v <= maximum else { throw GatedNetError.invalidArgument("\(name): got \(v), need <= \(maximum)") }
     return Int(v)
 }
 
@@ -86,6 +87,19 @@ func capacity(_ cap: Int64, needs needed: Int, _ name: String) throws {
         throw GatedNetError.bufferTooSmall("\(name): capacity \(cap), need \(needed)")
     }
 }
+
+/// Elements a rows × cols output with row stride `ld` spans: (rows − 1)·ld + cols, after
+/// checking ld ≥ cols and that nothing overflows.
+func stridedSpan(rows: Int, cols: Int, ld: Int64, _ ldName: String = "ld_out") throws -> Int {
+    guard ld >= Int64(cols) else { throw GatedNetError.invalidArgument("\(ldName): got \(ld), need >= \(cols) (the number of columns)") }
+    let (span, o1) = (rows - 1).multipliedReportingOverflow(by: Int(ld))
+    let (total, o2) = span.addingReportingOverflow(cols)
+    guard !o1 && !o2 else { throw GatedNetError.invalidArgument("\(ldName): got \(ld); (rows - 1) * \(ldName) + cols overflows") }
+    return total
+}
+
+/// A size_t capacity as imported by Swift (values >= 2^63 arrive negative: treat them as unbounded).
+func byteCapacity(_ cap: Int) -> Int { cap < 0 ? Int.max : cap }
 
 /// A spec or options struct whose first field is its own size.
 func checkStructSize(_ size: Int, expected: Int, _ name: String) throws {

@@ -7,10 +7,10 @@ public func gn_idx_dims(_ p: UnsafePointer<CChar>?, _ dims: UnsafeMutablePointer
     guarded("gn_idx_dims") {
         let file = try path(p, "path")
         let d = try required(dims, "dims"), nd = try required(ndim, "ndim")
-        let a = try IDXArray(path: file)
-        try capacity(cap, needs: a.dims.count, "dims_capacity")
-        for (i, v) in a.dims.enumerated() { d[i] = Int64(v) }
-        nd.pointee = Int64(a.dims.count)
+        let dims = try IDXArray.dims(path: file)
+        try capacity(cap, needs: dims.count, "dims_capacity")
+        for (i, v) in dims.enumerated() { d[i] = Int64(v) }
+        nd.pointee = Int64(dims.count)
     }
 }
 

@@ -77,9 +77,6 @@ public func gn_kernel_compute(_ net: OpaquePointer?, _ kind: gn_kernel_kind, _ x
         let (b, rowsB) = symmetric ? (a, rowsA) : try inputMatrix(xb, rows: nb, cols: network.inputSize, "xb", rowsName: "n_b")
         let rows = try blockRange(c.row_begin, c.row_count, n: rowsA, "row")
         let cols = try blockRange(c.col_begin, c.col_count, n: rowsB, "col")
-        guard ld >= Int64(cols.count) else {
-            throw GatedNetError.invalidArgument("ld_out: got \(ld), need >= \(cols.count) (the block's columns)")
-        }
         guard c.output >= -1 && c.output < Int64(network.outputSize) else {
             throw GatedNetError.invalidArgument("opts->output: got \(c.output), need -1 (sum) or 0 ... \(network.outputSize - 1)")
         }
@@ -100,9 +97,7 @@ public func gn_kernel_compute(_ net: OpaquePointer?, _ kind: gn_kernel_kind, _ x
             options.progress = { fraction in callback(fraction, user) == 0 }
         }
         let o = try required(out, "out")
-        let (span, overflow) = (rows.count - 1).multipliedReportingOverflow(by: Int(ld))
-        guard !overflow else { throw GatedNetError.outOfMemory("out: (rows - 1) * ld_out overflows") }
-        try capacity(cap, needs: span + cols.count, "capacity")
+        try capacity(cap, needs: try stridedSpan(rows: rows.count, cols: cols.count, ld: ld), "capacity")
         try network.kernel(choice, xa: a, na: rowsA, xb: b, nb: rowsB, symmetric: symmetric,
                            out: KernelOutput(pointer: o, rows: rows.count, cols: cols.count, ld: Int(ld)), options: options)
     }

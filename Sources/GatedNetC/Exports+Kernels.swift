@@ -64,11 +64,8 @@ public func gn_kernel(_ net: OpaquePointer?, _ kind: gn_kernel_kind, _ layer: In
         let (a, rowsA) = try inputMatrix(xa, rows: na, cols: network.inputSize, "xa", rowsName: "n_a")
         let symmetric = xa == xb && na == nb
         let (b, rowsB) = symmetric ? (a, rowsA) : try inputMatrix(xb, rows: nb, cols: network.inputSize, "xb", rowsName: "n_b")
-        guard ld >= Int64(rowsB) else { throw GatedNetError.invalidArgument("ld_out: got \(ld), need >= n_b = \(rowsB)") }
         let o = try required(out, "out")
-        let (span, overflow) = (rowsA - 1).multipliedReportingOverflow(by: Int(ld))
-        guard !overflow else { throw GatedNetError.outOfMemory("out: (n_a - 1) * ld_out overflows") }
-        try capacity(cap, needs: span + rowsB, "capacity")
+        try capacity(cap, needs: try stridedSpan(rows: rowsA, cols: rowsB, ld: ld), "capacity")
         try network.kernel(k, xa: a, na: rowsA, xb: b, nb: rowsB, symmetric: symmetric,
                            out: KernelOutput(pointer: o, rows: rowsA, cols: rowsB, ld: Int(ld)))
     }

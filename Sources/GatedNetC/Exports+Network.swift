@@ -50,9 +50,9 @@ private func engineSpec(_ c: gn_network_spec) throws -> NetworkSpec {
     guard hidden <= Int(GN_MAX_HIDDEN) else { throw GatedNetError.invalidArgument("spec->n_hidden: got \(hidden), need <= \(GN_MAX_HIDDEN)") }
     let w = try required(c.hidden_widths, "spec->hidden_widths")
     var widths: [Int] = []
-    for l in 0..<hidden { widths.append(try count(w[l], "spec->hidden_widths[\(l)]")) }
-    var s = NetworkSpec(regime: reg, inputSize: try count(c.input_size, "spec->input_size"), hiddenWidths: widths,
-                        outputSize: try count(c.output_size, "spec->output_size"), seed: c.seed)
+    for l in 0..<hidden { widths.append(try count(w[l], "spec->hidden_widths[\(l)]", max: .max)) }
+    var s = NetworkSpec(regime: reg, inputSize: try count(c.input_size, "spec->input_size", max: .max), hiddenWidths: widths,
+                        outputSize: try count(c.output_size, "spec->output_size", max: .max), seed: c.seed)
     s.activation = try enumValue(c.feature_activation.rawValue, "spec->feature_activation")
     s.gateKind = try enumValue(c.gate_kind.rawValue, "spec->gate_kind")
     s.beta = c.beta
@@ -156,6 +156,7 @@ public func gn_network_describe(_ net: OpaquePointer?, _ buf: UnsafeMutablePoint
         let n = try Handles.network(net, "net")
         let text = Array(n.summary.utf8CString)  // includes the NUL
         needed?.pointee = text.count
+        let cap = byteCapacity(cap)
         guard cap > 0 else { return }
         let b = try required(buf, "buf")
         let m = min(cap - 1, text.count - 1)
@@ -234,6 +235,6 @@ public func gn_network_copy_feature_weights(_ dst: OpaquePointer?, _ src: Opaque
     guarded("gn_network_copy_feature_weights") {
         let d = try Handles.network(dst, "dst")
         let s = try Handles.network(src, "src")
-        try d.copyFeatureWeights(from: s, freeze: freeze != 0)
+        try d.copyFeatureWeights(from: s, freeze: freeze != 0, sourceName: "src")
     }
 }

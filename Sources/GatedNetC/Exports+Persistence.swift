@@ -14,7 +14,11 @@ public func gn_network_load(_ p: UnsafePointer<CChar>?, _ out: UnsafeMutablePoin
     guarded("gn_network_load") {
         let file = try path(p, "path")
         let o = try required(out, "out")
-        o.pointee = Handles.register(try NetworkArchive.load(from: file))
+        do {
+            o.pointee = Handles.register(try NetworkArchive.load(from: file))
+        } catch GatedNetError.corrupt(let m) {
+            throw GatedNetError.corrupt("\(file): \(m)")
+        }
     }
 }
 
@@ -26,7 +30,7 @@ public func gn_network_serialize(_ net: OpaquePointer?, _ flags: UInt32, _ buf: 
         let need = try required(needed, "needed")
         let bytes = NetworkArchive.encode(network, includeOptimizer: flags & GN_SAVE_OPTIMIZER_STATE != 0)
         need.pointee = bytes.count
-        guard cap >= bytes.count else { throw GatedNetError.bufferTooSmall("capacity: \(cap) bytes, need \(bytes.count)") }
+        guard byteCapacity(cap) >= bytes.count else { throw GatedNetError.bufferTooSmall("capacity: \(cap) bytes, need \(bytes.count)") }
         let b = try required(buf, "buf")
         bytes.withUnsafeBytes { b.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
     }

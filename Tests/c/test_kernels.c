@@ -246,6 +246,25 @@ static void compute_bad_inputs(void) {
     CHECKF(t_max_rel_diff(kt, kv, N * N) < 1e-5, "NTK vs K^v + K^f: %g", t_max_rel_diff(kt, kv, N * N));
 }
 
+/* Strides whose span overflows int64 fail cleanly (a trap would end the section). */
+static void overflowing_strides(void) {
+    float out[16];
+    fill(out, 16);
+    int64_t lds[2] = {INT64_MAX, INT64_MAX - 1};
+    for (int i = 0; i < 2; i++) {
+        gn_status s = gn_kernel_compute(hard, GN_KERNEL_NPK, x, 2, xb, 3, NULL, out, lds[i], INT64_MAX);
+        CHECKF(s != GN_OK && s != GN_ERR_INTERNAL && strstr(gn_last_error(), "ld_out") != NULL, "ld %lld: %s",
+               (long long)lds[i], gn_last_error());
+        s = gn_kernel_eigenvalues(out, 2, lds[i], (double *)out, 2);
+        CHECKF(s != GN_OK && s != GN_ERR_INTERNAL, "eigenvalues ld %lld: %s", (long long)lds[i], gn_last_error());
+        s = gn_kernel_ridge_predict(out, 2, 2, lds[i], out, 1, out, 2);
+        CHECKF(s != GN_OK && s != GN_ERR_INTERNAL, "ridge_predict ld %lld: %s", (long long)lds[i], gn_last_error());
+    }
+    CHECK(untouched(out, 16));
+    gn_status s = gn_kernel_compute(hard, GN_KERNEL_NPK, x, INT64_MAX / 2, NULL, 0, NULL, out, 16, 16);
+    CHECKF(s != GN_OK && s != GN_ERR_INTERNAL && strstr(gn_last_error(), "n_a") != NULL, "%s", gn_last_error());
+}
+
 static void algebra(void) {
     /* diag(3, 1, 2) with ld 4 (the padding column is garbage and must be ignored) */
     float k[3 * 4] = {3, 0, 0, NAN, 0, 1, 0, NAN, 0, 0, 2, NAN};
@@ -366,6 +385,25 @@ static void active_paths_and_hyperplanes(void) {
     CHECK_STATUS(gn_gate_hyperplanes(dlgn, 1, u, 4 * D, NULL, 0), GN_OK, NULL);
 }
 
+/* A process that computed a kernel (worker threads included) can fork, and the child can
+ * compute kernels too (no thread pool state survives into the child). */
+static void fork_after_kernel(void) {
+    enum { M = 200 }; /* enough rows per tile for the popcount to use several threads */
+    static float big[M * D], a[M * M], b[M * M];
+    for (int i = 0; i < M * D; i++) big[i] = x[i % (N * D)] + 0.01f * (float)(i / (N * D));
+    REQUIRE_OK(gn_kernel_compute(hard, GN_KERNEL_NPK, big, M, NULL, 0, NULL, a, M, M * M));
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        gn_status s = gn_kernel_compute(hard, GN_KERNEL_NPK, big, M, NULL, 0, NULL, b, M, M * M);
+        _exit(s == GN_OK && memcmp(a, b, sizeof a) == 0 ? 0 : 1);
+    }
+    int status = -1;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+}
+
 int main(void) {
     setup();
     if (!hard || !soft || !relu || !dlgn) {
@@ -377,8 +415,10 @@ int main(void) {
     T_SECTION(packed_equals_float);
     T_SECTION(progress_and_cancel);
     T_SECTION(compute_bad_inputs);
+    T_SECTION(overflowing_strides);
     T_SECTION(algebra);
     T_SECTION(active_paths_and_hyperplanes);
+    T_SECTION(fork_after_kernel);
     gn_network_free(hard);
     gn_network_free(soft);
     gn_network_free(relu);

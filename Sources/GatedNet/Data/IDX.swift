@@ -1,4 +1,5 @@
 import CZlib
+import Glibc
 
 /// An IDX array (the MNIST / Fashion-MNIST format), read from a gzip-compressed or plain file.
 public struct IDXArray {
@@ -31,6 +32,53 @@ public struct IDXArray {
             bytes.append(contentsOf: chunk[0..<Int(n)])
         }
         try self.init(bytes: bytes, name: path)
+    }
+
+    /// Dimensions from the header alone (decompresses only its first bytes).
+    public static func dims(path: String) throws -> [Int] {
+        guard let f = gzopen(path, "rb") else { throw GatedNetError.io("idx: cannot open \(path)") }
+        defer { gzclose(f) }
+        var header = [UInt8](repeating: 0, count: 4 + 4 * 8)
+        let n = header.withUnsafeMutableBytes { gzread(f, $0.baseAddress, 4) }
+        guard n == 4, header[0] == 0, header[1] == 0, Element(rawValue: header[2]) != nil, (1...8).contains(Int(header[3])) else {
+            throw GatedNetError.corrupt("idx: \(path) has no IDX magic (00 00 type ndim)")
+        }
+        let ndim = Int(header[3])
+        let m = header.withUnsafeMutableBytes { gzread(f, $0.baseAddress! + 4, UInt32(4 * ndim)) }
+        guard m == 4 * ndim else { throw GatedNetError.corrupt("idx: \(path) has a truncated header") }
+        let dims = (0..<ndim).map { i in
+            let o = 4 + 4 * i
+            return Int(header[o]) << 24 | Int(header[o + 1]) << 16 | Int(header[o + 2]) << 8 | Int(header[o + 3])
+        }
+        // Check the body length without decompressing: the file size for plain files, the
+        // gzip trailer's ISIZE (uncompressed size mod 2^32) for compressed ones.
+        var total = 4 + 4 * ndim
+        var body = Element(rawValue: header[2])!.size
+        for d in dims {
+            let (t, overflow) = body.multipliedReportingOverflow(by: d)
+            guard !overflow else { throw GatedNetError.corrupt("idx: \(path) dimensions \(dims) overflow") }
+            body = t
+        }
+        total += body
+        let plain = gzdirect(f) == 1
+        guard let raw = fopen(path, "rb") else { throw GatedNetError.io("idx: cannot open \(path)") }
+        defer { fclose(raw) }
+        if plain {
+            fseek(raw, 0, SEEK_END)
+            guard ftell(raw) == total else {
+                throw GatedNetError.corrupt("idx: \(path) holds \(ftell(raw)) bytes, dimensions \(dims) need \(total)")
+            }
+        } else {
+            var trailer = [UInt8](repeating: 0, count: 4)
+            guard fseek(raw, -4, SEEK_END) == 0, fread(&trailer, 1, 4, raw) == 4 else {
+                throw GatedNetError.corrupt("idx: \(path) is a truncated gzip file")
+            }
+            let isize = UInt32(trailer[0]) | UInt32(trailer[1]) << 8 | UInt32(trailer[2]) << 16 | UInt32(trailer[3]) << 24
+            guard isize == UInt32(truncatingIfNeeded: total) else {
+                throw GatedNetError.corrupt("idx: \(path) decompresses to \(isize) bytes (mod 2^32), dimensions \(dims) need \(total)")
+            }
+        }
+        return dims
     }
 
     public init(bytes: [UInt8], name: String = "idx") throws {

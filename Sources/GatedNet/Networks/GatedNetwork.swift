@@ -62,7 +62,7 @@ public final class GatedNetwork {
             guard let source = gateSource else {
                 throw GatedNetError.invalidArgument("gate_source: regime fixed_learnt needs a trained network to copy gates from")
             }
-            try copyFeatureWeights(from: source, freeze: true)
+            try copyFeatureWeights(from: source, freeze: true, sourceName: "spec->gate_source")
         }
     }
 
@@ -115,12 +115,13 @@ public final class GatedNetwork {
     }
 
     /// Copy the feature weights (hidden, and head when both have one) of `source`.
-    public func copyFeatureWeights(from source: GatedNetwork, freeze: Bool) throws {
+    /// `sourceName` names the source in error messages.
+    public func copyFeatureWeights(from source: GatedNetwork, freeze: Bool, sourceName: String = "source") throws {
         guard source.inputSize == inputSize, source.hiddenWidths == hiddenWidths else {
-            throw GatedNetError.shape("gate source: shape \(source.inputSize)-\(source.hiddenWidths) differs from \(inputSize)-\(hiddenWidths)")
+            throw GatedNetError.shape("\(sourceName): shape \(source.inputSize)-\(source.hiddenWidths) differs from \(inputSize)-\(hiddenWidths)")
         }
         guard source.spec.bias == spec.bias else {
-            throw GatedNetError.shape("gate source: bias \(source.spec.bias) differs from \(spec.bias)")
+            throw GatedNetError.shape("\(sourceName): bias \(source.spec.bias) differs from \(spec.bias)")
         }
         for (d, s) in zip(featureLayers, source.featureLayers) { d.assign(from: s) }
         if let head = featureHead, let sh = source.featureHead, sh.fanOut == head.fanOut { head.assign(from: sh) }

@@ -104,7 +104,7 @@ public struct NetworkSpec: Equatable, Sendable {
         for (l, w) in hiddenWidths.enumerated() where w < 1 {
             throw GatedNetError.invalidArgument("hidden_widths[\(l)]: got \(w), need >= 1")
         }
-        guard beta.isFinite && beta > 0 else { throw GatedNetError.invalidArgument("beta: got \(beta), need a finite value > 0") }
+        guard gateKind == .hard || (beta.isFinite && beta > 0) else { throw GatedNetError.invalidArgument("beta: got \(beta), need a finite value > 0") }
         guard initScale.isFinite && initScale > 0 else {
             throw GatedNetError.invalidArgument("init_scale: got \(initScale), need a finite value > 0")
         }
