@@ -728,6 +728,24 @@ gn_status gn_conv_network_set_frozen(gn_conv_network *net, gn_part part, int fro
 gn_status gn_conv_network_copy_feature_weights(gn_conv_network *dst, const gn_conv_network *src,
                                                int freeze);
 
+/* Parameter tensors of both nets, numbered 0 .. count-1 in a fixed order (feature net, then
+ * value net; within each, layers in list order with a block's projection after its last
+ * layer, weight before bias). gn_conv_network_tensor_info gives a name such as
+ * "value.3.weight" (part, parameter index, kind; NUL terminated, truncated to name_capacity-1;
+ * name may be NULL with capacity 0) and the shape rows x cols: weights are fan_out x fan_in
+ * row-major, a conv weight's fan_in index is (ky * k + kx) * in_channels + c; biases are
+ * fan_out x 1. get copies a tensor out (capacity >= rows * cols); set copies one in (count must
+ * equal rows * cols; finite values only) and works on frozen parts too.
+ * Errors: GN_ERR_INVALID_ARGUMENT (index), GN_ERR_BUFFER_TOO_SMALL, GN_ERR_SHAPE (count),
+ * GN_ERR_NOT_FINITE. */
+gn_status gn_conv_network_tensor_count(const gn_conv_network *net, int64_t *count);
+gn_status gn_conv_network_tensor_info(const gn_conv_network *net, int64_t index, char *name,
+                                      size_t name_capacity, int64_t *rows, int64_t *cols);
+gn_status gn_conv_network_get_tensor(const gn_conv_network *net, int64_t index, float *out,
+                                     int64_t capacity);
+gn_status gn_conv_network_set_tensor(gn_conv_network *net, int64_t index, const float *values,
+                                     int64_t count);
+
 /* Training and evaluation, as gn_train / gn_predict / gn_predict_classes / gn_evaluate with
  * x: n x input_size NHWC rows. opts->train_feature_head is GN_ERR_UNSUPPORTED here (conv nets
  * have no feature head: train a RELU conv net and copy its feature weights). Forward and

@@ -446,3 +446,57 @@ public func gn_conv_network_deserialize(_ buf: UnsafeRawPointer?, _ size: Int, _
         o.pointee = Handles.register(box: ConvNetworkBox(try ConvNetworkArchive.decode(UnsafeRawBufferPointer(start: b, count: size))))
     }
 }
+
+private func tensorIndex(_ n: ConvNetwork, _ index: Int64) throws -> Int {
+    let count = n.parameters.count
+    guard index >= 0 && index < Int64(count) else { throw GatedNetError.invalidArgument("index: got \(index), need 0 ... \(count - 1)") }
+    return Int(index)
+}
+
+@_cdecl("gn_conv_network_tensor_count")
+public func gn_conv_network_tensor_count(_ net: OpaquePointer?, _ count: UnsafeMutablePointer<Int64>?) -> gn_status {
+    guarded("gn_conv_network_tensor_count") {
+        let n = try convNetwork(net, "net")
+        try required(count, "count").pointee = Int64(n.parameters.count)
+    }
+}
+
+@_cdecl("gn_conv_network_tensor_info")
+public func gn_conv_network_tensor_info(_ net: OpaquePointer?, _ index: Int64, _ name: UnsafeMutablePointer<CChar>?, _ cap: Int,
+                                        _ rows: UnsafeMutablePointer<Int64>?, _ cols: UnsafeMutablePointer<Int64>?) -> gn_status {
+    guarded("gn_conv_network_tensor_info") {
+        let n = try convNetwork(net, "net")
+        let i = try tensorIndex(n, index)
+        let shape = n.parameterShapes[i]
+        rows?.pointee = Int64(shape.rows)
+        cols?.pointee = Int64(shape.cols)
+        guard cap > 0, let b = name else { return }
+        let text = Array(n.parameters[i].name.utf8CString)
+        let m = min(cap - 1, text.count - 1)
+        for j in 0..<m { b[j] = text[j] }
+        b[m] = 0
+    }
+}
+
+@_cdecl("gn_conv_network_get_tensor")
+public func gn_conv_network_get_tensor(_ net: OpaquePointer?, _ index: Int64, _ out: UnsafeMutablePointer<Float>?, _ cap: Int64) -> gn_status {
+    guarded("gn_conv_network_get_tensor") {
+        let n = try convNetwork(net, "net")
+        let t = n.parameters[try tensorIndex(n, index)].buffer
+        let o = try required(out, "out")
+        try capacity(cap, needs: t.count, "capacity")
+        o.update(from: t.pointer, count: t.count)
+    }
+}
+
+@_cdecl("gn_conv_network_set_tensor")
+public func gn_conv_network_set_tensor(_ net: OpaquePointer?, _ index: Int64, _ values: UnsafePointer<Float>?, _ cnt: Int64) -> gn_status {
+    guarded("gn_conv_network_set_tensor") {
+        let n = try convNetwork(net, "net")
+        let t = n.parameters[try tensorIndex(n, index)].buffer
+        let v = try required(values, "values")
+        guard cnt == Int64(t.count) else { throw GatedNetError.shape("count: got \(cnt), tensor \(index) has \(t.count) values") }
+        guard isAllFinite(v, t.count) else { throw GatedNetError.notFinite("values: contains NaN or Inf") }
+        t.pointer.update(from: v, count: t.count)
+    }
+}

@@ -533,6 +533,55 @@ static void test_persistence(void) {
     gn_conv_network_free(net);
 }
 
+static void test_tensors(void) {
+    gn_conv_network *net = small_net(GN_REGIME_DECOUPLED, 9);
+    REQUIRE_OK(net ? GN_OK : GN_ERR_INTERNAL);
+    int64_t count = 0, rows = 0, cols = 0;
+    REQUIRE_OK(gn_conv_network_tensor_count(net, &count));
+    CHECK(count == 9); /* feature: 3 conv + dense; value: the same + output; no biases */
+    char name[32];
+    REQUIRE_OK(gn_conv_network_tensor_info(net, 0, name, sizeof name, &rows, &cols));
+    CHECKF(strcmp(name, "feature.0.weight") == 0 && rows == 3 && cols == 18, "%s %lld x %lld", name, (long long)rows, (long long)cols);
+    REQUIRE_OK(gn_conv_network_tensor_info(net, 8, name, sizeof name, &rows, &cols));
+    CHECKF(strcmp(name, "value.4.weight") == 0 && rows == 3 && cols == 4, "%s", name);
+    float w[12], w2[12];
+    REQUIRE_OK(gn_conv_network_get_tensor(net, 8, w, 12));
+    memset(w2, 0, sizeof w2);
+    REQUIRE_OK(gn_conv_network_set_tensor(net, 8, w2, 12));
+    float x[2 * 72], out[6];
+    fill_uniform(x, 2 * 72, 4);
+    REQUIRE_OK(gn_conv_network_predict(net, x, 2, out, 6));
+    for (int i = 0; i < 6; i++) CHECK(out[i] == 0.0f);
+    REQUIRE_OK(gn_conv_network_set_tensor(net, 8, w, 12));
+    REQUIRE_OK(gn_conv_network_get_tensor(net, 8, w2, 12));
+    CHECK(t_bits_equal(w, w2, 12));
+    CHECK_STATUS(gn_conv_network_tensor_info(net, 9, NULL, 0, NULL, NULL), GN_ERR_INVALID_ARGUMENT, "index");
+    CHECK_STATUS(gn_conv_network_get_tensor(net, 8, w, 11), GN_ERR_BUFFER_TOO_SMALL, "capacity");
+    CHECK_STATUS(gn_conv_network_set_tensor(net, 8, w, 11), GN_ERR_SHAPE, "count");
+    w[3] = NAN;
+    CHECK_STATUS(gn_conv_network_set_tensor(net, 8, w, 12), GN_ERR_NOT_FINITE, "values");
+    gn_conv_network_free(net);
+
+    /* The documented layouts: a ReLU net conv(1, 3x3, valid) -> dense(1) on a 3x3x2 input whose
+     * conv weight is one-hot at fan_in index (ky * 3 + kx) * 2 + c outputs relu(x at NHWC index
+     * (ky * 3 + kx) * 2 + c). */
+    gn_layer_spec l[2] = {conv_layer(1, 3, 1, GN_PAD_VALID, 0), plain_layer(GN_LAYER_DENSE, 1)};
+    gn_conv_network_spec spec;
+    REQUIRE_OK(gn_conv_network_spec_init(&spec, GN_REGIME_RELU, 2, 3, 3, 2, l));
+    REQUIRE_OK(gn_conv_network_create(&spec, &net));
+    float one = 1, hot[18], xs[18], y = 0;
+    REQUIRE_OK(gn_conv_network_set_tensor(net, 1, &one, 1));
+    fill_uniform(xs, 18, 6);
+    for (int idx = 0; idx < 18; idx++) {
+        memset(hot, 0, sizeof hot);
+        hot[idx] = 1;
+        REQUIRE_OK(gn_conv_network_set_tensor(net, 0, hot, 18));
+        REQUIRE_OK(gn_conv_network_predict(net, xs, 1, &y, 1));
+        CHECKF(y == (xs[idx] > 0 ? xs[idx] : 0), "index %d: %g vs x %g", idx, y, xs[idx]);
+    }
+    gn_conv_network_free(net);
+}
+
 static int load_data(void) {
     int64_t dims[3], nd = 0;
     if (gn_idx_dims(DATA_DIR "train-images-idx3-ubyte.gz", dims, 3, &nd) != GN_OK) return 0;
@@ -567,5 +616,6 @@ int main(void) {
     T_SECTION(test_bad_specs);
     T_SECTION(test_bad_calls);
     T_SECTION(test_persistence);
+    T_SECTION(test_tensors);
     return T_FINISH("test_conv");
 }

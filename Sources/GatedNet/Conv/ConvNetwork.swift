@@ -200,6 +200,14 @@ public final class ConvNetwork {
         parameterTensors.map { ("\($0.key.part == .feature ? "feature" : "value").\($0.key.layer).\($0.key.isBias ? "bias" : "weight")", $0.buffer) }
     }
 
+    /// Shape (rows × cols) of each tensor of `parameters`: weights fanOut × fanIn, biases fanOut × 1.
+    public var parameterShapes: [(rows: Int, cols: Int)] {
+        parameterTensors.map { entry in
+            let p = plan.params[entry.key.layer]
+            return entry.key.isBias ? (p.fanOut, 1) : (p.fanOut, p.fanIn)
+        }
+    }
+
     /// One-line description.
     public var summary: String {
         var parts = [tied ? "conv ReLU network" : "conv DGN", spec.regime.name, describeShapes]
