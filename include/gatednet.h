@@ -344,7 +344,15 @@ typedef enum gn_kernel_kind {
     GN_KERNEL_BASE = 1,           /* B_l = Ga_l Gb_lᵀ / width_l for the `layer` argument */
     GN_KERNEL_OVERLAP = 2,        /* Lambda = prod_l (Ga_l Gb_lᵀ), Hadamard over hidden layers */
     GN_KERNEL_NPK = 3,            /* H = Sigma * Lambda (elementwise) */
-    GN_KERNEL_NPK_NORMALIZED = 4  /* Sigma * prod_l B_l */
+    GN_KERNEL_NPK_NORMALIZED = 4, /* Sigma * prod_l B_l */
+    /* The kinds below are computed by gn_kernel_compute only (kernel suite section). */
+    GN_KERNEL_NPK_TRACE_NORMALIZED = 5, /* H / trace(H) */
+    GN_KERNEL_NTK_VALUE = 6,      /* K^v: NTK over the value weights */
+    GN_KERNEL_NTK_FEATURE = 7,    /* K^f: NTK over the feature weights (soft gates) */
+    GN_KERNEL_NTK_CROSS = 8,      /* K^cross: value x feature cross terms of a tied net */
+    GN_KERNEL_NTK = 9,            /* NTK over every weight training changes */
+    GN_KERNEL_NPK_LIMIT = 10,     /* infinite-width normalised NPK of random ReLU gates */
+    GN_KERNEL_NTK_LIMIT = 11      /* infinite-width NTK of a ReLU network */
 } gn_kernel_kind;
 
 /* Kernel between two batches xa: n_a x input_size and xb: n_b x input_size (xb may equal
@@ -406,7 +414,7 @@ gn_status gn_corrupt_labels(int32_t *labels, int64_t n, int32_t classes, double 
 
 /* ===== STABLE — kernel suite ===== */
 
-/* More kernels for gn_kernel_compute, continuing gn_kernel_kind (values 0..4 above):
+/* The kinds gn_kernel_compute adds to gn_kernel (gn_kernel_kind values 5..11):
  *  NPK_TRACE_NORMALIZED  H / trace(H(xa, xa)); the trace is over ALL n_a rows of xa, whatever
  *                        block is requested (paper 001 §6: the kernel nu is computed from).
  *                        Each call recomputes the trace (one gate pass over xa): when filling a
@@ -438,13 +446,6 @@ gn_status gn_corrupt_labels(int32_t *labels, int64_t n, int32_t classes, double 
  *                activation and no biases. Depends on the architecture only, not the weights.
  * NTK kinds are per output unit (opts.output >= 0) or the sum over outputs (opts.output = -1,
  * the trace of the k x k NTK block; NTK_LIMIT is then k times the per-output kernel). */
-#define GN_KERNEL_NPK_TRACE_NORMALIZED ((gn_kernel_kind)5)
-#define GN_KERNEL_NTK_VALUE ((gn_kernel_kind)6)
-#define GN_KERNEL_NTK_FEATURE ((gn_kernel_kind)7)
-#define GN_KERNEL_NTK_CROSS ((gn_kernel_kind)8)
-#define GN_KERNEL_NTK ((gn_kernel_kind)9)
-#define GN_KERNEL_NPK_LIMIT ((gn_kernel_kind)10)
-#define GN_KERNEL_NTK_LIMIT ((gn_kernel_kind)11)
 
 /* Gate representation of the path kernels (BASE, OVERLAP, NPK, NPK_NORMALIZED,
  * NPK_TRACE_NORMALIZED). Both give bit-identical results for hard gates. */
@@ -455,7 +456,7 @@ typedef enum gn_gate_path {
                              * gates); GN_ERR_UNSUPPORTED for soft gates */
 } gn_gate_path;
 
-/* Progress of a long kernel computation: called after each tile (at most 256 x 256 entries)
+/* Progress of a long kernel computation: called after each tile (at most 512 x 512 entries)
  * from the calling thread with the fraction done in (0, 1]. Return 0 to continue, nonzero to
  * cancel: the call then returns GN_ERR_CANCELLED and the output is partly written. */
 typedef int (*gn_kernel_progress_fn)(double fraction_done, void *user);
@@ -491,7 +492,7 @@ gn_status gn_kernel_options_init(gn_kernel_options *opts);
  * and ld_out = n; for a symmetric kernel only the tiles with col_begin >= row_begin are needed.
  * Temporary memory: the gates (packed: n_rows * sum_l width_l / 8 bytes; float: 32x that) or the
  * NTK factors (R + C) x (sum_l fan_in_l + K * sum_l width_l) floats, K = 1 or output_size, plus a
- * few 256 x 256 tiles; never a second R x C matrix. opts may be NULL for the defaults.
+ * few 512 x 512 tiles; never a second R x C matrix. opts may be NULL for the defaults.
  * Cost: path kernels O(R C (d_in + sum_l width_l)) (popcount on 64 gates per word when packed);
  * NTK O(R C (sum_l fan_in_l + K sum_l width_l)) through BLAS; limits O(R C (d_in + n_hidden)).
  * Errors: GN_ERR_NULL_POINTER, GN_ERR_INVALID_HANDLE, GN_ERR_SHAPE, GN_ERR_NOT_FINITE (inputs),

@@ -59,7 +59,7 @@ public func gn_kernel(_ net: OpaquePointer?, _ kind: gn_kernel_kind, _ layer: In
         case GN_KERNEL_OVERLAP: k = .overlap
         case GN_KERNEL_NPK: k = .npk
         case GN_KERNEL_NPK_NORMALIZED: k = .npkNormalized
-        default: throw GatedNetError.invalidArgument("kind: got \(kind.rawValue), need 0 ... 4")
+        default: throw GatedNetError.invalidArgument("kind: got \(kind.rawValue), need 0 ... 4 (use gn_kernel_compute for kinds 5 ... 11)")
         }
         let (a, rowsA) = try inputMatrix(xa, rows: na, cols: network.inputSize, "xa", rowsName: "n_a")
         let symmetric = xa == xb && na == nb

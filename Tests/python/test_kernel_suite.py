@@ -9,7 +9,6 @@ import pytest
 
 import gatednet as gn
 
-pytestmark = pytest.mark.skipif(not gn.HAS_KERNEL_SUITE, reason="libgatednet built without the kernel suite")
 
 
 def value_gradients(net, x):

@@ -58,14 +58,16 @@ def peak_during(fn):
     return r, (peak if exact else None)
 
 
-def measure(fn, runs, warmup=1):
+def measure(fn, runs, warmup=1, after=None):
     """Wall times of `runs` calls after `warmup` untimed calls; the first warm-up's peak
     memory is measured. Returns dict(times, peak_bytes, warmup_s).
 
     With BENCH_INTERACTIVE=1 the timed calls are paced by the orchestrator: after the
     warm-up the worker prints @@READY@@ and then times one call per "run" line on stdin
     (answering @@TIME@@ seconds) until "end", so two sides can alternate run by run on a
-    noisy machine and see the same conditions."""
+    noisy machine and see the same conditions. `after` (untimed) runs after each timed call;
+    its return values are collected in "after"."""
+    after_values = []
     peak = None
     first = [True]
 
@@ -90,13 +92,17 @@ def measure(fn, runs, warmup=1):
             t0 = time.perf_counter()
             call()
             times.append(time.perf_counter() - t0)
+            if after:
+                after_values.append(after())
             print(f"@@TIME@@ {times[-1]!r}", flush=True)
     else:
         for _ in range(runs):
             t0 = time.perf_counter()
             call()
             times.append(time.perf_counter() - t0)
-    return {"times": times, "peak_bytes": peak, "warmup_s": wt}
+            if after:
+                after_values.append(after())
+    return {"times": times, "peak_bytes": peak, "warmup_s": wt, "after": after_values}
 
 
 def summary(times):
@@ -146,33 +152,39 @@ def main(handlers):
     print("\n@@RESULT@@" + json.dumps(res))
 
 
-def sgemm_reference(shapes, min_seconds=0.3, lib=None):
-    """GFLOP/s of the OpenBLAS libgatednet links (libopenblas.so.0) running the list of
-    (m, n, k) row-major C = A·B shapes back to back, repeated for >= min_seconds."""
-    ob = ctypes.CDLL(lib or "libopenblas.so.0")
-    f = ob.cblas_sgemm
-    f.restype = None
-    F = ctypes.c_float
-    bufs = []
-    flops = 0
-    for m, n, k in shapes:
-        a = (F * (m * k))()
-        b = (F * (k * n))()
-        c = (F * (m * n))()
-        for arr in (a, b):  # non-zero operands (denormal-free)
-            ctypes.memset(arr, 0x3c, ctypes.sizeof(arr))
-        bufs.append((m, n, k, a, b, c))
-        flops += 2.0 * m * n * k
+class SgemmReference:
+    """cblas_sgemm of the OpenBLAS libgatednet links (libopenblas.so.0) running a list of
+    row-major (m, n, k) shapes back to back: the GEMM-only speed of a hot path's products."""
 
-    def once():
-        for m, n, k, a, b, c in bufs:
-            f(101, 111, 111, m, n, k, F(1.0), a, k, b, n, F(0.0), c, n)
-    once()
-    reps, t0 = 0, time.perf_counter()
-    while True:
-        once()
-        reps += 1
-        dt = time.perf_counter() - t0
-        if dt >= min_seconds:
-            break
-    return flops * reps / dt / 1e9
+    def __init__(self, shapes, lib=None):
+        ob = ctypes.CDLL(lib or "libopenblas.so.0")
+        self.f = ob.cblas_sgemm
+        self.f.restype = None
+        F = ctypes.c_float
+        self.shapes = [tuple(int(v) for v in s) for s in shapes]
+        self.a = (F * max(m * k for m, n, k in self.shapes))()
+        self.b = (F * max(k * n for m, n, k in self.shapes))()
+        self.c = (F * max(m * n for m, n, k in self.shapes))()
+        for arr in (self.a, self.b):  # non-zero, denormal-free operands
+            ctypes.memset(arr, 0x3c, ctypes.sizeof(arr))
+        self.flops = sum(2.0 * m * n * k for m, n, k in self.shapes)
+        self.once()
+
+    def once(self):
+        F = ctypes.c_float
+        for m, n, k in self.shapes:
+            self.f(101, 111, 111, m, n, k, F(1.0), self.a, k, self.b, n, F(0.0), self.c, n)
+
+    def gflops(self, min_seconds):
+        reps, t0 = 0, time.perf_counter()
+        while True:
+            self.once()
+            reps += 1
+            dt = time.perf_counter() - t0
+            if dt >= min_seconds:
+                return self.flops * reps / dt / 1e9
+
+
+def sgemm_reference(shapes, min_seconds=0.3, lib=None):
+    """GFLOP/s of SgemmReference(shapes), repeated for >= min_seconds."""
+    return SgemmReference(shapes, lib).gflops(min_seconds)

@@ -15,6 +15,17 @@ from workloads import CLASSES, D_IN, REGIMES, WIDTH, DEPTH_HIDDEN  # noqa: E402
 LIB = None
 
 
+def measure(task, fn):
+    """common.measure, plus the GEMM-only speed of this hot path's products measured right
+    after each timed call (same load), when the orchestrator passes task['ref_shapes']."""
+    after = None
+    if task.get("ref_shapes"):
+        ref = common.SgemmReference(task["ref_shapes"])
+        secs = task.get("ref_seconds", 0.1)
+        after = lambda: ref.gflops(secs)  # noqa: E731
+    return common.measure(fn, task["runs"], task.get("warmup", 1), after=after)
+
+
 def lib():
     global LIB
     if LIB is None:
@@ -49,7 +60,7 @@ def train(task):
     def run():
         seed[0] += 1
         net.train(x, y, n, batch, epochs=1, lr=3e-4, seed=seed[0])
-    res = common.measure(run, task["runs"], task.get("warmup", 1))
+    res = measure(task, run)
     res.update(items=n, data=data, describe=net.describe())
     return res
 
@@ -59,8 +70,7 @@ def infer(task):
     x, _, data = load("test_x", "test_y", n)
     net = fc_net(task["regime"])
     out = (c_float * (n * CLASSES))()
-    res = common.measure(lambda: net.predict(x, n, out, n * CLASSES), task["runs"],
-                         task.get("warmup", 1))
+    res = measure(task, lambda: net.predict(x, n, out, n * CLASSES))
     res.update(items=n, data=data)
     return res
 
@@ -91,7 +101,7 @@ def npk(task):
         else:
             net.kernel("npk", x, n, x, n, out, n, n * n)
     suite = lib().has("gn_kernel_compute")
-    res = common.measure(run, task["runs"], task.get("warmup", 1))
+    res = measure(task, run)
     res["api"] = "gn_kernel_compute (gate path auto)" if suite else "gn_kernel"
     out = holder["out"]
     res.update(items=n, data=data, output_bytes=4 * n * n,
@@ -141,7 +151,7 @@ def scaling(task):
                 mm.flush()
                 mm.close()
     try:
-        res = common.measure(run, task["runs"], task.get("warmup", 1))
+        res = measure(task, run)
         with open(path, "rb") as f:  # check a few stored entries against an in-RAM recompute
             pairs = [(i, j) for i, j in common.sample_pairs(n, 6) if j >= i]
             vals = []
@@ -197,9 +207,8 @@ def ntk_empirical(task):
             with open(os.path.join(task["weights_dir"], f"wv{l}_{r}x{c}.f32"), "wb") as f:
                 f.write(bytes(w))
     out = (c_float * (n * n))()
-    res = common.measure(lambda: gn.kernel_compute(net, "ntk", x, n, x, n, out, n, n * n,
-                                                   output=-1),
-                         task["runs"], task.get("warmup", 1))
+    res = measure(task, lambda: gn.kernel_compute(net, "ntk", x, n, x, n, out, n, n * n,
+                                                   output=-1))
     res.update(items=n, data=data, output_bytes=4 * n * n,
                samples=[[i, j, out[i * n + j]] for i, j in common.sample_pairs(n)])
     return res
@@ -215,9 +224,8 @@ def ntk_infinite(task):
     x, _, data = load("train_x", "train_y", n)
     net = lib().network("relu", D_IN, [WIDTH] * hidden, CLASSES, seed=0)
     out = (c_float * (n * n))()
-    res = common.measure(lambda: gn.kernel_compute(net, "ntk_limit", x, n, x, n, out, n, n * n,
-                                                   output=0),
-                         task["runs"], task.get("warmup", 1))
+    res = measure(task, lambda: gn.kernel_compute(net, "ntk_limit", x, n, x, n, out, n, n * n,
+                                                   output=0))
     res.update(items=n, data=data, output_bytes=4 * n * n,
                samples=[[i, j, out[i * n + j]] for i, j in common.sample_pairs(n)])
     return res
@@ -237,7 +245,7 @@ def conv_train(task):
     def run():
         seed[0] += 1
         net.train(x, y, n, batch, epochs=1, lr=3e-4, seed=seed[0])
-    res = common.measure(run, task["runs"], task.get("warmup", 1))
+    res = measure(task, run)
     res.update(items=n, data=data, describe=net.describe(), layers=net.layer_list())
     return res
 

@@ -46,7 +46,7 @@ Errors
     crashes the interpreter; a failed call leaves the network as it was.
 
 Kernel suite
-    When the library has it (``HAS_KERNEL_SUITE``): NTKs (:meth:`Network.ntk`), infinite-width
+    NTKs (:meth:`Network.ntk`), infinite-width
     limits, kernel blocks and tiles, kernel progress callbacks, :meth:`Network.active_paths`,
     :meth:`Network.gate_hyperplanes`, and kernel algebra on any float32 matrix:
     :func:`kernel_eigenvalues`, :func:`kernel_nu`, :func:`kernel_ridge_fit`,
@@ -63,8 +63,8 @@ Threads
 Ctrl-C
     ``fit`` checks for KeyboardInterrupt about every 0.1 s between minibatches: Ctrl-C stops
     training within a fraction of a second, raises KeyboardInterrupt, and leaves the network
-    usable, as it was after the last completed epoch (the interrupted epoch is undone). Kernels (with the kernel suite, ``HAS_KERNEL_SUITE``) check after every
-    tile of at most 512 x 512 entries and stop with KeyboardInterrupt. Other calls (predict,
+    usable, as it was after the last completed epoch (the interrupted epoch is undone). Kernels
+    check after every tile of at most 512 x 512 entries and stop with KeyboardInterrupt. Other calls (predict,
     gates, evaluate, save) are not interruptible: the interrupt is raised when they return.
 """
 
@@ -107,7 +107,6 @@ _LOSSES = ("cross_entropy", "squared")
 _KERNELS = ("input_gram", "base", "overlap", "npk", "npk_normalized", "npk_trace_normalized",
             "ntk_value", "ntk_feature", "ntk_cross", "ntk", "npk_limit", "ntk_limit")
 _GATE_PATHS = ("auto", "float", "packed")
-HAS_KERNEL_SUITE = bool(_core.HAS_KERNEL_SUITE)
 _ALIASES = {"linear": "identity", "fixed_learned": "fixed_learnt", "ce": "cross_entropy",
             "mse": "squared"}
 
@@ -315,15 +314,11 @@ class Network(_core.Network):
         over the rows of xa / xb (end None: through the last row); the result is that block.
         ``gate_path``: "auto", "float" or "packed" (bit-packed popcount, hard gates).
         ``out``: a writable float32 buffer of the result's shape whose rows may be strided.
-        ``progress(fraction)`` is called after each tile (at most 256 x 256 entries); returning
+        ``progress(fraction)`` is called after each tile (at most 512 x 512 entries); returning
         False cancels (CancelledError); an exception in it propagates. Ctrl-C interrupts the
         computation at the next tile with KeyboardInterrupt.
         """
         code = _code(kind, _KERNELS, "kind")
-        if not HAS_KERNEL_SUITE:
-            if code > 4 or rows is not None or cols is not None or upper_only or progress is not None:
-                raise UnsupportedError("this libgatednet has no kernel suite (gn_kernel_compute)")
-            return self._kernel(code, xa, xb, layer, out)
         rb, rc = _block(rows, "rows")
         cb, cc = _block(cols, "cols")
         return self._kernel_compute(
@@ -427,11 +422,10 @@ def _restore(cls, data):
     return cls.from_bytes(data)
 
 
-if HAS_KERNEL_SUITE:
-    from ._core import (kernel_classes, kernel_eigenvalues, kernel_nu, kernel_ridge_fit,
-                        kernel_ridge_predict, kernel_targets)
-    __all__ += ["kernel_classes", "kernel_eigenvalues", "kernel_nu", "kernel_ridge_fit",
-                "kernel_ridge_predict", "kernel_targets"]
+from ._core import (kernel_classes, kernel_eigenvalues, kernel_nu, kernel_ridge_fit,  # noqa: E402
+                    kernel_ridge_predict, kernel_targets)
+__all__ += ["kernel_classes", "kernel_eigenvalues", "kernel_nu", "kernel_ridge_fit",
+            "kernel_ridge_predict", "kernel_targets"]
 
 
 def idx_dims(path):

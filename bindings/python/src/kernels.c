@@ -2,8 +2,6 @@
  * eigenvalues, nu, kernel ridge regression, targets and classes (gatednet.h "kernel suite"). */
 #include "gatednet_py.h"
 
-#ifdef GN_KERNEL_NTK
-
 /* k: a square float matrix (rows may be strided). */
 static int square_kernel(PyObject *obj, const char *name, gnpy_input *k) {
     if (gnpy_input_f32_rows(obj, name, k) < 0) return -1;
@@ -193,9 +191,3 @@ PyMethodDef gnpy_kernel_functions[] = {
      "kernel_classes(scores) -> Buffer\n\nArg-max per row (int32); 1-D or t = 1: 1 where score > 0."},
     {NULL, NULL, 0, NULL},
 };
-
-#else
-
-PyMethodDef gnpy_kernel_functions[] = {{NULL, NULL, 0, NULL}};
-
-#endif

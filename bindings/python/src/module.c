@@ -205,11 +205,6 @@ PyMODINIT_FUNC PyInit__core(void) {
     if (PyModule_AddObjectRef(m, "Buffer", (PyObject *)&GNPy_BufferType) < 0) goto fail;
     if (PyModule_AddObjectRef(m, "Network", (PyObject *)&GNPy_NetworkType) < 0) goto fail;
     if (PyModule_AddFunctions(m, gnpy_kernel_functions) < 0) goto fail;
-#ifdef GN_KERNEL_NTK
-    if (PyModule_AddIntConstant(m, "HAS_KERNEL_SUITE", 1) < 0) goto fail;
-#else
-    if (PyModule_AddIntConstant(m, "HAS_KERNEL_SUITE", 0) < 0) goto fail;
-#endif
 
     GNPy_Error = new_error(m, "GatedNetError", PyExc_RuntimeError,
                            "Error reported by libgatednet. Attributes: status (int gn_status), "

@@ -791,7 +791,6 @@ done:
     return r;
 }
 
-#ifdef GN_KERNEL_NTK
 /* ---- kernel suite (gn_kernel_compute and friends) ----------------------------------------- */
 
 typedef struct {
@@ -969,7 +968,6 @@ done:
     net_end(self);
     return r;
 }
-#endif
 
 /* ---- persistence and copies ----------------------------------------------------------------- */
 
@@ -1090,7 +1088,6 @@ static PyMethodDef network_methods[] = {
      "_gates(x, layer, out=None, packed=False) -> Buffer"},
     {"_kernel", (PyCFunction)(void (*)(void))network_kernel, METH_VARARGS | METH_KEYWORDS,
      "_kernel(kind, xa, xb=None, layer=0, out=None) -> Buffer"},
-#ifdef GN_KERNEL_NTK
     {"_kernel_compute", (PyCFunction)(void (*)(void))network_kernel_compute, METH_VARARGS | METH_KEYWORDS,
      "_kernel_compute(kind, xa, xb=None, layer=0, output=-1, row_begin=0, row_count=0, col_begin=0, "
      "col_count=0, upper_only=False, gate_path=0, ntk_scaling=False, out=None, progress=None) -> Buffer"},
@@ -1098,7 +1095,6 @@ static PyMethodDef network_methods[] = {
      "_active_paths(x, groups=None, n_groups=0) -> Buffer or (mean, counts)"},
     {"_gate_hyperplanes", (PyCFunction)network_gate_hyperplanes, METH_VARARGS,
      "_gate_hyperplanes(layer) -> (normals, offsets)"},
-#endif
     {"save", (PyCFunction)(void (*)(void))network_save, METH_VARARGS | METH_KEYWORDS,
      "save(path, optimizer_state=False)\n\nWrite a versioned, checksummed file atomically "
      "(the file is either the old or the new one). Raises FileError."},
