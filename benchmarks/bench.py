@@ -211,13 +211,16 @@ def plan(args):
                       size=f"batch {ct['batch']} x {ct['steps']} steps",
                       tasks={"gatednet": ct, "torch": ct}, target=1.0, ref=sh,
                       flops=W.flops(sh) * ct["steps"]))
-    sizes = [300, 600] if smoke else [1000, 2000, 5000, 10000, 15000, 20000]
-    mmap_from = 600 if smoke else 15000
-    for n in sizes:
-        t = {"workload": "scaling", "n": n, "mmap_from": mmap_from, "scratch": args.scratch,
-             "band": 1024 if smoke else 4096}
-        P.append(dict(id=f"scaling_{n}", group="6 NPK scaling", unit="s", label="FC NPK scaling",
-                      size=f"n={n}", tasks={"gatednet": t}, target=None,
+    # in memory up to 10000, then a memory-mapped file from 10000 (both at 10000: the file's
+    # own cost is visible apart from the n² law)
+    sizes = ([(300, False), (600, True)] if smoke else
+             [(1000, False), (2000, False), (5000, False), (10000, False), (10000, True),
+              (15000, True), (20000, True)])
+    for n, mm in sizes:
+        t = {"workload": "scaling", "n": n, "mmap_from": n if mm else n + 1,
+             "scratch": args.scratch, "band": 1024 if smoke else 4096}
+        P.append(dict(id=f"scaling_{n}" + ("_mmap" if mm else ""), group="6 NPK scaling", unit="s",
+                      label="FC NPK scaling", size=f"n={n}", tasks={"gatednet": t}, target=None,
                       ref=W.npk_ref_shapes(n), flops=W.npk_flops(n), scaling=n))
     if args.only:
         keep = args.only.split(",")

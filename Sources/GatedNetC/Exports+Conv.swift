@@ -280,10 +280,6 @@ public func gn_conv_network_copy_feature_weights(_ dst: OpaquePointer?, _ src: O
     }
 }
 
-private func loss(_ l: gn_loss) throws -> Loss {
-    guard let v = Loss(rawValue: Int(l.rawValue)) else { throw GatedNetError.invalidArgument("loss: got \(l.rawValue), need 0 or 1") }
-    return v
-}
 
 @_cdecl("gn_conv_network_train")
 public func gn_conv_network_train(_ net: OpaquePointer?, _ x: UnsafePointer<Float>?, _ y: UnsafePointer<Int32>?, _ n: Int64,
@@ -292,47 +288,10 @@ public func gn_conv_network_train(_ net: OpaquePointer?, _ x: UnsafePointer<Floa
                                   _ historyCapacity: Int64, _ epochsRun: UnsafeMutablePointer<Int64>?) -> gn_status {
     guarded("gn_conv_network_train") {
         let network = try convNetwork(net, "net")
-        let c = try required(opts, "opts").pointee
-        try checkStructSize(c.struct_size, expected: MemoryLayout<gn_train_options>.size, "opts")
-        var o = TrainOptions()
-        guard let opt = OptimizerKind(rawValue: Int(c.optimizer.rawValue)) else {
-            throw GatedNetError.invalidArgument("opts->optimizer: got \(c.optimizer.rawValue), need 0 (SGD) or 1 (Adam)")
+        try runTraining(inputSize: network.inputSize, x, y, n, xTest, yTest, nTest, opts, history, historyCapacity,
+                        epochsRun) { data, test, options, interrupt, progress in
+            try network.train(data, test: test, options: options, interrupt: interrupt, progress: progress)
         }
-        o.optimizer = opt
-        o.loss = try loss(c.loss)
-        o.learningRate = c.learning_rate
-        o.momentum = c.momentum
-        o.weightDecay = c.weight_decay
-        o.adamBeta1 = c.adam_beta1
-        o.adamBeta2 = c.adam_beta2
-        o.adamEpsilon = c.adam_epsilon
-        o.batchSize = try count(c.batch_size, "opts->batch_size")
-        o.epochs = try count(c.epochs, "opts->epochs")
-        o.shuffleSeed = c.shuffle_seed
-        o.trainFeatureHead = c.train_feature_head != 0
-        guard historyCapacity >= 0 else { throw GatedNetError.invalidArgument("history_capacity: got \(historyCapacity), need >= 0") }
-        if historyCapacity > 0 { _ = try required(history, "history") }
-        let (xs, rows) = try inputMatrix(x, rows: n, cols: network.inputSize, "x", rowsName: "n")
-        let train = LabelledData(x: xs, y: try required(y, "y"), rows: rows)
-        var test: LabelledData? = nil
-        if nTest != 0 || xTest != nil || yTest != nil {
-            let (xt, rt) = try inputMatrix(xTest, rows: nTest, cols: network.inputSize, "x_test", rowsName: "n_test")
-            test = LabelledData(x: xt, y: try required(yTest, "y_test"), rows: rt)
-        }
-        var run: Int64 = 0
-        let callback = c.progress, user = c.progress_user
-        try network.train(train, test: test, options: o) { m in
-            var cm = gn_epoch_metrics(epoch: Int64(m.epoch), epoch_in_call: Int64(m.epochInCall),
-                                      epochs_in_call: Int64(m.epochsInCall), train_loss: m.trainLoss,
-                                      train_accuracy: m.trainAccuracy, test_loss: m.testLoss,
-                                      test_accuracy: m.testAccuracy, seconds: m.seconds)
-            if run < historyCapacity, let h = history { h[Int(run)] = cm }
-            run += 1
-            epochsRun?.pointee = run
-            guard let cb = callback else { return true }
-            return cb(&cm, user) == 0
-        }
-        epochsRun?.pointee = run
     }
 }
 
@@ -367,7 +326,7 @@ public func gn_conv_network_evaluate(_ net: OpaquePointer?, _ x: UnsafePointer<F
     guarded("gn_conv_network_evaluate") {
         let network = try convNetwork(net, "net")
         let (xs, rows) = try inputMatrix(x, rows: n, cols: network.inputSize, "x", rowsName: "n")
-        let r = try network.evaluate(LabelledData(x: xs, y: try required(y, "y"), rows: rows), loss: try loss(l))
+        let r = try network.evaluate(LabelledData(x: xs, y: try required(y, "y"), rows: rows), loss: try lossKind(l))
         meanLoss?.pointee = r.loss
         accuracy?.pointee = r.accuracy
     }

@@ -60,6 +60,29 @@ struct ConvTrainingTests {
         for (a, b) in zip(before, net.parameters.map(\.buffer)) { #expect(!a.isBitIdentical(to: b)) }
     }
 
+    @Test("an interrupt restores the epoch's start and throws cancelled; one-output cross-entropy is refused")
+    func interruptAndLoss() throws {
+        let data = try convFashion("t10k", rows: 400)
+        let net = try ConvNetwork(spec: convSpec(.decoupled, 1, 28, 28, [.conv(8, kernel: 3), .globalAveragePool, .dense(10)], seed: 3))
+        let before = net.parameters.map { $0.buffer.copy() }
+        var polls = 0
+        #expect(throws: GatedNetError.self) {
+            try data.x.withUnsafeBufferPointer { x in
+                try data.y.withUnsafeBufferPointer { y in
+                    try net.train(LabelledData(x: x.baseAddress!, y: y.baseAddress!, rows: 400), options: TrainOptions(),
+                                  interrupt: { polls += 1; return true })
+                }
+            }
+        }
+        #expect(polls == 1)
+        #expect(net.epochsTrained == 0)
+        for (a, b) in zip(before, net.parameters.map(\.buffer)) { #expect(a.isBitIdentical(to: b)) }
+        let one = try ConvNetwork(spec: convSpec(.decoupled, 1, 4, 4, [.conv(2), .globalAveragePool, .dense(1)], seed: 1))
+        let x = convUniform(2 * 16, seed: 1)
+        #expect(throws: GatedNetError.self) { try one.meanLoss(x, [0, 1], .crossEntropy) }
+        #expect(try one.meanLoss(x, [0, 1], .squared).isFinite)
+    }
+
     @Test("fixed learnt: a DGN with gates copied from a relu conv net has the same gates")
     func fixedLearnt() throws {
         let layers: [ConvLayerSpec] = [.conv(4, kernel: 3), .conv(4, kernel: 3, block: 1), .globalAveragePool, .dense(3)]

@@ -115,6 +115,11 @@ static void test_spec_and_info(void) {
     gn_conv_network_free(NULL);
 }
 
+static int always_stop(void *user) {
+    (void)user;
+    return 1;
+}
+
 static void test_train_fixed_gates(void) {
     gn_layer_spec layers[5] = {conv_layer(16, 3, 1, GN_PAD_ZERO, 0), conv_layer(32, 3, 2, GN_PAD_ZERO, 0),
                                conv_layer(32, 3, 2, GN_PAD_ZERO, 0), plain_layer(GN_LAYER_GLOBAL_AVG_POOL, 0),
@@ -157,6 +162,16 @@ static void test_train_fixed_gates(void) {
     REQUIRE_OK(gn_conv_network_predict(copy, x_test, 20, p1, 200));
     CHECK(t_bits_equal(p0, p1, 200));
     CHECK(info_of(copy).epochs_trained == 2);
+    /* An interrupt restores the state at the start of the epoch and gives GN_ERR_CANCELLED. */
+    opts.interrupt = always_stop;
+    opts.epochs = 1;
+    REQUIRE_OK(gn_conv_network_predict(copy, x_test, 20, p0, 200));
+    CHECK_STATUS(gn_conv_network_train(copy, x_train, y_train, N_TRAIN, NULL, NULL, 0, &opts, NULL, 0, NULL), GN_ERR_CANCELLED,
+                 "interrupted");
+    REQUIRE_OK(gn_conv_network_predict(copy, x_test, 20, p1, 200));
+    CHECK(t_bits_equal(p0, p1, 200));
+    CHECK(info_of(copy).epochs_trained == 2);
+    opts.interrupt = NULL;
     /* Hard gates and frozen features: nothing left to train once the value net is frozen. */
     REQUIRE_OK(gn_conv_network_set_frozen(copy, GN_PART_VALUE, 1));
     CHECK_STATUS(gn_conv_network_train(copy, x_train, y_train, 100, NULL, NULL, 0, &opts, NULL, 0, NULL), GN_ERR_UNSUPPORTED,

@@ -179,9 +179,14 @@ def info(task):
         torch.mm(a, b)
         reps += 1
     gflops = 2.0 * 2048 * 2048 * 784 * reps / (time.perf_counter() - t0) / 1e9
+    import re
     cfg = torch.__config__.show()
-    blas = [l.strip() for l in cfg.splitlines() if "BLAS" in l or "MKL" in l or "oneDNN" in l
-            or "CPU capability" in l]
+    blas = []
+    for pat in (r"BLAS_INFO=(\w+)", r"(Intel\(R\) oneAPI Math Kernel Library Version [\w.]+)",
+                r"(Intel\(R\) MKL-DNN v[\d.]+)", r"CPU capability usage: (\w+)"):
+        m = re.search(pat, cfg)
+        if m:
+            blas.append(m.group(0) if "capability" in pat or "BLAS" in pat else m.group(1))
     return {"version": torch.__version__, "threads": torch.get_num_threads(), "blas": blas,
             "sgemm_gflops_2048x2048x784": gflops}
 

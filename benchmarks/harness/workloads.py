@@ -60,7 +60,7 @@ def npk_flops(n):
 
 
 def npk_ref_shapes(n):
-    t = min(n, 4096)
+    t = min(n, 2048)
     return [(t, t, D_IN)] + [(t, t, WIDTH)] * DEPTH_HIDDEN
 
 

@@ -1,12 +1,21 @@
+import CKernels
+
 extension ConvNetwork {
     /// Check that data fits this network: finite inputs, labels in range.
-    public func validate(_ data: LabelledData, name: String) throws {
-        guard data.rows >= 1 else { throw GatedNetError.invalidArgument("\(name) rows: got \(data.rows), need >= 1") }
-        let count = try checkedCount(data.rows, inputSize, what: "\(name) x")
-        guard isAllFinite(data.x, count) else { throw GatedNetError.notFinite("\(name) x: contains NaN or Inf") }
+    public func validate(_ data: LabelledData, x xName: String = "x", y yName: String = "y") throws {
+        guard data.rows >= 1 else { throw GatedNetError.invalidArgument("\(xName) rows: got \(data.rows), need >= 1") }
+        let count = try checkedCount(data.rows, inputSize, what: xName)
+        guard isAllFinite(data.x, count) else { throw GatedNetError.notFinite("\(xName): contains NaN or Inf") }
         let classes = outputSize == 1 ? 2 : outputSize
         for i in 0..<data.rows where data.y[i] < 0 || Int(data.y[i]) >= classes {
-            throw GatedNetError.labelRange("\(name) y[\(i)]: got \(data.y[i]), need 0 ... \(classes - 1)")
+            throw GatedNetError.labelRange("\(yName)[\(i)]: got \(data.y[i]), need 0 ... \(classes - 1)")
+        }
+    }
+
+    /// Softmax cross-entropy reads the output of the label's class: it needs one output per class.
+    func checkLoss(_ loss: Loss) throws {
+        if loss == .crossEntropy && outputSize < 2 {
+            throw GatedNetError.invalidArgument("loss: cross-entropy needs output_size >= 2, got 1; use the squared loss for one output")
         }
     }
 
@@ -21,6 +30,7 @@ extension ConvNetwork {
     /// Mean loss over `rows` samples and the gradient of every parameter tensor, in the order
     /// of `parameters` (zero for tensors that do not train). For gradient checks and tools.
     public func lossAndGradients(_ x: UnsafePointer<Float>, labels: UnsafePointer<Int32>, rows: Int, loss: Loss) throws -> (loss: Double, gradients: [FloatBuffer]) {
+        try checkLoss(loss)
         try checkScratch(rows: rows, gradients: true, "rows")
         let ws = workspace(rows: rows, gradients: true)
         let out = forward(x, rows: rows, ws: ws)
@@ -38,25 +48,33 @@ extension ConvNetwork {
     }
 
     /// Train with minibatches over `data` (x: rows × inputSize NHWC). Same contract as
-    /// `GatedNetwork.train` (restores the network and throws `.notFinite` on divergence);
-    /// `trainFeatureHead` is unsupported (train a `relu` conv net and copy its weights instead).
+    /// `GatedNetwork.train`: restores the network and throws `.notFinite` on divergence;
+    /// `interrupt` is polled about every 0.1 s between minibatches, and when it returns true the
+    /// network goes back to its state at the start of the current epoch and `.cancelled` is
+    /// thrown. `trainFeatureHead` is unsupported (train a `relu` conv net and copy its weights).
     @discardableResult
     public func train(_ data: LabelledData, test: LabelledData? = nil, options: TrainOptions,
+                      interrupt: (() -> Bool)? = nil,
                       progress: (EpochMetrics) -> Bool = { _ in true }) throws -> [EpochMetrics] {
         try options.validate()
+        try checkLoss(options.loss)
         guard !options.trainFeatureHead else {
             throw GatedNetError.unsupported("train_feature_head: conv networks have no feature head; train a relu conv network and copy its feature weights")
         }
-        try validate(data, name: "train")
-        if let t = test { try validate(t, name: "test") }
+        try validate(data)
+        if let t = test { try validate(t, x: "x_test", y: "y_test") }
         let parts = trainableParts
         guard parts.feature || parts.value else {
             throw GatedNetError.unsupported("train: nothing to train (every part the objective reaches is frozen, or hard gates pass no gradient to the feature net)")
         }
-        if optimizerState?.kind != options.optimizer { optimizerState = OptimizerState(kind: options.optimizer) }
-        let snapshot = ConvNetwork(copying: self)
         let batch = min(options.batchSize, data.rows)
         try checkScratch(rows: batch, gradients: true, "batch_size")
+        // Snapshot first: a failed call must also keep the optimizer state it replaces.
+        let snapshot = ConvNetwork(copying: self)
+        if optimizerState?.kind != options.optimizer { optimizerState = OptimizerState(kind: options.optimizer) }
+        // Tiny Adam moments and gradients go denormal; flush them on this thread while training.
+        let fpState = gnk_fp_flush_denormals()
+        defer { gnk_fp_restore(fpState) }
         let ws = workspace(rows: batch, gradients: true)
         let (fg, vg) = makeGradients()
         let dOut = FloatBuffer(count: batch * outputSize)
@@ -64,8 +82,10 @@ extension ConvNetwork {
         let d = inputSize, k = outputSize
         var order = (0..<data.rows).map { Int32($0) }
         var history: [EpochMetrics] = []
+        var lastPoll = monotonicSeconds()
         for e in 1...options.epochs {
             let start = monotonicSeconds()
+            let epochStart = interrupt == nil || e == 1 ? snapshot : ConvNetwork(copying: self)
             for i in 0..<order.count { order[i] = Int32(i) }
             var rng = SeededGenerator(seed: options.shuffleSeed, stream: UInt64(epochsTrained))
             rng.shuffle(&order)
@@ -97,6 +117,13 @@ extension ConvNetwork {
                     }
                 }
                 first += rows
+                if let poll = interrupt, monotonicSeconds() - lastPoll >= 0.1 {
+                    lastPoll = monotonicSeconds()
+                    if poll() {
+                        restore(from: epochStart)
+                        throw GatedNetError.cancelled("train: interrupted during epoch \(epochsTrained + 1); the network is as it was after epoch \(epochsTrained) (\(e - 1) epochs of this call completed)")
+                    }
+                }
             }
             epochsTrained += 1
             var m = EpochMetrics(epoch: epochsTrained, epochInCall: e, epochsInCall: options.epochs,
@@ -123,7 +150,8 @@ extension ConvNetwork {
 
     /// Mean loss and accuracy over validated data.
     public func evaluate(_ data: LabelledData, loss: Loss) throws -> (loss: Double, accuracy: Double) {
-        try validate(data, name: "x")
+        try checkLoss(loss)
+        try validate(data)
         return evaluateUnchecked(data, loss: loss, ws: nil)
     }
 

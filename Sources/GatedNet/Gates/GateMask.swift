@@ -48,6 +48,18 @@ func packGateRow(_ g: UnsafePointer<Float>, width: Int, into dst: UnsafeMutableP
     }
 }
 
+/// Expand one packed row back into 0/1 floats.
+@inline(__always)
+func unpackGateRow(_ src: UnsafePointer<UInt64>, width: Int, into g: UnsafeMutablePointer<Float>) {
+    var j = 0
+    while j < width {
+        let word = src[j >> 6]
+        let end = min(j + 64, width)
+        for b in j..<end { g[b] = Float((word >> UInt64(b - j)) & 1) }
+        j = end
+    }
+}
+
 /// Hard gates of every hidden layer for a batch, bit-packed row by row: row r holds layer 0's
 /// words, then layer 1's, … (`stride` words in all). n·Σ_l w_l / 8 bytes.
 final class PackedGateRows {

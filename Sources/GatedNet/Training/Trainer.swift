@@ -122,6 +122,10 @@ extension GatedNetwork {
             return entry.key.part == .feature ? parts.feature : parts.value
         }
         let d = inputSize, k = outputSize
+        // Frozen hard gates never change during the call: compute them once, keep them as bits
+        // (n·Σw/8 bytes), and skip the feature pass in every minibatch.
+        let gateCache = !tied && target == .network && spec.gateKind == .hard && featureFrozen
+            ? packedGates(data.x, rows: data.rows) : nil
         var order = (0..<data.rows).map { Int32($0) }
         var history: [EpochMetrics] = []
 
@@ -142,7 +146,18 @@ extension GatedNetwork {
                     (bx + r * d).update(from: data.x + src * d, count: d)
                     ws.batchY[r] = data.y[src]
                 }
-                forward(bx, rows: rows, ws: ws, target: target)
+                if let cache = gateCache {
+                    for (l, w) in hiddenWidths.enumerated() {
+                        let g = ws.gates[l].pointer
+                        for r in 0..<rows {
+                            unpackGateRow(cache.bits + Int(order[first + r]) * cache.stride + cache.offsets[l],
+                                          width: w, into: g + r * w)
+                        }
+                    }
+                    runValue(bx, rows: rows, ws: ws)
+                } else {
+                    forward(bx, rows: rows, ws: ws, target: target)
+                }
                 let (l, c) = ws.batchY.withUnsafeBufferPointer {
                     options.loss.evaluate(outputs: ws.out.pointer, labels: $0.baseAddress!, rows: rows, k: k,
                                           grad: ws.dOut.pointer, scaleRows: rows)
