@@ -15,6 +15,9 @@ KERNEL = {"input_gram": 0, "base": 1, "overlap": 2, "npk": 3, "npk_normalized": 
 PART_FEATURE, PART_VALUE = 0, 1
 
 
+# Structs the library fills through its *_init functions end in spare bytes: a library whose
+# struct grew fields at the end (the header's versioning rule) then writes into the spare, not
+# past the object, and reads its own defaults back from there.
 class NetworkSpec(Structure):
     _fields_ = [("struct_size", c_size_t), ("regime", c_int), ("input_size", c_int64),
                 ("n_hidden", c_int64), ("hidden_widths", POINTER(c_int64)),
@@ -22,7 +25,7 @@ class NetworkSpec(Structure):
                 ("beta", c_float), ("value_input", c_int), ("permutation", POINTER(c_int64)),
                 ("bias", c_int), ("feature_head", c_int), ("feature_frozen", c_int),
                 ("init", c_int), ("init_scale", c_float), ("seed", c_uint64),
-                ("gate_source", c_void_p)]
+                ("gate_source", c_void_p), ("_spare", ctypes.c_char * 256)]
 
 
 class EpochMetrics(Structure):
@@ -40,7 +43,7 @@ class TrainOptions(Structure):
                 ("adam_beta1", c_float), ("adam_beta2", c_float), ("adam_epsilon", c_float),
                 ("batch_size", c_int64), ("epochs", c_int64), ("shuffle_seed", c_uint64),
                 ("train_feature_head", c_int), ("progress", PROGRESS_FN),
-                ("progress_user", c_void_p)]
+                ("progress_user", c_void_p), ("_spare", ctypes.c_char * 256)]
 
 
 class GatedNetError(RuntimeError):
@@ -209,7 +212,7 @@ class KernelOptions(Structure):
                 ("row_begin", c_int64), ("row_count", c_int64), ("col_begin", c_int64),
                 ("col_count", c_int64), ("upper_only", c_int), ("gate_path", c_int),
                 ("ntk_scaling", c_int), ("progress", KERNEL_PROGRESS_FN),
-                ("progress_user", c_void_p)]
+                ("progress_user", c_void_p), ("_spare", ctypes.c_char * 256)]
 
 
 class LayerSpec(Structure):
@@ -224,7 +227,8 @@ class ConvNetworkSpec(Structure):
                 ("feature_activation", c_int), ("gate_kind", c_int), ("beta", c_float),
                 ("value_input", c_int), ("wiring", c_int), ("permutation", POINTER(c_int64)),
                 ("wiring_seed", c_uint64), ("feature_frozen", c_int), ("init", c_int),
-                ("init_scale", c_float), ("seed", c_uint64), ("gate_source", c_void_p)]
+                ("init_scale", c_float), ("seed", c_uint64), ("gate_source", c_void_p),
+                ("_spare", ctypes.c_char * 256)]
 
 
 ARCH = {"gconv": 0, "vconv": 1, "dlgn_conv": 2, "resnet_small": 3, "vgg19": 4, "davidnet": 5}
