@@ -445,3 +445,288 @@ def corrupt_labels(labels, classes, gamma, seed=0):
     """Replace round(gamma * n) labels at random positions by uniform draws from [0, classes),
     in place on a writable 1-D int32 buffer; returns how many actually changed."""
     return _core.corrupt_labels(labels, classes, gamma, seed)
+
+
+# ---- conv and residual networks ---------------------------------------------------------------
+
+_LAYER_KINDS = ("conv", "dense", "global_avg_pool", "global_max_pool", "flatten")
+_LAYER_ALIASES = {"gap": "global_avg_pool", "avg_pool": "global_avg_pool", "gmp": "global_max_pool",
+                  "max_pool": "global_max_pool"}
+_PADDINGS = ("zero", "circular", "valid")
+_WIRINGS = ("permuted", "tiled_rotated")
+_ARCHITECTURES = ("gconv", "vconv", "dlgn_conv", "resnet_small", "vgg19", "davidnet")
+_CONV_KERNELS = ("npk", "gate_overlap", "input_gram")
+_LAYER_FIELDS = ("kind", "units", "kernel", "stride", "padding", "bias", "block")
+
+
+def _layer_tuple(layer, index):
+    """One layer description (tuple or dict, see ConvNetwork) -> the 7 ints of gn_layer_spec."""
+    where = f"layers[{index}]"
+    if isinstance(layer, dict):
+        d = dict(layer)
+    elif isinstance(layer, (tuple, list)) and layer and isinstance(layer[0], str):
+        items = list(layer)
+        extra = items.pop() if items and isinstance(items[-1], dict) else {}
+        kind = _LAYER_KINDS[_code(_LAYER_ALIASES.get(items[0].lower(), items[0]), _LAYER_KINDS, f"{where}.kind")]
+        names = {"conv": ("units", "kernel", "stride", "padding", "bias", "block"),
+                 "dense": ("units", "bias", "block")}.get(kind, ())
+        if len(items) - 1 > len(names):
+            raise ValueError(f"{where}: {kind} takes at most {len(names)} values after the kind "
+                             f"({', '.join(names) or 'none'}), got {len(items) - 1}")
+        d = dict(zip(names, items[1:]), kind=kind)
+        d.update(extra)
+    else:
+        raise TypeError(f"{where}: expected a tuple such as ('conv', 16, 3) or a dict, got {layer!r}")
+    unknown = set(d) - set(_LAYER_FIELDS)
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    if "kind" not in d:
+        raise ValueError(f"{where}: needs a 'kind'")
+    kind = d["kind"]
+    if isinstance(kind, str):
+        kind = _LAYER_ALIASES.get(kind.lower(), kind.lower())
+    code = _code(kind, _LAYER_KINDS, f"{where}.kind")
+    is_conv, is_dense = code == 0, code == 1
+    if (is_conv or is_dense) and "units" not in d:
+        raise ValueError(f"{where}: {_LAYER_KINDS[code]} needs 'units'")
+    if is_conv and "kernel" not in d:
+        raise ValueError(f"{where}: conv needs 'kernel'")
+    padding = _code(d.get("padding", "zero"), _PADDINGS, f"{where}.padding")
+    ints = []
+    for field in ("units", "kernel", "stride", "block"):
+        v = d.get(field, {"units": 0, "kernel": 0, "stride": 1, "block": 0}[field])
+        if isinstance(v, bool) or not isinstance(v, int) and not hasattr(v, "__index__"):
+            raise TypeError(f"{where}.{field}: expected an int, got {type(v).__name__}")
+        ints.append(int(v))
+    units, kernel, stride, block = ints
+    return (code, units, kernel, stride, padding, 1 if d.get("bias", False) else 0, block)
+
+
+def _layer_dict(t):
+    kind, units, kernel, stride, padding, bias, block = t
+    d = {"kind": _LAYER_KINDS[kind]}
+    if kind == 0:
+        d.update(units=units, kernel=kernel, stride=stride, padding=_PADDINGS[padding])
+    elif kind == 1:
+        d.update(units=units)
+    if kind in (0, 1):
+        d.update(bias=bool(bias), block=block)
+    return d
+
+
+def _conv_overrides(activation, gate, beta, value_input, permutation, wiring, wiring_seed, feature_frozen,
+                    init, init_scale, seed, gate_source):
+    return dict(activation=_code(activation, _ACTIVATIONS, "activation"),
+                gate=_code(gate, _GATES, "gate"), beta=beta,
+                value_input=_code(value_input, _VALUE_INPUTS, "value_input"),
+                permutation=None if permutation is None else list(permutation),
+                wiring=_code(wiring, _WIRINGS, "wiring"), wiring_seed=wiring_seed,
+                feature_frozen=feature_frozen, init=_code(init, _INITS, "init"), init_scale=init_scale,
+                seed=seed, gate_source=gate_source)
+
+
+class ConvNetwork(_core.ConvNetwork):
+    """A convolutional / residual deep gated network (MATH.md sections 4-5), built from a layer list.
+
+    ``ConvNetwork(layers, input_shape, regime="relu", **spec)``
+
+    ``input_shape`` is ``(channels, height, width)``. Input arrays are NHWC: images of shape
+    ``(n, height, width, channels)`` (channel index fastest), or flat rows ``(n, height*width*
+    channels)`` in that order, or ``(n, height, width)`` for one channel. A 4-D array of another
+    shape (e.g. NCHW) raises ValueError naming the argument even when its size matches.
+
+    ``layers``: a list; each entry a tuple with the kind first, or a dict with the same names:
+
+    - ``("conv", units, kernel, stride=1, padding="zero", bias=False, block=0)``: a k x k
+      convolution, gated; ``padding`` "zero", "circular" or "valid";
+    - ``("dense", units, bias=False, block=0)``: fully connected on the flattened tensor;
+    - ``("gap",)`` / ``("global_avg_pool",)``, ``("gmp",)`` / ``("global_max_pool",)``, ``("flatten",)``.
+
+    A tuple may end with a dict of the remaining fields, e.g. ``("conv", 16, 3, {"block": 1})``.
+    Conv layers and every dense layer but the last are gated (numbered 0.. in list order); the
+    last layer must be dense (the output). Consecutive gated layers with the same ``block`` id
+    > 0 form a residual block (identity skip, or a learnt 1x1 projection when shapes change).
+
+    ``regime`` and the keyword overrides are as for :class:`Network` (``activation``, ``gate``,
+    ``beta``, ``value_input``, ``permutation`` (one entry per gated layer), ``feature_frozen``,
+    ``init``, ``init_scale``, ``seed``, ``gate_source`` (a trained ConvNetwork for
+    "fixed_learnt")), plus ``wiring``: "permuted" (default) or "tiled_rotated" (paper 000: gate
+    tensors stacked along channels, rolled by offsets drawn from ``wiring_seed``).
+    There is no bias / feature_head override: biases are per layer, conv nets have no head.
+
+    Named architectures: :meth:`named`. Pickling, copy, save/load and the context manager work
+    as for :class:`Network`; the file format is a conv format of its own.
+    """
+
+    def __init__(self, layers, input_shape, regime="relu", *, activation=None, gate=None, beta=None,
+                 value_input=None, permutation=None, wiring=None, wiring_seed=None, feature_frozen=None,
+                 init=None, init_scale=None, seed=0, gate_source=None):
+        if isinstance(layers, (str, bytes, dict)) or not hasattr(layers, "__iter__"):
+            raise TypeError(f"layers: expected a list of layer tuples or dicts, got {type(layers).__name__}")
+        encoded = [_layer_tuple(layer, i) for i, layer in enumerate(layers)]
+        super().__init__(encoded, _shape3(input_shape), _code(regime, REGIMES, "regime"),
+                         **_conv_overrides(activation, gate, beta, value_input, permutation, wiring,
+                                           wiring_seed, feature_frozen, init, init_scale, seed, gate_source))
+
+    @classmethod
+    def named(cls, arch, input_shape, classes, width_scale=1.0, regime="relu", **overrides):
+        """A named architecture: "gconv", "vconv" (paper 001), "dlgn_conv" (paper 003),
+        "resnet_small", "vgg19" or "davidnet", with ``classes`` outputs and every channel /
+        unit count multiplied by ``width_scale`` (0 < width_scale <= 64; rounded, >= 1).
+        ``overrides`` are the keyword arguments of the constructor."""
+        net = cls.__new__(cls)
+        _core.ConvNetwork.__init__(net, None, _shape3(input_shape), _code(regime, REGIMES, "regime"),
+                                   arch=_code(arch, _ARCHITECTURES, "arch"), classes=classes,
+                                   width_scale=float(width_scale), **_conv_overrides(**{
+                                       k: overrides.pop(k, None) for k in (
+                                           "activation", "gate", "beta", "value_input", "permutation",
+                                           "wiring", "wiring_seed", "feature_frozen", "init", "init_scale",
+                                           "gate_source")}, seed=overrides.pop("seed", 0)))
+        if overrides:
+            raise TypeError(f"named: unexpected keyword argument(s) {', '.join(sorted(overrides))}")
+        return net
+
+    @staticmethod
+    def architecture_layers(arch, classes, width_scale=1.0):
+        """The layer list (dicts) of a named architecture, e.g. to edit and build with the constructor."""
+        return [_layer_dict(t) for t in
+                _core.ConvNetwork._architecture_layers(_code(arch, _ARCHITECTURES, "arch"), classes,
+                                                       float(width_scale))]
+
+    # ---- description -------------------------------------------------------------------------
+
+    def info(self):
+        """Architecture and state as a dict (enum fields as names; gated_shapes as (H, W, C))."""
+        d = self._info()
+        d["regime"] = REGIMES[d["regime"]]
+        d["activation"] = _ACTIVATIONS[d["activation"]]
+        d["gate"] = _GATES[d["gate"]]
+        d["value_input"] = _VALUE_INPUTS[d["value_input"]]
+        d["wiring"] = _WIRINGS[d["wiring"]]
+        return d
+
+    input_shape = property(lambda self: self._info()["input_shape"], doc="(channels, height, width).")
+    input_size = property(lambda self: self._info()["input_size"], doc="channels * height * width.")
+    output_size = property(lambda self: self._info()["output_size"], doc="Number of outputs.")
+    n_gated = property(lambda self: self._info()["n_gated"], doc="Number of gated layers.")
+    gated_shapes = property(lambda self: self._info()["gated_shapes"], doc="(H, W, C) per gated layer.")
+    regime = property(lambda self: REGIMES[self._info()["regime"]], doc="Regime name.")
+    parameter_count = property(lambda self: self._info()["parameter_count"], doc="Scalars in both nets.")
+    epochs_trained = property(lambda self: self._info()["epochs_trained"], doc="Epochs over the net's life.")
+    feature_frozen = property(lambda self: self._info()["feature_frozen"], doc="Feature weights frozen?")
+    value_frozen = property(lambda self: self._info()["value_frozen"], doc="Value weights frozen?")
+
+    def __repr__(self):
+        if self.closed:
+            return f"<gatednet.{type(self).__name__} (closed)>"
+        return f"<gatednet.{type(self).__name__}: {self.describe()}>"
+
+    # ---- parameters --------------------------------------------------------------------------
+
+    def tensor_names(self):
+        """Names of the parameter tensors in library order, e.g. "value.3.weight"."""
+        return [self._tensor_info(i)[0] for i in range(self.tensor_count())]
+
+    def _tensor_index(self, tensor):
+        if isinstance(tensor, str):
+            names = self.tensor_names()
+            if tensor not in names:
+                raise KeyError(f"tensor: no parameter named {tensor!r}")
+            return names.index(tensor)
+        return tensor
+
+    def tensor(self, tensor, out=None):
+        """A copy of a parameter tensor (index or name) as a float32 Buffer (rows, cols):
+        weights fan_out x fan_in (conv fan_in index (ky*k + kx)*in_channels + c), biases fan_out x 1."""
+        return self._get_tensor(self._tensor_index(tensor), out)
+
+    def tensors(self):
+        """Every parameter tensor as {name: Buffer} (copies)."""
+        return {name: self._get_tensor(i) for i, name in enumerate(self.tensor_names())}
+
+    def set_tensor(self, tensor, values):
+        """Replace a parameter tensor (any float buffer of rows*cols finite values); works on frozen parts."""
+        self._set_tensor(self._tensor_index(tensor), values)
+
+    def freeze(self, part="feature"):
+        """Freeze the weights of ``part``: training leaves them bit-identical."""
+        self._set_frozen(_code(part, _PARTS, "part"), True)
+
+    def unfreeze(self, part="feature"):
+        """Unfreeze ``part`` (its optimizer state is reset)."""
+        self._set_frozen(_code(part, _PARTS, "part"), False)
+
+    # ---- training and evaluation --------------------------------------------------------------
+
+    def fit(self, x, y, epochs=1, *, batch_size=32, lr=3e-4, optimizer="adam", loss="cross_entropy",
+            momentum=0.9, weight_decay=0.0, adam_betas=(0.9, 0.999), adam_epsilon=1e-8,
+            shuffle_seed=0, validation_data=None, callback=None):
+        """Train for ``epochs`` epochs; returns one metrics dict per epoch run.
+
+        Same options, metrics, callback, Ctrl-C and divergence semantics as :meth:`Network.fit`
+        (conv nets have no feature head, so there is no ``train_feature_head``)."""
+        xt = yt = None
+        if validation_data is not None:
+            xt, yt = validation_data
+        b1, b2 = adam_betas
+        return self._train(
+            x, y, xt, yt, optimizer=_code(optimizer, _OPTIMIZERS, "optimizer"),
+            loss=_code(loss, _LOSSES, "loss"), learning_rate=lr, momentum=momentum,
+            weight_decay=weight_decay, adam_beta1=b1, adam_beta2=b2, adam_epsilon=adam_epsilon,
+            batch_size=batch_size, epochs=epochs, shuffle_seed=shuffle_seed, callback=callback)
+
+    def evaluate(self, x, y, loss="cross_entropy"):
+        """Mean loss and accuracy over (x, y): ``{"loss": float, "accuracy": float}``."""
+        mean_loss, accuracy = self._evaluate(x, y, _code(loss, _LOSSES, "loss"))
+        return {"loss": mean_loss, "accuracy": accuracy}
+
+    # ---- gates and kernels ----------------------------------------------------------------------
+
+    def gates(self, x, layer=None, wired=False, out=None):
+        """Gates of gated ``layer`` for x as a float32 Buffer of shape (n, H, W, C) (NHWC of the layer).
+
+        ``wired=False``: the feature net's own gates; ``wired=True``: the gates value layer
+        ``layer`` multiplies by (after permutation / tiling). ``layer=None``: a list, every layer."""
+        if layer is None:
+            if out is not None:
+                raise ValueError("out: only with a single layer")
+            return [self._gates(x, l, wired) for l in range(self.n_gated)]
+        return self._gates(x, layer, wired, out)
+
+    def kernel(self, xa, xb=None, kind="npk", out=None):
+        """Exact path kernel (float32 Buffer, n_a x n_b) between batches ``xa`` and ``xb``.
+
+        ``kind``: "npk" (neural path kernel of the value net with its wired gates),
+        "gate_overlap" (the same recursion with the input Gram replaced by 1) or "input_gram".
+        ``xb=None``: xb = xa (symmetric). ``out``: a writable float32 buffer whose rows may be
+        strided. Cost per pair grows with the squared number of positions: small images or n only.
+        UnsupportedError for nets with global max pooling."""
+        if kind == "overlap":
+            kind = "gate_overlap"
+        return self._kernel(_code(kind, _CONV_KERNELS, "kind"), xa, xb, out)
+
+    def npk(self, xa, xb=None, out=None):
+        """Neural path kernel H(xa, xb) (see :meth:`kernel`)."""
+        return self.kernel(xa, xb, "npk", out)
+
+    # ---- copies and pickling ---------------------------------------------------------------------
+
+    def __reduce__(self):
+        return (_restore, (type(self), self.to_bytes(optimizer_state=True)))
+
+    def __copy__(self):
+        return self.clone()
+
+    def __deepcopy__(self, memo):
+        return self.clone()
+
+
+def _shape3(shape):
+    try:
+        c, h, w = shape
+    except (TypeError, ValueError):
+        raise ValueError(f"input_shape: expected (channels, height, width), got {shape!r}") from None
+    return (c, h, w)
+
+
+__all__ += ["ConvNetwork"]

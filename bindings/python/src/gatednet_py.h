@@ -52,6 +52,10 @@ typedef struct {
 
 extern PyTypeObject GNPy_NetworkType;
 
+/* ---- ConvNetwork (conv_network.c): one gn_conv_network handle ------------------------- */
+
+extern PyTypeObject GNPy_ConvNetworkType;
+
 /* ---- argument conversion (args.c) -------------------------------------------------------- */
 
 /* A read-only input array, either a view of the caller's buffer or a converted copy. */

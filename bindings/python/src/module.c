@@ -201,9 +201,12 @@ PyMODINIT_FUNC PyInit__core(void) {
     }
     PyObject *m = PyModule_Create(&core_module);
     if (m == NULL) return NULL;
-    if (PyType_Ready(&GNPy_BufferType) < 0 || PyType_Ready(&GNPy_NetworkType) < 0) goto fail;
+    if (PyType_Ready(&GNPy_BufferType) < 0 || PyType_Ready(&GNPy_NetworkType) < 0 ||
+        PyType_Ready(&GNPy_ConvNetworkType) < 0)
+        goto fail;
     if (PyModule_AddObjectRef(m, "Buffer", (PyObject *)&GNPy_BufferType) < 0) goto fail;
     if (PyModule_AddObjectRef(m, "Network", (PyObject *)&GNPy_NetworkType) < 0) goto fail;
+    if (PyModule_AddObjectRef(m, "ConvNetwork", (PyObject *)&GNPy_ConvNetworkType) < 0) goto fail;
     if (PyModule_AddFunctions(m, gnpy_kernel_functions) < 0) goto fail;
 
     GNPy_Error = new_error(m, "GatedNetError", PyExc_RuntimeError,
