@@ -3,20 +3,7 @@ import CKernels
 extension ConvNetwork {
     /// Check that data fits this network: finite inputs, labels in range.
     public func validate(_ data: LabelledData, x xName: String = "x", y yName: String = "y") throws {
-        guard data.rows >= 1 else { throw GatedNetError.invalidArgument("\(xName) rows: got \(data.rows), need >= 1") }
-        let count = try checkedCount(data.rows, inputSize, what: xName)
-        guard isAllFinite(data.x, count) else { throw GatedNetError.notFinite("\(xName): contains NaN or Inf") }
-        let classes = outputSize == 1 ? 2 : outputSize
-        for i in 0..<data.rows where data.y[i] < 0 || Int(data.y[i]) >= classes {
-            throw GatedNetError.labelRange("\(yName)[\(i)]: got \(data.y[i]), need 0 ... \(classes - 1)")
-        }
-    }
-
-    /// Softmax cross-entropy reads the output of the label's class: it needs one output per class.
-    func checkLoss(_ loss: Loss) throws {
-        if loss == .crossEntropy && outputSize < 2 {
-            throw GatedNetError.invalidArgument("loss: cross-entropy needs output_size >= 2, got 1; use the squared loss for one output")
-        }
+        try validateLabelledData(data, inputSize: inputSize, outputSize: outputSize, x: xName, y: yName)
     }
 
     /// Gradient buffers for the parts that train.
@@ -30,7 +17,7 @@ extension ConvNetwork {
     /// Mean loss over `rows` samples and the gradient of every parameter tensor, in the order
     /// of `parameters` (zero for tensors that do not train). For gradient checks and tools.
     public func lossAndGradients(_ x: UnsafePointer<Float>, labels: UnsafePointer<Int32>, rows: Int, loss: Loss) throws -> (loss: Double, gradients: [FloatBuffer]) {
-        try checkLoss(loss)
+        try checkLoss(loss, outputSize: outputSize)
         try checkScratch(rows: rows, gradients: true, "rows")
         let ws = workspace(rows: rows, gradients: true)
         let out = forward(x, rows: rows, ws: ws)
@@ -57,7 +44,7 @@ extension ConvNetwork {
                       interrupt: (() -> Bool)? = nil,
                       progress: (EpochMetrics) -> Bool = { _ in true }) throws -> [EpochMetrics] {
         try options.validate()
-        try checkLoss(options.loss)
+        try checkLoss(options.loss, outputSize: outputSize)
         guard !options.trainFeatureHead else {
             throw GatedNetError.unsupported("train_feature_head: conv networks have no feature head; train a relu conv network and copy its feature weights")
         }
@@ -69,76 +56,34 @@ extension ConvNetwork {
         }
         let batch = min(options.batchSize, data.rows)
         try checkScratch(rows: batch, gradients: true, "batch_size")
-        // Snapshot first: a failed call must also keep the optimizer state it replaces.
-        let snapshot = ConvNetwork(copying: self)
-        if optimizerState?.kind != options.optimizer { optimizerState = OptimizerState(kind: options.optimizer) }
-        // Tiny Adam moments and gradients go denormal; flush them on this thread while training.
-        let fpState = gnk_fp_flush_denormals()
-        defer { gnk_fp_restore(fpState) }
         let ws = workspace(rows: batch, gradients: true)
         let (fg, vg) = makeGradients()
         let dOut = FloatBuffer(count: batch * outputSize)
-        let keys = parameterTensors.filter { $0.key.part == .feature ? parts.feature : parts.value }
-        let d = inputSize, k = outputSize
-        var order = (0..<data.rows).map { Int32($0) }
-        var history: [EpochMetrics] = []
-        var lastPoll = monotonicSeconds()
-        for e in 1...options.epochs {
-            let start = monotonicSeconds()
-            let epochStart = interrupt == nil || e == 1 ? snapshot : ConvNetwork(copying: self)
-            for i in 0..<order.count { order[i] = Int32(i) }
-            var rng = SeededGenerator(seed: options.shuffleSeed, stream: UInt64(epochsTrained))
-            rng.shuffle(&order)
-            var lossSum = 0.0, correct = 0, first = 0
-            while first < data.rows {
-                let rows = min(batch, data.rows - first)
-                let bx = ws.batchX.pointer
-                for r in 0..<rows {
-                    let src = Int(order[first + r])
-                    (bx + r * d).update(from: data.x + src * d, count: d)
-                    ws.batchY[r] = data.y[src]
-                }
-                let out = forward(bx, rows: rows, ws: ws)
-                let (l, c) = ws.batchY.withUnsafeBufferPointer {
-                    options.loss.evaluate(outputs: out, labels: $0.baseAddress!, rows: rows, k: k, grad: dOut.pointer, scaleRows: rows)
-                }
-                guard l.isFinite else {
-                    restore(from: snapshot)
-                    throw GatedNetError.notFinite("train: loss became \(l) in epoch \(epochsTrained + 1); network restored to its state before this call (lower the learning rate)")
-                }
-                lossSum += l; correct += c
-                backward(bx, rows: rows, ws: ws, dOut: dOut.pointer, featureGrads: fg, valueGrads: vg)
-                optimizerState!.step += 1
-                for (key, param) in keys {
-                    let table = key.part == .feature ? fg : vg
-                    guard let g = table[key.layer] else { continue }
-                    if let b = key.isBias ? g.bias : g.weight {
-                        optimizerState!.update(key: key, param: param, grad: b, options: options)
-                    }
-                }
-                first += rows
-                if let poll = interrupt, monotonicSeconds() - lastPoll >= 0.1 {
-                    lastPoll = monotonicSeconds()
-                    if poll() {
-                        restore(from: epochStart)
-                        throw GatedNetError.cancelled("train: interrupted during epoch \(epochsTrained + 1); the network is as it was after epoch \(epochsTrained) (\(e - 1) epochs of this call completed)")
-                    }
-                }
-            }
-            epochsTrained += 1
-            var m = EpochMetrics(epoch: epochsTrained, epochInCall: e, epochsInCall: options.epochs,
-                                 trainLoss: lossSum / Double(data.rows), trainAccuracy: Double(correct) / Double(data.rows),
-                                 seconds: 0)
-            if let t = test {
-                let r = evaluateUnchecked(t, loss: options.loss, ws: ws)
-                m.testLoss = r.loss; m.testAccuracy = r.accuracy
-            }
-            m.seconds = monotonicSeconds() - start
-            history.append(m)
-            if !progress(m) { break }
+        let updates = parameterTensors.compactMap { entry -> (key: ParameterKey, param: FloatBuffer, grad: FloatBuffer)? in
+            guard entry.key.part == .feature ? parts.feature : parts.value else { return nil }
+            let table = entry.key.part == .feature ? fg : vg
+            guard let g = table[entry.key.layer], let b = entry.key.isBias ? g.bias : g.weight else { return nil }
+            return (entry.key, entry.buffer, b)
         }
-        return history
+        var source = [Int32](repeating: 0, count: batch)
+        let bx = ws.batchX.pointer
+        return try ws.batchY.withUnsafeMutableBufferPointer { labels in
+            try source.withUnsafeMutableBufferPointer { src in
+                try runEpochs(data, test: test, options: options, inputSize: inputSize, batch: batch,
+                              buffers: MinibatchBuffers(x: bx, y: labels.baseAddress!, source: src.baseAddress!),
+                              updates: updates, interrupt: interrupt, progress: progress,
+                              forwardBackward: { rows in
+                    let out = forward(bx, rows: rows, ws: ws)
+                    let r = options.loss.evaluate(outputs: out, labels: labels.baseAddress!, rows: rows, k: outputSize,
+                                                  grad: dOut.pointer, scaleRows: rows)
+                    if r.loss.isFinite { backward(bx, rows: rows, ws: ws, dOut: dOut.pointer, featureGrads: fg, valueGrads: vg) }
+                    return r
+                }, evaluateTest: { t in evaluateUnchecked(t, loss: options.loss, ws: ws) })
+            }
+        }
     }
+
+    func makeSnapshot() -> ConvNetwork { ConvNetwork(copying: self) }
 
     func restore(from snapshot: ConvNetwork) {
         for (a, b) in zip(parameterTensors, snapshot.parameterTensors) { a.buffer.assign(from: b.buffer) }
@@ -150,7 +95,7 @@ extension ConvNetwork {
 
     /// Mean loss and accuracy over validated data.
     public func evaluate(_ data: LabelledData, loss: Loss) throws -> (loss: Double, accuracy: Double) {
-        try checkLoss(loss)
+        try checkLoss(loss, outputSize: outputSize)
         try validate(data)
         return evaluateUnchecked(data, loss: loss, ws: nil)
     }
@@ -227,3 +172,5 @@ extension ConvNetwork {
         }
     }
 }
+
+extension ConvNetwork: MinibatchTrainable {}

@@ -75,13 +75,7 @@ func monotonicSeconds() -> Double {
 extension GatedNetwork {
     /// Check that data fits this network: finite inputs, labels in range.
     public func validate(_ data: LabelledData, x xName: String = "x", y yName: String = "y") throws {
-        guard data.rows >= 1 else { throw GatedNetError.invalidArgument("\(xName) rows: got \(data.rows), need >= 1") }
-        let count = try checkedCount(data.rows, inputSize, what: xName)
-        guard isAllFinite(data.x, count) else { throw GatedNetError.notFinite("\(xName): contains NaN or Inf") }
-        let classes = outputSize == 1 ? 2 : outputSize
-        for i in 0..<data.rows where data.y[i] < 0 || Int(data.y[i]) >= classes {
-            throw GatedNetError.labelRange("\(yName)[\(i)]: got \(data.y[i]), need 0 ... \(classes - 1)")
-        }
+        try validateLabelledData(data, inputSize: inputSize, outputSize: outputSize, x: xName, y: yName)
     }
 
     /// Train with minibatches over `data`. `progress` is called after each epoch and returns
@@ -94,7 +88,7 @@ extension GatedNetwork {
                       interrupt: (() -> Bool)? = nil,
                       progress: (EpochMetrics) -> Bool = { _ in true }) throws -> [EpochMetrics] {
         try options.validate()
-        try checkLoss(options.loss)
+        try checkLoss(options.loss, outputSize: outputSize)
         try validate(data)
         if let t = test { try validate(t, x: "x_test", y: "y_test") }
         let target: PassTarget = options.trainFeatureHead ? .featureHead : .network
@@ -106,98 +100,49 @@ extension GatedNetwork {
         guard parts.feature || parts.value else {
             throw GatedNetError.unsupported("train: nothing to train (every part the objective reaches is frozen, or hard gates pass no gradient to the feature net)")
         }
-        // Snapshot first: a failed call must also keep the optimizer state it replaces.
-        let snapshot = GatedNetwork(copying: self)
-        if optimizerState?.kind != options.optimizer { optimizerState = OptimizerState(kind: options.optimizer) }
-        // Tiny Adam moments and gradients go denormal; flush them on this thread while training.
-        let fpState = gnk_fp_flush_denormals()
-        defer { gnk_fp_restore(fpState) }
-
         let batch = min(options.batchSize, data.rows)
         let ws = workspace(rows: max(batch, min(evaluationChunk, test?.rows ?? 0)))
         let grads = Gradients(self)
-        let keys = parameterTensors.filter { entry in
+        let updates = parameterTensors.compactMap { entry -> (key: ParameterKey, param: FloatBuffer, grad: FloatBuffer)? in
             // The DGN's output never reaches an untied feature head: no update (decay, stale moments).
-            if target == .network && !tied && entry.key.part == .feature && entry.key.layer == hiddenCount { return false }
-            return entry.key.part == .feature ? parts.feature : parts.value
+            if target == .network && !tied && entry.key.part == .feature && entry.key.layer == hiddenCount { return nil }
+            guard entry.key.part == .feature ? parts.feature : parts.value,
+                  let g = grads.buffer(for: entry.key, hiddenCount: hiddenCount) else { return nil }
+            return (entry.key, entry.buffer, g)
         }
-        let d = inputSize, k = outputSize
         // Frozen hard gates never change during the call: compute them once, keep them as bits
         // (n·Σw/8 bytes), and skip the feature pass in every minibatch.
         let gateCache = !tied && target == .network && spec.gateKind == .hard && featureFrozen
             ? packedGates(data.x, rows: data.rows) : nil
-        var order = (0..<data.rows).map { Int32($0) }
-        var history: [EpochMetrics] = []
-
-        var lastPoll = monotonicSeconds()
-        for e in 1...options.epochs {
-            let start = monotonicSeconds()
-            let epochStart = interrupt == nil || e == 1 ? snapshot : GatedNetwork(copying: self)
-            for i in 0..<order.count { order[i] = Int32(i) }
-            var rng = SeededGenerator(seed: options.shuffleSeed, stream: UInt64(epochsTrained))
-            rng.shuffle(&order)
-            var lossSum = 0.0, correct = 0
-            var first = 0
-            while first < data.rows {
-                let rows = min(batch, data.rows - first)
-                let bx = ws.batchX.pointer
-                for r in 0..<rows {
-                    let src = Int(order[first + r])
-                    (bx + r * d).update(from: data.x + src * d, count: d)
-                    ws.batchY[r] = data.y[src]
-                }
-                if let cache = gateCache {
-                    for (l, w) in hiddenWidths.enumerated() {
-                        let g = ws.gates[l].pointer
-                        for r in 0..<rows {
-                            unpackGateRow(cache.bits + Int(order[first + r]) * cache.stride + cache.offsets[l],
-                                          width: w, into: g + r * w)
+        var batchRows = [Int32](repeating: 0, count: batch)  // source row of each minibatch row
+        let bx = ws.batchX.pointer
+        return try ws.batchY.withUnsafeMutableBufferPointer { labels in
+            try batchRows.withUnsafeMutableBufferPointer { source in
+                try runEpochs(data, test: test, options: options, inputSize: inputSize, batch: batch,
+                              buffers: MinibatchBuffers(x: bx, y: labels.baseAddress!, source: source.baseAddress!),
+                              updates: updates, interrupt: interrupt, progress: progress,
+                              forwardBackward: { rows in
+                    if let cache = gateCache {
+                        for (l, w) in hiddenWidths.enumerated() {
+                            let g = ws.gates[l].pointer
+                            for r in 0..<rows {
+                                unpackGateRow(cache.bits + Int(source[r]) * cache.stride + cache.offsets[l], width: w, into: g + r * w)
+                            }
                         }
+                        runValue(bx, rows: rows, ws: ws)
+                    } else {
+                        forward(bx, rows: rows, ws: ws, target: target)
                     }
-                    runValue(bx, rows: rows, ws: ws)
-                } else {
-                    forward(bx, rows: rows, ws: ws, target: target)
-                }
-                let (l, c) = ws.batchY.withUnsafeBufferPointer {
-                    options.loss.evaluate(outputs: ws.out.pointer, labels: $0.baseAddress!, rows: rows, k: k,
-                                          grad: ws.dOut.pointer, scaleRows: rows)
-                }
-                guard l.isFinite else {
-                    restore(from: snapshot)
-                    throw GatedNetError.notFinite("train: loss became \(l) in epoch \(epochsTrained + 1); network restored to its state before this call (lower the learning rate)")
-                }
-                lossSum += l; correct += c
-                backward(bx, rows: rows, ws: ws, grads: grads, target: target)
-                optimizerState!.step += 1
-                for (key, param) in keys {
-                    if let g = grads.buffer(for: key, hiddenCount: hiddenCount) {
-                        optimizerState!.update(key: key, param: param, grad: g, options: options)
-                    }
-                }
-                first += rows
-                if let poll = interrupt, monotonicSeconds() - lastPoll >= 0.1 {
-                    lastPoll = monotonicSeconds()
-                    if poll() {
-                        restore(from: epochStart)
-                        throw GatedNetError.cancelled("train: interrupted during epoch \(epochsTrained + 1); the network is as it was after epoch \(epochsTrained) (\(e - 1) epochs of this call completed)")
-                    }
-                }
+                    let r = options.loss.evaluate(outputs: ws.out.pointer, labels: labels.baseAddress!, rows: rows,
+                                                  k: outputSize, grad: ws.dOut.pointer, scaleRows: rows)
+                    if r.loss.isFinite { backward(bx, rows: rows, ws: ws, grads: grads, target: target) }
+                    return r
+                }, evaluateTest: { t in evaluateUnchecked(t, loss: options.loss, target: target) })
             }
-            epochsTrained += 1
-            var m = EpochMetrics(epoch: epochsTrained, epochInCall: e, epochsInCall: options.epochs,
-                                 trainLoss: lossSum / Double(data.rows),
-                                 trainAccuracy: Double(correct) / Double(data.rows),
-                                 seconds: 0)
-            if let t = test {
-                let r = evaluateUnchecked(t, loss: options.loss, target: target)
-                m.testLoss = r.loss; m.testAccuracy = r.accuracy
-            }
-            m.seconds = monotonicSeconds() - start
-            history.append(m)
-            if !progress(m) { break }
         }
-        return history
     }
+
+    func makeSnapshot() -> GatedNetwork { GatedNetwork(copying: self) }
 
     /// Put back weights, flags and optimizer state from a snapshot of this network.
     func restore(from snapshot: GatedNetwork) {
@@ -208,16 +153,9 @@ extension GatedNetwork {
         optimizerState = snapshot.optimizerState
     }
 
-    /// Softmax cross-entropy reads the output of the label's class: it needs one output per class.
-    func checkLoss(_ loss: Loss) throws {
-        if loss == .crossEntropy && outputSize < 2 {
-            throw GatedNetError.invalidArgument("loss: cross-entropy needs output_size >= 2, got 1; use the squared loss for one output")
-        }
-    }
-
     /// Mean loss and accuracy (validated data).
     public func evaluate(_ data: LabelledData, loss: Loss, featureHead useHead: Bool = false) throws -> (loss: Double, accuracy: Double) {
-        try checkLoss(loss)
+        try checkLoss(loss, outputSize: outputSize)
         try validate(data)
         if useHead && featureHead == nil { throw GatedNetError.unsupported("feature head: this network has none") }
         return evaluateUnchecked(data, loss: loss, target: useHead ? .featureHead : .network)
@@ -255,3 +193,5 @@ extension GatedNetwork {
         }
     }
 }
+
+extension GatedNetwork: MinibatchTrainable {}

@@ -1,0 +1,112 @@
+import CKernels
+
+/// What a network type gives the shared training loop: its epoch counter, its optimizer moments,
+/// and a deep copy it can be put back to (to undo a diverged call or an interrupted epoch).
+protocol MinibatchTrainable: AnyObject {
+    var epochsTrained: Int { get set }
+    var optimizerState: OptimizerState? { get set }
+    func makeSnapshot() -> Self
+    func restore(from snapshot: Self)
+}
+
+/// One minibatch's place in the shared loop: where its rows go, and what trains on them.
+struct MinibatchBuffers {
+    /// batch capacity × inputSize floats, batch capacity labels, and the data row each
+    /// minibatch row came from (batch capacity entries).
+    let x: UnsafeMutablePointer<Float>
+    let y: UnsafeMutablePointer<Int32>
+    let source: UnsafeMutablePointer<Int32>
+}
+
+extension MinibatchTrainable {
+    /// The epoch loop every network type shares: seeded shuffling (epoch e of the network's life
+    /// from (shuffle seed, e)), minibatch gathering, optimizer steps, divergence (restore the call's
+    /// starting state, throw `.notFinite`), interrupts (restore the epoch's starting state, throw
+    /// `.cancelled`), per-epoch metrics and the progress callback.
+    ///
+    /// `forwardBackward(rows)` runs on the gathered minibatch (rows × inputSize in `buffers.x`):
+    /// it computes the loss gradients and returns the summed loss and correct count. Then every
+    /// `updates` entry gets one optimizer step with its gradient buffer.
+    func runEpochs(_ data: LabelledData, test: LabelledData?, options: TrainOptions, inputSize d: Int,
+                   batch: Int, buffers: MinibatchBuffers,
+                   updates: [(key: ParameterKey, param: FloatBuffer, grad: FloatBuffer)],
+                   interrupt: (() -> Bool)?, progress: (EpochMetrics) -> Bool,
+                   forwardBackward: (_ rows: Int) -> (loss: Double, correct: Int),
+                   evaluateTest: (LabelledData) -> (loss: Double, accuracy: Double)) throws -> [EpochMetrics] {
+        // Snapshot first: a failed call must also keep the optimizer state it replaces.
+        let snapshot = makeSnapshot()
+        if optimizerState?.kind != options.optimizer { optimizerState = OptimizerState(kind: options.optimizer) }
+        let optimizer = optimizerState ?? OptimizerState(kind: options.optimizer)
+        optimizerState = optimizer
+        // Tiny Adam moments and gradients go denormal; flush them on this thread while training.
+        let fpState = gnk_fp_flush_denormals()
+        defer { gnk_fp_restore(fpState) }
+
+        var order = [Int32](repeating: 0, count: data.rows)
+        var history: [EpochMetrics] = []
+        var lastPoll = monotonicSeconds()
+        for e in 1...options.epochs {
+            let start = monotonicSeconds()
+            let epochStart = interrupt == nil || e == 1 ? snapshot : makeSnapshot()
+            for i in 0..<order.count { order[i] = Int32(i) }
+            var rng = SeededGenerator(seed: options.shuffleSeed, stream: UInt64(epochsTrained))
+            rng.shuffle(&order)
+            var lossSum = 0.0, correct = 0, first = 0
+            while first < data.rows {
+                let rows = min(batch, data.rows - first)
+                for r in 0..<rows {
+                    let src = Int(order[first + r])
+                    (buffers.x + r * d).update(from: data.x + src * d, count: d)
+                    buffers.y[r] = data.y[src]
+                    buffers.source[r] = Int32(src)
+                }
+                let (l, c) = forwardBackward(rows)
+                guard l.isFinite else {
+                    restore(from: snapshot)
+                    throw GatedNetError.notFinite("train: loss became \(l) in epoch \(epochsTrained + 1); network restored to its state before this call (lower the learning rate)")
+                }
+                lossSum += l; correct += c
+                optimizer.step += 1
+                for u in updates { optimizer.update(key: u.key, param: u.param, grad: u.grad, options: options) }
+                first += rows
+                if let poll = interrupt, monotonicSeconds() - lastPoll >= 0.1 {
+                    lastPoll = monotonicSeconds()
+                    if poll() {
+                        restore(from: epochStart)
+                        throw GatedNetError.cancelled("train: interrupted during epoch \(epochsTrained + 1); the network is as it was after epoch \(epochsTrained) (\(e - 1) epochs of this call completed)")
+                    }
+                }
+            }
+            epochsTrained += 1
+            var m = EpochMetrics(epoch: epochsTrained, epochInCall: e, epochsInCall: options.epochs,
+                                 trainLoss: lossSum / Double(data.rows),
+                                 trainAccuracy: Double(correct) / Double(data.rows), seconds: 0)
+            if let t = test {
+                let r = evaluateTest(t)
+                m.testLoss = r.loss; m.testAccuracy = r.accuracy
+            }
+            m.seconds = monotonicSeconds() - start
+            history.append(m)
+            if !progress(m) { break }
+        }
+        return history
+    }
+}
+
+/// Input and label checks shared by every network type.
+func validateLabelledData(_ data: LabelledData, inputSize: Int, outputSize: Int, x xName: String, y yName: String) throws {
+    guard data.rows >= 1 else { throw GatedNetError.invalidArgument("\(xName) rows: got \(data.rows), need >= 1") }
+    let count = try checkedCount(data.rows, inputSize, what: xName)
+    guard isAllFinite(data.x, count) else { throw GatedNetError.notFinite("\(xName): contains NaN or Inf") }
+    let classes = outputSize == 1 ? 2 : outputSize
+    for i in 0..<data.rows where data.y[i] < 0 || Int(data.y[i]) >= classes {
+        throw GatedNetError.labelRange("\(yName)[\(i)]: got \(data.y[i]), need 0 ... \(classes - 1)")
+    }
+}
+
+/// Softmax cross-entropy reads the output of the label's class: it needs one output per class.
+func checkLoss(_ loss: Loss, outputSize: Int) throws {
+    if loss == .crossEntropy && outputSize < 2 {
+        throw GatedNetError.invalidArgument("loss: cross-entropy needs output_size >= 2, got 1; use the squared loss for one output")
+    }
+}
