@@ -37,56 +37,16 @@ public enum ConvNetworkArchive {
         p.u32(UInt32(s.initKind.rawValue))
         p.f32(s.initScale)
         p.u64(s.seed)
-        p.u8(net.featureFrozen ? 1 : 0)
-        p.u8(net.valueFrozen ? 1 : 0)
-        p.i64(net.epochsTrained)
-        let tensors = net.parameterTensors
-        p.i64(tensors.count)
-        for t in tensors { p.floats(t.buffer) }
-        let opt = includeOptimizer ? net.optimizerState : nil
-        p.u8(opt == nil ? 0 : 1)
-        if let o = opt {
-            p.u32(UInt32(o.kind.rawValue))
-            p.i64(o.step)
-            for table in [o.first, o.second] {
-                let present = tensors.enumerated().filter { table[$0.element.key] != nil }
-                p.i64(present.count)
-                for (index, t) in present {
-                    p.i64(index)
-                    p.floats(table[t.key]!)
-                }
-            }
-        }
-        var out = ByteWriter()
-        out.bytes.append(contentsOf: magic)
-        out.u32(formatVersion)
-        out.u32(opt == nil ? 0 : 1)
-        out.u64(UInt64(p.bytes.count))
-        out.bytes.append(contentsOf: p.bytes)
-        out.u32(crc32Of(out.bytes))
-        return out.bytes
+        let flags = ArchiveFraming.writeState(net, includeOptimizer: includeOptimizer, into: &p)
+        return ArchiveFraming.frame(magic: magic, version: formatVersion, flags: flags, payload: p.bytes)
     }
 
     /// Rebuild a network; throws `.corrupt` for anything that is not an intact archive.
     public static func decode(_ bytes: UnsafeRawBufferPointer) throws -> ConvNetwork {
         func corrupt(_ m: String) -> GatedNetError { .corrupt("conv network file: \(m)") }
-        guard bytes.count >= 28 else { throw corrupt("\(bytes.count) bytes is too short") }
-        guard Array(bytes[0..<8]) == magic else { throw corrupt("not a gatednet conv network (bad magic)") }
-        var r = ByteReader(bytes: bytes, offset: 8)
-        let version = try r.u32()
-        guard version == formatVersion else { throw corrupt("format version \(version), this library reads \(formatVersion)") }
-        _ = try r.u32()
-        let length = try r.u64()
-        guard length == UInt64(bytes.count - 28) else { throw corrupt("payload length \(length) but \(bytes.count - 28) bytes present (truncated?)") }
-        let stored = UInt32(bytes[bytes.count - 4]) | UInt32(bytes[bytes.count - 3]) << 8
-            | UInt32(bytes[bytes.count - 2]) << 16 | UInt32(bytes[bytes.count - 1]) << 24
-        guard stored == crc32Of(UnsafeRawBufferPointer(rebasing: bytes[0..<(bytes.count - 4)])) else {
-            throw corrupt("checksum mismatch (corrupted)")
-        }
+        var r = try ArchiveFraming.open(bytes, magic: magic, version: formatVersion, what: "conv network file")
         func enumValue<T: RawRepresentable>(_ t: T.Type, _ name: String) throws -> T where T.RawValue == Int {
-            let raw = try r.u32()
-            guard let v = T(rawValue: Int(raw)) else { throw corrupt("bad \(name) \(raw)") }
-            return v
+            try r.enumValue(t, name)
         }
         let regime = try enumValue(Regime.self, "regime")
         let c = try r.count(max: 1 << 24), h = try r.count(max: 1 << 24), w = try r.count(max: 1 << 24)
@@ -128,48 +88,13 @@ public enum ConvNetworkArchive {
             if case .corrupt = e { throw e }
             throw corrupt("invalid architecture (\(e.message))")
         }
-        net.featureFrozen = try r.u8() != 0
-        net.valueFrozen = try r.u8() != 0
-        net.epochsTrained = try r.count(max: Int(Int32.max))
-        let tensors = net.parameterTensors
-        guard try r.count(max: 1 << 20) == tensors.count else { throw corrupt("tensor count does not match the architecture") }
-        for t in tensors { try r.floats(into: t.buffer) }
-        if try r.u8() != 0 {
-            let state = OptimizerState(kind: try enumValue(OptimizerKind.self, "optimizer"))
-            state.step = try r.count(max: Int.max)
-            for which in 0..<2 {
-                let present = try r.count(max: tensors.count)
-                for _ in 0..<present {
-                    let index = try r.count(max: tensors.count - 1)
-                    let buffer = FloatBuffer(count: tensors[index].buffer.count)
-                    try r.floats(into: buffer)
-                    if which == 0 { state.first[tensors[index].key] = buffer } else { state.second[tensors[index].key] = buffer }
-                }
-            }
-            net.optimizerState = state
-        }
-        guard r.offset == bytes.count - 4 else { throw corrupt("trailing bytes") }
+        try ArchiveFraming.readState(into: net, from: &r)
         return net
     }
 
-    /// Write atomically: a temporary file in the same directory, fsync, then rename.
+    /// Write atomically (temporary file in the same directory, fsync, rename).
     public static func save(_ net: ConvNetwork, to path: String, includeOptimizer: Bool) throws {
-        let bytes = encode(net, includeOptimizer: includeOptimizer)
-        let tmp = path + ".tmp.\(getpid())"
-        guard let f = fopen(tmp, "wb") else { throw GatedNetError.io("save: cannot create \(tmp): \(String(cString: strerror(errno)))") }
-        let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, f) }
-        let flushed = fflush(f) == 0 && fsync(fileno(f)) == 0
-        let closed = fclose(f) == 0
-        guard written == bytes.count && flushed && closed else {
-            let reason = String(cString: strerror(errno))
-            unlink(tmp)
-            throw GatedNetError.io("save: writing \(tmp) failed: \(reason)")
-        }
-        guard rename(tmp, path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(tmp)
-            throw GatedNetError.io("save: cannot rename to \(path): \(reason)")
-        }
+        try ArchiveFraming.writeAtomically(encode(net, includeOptimizer: includeOptimizer), to: path)
     }
 
     public static func load(from path: String) throws -> ConvNetwork {
@@ -177,3 +102,4 @@ public enum ConvNetworkArchive {
         return try bytes.withUnsafeBytes { try decode($0) }
     }
 }
+extension ConvNetwork: ArchivedNetwork {}

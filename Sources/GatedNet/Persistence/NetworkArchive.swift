@@ -12,7 +12,6 @@ import Glibc
 public enum NetworkArchive {
     static let magic: [UInt8] = Array("GATEDNET".utf8)
     public static let formatVersion: UInt32 = 1
-    public static let optimizerStateFlag: UInt32 = 1
 
     /// Serialise a network (with optimizer moments if `includeOptimizer`).
     public static func encode(_ net: GatedNetwork, includeOptimizer: Bool) -> [UInt8] {
@@ -35,59 +34,15 @@ public enum NetworkArchive {
         p.u32(UInt32(s.initKind.rawValue))
         p.f32(s.initScale)
         p.u64(s.seed)
-        p.u8(net.featureFrozen ? 1 : 0)
-        p.u8(net.valueFrozen ? 1 : 0)
-        p.i64(net.epochsTrained)
-        let tensors = net.parameterTensors
-        p.i64(tensors.count)
-        for t in tensors { p.floats(t.buffer) }
-        let opt = includeOptimizer ? net.optimizerState : nil
-        p.u8(opt == nil ? 0 : 1)
-        if let o = opt {
-            p.u32(UInt32(o.kind.rawValue))
-            p.i64(o.step)
-            for table in [o.first, o.second] {
-                let present = tensors.filter { table[$0.key] != nil }
-                p.i64(present.count)
-                for t in present {
-                    p.i64(tensors.firstIndex { $0.key == t.key } ?? 0)
-                    p.floats(table[t.key]!)
-                }
-            }
-        }
-        var out = ByteWriter()
-        out.bytes.append(contentsOf: magic)
-        out.u32(formatVersion)
-        out.u32(opt == nil ? 0 : optimizerStateFlag)
-        out.u64(UInt64(p.bytes.count))
-        out.bytes.append(contentsOf: p.bytes)
-        out.u32(crc32Of(out.bytes))
-        return out.bytes
+        let flags = ArchiveFraming.writeState(net, includeOptimizer: includeOptimizer, into: &p)
+        return ArchiveFraming.frame(magic: magic, version: formatVersion, flags: flags, payload: p.bytes)
     }
 
     /// Rebuild a network; throws `.corrupt` for anything that is not an intact archive.
     public static func decode(_ bytes: UnsafeRawBufferPointer) throws -> GatedNetwork {
-        guard bytes.count >= 28 else { throw GatedNetError.corrupt("network file: \(bytes.count) bytes is too short to be a gatednet network") }
-        guard Array(bytes[0..<8]) == magic else { throw GatedNetError.corrupt("network file: not a gatednet network (bad magic)") }
-        var r = ByteReader(bytes: bytes, offset: 8)
-        let version = try r.u32()
-        guard version == formatVersion else {
-            throw GatedNetError.corrupt("network file: format version \(version), this library reads \(formatVersion)")
-        }
-        _ = try r.u32()
-        let length = try r.u64()
-        guard length == UInt64(bytes.count - 28) else {
-            throw GatedNetError.corrupt("network file: payload length \(length) but \(bytes.count - 28) bytes present (truncated?)")
-        }
-        let stored = UInt32(bytes[bytes.count - 4]) | UInt32(bytes[bytes.count - 3]) << 8
-            | UInt32(bytes[bytes.count - 2]) << 16 | UInt32(bytes[bytes.count - 1]) << 24
-        let actual = crc32Of(UnsafeRawBufferPointer(rebasing: bytes[0..<(bytes.count - 4)]))
-        guard stored == actual else { throw GatedNetError.corrupt("network file: checksum mismatch (corrupted)") }
-
+        var r = try ArchiveFraming.open(bytes, magic: magic, version: formatVersion, what: "network file")
         func enumValue<T: RawRepresentable>(_ t: T.Type, _ name: String) throws -> T where T.RawValue == Int {
-            let raw = try r.u32()
-            guard let v = T(rawValue: Int(raw)) else { throw GatedNetError.corrupt("network file: bad \(name) \(raw)") }
-            return v
+            try r.enumValue(t, name)
         }
         let regime = try enumValue(Regime.self, "regime")
         let inputSize = try r.count(max: 1 << 31)
@@ -122,51 +77,13 @@ public enum NetworkArchive {
         } catch let e as GatedNetError {
             throw GatedNetError.corrupt("network file: invalid architecture (\(e.message))")
         }
-        result.featureFrozen = try r.u8() != 0
-        result.valueFrozen = try r.u8() != 0
-        result.epochsTrained = try r.count(max: Int(Int32.max))
-        let tensors = result.parameterTensors
-        guard try r.count(max: 1 << 20) == tensors.count else {
-            throw GatedNetError.corrupt("network file: tensor count does not match the architecture")
-        }
-        for t in tensors { try r.floats(into: t.buffer) }
-        if try r.u8() != 0 {
-            let kind = try enumValue(OptimizerKind.self, "optimizer")
-            let state = OptimizerState(kind: kind)
-            state.step = try r.count(max: Int.max)
-            for which in 0..<2 {
-                let present = try r.count(max: tensors.count)
-                for _ in 0..<present {
-                    let index = try r.count(max: tensors.count - 1)
-                    let buffer = FloatBuffer(count: tensors[index].buffer.count)
-                    try r.floats(into: buffer)
-                    if which == 0 { state.first[tensors[index].key] = buffer } else { state.second[tensors[index].key] = buffer }
-                }
-            }
-            result.optimizerState = state
-        }
-        guard r.offset == bytes.count - 4 else { throw GatedNetError.corrupt("network file: trailing bytes") }
+        try ArchiveFraming.readState(into: result, from: &r)
         return result
     }
 
-    /// Write atomically: a temporary file in the same directory, fsync, then rename.
+    /// Write atomically (temporary file in the same directory, fsync, rename).
     public static func save(_ net: GatedNetwork, to path: String, includeOptimizer: Bool) throws {
-        let bytes = encode(net, includeOptimizer: includeOptimizer)
-        let tmp = path + ".tmp.\(getpid())"
-        guard let f = fopen(tmp, "wb") else { throw GatedNetError.io("save: cannot create \(tmp): \(String(cString: strerror(errno)))") }
-        let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, f) }
-        let flushed = fflush(f) == 0 && fsync(fileno(f)) == 0
-        let closed = fclose(f) == 0
-        guard written == bytes.count && flushed && closed else {
-            let reason = String(cString: strerror(errno))
-            unlink(tmp)
-            throw GatedNetError.io("save: writing \(tmp) failed: \(reason)")
-        }
-        guard rename(tmp, path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(tmp)
-            throw GatedNetError.io("save: cannot rename to \(path): \(reason)")
-        }
+        try ArchiveFraming.writeAtomically(encode(net, includeOptimizer: includeOptimizer), to: path)
     }
 
     public static func load(from path: String) throws -> GatedNetwork {
@@ -223,9 +140,20 @@ struct ByteWriter {
 struct ByteReader {
     let bytes: UnsafeRawBufferPointer
     var offset: Int
+    /// The file kind named in messages ("network file").
+    var what = "network file"
+
+    func corrupt(_ m: String) -> GatedNetError { .corrupt("\(what): \(m)") }
+
+    /// A u32 that must be the raw value of `T`.
+    mutating func enumValue<T: RawRepresentable>(_: T.Type, _ name: String) throws -> T where T.RawValue == Int {
+        let raw = try u32()
+        guard let v = T(rawValue: Int(raw)) else { throw corrupt("bad \(name) \(raw)") }
+        return v
+    }
 
     mutating func take(_ n: Int) throws -> UnsafeRawBufferPointer {
-        guard n >= 0, bytes.count - 4 - offset >= n else { throw GatedNetError.corrupt("network file: truncated at byte \(offset)") }
+        guard n >= 0, bytes.count - 4 - offset >= n else { throw corrupt("truncated at byte \(offset)") }
         defer { offset += n }
         return UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + n)])
     }
@@ -242,12 +170,12 @@ struct ByteReader {
     /// A non-negative count no larger than `max`.
     mutating func count(max: Int) throws -> Int {
         let v = Int64(bitPattern: try u64())
-        guard v >= 0 && v <= Int64(max) else { throw GatedNetError.corrupt("network file: count \(v) out of range at byte \(offset - 8)") }
+        guard v >= 0 && v <= Int64(max) else { throw corrupt("count \(v) out of range at byte \(offset - 8)") }
         return Int(v)
     }
     mutating func floats(into buffer: FloatBuffer) throws {
         let n = try count(max: Int(Int32.max))
-        guard n == buffer.count else { throw GatedNetError.corrupt("network file: tensor of \(n) values where \(buffer.count) are needed") }
+        guard n == buffer.count else { throw corrupt("tensor of \(n) values where \(buffer.count) are needed") }
         let raw = try take(n * 4)
         for i in 0..<n {
             let o = i * 4
@@ -256,3 +184,4 @@ struct ByteReader {
         }
     }
 }
+extension GatedNetwork: ArchivedNetwork {}
