@@ -108,6 +108,16 @@ func checkStructSize(_ size: Int, expected: Int, _ name: String) throws {
     }
 }
 
+/// A permutation argument of `count` entries, each in 0 ..< count (bijectivity is the engine's check).
+func permutationArgument(_ p: UnsafePointer<Int64>, count: Int, _ name: String) throws -> [Int] {
+    try (0..<count).map { l in
+        guard p[l] >= 0 && p[l] < Int64(count) else {
+            throw GatedNetError.invalidArgument("\(name)[\(l)]: got \(p[l]), need 0 ... \(count - 1)")
+        }
+        return Int(p[l])
+    }
+}
+
 /// A C string path argument.
 func path(_ p: UnsafePointer<CChar>?, _ name: String) throws -> String {
     let s = String(cString: try required(p, name))

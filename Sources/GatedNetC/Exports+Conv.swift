@@ -82,14 +82,7 @@ private func engineSpec(_ c: gn_conv_network_spec, layers: [ConvLayerSpec]) thro
             throw GatedNetError.invalidArgument("spec->permutation: given with wiring tiled_rotated; pass NULL")
         }
         let gated = layers.enumerated().filter { $0.element.kind == .conv || ($0.element.kind == .dense && $0.offset < layers.count - 1) }.count
-        var perm: [Int] = []
-        for l in 0..<gated {
-            guard p[l] >= 0 && p[l] < Int64(gated) else {
-                throw GatedNetError.invalidArgument("spec->permutation[\(l)]: got \(p[l]), need 0 ... \(gated - 1)")
-            }
-            perm.append(Int(p[l]))
-        }
-        s.permutation = perm
+        s.permutation = try permutationArgument(p, count: gated, "spec->permutation")
     }
     return s
 }

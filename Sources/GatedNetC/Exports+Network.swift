@@ -57,16 +57,7 @@ private func engineSpec(_ c: gn_network_spec) throws -> NetworkSpec {
     s.gateKind = try enumValue(c.gate_kind.rawValue, "spec->gate_kind")
     s.beta = c.beta
     s.valueInput = try enumValue(c.value_input.rawValue, "spec->value_input")
-    if let p = c.permutation {
-        var perm: [Int] = []
-        for l in 0..<hidden {
-            guard p[l] >= 0 && p[l] < Int64(hidden) else {
-                throw GatedNetError.invalidArgument("spec->permutation[\(l)]: got \(p[l]), need 0 ... \(hidden - 1)")
-            }
-            perm.append(Int(p[l]))
-        }
-        s.permutation = perm
-    }
+    if let p = c.permutation { s.permutation = try permutationArgument(p, count: hidden, "spec->permutation") }
     s.bias = c.bias != 0
     s.featureHead = c.feature_head != 0
     s.featureFrozen = c.feature_frozen != 0

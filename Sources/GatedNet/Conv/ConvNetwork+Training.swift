@@ -85,14 +85,6 @@ extension ConvNetwork {
 
     func makeSnapshot() -> ConvNetwork { ConvNetwork(copying: self) }
 
-    func restore(from snapshot: ConvNetwork) {
-        for (a, b) in zip(parameterTensors, snapshot.parameterTensors) { a.buffer.assign(from: b.buffer) }
-        featureFrozen = snapshot.featureFrozen
-        valueFrozen = snapshot.valueFrozen
-        epochsTrained = snapshot.epochsTrained
-        optimizerState = snapshot.optimizerState
-    }
-
     /// Mean loss and accuracy over validated data.
     public func evaluate(_ data: LabelledData, loss: Loss) throws -> (loss: Double, accuracy: Double) {
         try checkLoss(loss, outputSize: outputSize)
@@ -173,4 +165,4 @@ extension ConvNetwork {
     }
 }
 
-extension ConvNetwork: MinibatchTrainable {}
+extension ConvNetwork: TrainableNetwork {}

@@ -102,4 +102,3 @@ public enum ConvNetworkArchive {
         return try bytes.withUnsafeBytes { try decode($0) }
     }
 }
-extension ConvNetwork: ArchivedNetwork {}

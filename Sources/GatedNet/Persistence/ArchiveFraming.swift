@@ -1,12 +1,5 @@
 import Glibc
 
-/// A network whose training state the archive formats store the same way for every type.
-protocol ArchivedNetwork: MinibatchTrainable {
-    var featureFrozen: Bool { get set }
-    var valueFrozen: Bool { get set }
-    var parameterTensors: [(key: ParameterKey, buffer: FloatBuffer)] { get }
-}
-
 /// What every gatednet file shares, whatever network it holds (little-endian):
 ///
 ///     magic (8 bytes)  u32 format version  u32 flags  u64 payload length  payload  u32 CRC-32
@@ -51,7 +44,7 @@ enum ArchiveFraming {
     }
 
     /// Append the training state; returns the flags word (optimizer state present or not).
-    static func writeState<N: ArchivedNetwork>(_ net: N, includeOptimizer: Bool, into p: inout ByteWriter) -> UInt32 {
+    static func writeState<N: TrainableNetwork>(_ net: N, includeOptimizer: Bool, into p: inout ByteWriter) -> UInt32 {
         p.u8(net.featureFrozen ? 1 : 0)
         p.u8(net.valueFrozen ? 1 : 0)
         p.i64(net.epochsTrained)
@@ -76,7 +69,7 @@ enum ArchiveFraming {
 
     /// Read the training state into `net` (freshly built from the stored spec) and check that
     /// nothing follows it.
-    static func readState<N: ArchivedNetwork>(into net: N, from r: inout ByteReader) throws {
+    static func readState<N: TrainableNetwork>(into net: N, from r: inout ByteReader) throws {
         net.featureFrozen = try r.u8() != 0
         net.valueFrozen = try r.u8() != 0
         net.epochsTrained = try r.count(max: Int(Int32.max))

@@ -184,4 +184,3 @@ struct ByteReader {
         }
     }
 }
-extension GatedNetwork: ArchivedNetwork {}

@@ -1,12 +1,26 @@
 import CKernels
 
-/// What a network type gives the shared training loop: its epoch counter, its optimizer moments,
-/// and a deep copy it can be put back to (to undo a diverged call or an interrupted epoch).
-protocol MinibatchTrainable: AnyObject {
+/// What every network type shares with the training loop and the archive format: its
+/// parameters, frozen flags, epoch counter, optimizer moments, and a deep copy it can be put
+/// back to (to undo a diverged call or an interrupted epoch).
+protocol TrainableNetwork: AnyObject {
     var epochsTrained: Int { get set }
     var optimizerState: OptimizerState? { get set }
+    var featureFrozen: Bool { get set }
+    var valueFrozen: Bool { get set }
+    var parameterTensors: [(key: ParameterKey, buffer: FloatBuffer)] { get }
     func makeSnapshot() -> Self
-    func restore(from snapshot: Self)
+}
+
+extension TrainableNetwork {
+    /// Put back weights, flags, epoch count and optimizer state from a snapshot of this network.
+    func restore(from snapshot: Self) {
+        for (a, b) in zip(parameterTensors, snapshot.parameterTensors) { a.buffer.assign(from: b.buffer) }
+        featureFrozen = snapshot.featureFrozen
+        valueFrozen = snapshot.valueFrozen
+        epochsTrained = snapshot.epochsTrained
+        optimizerState = snapshot.optimizerState
+    }
 }
 
 /// One minibatch's place in the shared loop: where its rows go, and what trains on them.
@@ -18,7 +32,7 @@ struct MinibatchBuffers {
     let source: UnsafeMutablePointer<Int32>
 }
 
-extension MinibatchTrainable {
+extension TrainableNetwork {
     /// The epoch loop every network type shares: seeded shuffling (epoch e of the network's life
     /// from (shuffle seed, e)), minibatch gathering, optimizer steps, divergence (restore the call's
     /// starting state, throw `.notFinite`), interrupts (restore the epoch's starting state, throw

@@ -144,15 +144,6 @@ extension GatedNetwork {
 
     func makeSnapshot() -> GatedNetwork { GatedNetwork(copying: self) }
 
-    /// Put back weights, flags and optimizer state from a snapshot of this network.
-    func restore(from snapshot: GatedNetwork) {
-        for (a, b) in zip(parameterTensors, snapshot.parameterTensors) { a.buffer.assign(from: b.buffer) }
-        featureFrozen = snapshot.featureFrozen
-        valueFrozen = snapshot.valueFrozen
-        epochsTrained = snapshot.epochsTrained
-        optimizerState = snapshot.optimizerState
-    }
-
     /// Mean loss and accuracy (validated data).
     public func evaluate(_ data: LabelledData, loss: Loss, featureHead useHead: Bool = false) throws -> (loss: Double, accuracy: Double) {
         try checkLoss(loss, outputSize: outputSize)
@@ -194,4 +185,4 @@ extension GatedNetwork {
     }
 }
 
-extension GatedNetwork: MinibatchTrainable {}
+extension GatedNetwork: TrainableNetwork {}
