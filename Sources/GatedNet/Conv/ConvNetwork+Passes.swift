@@ -1,13 +1,13 @@
 import Glibc
 
-/// Copy the k×k patches of `samples` NHWC inputs into rows of `col`: row (n, oy, ox) holds
-/// patch entries in (ky, kx, c) order; out-of-range reads are 0 (zero padding) or wrap.
-func im2col(_ g: ConvGeometry, _ x: UnsafePointer<Float>, samples: Int, _ col: UnsafeMutablePointer<Float>) {
-    let c = g.input.channels, h = g.input.height, w = g.input.width
+/// Walk the k×k patches of `samples` NHWC inputs in im2col row order — sample, output row,
+/// output column, then (ky, kx) — calling `body(sample, pixel)` for each patch position with
+/// the input pixel index (iy·w + ix), or -1 where zero padding reads outside the image.
+@inline(__always)
+func forEachPatchPosition(_ g: ConvGeometry, samples: Int, _ body: (_ sample: Int, _ pixel: Int) -> Void) {
+    let h = g.input.height, w = g.input.width
     let oh = g.output.height, ow = g.output.width, k = g.kernel, s = g.stride, pad = g.pad
-    var dst = col
     for n in 0..<samples {
-        let xs = x + n * g.input.size
         for oy in 0..<oh {
             for ox in 0..<ow {
                 for ky in 0..<k {
@@ -17,13 +17,7 @@ func im2col(_ g: ConvGeometry, _ x: UnsafePointer<Float>, samples: Int, _ col: U
                     for kx in 0..<k {
                         var ix = ox * s + kx - pad
                         if g.circular { ix = ((ix % w) + w) % w }
-                        if rowInside && ix >= 0 && ix < w {
-                            let src = xs + (iy * w + ix) * c
-                            if c < 16 { for j in 0..<c { dst[j] = src[j] } } else { dst.update(from: src, count: c) }
-                        } else {
-                            for j in 0..<c { dst[j] = 0 }
-                        }
-                        dst += c
+                        body(n, rowInside && ix >= 0 && ix < w ? iy * w + ix : -1)
                     }
                 }
             }
@@ -31,31 +25,32 @@ func im2col(_ g: ConvGeometry, _ x: UnsafePointer<Float>, samples: Int, _ col: U
     }
 }
 
+/// Copy the k×k patches of `samples` NHWC inputs into rows of `col`: row (n, oy, ox) holds
+/// patch entries in (ky, kx, c) order; out-of-range reads are 0 (zero padding) or wrap.
+func im2col(_ g: ConvGeometry, _ x: UnsafePointer<Float>, samples: Int, _ col: UnsafeMutablePointer<Float>) {
+    let c = g.input.channels, size = g.input.size
+    var dst = col
+    forEachPatchPosition(g, samples: samples) { n, pixel in
+        if pixel >= 0 {
+            let src = x + n * size + pixel * c
+            if c < 16 { for j in 0..<c { dst[j] = src[j] } } else { dst.update(from: src, count: c) }
+        } else {
+            for j in 0..<c { dst[j] = 0 }
+        }
+        dst += c
+    }
+}
+
 /// The adjoint of `im2col`: add each row's patch entries back into `dx` (accumulates).
 func col2imAdd(_ g: ConvGeometry, _ col: UnsafePointer<Float>, samples: Int, _ dx: UnsafeMutablePointer<Float>) {
-    let c = g.input.channels, h = g.input.height, w = g.input.width
-    let oh = g.output.height, ow = g.output.width, k = g.kernel, s = g.stride, pad = g.pad
+    let c = g.input.channels, size = g.input.size
     var src = col
-    for n in 0..<samples {
-        let xs = dx + n * g.input.size
-        for oy in 0..<oh {
-            for ox in 0..<ow {
-                for ky in 0..<k {
-                    var iy = oy * s + ky - pad
-                    if g.circular { iy = ((iy % h) + h) % h }
-                    let rowInside = iy >= 0 && iy < h
-                    for kx in 0..<k {
-                        var ix = ox * s + kx - pad
-                        if g.circular { ix = ((ix % w) + w) % w }
-                        if rowInside && ix >= 0 && ix < w {
-                            let d = xs + (iy * w + ix) * c
-                            for j in 0..<c { d[j] += src[j] }
-                        }
-                        src += c
-                    }
-                }
-            }
+    forEachPatchPosition(g, samples: samples) { n, pixel in
+        if pixel >= 0 {
+            let d = dx + n * size + pixel * c
+            for j in 0..<c { d[j] += src[j] }
         }
+        src += c
     }
 }
 
