@@ -72,7 +72,7 @@ class BuildExt(build_ext):
 
 core = Extension(
     "gatednet._core",
-    sources=[f"src/{name}.c" for name in ("module", "network", "buffer", "args", "kernels", "conv_network")],
+    sources=[f"src/{name}.c" for name in ("module", "common", "network", "buffer", "args", "kernels", "conv_network")],
     depends=["src/gatednet_py.h"],
     libraries=["gatednet"],
     extra_compile_args=["-std=c11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter",

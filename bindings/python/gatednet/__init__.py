@@ -127,7 +127,62 @@ def _code(value, names, what):
     return value
 
 
-class Network(_core.Network):
+class _Shared:
+    """Methods Network and ConvNetwork share (each class documents its own fit)."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        if self.closed:
+            return f"<gatednet.{type(self).__name__} (closed)>"
+        return f"<gatednet.{type(self).__name__}: {self.describe()}>"
+
+    def _named_info(self):
+        """_info() with the enum fields both classes have as names."""
+        d = self._info()
+        for key, names in (("regime", REGIMES), ("activation", _ACTIVATIONS), ("gate", _GATES),
+                           ("value_input", _VALUE_INPUTS)):
+            d[key] = names[d[key]]
+        return d
+
+    def freeze(self, part="feature"):
+        """Freeze the weights of ``part``: training leaves them bit-identical."""
+        self._set_frozen(_code(part, _PARTS, "part"), True)
+
+    def unfreeze(self, part="feature"):
+        """Unfreeze ``part`` (its optimizer state is reset)."""
+        self._set_frozen(_code(part, _PARTS, "part"), False)
+
+    def _fit(self, x, y, epochs, batch_size, lr, optimizer, loss, momentum, weight_decay, adam_betas,
+             adam_epsilon, shuffle_seed, validation_data, callback, **extra):
+        xt = yt = None
+        if validation_data is not None:
+            xt, yt = validation_data
+        b1, b2 = adam_betas
+        return self._train(
+            x, y, xt, yt, optimizer=_code(optimizer, _OPTIMIZERS, "optimizer"),
+            loss=_code(loss, _LOSSES, "loss"), learning_rate=lr, momentum=momentum,
+            weight_decay=weight_decay, adam_beta1=b1, adam_beta2=b2, adam_epsilon=adam_epsilon,
+            batch_size=batch_size, epochs=epochs, shuffle_seed=shuffle_seed, callback=callback, **extra)
+
+    def evaluate(self, x, y, loss="cross_entropy"):
+        """Mean loss and accuracy over (x, y): ``{"loss": float, "accuracy": float}``."""
+        mean_loss, accuracy = self._evaluate(x, y, _code(loss, _LOSSES, "loss"))
+        return {"loss": mean_loss, "accuracy": accuracy}
+
+    # ---- copies and pickling ---------------------------------------------------------------------
+
+    def __reduce__(self):
+        return (_restore, (type(self), self.to_bytes(optimizer_state=True)))
+
+    def __copy__(self):
+        return self.clone()
+
+    def __deepcopy__(self, memo):
+        return self.clone()
+
+
+class Network(_Shared, _core.Network):
     """A deep gated network (feature/gating net + value net), or a plain ReLU network.
 
     ``Network(input_size, hidden_widths, output_size, regime="relu", **spec)``
@@ -175,12 +230,7 @@ class Network(_core.Network):
 
     def info(self):
         """Architecture and state as a dict (enum fields as names)."""
-        d = self._info()
-        d["regime"] = REGIMES[d["regime"]]
-        d["activation"] = _ACTIVATIONS[d["activation"]]
-        d["gate"] = _GATES[d["gate"]]
-        d["value_input"] = _VALUE_INPUTS[d["value_input"]]
-        return d
+        return self._named_info()
 
     @property
     def spec(self):
@@ -208,11 +258,6 @@ class Network(_core.Network):
     value_frozen = property(lambda self: self._info()["value_frozen"], doc="Value weights frozen?")
     permutation = property(lambda self: self._info()["permutation"], doc="Value layer -> gating layer.")
 
-    def __repr__(self):
-        if self.closed:
-            return f"<gatednet.{type(self).__name__} (closed)>"
-        return f"<gatednet.{type(self).__name__}: {self.describe()}>"
-
     # ---- parameters --------------------------------------------------------------------------
 
     def weights(self, part="value", layer=0, out=None):
@@ -229,14 +274,6 @@ class Network(_core.Network):
     def set_weights(self, part, layer, w):
         """Replace a weight matrix (any float buffer with fan_out*fan_in elements, row-major)."""
         self._set_weights(_code(part, _PARTS, "part"), layer, w)
-
-    def freeze(self, part="feature"):
-        """Freeze the weights of ``part``: training leaves them bit-identical."""
-        self._set_frozen(_code(part, _PARTS, "part"), True)
-
-    def unfreeze(self, part="feature"):
-        """Unfreeze ``part`` (its optimizer state is reset)."""
-        self._set_frozen(_code(part, _PARTS, "part"), False)
 
     # ---- training and evaluation --------------------------------------------------------------
 
@@ -264,21 +301,9 @@ class Network(_core.Network):
         diverges, the network is restored to its state before the call and ArgumentError is
         raised.
         """
-        xt = yt = None
-        if validation_data is not None:
-            xt, yt = validation_data
-        b1, b2 = adam_betas
-        return self._train(
-            x, y, xt, yt, optimizer=_code(optimizer, _OPTIMIZERS, "optimizer"),
-            loss=_code(loss, _LOSSES, "loss"), learning_rate=lr, momentum=momentum,
-            weight_decay=weight_decay, adam_beta1=b1, adam_beta2=b2, adam_epsilon=adam_epsilon,
-            batch_size=batch_size, epochs=epochs, shuffle_seed=shuffle_seed,
-            train_feature_head=train_feature_head, callback=callback)
-
-    def evaluate(self, x, y, loss="cross_entropy"):
-        """Mean loss and accuracy over (x, y): ``{"loss": float, "accuracy": float}``."""
-        mean_loss, accuracy = self._evaluate(x, y, _code(loss, _LOSSES, "loss"))
-        return {"loss": mean_loss, "accuracy": accuracy}
+        return self._fit(x, y, epochs, batch_size, lr, optimizer, loss, momentum, weight_decay, adam_betas,
+                         adam_epsilon, shuffle_seed, validation_data, callback,
+                         train_feature_head=train_feature_head)
 
     # ---- gates and kernels ----------------------------------------------------------------------
 
@@ -381,17 +406,6 @@ class Network(_core.Network):
         """Effective hyperplanes of a linear gating net (DLGN): gate i of ``layer`` is on iff
         <normals[i], x> + offsets[i] > 0. Returns (normals (width, input_size), offsets (width,))."""
         return self._gate_hyperplanes(layer)
-
-    # ---- copies and pickling ---------------------------------------------------------------------
-
-    def __reduce__(self):
-        return (_restore, (type(self), self.to_bytes(optimizer_state=True)))
-
-    def __copy__(self):
-        return self.clone()
-
-    def __deepcopy__(self, memo):
-        return self.clone()
 
 
 def _block(spec, name):
@@ -525,7 +539,7 @@ def _conv_overrides(activation, gate, beta, value_input, permutation, wiring, wi
                 seed=seed, gate_source=gate_source)
 
 
-class ConvNetwork(_core.ConvNetwork):
+class ConvNetwork(_Shared, _core.ConvNetwork):
     """A convolutional / residual deep gated network (MATH.md sections 4-5), built from a layer list.
 
     ``ConvNetwork(layers, input_shape, regime="relu", **spec)``
@@ -597,11 +611,7 @@ class ConvNetwork(_core.ConvNetwork):
 
     def info(self):
         """Architecture and state as a dict (enum fields as names; gated_shapes as (H, W, C))."""
-        d = self._info()
-        d["regime"] = REGIMES[d["regime"]]
-        d["activation"] = _ACTIVATIONS[d["activation"]]
-        d["gate"] = _GATES[d["gate"]]
-        d["value_input"] = _VALUE_INPUTS[d["value_input"]]
+        d = self._named_info()
         d["wiring"] = _WIRINGS[d["wiring"]]
         return d
 
@@ -615,11 +625,6 @@ class ConvNetwork(_core.ConvNetwork):
     epochs_trained = property(lambda self: self._info()["epochs_trained"], doc="Epochs over the net's life.")
     feature_frozen = property(lambda self: self._info()["feature_frozen"], doc="Feature weights frozen?")
     value_frozen = property(lambda self: self._info()["value_frozen"], doc="Value weights frozen?")
-
-    def __repr__(self):
-        if self.closed:
-            return f"<gatednet.{type(self).__name__} (closed)>"
-        return f"<gatednet.{type(self).__name__}: {self.describe()}>"
 
     # ---- parameters --------------------------------------------------------------------------
 
@@ -648,14 +653,6 @@ class ConvNetwork(_core.ConvNetwork):
         """Replace a parameter tensor (any float buffer of rows*cols finite values); works on frozen parts."""
         self._set_tensor(self._tensor_index(tensor), values)
 
-    def freeze(self, part="feature"):
-        """Freeze the weights of ``part``: training leaves them bit-identical."""
-        self._set_frozen(_code(part, _PARTS, "part"), True)
-
-    def unfreeze(self, part="feature"):
-        """Unfreeze ``part`` (its optimizer state is reset)."""
-        self._set_frozen(_code(part, _PARTS, "part"), False)
-
     # ---- training and evaluation --------------------------------------------------------------
 
     def fit(self, x, y, epochs=1, *, batch_size=32, lr=3e-4, optimizer="adam", loss="cross_entropy",
@@ -665,20 +662,8 @@ class ConvNetwork(_core.ConvNetwork):
 
         Same options, metrics, callback, Ctrl-C and divergence semantics as :meth:`Network.fit`
         (conv nets have no feature head, so there is no ``train_feature_head``)."""
-        xt = yt = None
-        if validation_data is not None:
-            xt, yt = validation_data
-        b1, b2 = adam_betas
-        return self._train(
-            x, y, xt, yt, optimizer=_code(optimizer, _OPTIMIZERS, "optimizer"),
-            loss=_code(loss, _LOSSES, "loss"), learning_rate=lr, momentum=momentum,
-            weight_decay=weight_decay, adam_beta1=b1, adam_beta2=b2, adam_epsilon=adam_epsilon,
-            batch_size=batch_size, epochs=epochs, shuffle_seed=shuffle_seed, callback=callback)
-
-    def evaluate(self, x, y, loss="cross_entropy"):
-        """Mean loss and accuracy over (x, y): ``{"loss": float, "accuracy": float}``."""
-        mean_loss, accuracy = self._evaluate(x, y, _code(loss, _LOSSES, "loss"))
-        return {"loss": mean_loss, "accuracy": accuracy}
+        return self._fit(x, y, epochs, batch_size, lr, optimizer, loss, momentum, weight_decay, adam_betas,
+                         adam_epsilon, shuffle_seed, validation_data, callback)
 
     # ---- gates and kernels ----------------------------------------------------------------------
 
@@ -708,17 +693,6 @@ class ConvNetwork(_core.ConvNetwork):
     def npk(self, xa, xb=None, out=None):
         """Neural path kernel H(xa, xb) (see :meth:`kernel`)."""
         return self.kernel(xa, xb, "npk", out)
-
-    # ---- copies and pickling ---------------------------------------------------------------------
-
-    def __reduce__(self):
-        return (_restore, (type(self), self.to_bytes(optimizer_state=True)))
-
-    def __copy__(self):
-        return self.clone()
-
-    def __deepcopy__(self, memo):
-        return self.clone()
 
 
 def _shape3(shape):

@@ -54,15 +54,21 @@ PyObject *gnpy_raise_msg(gn_status status, const char *msg) {
 
 /* ---- module functions ----------------------------------------------------------------- */
 
+/* gn_idx_dims on `path` (bytes) with the GIL released; dims holds GNPY_MAX_DIMS entries. */
+static gn_status idx_dims(PyObject *path, int64_t *dims, int64_t *ndim) {
+    gn_status s;
+    Py_BEGIN_ALLOW_THREADS
+    s = gn_idx_dims(PyBytes_AS_STRING(path), dims, GNPY_MAX_DIMS, ndim);
+    Py_END_ALLOW_THREADS
+    return s;
+}
+
 static PyObject *mod_idx_dims(PyObject *m, PyObject *arg) {
     (void)m;
     PyObject *path = gnpy_fspath_bytes(arg, "path");
     if (path == NULL) return NULL;
-    int64_t dims[8], ndim = 0;
-    gn_status s;
-    Py_BEGIN_ALLOW_THREADS
-    s = gn_idx_dims(PyBytes_AS_STRING(path), dims, 8, &ndim);
-    Py_END_ALLOW_THREADS
+    int64_t dims[GNPY_MAX_DIMS], ndim = 0;
+    gn_status s = idx_dims(path, dims, &ndim);
     Py_DECREF(path);
     if (s != GN_OK) return gnpy_raise(s);
     PyObject *t = PyTuple_New((Py_ssize_t)ndim);
@@ -90,11 +96,8 @@ static PyObject *mod_idx_read(PyObject *m, PyObject *args, PyObject *kwargs) {
     }
     PyObject *path = gnpy_fspath_bytes(path_obj, "path");
     if (path == NULL) return NULL;
-    int64_t dims[8], ndim = 0;
-    gn_status s;
-    Py_BEGIN_ALLOW_THREADS
-    s = gn_idx_dims(PyBytes_AS_STRING(path), dims, 8, &ndim);
-    Py_END_ALLOW_THREADS
+    int64_t dims[GNPY_MAX_DIMS], ndim = 0;
+    gn_status s = idx_dims(path, dims, &ndim);
     if (s != GN_OK) { Py_DECREF(path); return gnpy_raise(s); }
     Py_ssize_t shape[GNPY_MAX_DIMS];
     for (int64_t i = 0; i < ndim; i++) shape[i] = (Py_ssize_t)dims[i];
