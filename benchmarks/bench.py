@@ -191,12 +191,12 @@ def plan(args):
     for n in ([100] if smoke else [500, 1000]):
         t = {"workload": "ntk_empirical", "n": n, "implementation": args.nt_implementation,
              "weights_dir": os.path.join(args.scratch, f"weights_ntk_{n}")}
-        # neural-tangents needs minutes per call here: compiled ahead of time, no warm-up
-        # call, 3 timed runs (recorded in the table)
+        # neural-tangents needs up to a minute per call here: compiled ahead of time, no
+        # warm-up call, at most 5 timed runs (shown in the table when fewer)
         P.append(dict(id=f"ntk_empirical_{n}", group="4 NTK", unit="s",
                       label="empirical NTK, ReLU MLP (sum over 10 outputs)", size=f"n={n}",
                       tasks={"gatednet": t, "neural-tangents": dict(t, warmup=0)}, target=20.0,
-                      check="kernel", runs=args.runs if smoke else min(args.runs, 3)))
+                      check="kernel", runs=args.runs if smoke else min(args.runs, 5)))
     n = 200 if smoke else 2000
     t = {"workload": "ntk_infinite", "n": n, "depth": 6}
     P.append(dict(id=f"ntk_infinite_{n}", group="4 NTK", unit="s", label="infinite-width NTK, depth 6",
@@ -360,8 +360,14 @@ def build_rows(P, results, gemm):
                     row.update(peer_median=ps[0], peer_min=ps[1], peer_max=ps[2],
                                peer_runs=len(pr["times"]))
                     row["peer_peak_bytes"] = pr.get("peak_bytes")
+                    gt, pt = gn.get("times") or [], pr.get("times") or []
+                    if gs and gt and len(gt) == len(pt):
+                        # median over rounds of the within-round time ratio (same load)
+                        row["paired_ratio"] = statistics.median(
+                            (p / it_p) / (g / it_g) for g, p, it_g, it_p in
+                            zip(gt, pt, [items_of(c, gn)] * len(gt), [items_of(c, pr)] * len(pt)))
                     if gs:
-                        # speed-up of gatednet over the peer, run-paired medians
+                        # speed-up of gatednet over the peer: ratio of the medians
                         if c["unit"] == "samples/s":
                             row["ratio"] = gs[0] / ps[0]
                         else:
@@ -383,7 +389,7 @@ def build_rows(P, results, gemm):
 
 CSV_FIELDS = ["id", "group", "workload", "size", "unit", "load", "gn_status", "gn_median", "gn_min",
               "gn_max", "gn_runs", "peer", "peer_status", "peer_median", "peer_min", "peer_max",
-              "peer_runs", "ratio", "target", "met", "gn_peak_bytes", "peer_peak_bytes",
+              "peer_runs", "ratio", "paired_ratio", "target", "met", "gn_peak_bytes", "peer_peak_bytes",
               "output_bytes", "gn_peak_over_output", "mem_met", "gn_gflops",
               "sgemm_gflops_same_shapes", "fraction_of_sgemm", "check_rel_err", "mode"]
 
@@ -427,6 +433,10 @@ def markdown(rows, machine, args, elapsed):
         else:
             p = "–"
         ratio = f"**{r['ratio']:.2f}×**" if r.get("ratio") is not None else "–"
+        spread = [r.get("gn_max", 0) / r["gn_min"] if r.get("gn_min") else 1,
+                  r.get("peer_max", 0) / r["peer_min"] if r.get("peer_min") else 1]
+        if r.get("ratio") is not None and max(spread) > 1.5:
+            ratio += " ~"  # a side's slowest run was > 1.5x its fastest: load noise
         tgt = f"≥ {r['target']:g}×" if r.get("target") is not None else "–"
         met = r.get("met", "–")
         gm = fmt_mem(r.get("gn_peak_bytes"))
@@ -456,6 +466,8 @@ def markdown(rows, machine, args, elapsed):
     if checks:
         L.append("**Cross-checks.** " + "; ".join(
             f"{r['id']}: max relative difference {r['check_rel_err']:.1e}" for r in checks) + ".\n")
+    L.append("*~* after a ratio: one side's slowest run took more than 1.5× its fastest (the "
+             "machine's load changed during the comparison); read that ratio with care.\n")
     L.append("*load*: the 1-minute load average when the comparison started (2 cores; the harness itself accounts for about 1–2, more means "
              "other processes competed for the CPUs).\n")
     L.append("Peak memory is the growth of the process's peak RSS (VmHWM, reset just before the "
@@ -530,7 +542,7 @@ def machine_info(args, interp, log):
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, one run, gatednet (+numpy)")
-    ap.add_argument("--runs", type=int, default=None, help="timed runs per side (default 5; smoke 1)")
+    ap.add_argument("--runs", type=int, default=None, help="timed runs per side (default 7; smoke 1)")
     ap.add_argument("--only", default=None, help="comma-separated id substrings to run")
     ap.add_argument("--out", default=os.path.join(HERE, "out"), help="output directory")
     ap.add_argument("--train-samples", type=int, default=15000)
@@ -541,7 +553,7 @@ def main():
     ap.add_argument("--slow-seconds", type=float, default=240,
                     help="stop a comparison's timed rounds at 3 if the rest would take longer")
     args = ap.parse_args()
-    args.runs = args.runs or (1 if args.smoke else 5)
+    args.runs = args.runs or (1 if args.smoke else 7)
     os.makedirs(args.out, exist_ok=True)
     args.scratch_root = args.out
     args.scratch = tempfile.mkdtemp(prefix="scratch-", dir=args.out)
@@ -564,7 +576,6 @@ def main():
     gemm = {}
     results = {}
     for c in P:
-        t0 = time.time()
         sides = []
         for s in c["tasks"]:
             task = c["tasks"][s]

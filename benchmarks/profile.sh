@@ -4,10 +4,11 @@
 #   benchmarks/profile.sh '{"workload":"train","regime":"fixed_hard","n":10000,"batch":32,"runs":3}'
 #   benchmarks/profile.sh '{"workload":"npk","n":10000,"runs":2}'
 # Task fields are those of harness/worker_gatednet.py (see bench.py's plan()).
-set -euo pipefail
+set -eu
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TASK="$1"
 OUT="${PROFILE_OUT:-$(mktemp -d)}"
+mkdir -p "$OUT"
 export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-2}"
 export GATEDNET_LIB="${GATEDNET_LIB:-$HERE/../.build/release/libgatednet.so}"
 if perf record -F 1999 -g -o "$OUT/perf.data" true > /dev/null 2>&1; then

@@ -124,10 +124,18 @@ def read_idx_numpy(which, limit=None):
     return (a.reshape(a.shape[0], -1).astype(np.float32) / np.float32(255.0))
 
 
+def synthetic(n, d, classes=10, seed=0):
+    """Seeded uniform inputs and labels (lists), used when Fashion-MNIST is absent; every side
+    draws the same values from the same Python generator."""
+    import random
+    rng = random.Random(seed)
+    return [rng.random() for _ in range(n * d)], [rng.randrange(classes) for _ in range(n)]
+
+
 def synthetic_numpy(n, d, classes=10, seed=0):
     import numpy as np
-    rng = np.random.default_rng(seed)
-    return (rng.random((n, d), dtype=np.float32), rng.integers(0, classes, n))
+    x, y = synthetic(n, d, classes, seed)
+    return np.asarray(x, dtype=np.float32).reshape(n, d), np.asarray(y, dtype=np.int64)
 
 
 def sample_pairs(n, k=16):

@@ -2,9 +2,7 @@
 import ctypes
 import mmap
 import os
-import random
 import sys
-import time
 from ctypes import c_float, c_int32
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -41,10 +39,8 @@ def load(which_x, which_y, n):
         if n > dims[0]:
             raise ValueError(f"n={n} > {dims[0]} rows in {which_x}")
         return x, y, "fashion-mnist"
-    rng = random.Random(0)
-    x = (c_float * (n * D_IN))(*[rng.random() for _ in range(n * D_IN)])
-    y = (c_int32 * n)(*[rng.randrange(CLASSES) for _ in range(n)])
-    return x, y, "synthetic"
+    xs, ys = common.synthetic(n, D_IN, CLASSES)
+    return (c_float * (n * D_IN))(*xs), (c_int32 * n)(*ys), "synthetic"
 
 
 def fc_net(regime, seed=0):
