@@ -12,6 +12,10 @@ Quick start::
     dgn.fit(x, y, epochs=5)
     H = np.asarray(dgn.npk(xt[:200]))          # a view of library-owned memory
 
+Convolutional and residual DGNs are :class:`ConvNetwork` objects, built from a layer list or a
+named architecture (``ConvNetwork.named("gconv", ...)``), with the same regimes, ``fit``,
+kernels and persistence; their inputs are NHWC images (``(n, H, W, C)`` or flat rows).
+
 Inputs
     Any object with the buffer protocol (numpy arrays, memoryview, array.array). ``x`` arguments
     are float matrices of shape ``(n, input_size)``; more dimensions are accepted when the
