@@ -13,10 +13,12 @@ let package = Package(
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .systemLibrary(name: "CGatedNetABI", path: "Sources/CGatedNetABI"),
-        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        // -fno-math-errno lets sqrtf vectorise (errno is never read).
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
         .target(
             name: "GatedNet",
             dependencies: ["CBLAS", "CZlib", "CKernels"],
+            exclude: ["Conv/README.md"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         .target(name: "GatedNetC", dependencies: ["GatedNet", "CGatedNetABI"]),

@@ -14,10 +14,9 @@ swift test 2>&1 | tail -n 40
 echo "== C tests and examples"
 bash Tests/c/run.sh .build/release
 
-if [ -d benchmarks ] && [ -f benchmarks/run.sh ]; then
-    echo "== benchmark harness (smoke mode)"
-    PATH="$PWD/.venv/bin:$PATH" bash benchmarks/run.sh --smoke
-fi
+echo "== benchmark harness (smoke mode)"
+GATEDNET_LIB="$PWD/.build/release/libgatednet.so" PATH="$PWD/.venv/bin:$PATH" \
+    bash benchmarks/run.sh --smoke --out "$(mktemp -d)"
 
 echo "== Python tests"
 .venv/bin/python -m pytest Tests/python -q

@@ -1,7 +1,7 @@
 #include "gnk_popcount.h"
 
 #if defined(__x86_64__)
-#define GN_POPCOUNT_CLONES __attribute__((target_clones("arch=icelake-server", "popcnt", "default")))
+#define GN_POPCOUNT_CLONES __attribute__((target_clones("avx512vpopcntdq", "popcnt", "default")))
 #else
 #define GN_POPCOUNT_CLONES
 #endif
