@@ -257,3 +257,31 @@ def test_progress_callback_must_not_reenter_its_network(rng):
     with pytest.raises(gn.GatedNetError, match="busy"):
         net.npk(x, progress=lambda f: net.predict(x))
     assert np.asarray(net.npk(x)).shape == (20, 20)
+
+
+def test_kernel_bad_inputs_raise_documented_exceptions():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((20, 6)).astype(np.float32)
+    hard = gn.Network(6, [8, 8], 3, regime="fixed_random_ii", seed=1)
+    relu = gn.Network(6, [8, 8], 3, regime="relu", seed=1)
+    soft = gn.Network(6, [8, 8], 3, regime="decoupled", seed=1)
+    bad_nan = x.copy()
+    bad_nan[3, 2] = np.nan
+    table = [
+        # (call, exception, message fragment)
+        (lambda: hard.npk(x, rng.standard_normal((5, 7)).astype(np.float32)), ValueError, "xb"),
+        (lambda: hard.npk(x[:, :5]), ValueError, "xa"),
+        (lambda: hard.npk(bad_nan), gn.ArgumentError, "xa: contains NaN"),
+        (lambda: hard.base_kernel(x, layer=2), gn.ArgumentError, "layer"),
+        (lambda: hard.ntk(x, output=3), gn.ArgumentError, "output"),
+        (lambda: hard.ntk(x, part="feature"), gn.UnsupportedError, "soft"),
+        (lambda: soft.npk_limit(x), gn.UnsupportedError, "hard"),
+        (lambda: relu.gate_hyperplanes(0), gn.UnsupportedError, "linear gating network"),
+        (lambda: gn.Network(6, [8, 8], 3, regime="dlgn", seed=1).gate_hyperplanes(5), gn.ArgumentError, "layer"),
+        (lambda: hard.npk(x, rows=(15, 10)), ValueError, "rows: empty block"),
+    ]
+    for call, exc, fragment in table:
+        with pytest.raises(exc, match=fragment):
+            call()
+    # Nothing failed changed the network: its kernel is the same as before the table.
+    assert np.array_equal(np.asarray(hard.npk(x)), np.asarray(gn.Network(6, [8, 8], 3, regime="fixed_random_ii", seed=1).npk(x)))
