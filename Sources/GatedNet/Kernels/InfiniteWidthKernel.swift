@@ -54,27 +54,25 @@ extension GatedNetwork {
     }
 }
 
-/// Angle between two vectors from their inner product and squared norms (π/2 if one is 0).
+/// Cosine of the angle between two vectors from their inner product and squared norms
+/// (0, a right angle, if one is 0). The recursions below carry cos θ and take one `acos` per
+/// layer: sin θ = √(1 − cos²θ).
 @inline(__always)
-func pairAngle(_ dot: Double, _ a: Double, _ b: Double) -> Double {
-    guard a > 0 && b > 0 else { return Double.pi / 2 }
-    return acos(max(-1, min(1, dot / (a * b).squareRoot())))
+func pairCosine(_ dot: Double, _ a: Double, _ b: Double) -> Double {
+    guard a > 0 && b > 0 else { return 0 }
+    return max(-1, min(1, dot / (a * b).squareRoot()))
 }
 
-/// ReLU arc-cosine step: the angle of (relu(u), relu(v)) from the angle of (u, v).
-@inline(__always)
-func arcCosineStep(_ theta: Double) -> Double {
-    acos(max(-1, min(1, (sin(theta) + (Double.pi - theta) * cos(theta)) / Double.pi)))
-}
-
-/// σ · Π_{l=1}^{depth} (π − θ_{l−1}) / (2π): the limiting normalised NPK of random hard gates.
+/// σ · Π_{l=1}^{depth} (π − θ_{l−1}) / (2π): the limiting normalised NPK of random hard gates,
+/// with the ReLU arc-cosine step cos θ_l = (sin θ_{l−1} + (π − θ_{l−1}) cos θ_{l−1}) / π.
 func npkLimit(_ dot: Double, _ a: Double, _ b: Double, depth: Int, relu: Bool, sigma: Double) -> Double {
     guard a > 0 && b > 0 else { return 0 }  // a zero input turns every gate off
-    var theta = pairAngle(dot, a, b)
+    var c = pairCosine(dot, a, b)
     var p = sigma
     for _ in 0..<depth {
-        p *= (Double.pi - theta) / (2 * Double.pi)
-        if relu { theta = arcCosineStep(theta) }
+        let rest = Double.pi - acos(c)
+        p *= rest / (2 * Double.pi)
+        if relu { c = max(-1, min(1, ((1 - c * c).squareRoot() + rest * c) / Double.pi)) }
     }
     return p
 }
@@ -85,9 +83,10 @@ func ntkLimit(_ dot: Double, _ a: Double, _ b: Double, depth: Int, s2: Double, d
     var cross = s2 / Double(d) * dot, da = s2 / Double(d) * a, db = s2 / Double(d) * b
     var theta = cross  // Θ_1 = Λ_1
     for _ in 0..<depth {
-        let angle = pairAngle(cross, da, db)
-        let dotSigma = s2 * (Double.pi - angle) / (2 * Double.pi)
-        let next = s2 / (2 * Double.pi) * (da * db).squareRoot() * (sin(angle) + (Double.pi - angle) * cos(angle))
+        let c = pairCosine(cross, da, db)
+        let rest = Double.pi - acos(c)
+        let dotSigma = s2 * rest / (2 * Double.pi)
+        let next = s2 / (2 * Double.pi) * (da * db).squareRoot() * ((1 - c * c).squareRoot() + rest * c)
         theta = theta * dotSigma + next
         cross = next
         da *= s2 / 2

@@ -68,7 +68,9 @@ extension GatedNetwork {
     func forward(_ x: UnsafePointer<Float>, rows: Int, ws: Workspace, target: PassTarget) {
         if tied || target == .featureHead {
             runFeature(x, rows: rows, ws: ws, gates: false)
-            denseForward(featureHead!, input: UnsafePointer(ws.zf[hiddenCount - 1].pointer), rows: rows, output: ws.out.pointer)
+            // Callers check that a feature-head pass has a head (a tied network always has one).
+            guard let head = featureHead else { return }
+            denseForward(head, input: UnsafePointer(ws.zf[hiddenCount - 1].pointer), rows: rows, output: ws.out.pointer)
         } else {
             runFeature(x, rows: rows, ws: ws, gates: true)
             runValue(x, rows: rows, ws: ws)
