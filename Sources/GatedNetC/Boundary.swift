@@ -118,6 +118,56 @@ func permutationArgument(_ p: UnsafePointer<Int64>, count: Int, _ name: String) 
     }
 }
 
+/// Write `text` NUL-terminated into buf (truncated to capacity − 1 bytes); *needed (optional)
+/// gets the full length + 1. Capacity 0 only queries.
+func writeCString(_ text: String, _ buf: UnsafeMutablePointer<CChar>?, _ cap: Int, _ needed: UnsafeMutablePointer<Int>?) throws {
+    let bytes = Array(text.utf8CString)  // includes the NUL
+    needed?.pointee = bytes.count
+    let cap = byteCapacity(cap)
+    guard cap > 0 else { return }
+    let b = try required(buf, "buf")
+    let m = min(cap - 1, bytes.count - 1)
+    for i in 0..<m { b[i] = bytes[i] }
+    b[m] = 0
+}
+
+/// Hand serialized bytes to the caller: *needed always gets their size; they are copied only
+/// when the capacity suffices.
+func writeSerialized(_ bytes: [UInt8], _ buf: UnsafeMutableRawPointer?, _ cap: Int, _ needed: UnsafeMutablePointer<Int>?) throws {
+    let need = try required(needed, "needed")
+    need.pointee = bytes.count
+    guard byteCapacity(cap) >= bytes.count else { throw GatedNetError.bufferTooSmall("capacity: \(cap) bytes, need \(bytes.count)") }
+    let b = try required(buf, "buf")
+    bytes.withUnsafeBytes { raw in
+        if let base = raw.baseAddress { b.copyMemory(from: base, byteCount: raw.count) }
+    }
+}
+
+/// A caller's serialized buffer as bytes.
+func serializedBytes(_ buf: UnsafeRawPointer?, _ size: Int) throws -> UnsafeRawBufferPointer {
+    let b = try required(buf, "buf")
+    guard size >= 0 else { throw GatedNetError.invalidArgument("size: got \(size)") }
+    return UnsafeRawBufferPointer(start: b, count: size)
+}
+
+/// Load a file, naming it in a corruption message.
+func loadNamingFile<T>(_ file: String, _ load: (String) throws -> T) throws -> T {
+    do {
+        return try load(file)
+    } catch GatedNetError.corrupt(let m) {
+        throw GatedNetError.corrupt("\(file): \(m)")
+    }
+}
+
+/// A gn_part argument.
+func part(_ p: gn_part) throws -> Part {
+    guard let v = Part(rawValue: Int(p.rawValue)) else { throw GatedNetError.invalidArgument("part: got \(p.rawValue), need 0 (feature) or 1 (value)") }
+    return v
+}
+
+/// The GN_SAVE_OPTIMIZER_STATE bit of a save flags word.
+func includesOptimizer(_ flags: UInt32) -> Bool { flags & GN_SAVE_OPTIMIZER_STATE != 0 }
+
 /// A C string path argument.
 func path(_ p: UnsafePointer<CChar>?, _ name: String) throws -> String {
     let s = String(cString: try required(p, name))

@@ -242,14 +242,7 @@ public func gn_conv_network_gated_shape(_ net: OpaquePointer?, _ layer: Int64, _
 public func gn_conv_network_describe(_ net: OpaquePointer?, _ buf: UnsafeMutablePointer<CChar>?, _ cap: Int,
                                      _ needed: UnsafeMutablePointer<Int>?) -> gn_status {
     guarded("gn_conv_network_describe") {
-        let n = try convNetwork(net, "net")
-        let text = Array(n.summary.utf8CString)
-        needed?.pointee = text.count
-        guard cap > 0 else { return }
-        let b = try required(buf, "buf")
-        let m = min(cap - 1, text.count - 1)
-        for i in 0..<m { b[i] = text[i] }
-        b[m] = 0
+        try writeCString(try convNetwork(net, "net").summary, buf, cap, needed)
     }
 }
 
@@ -257,10 +250,7 @@ public func gn_conv_network_describe(_ net: OpaquePointer?, _ buf: UnsafeMutable
 public func gn_conv_network_set_frozen(_ net: OpaquePointer?, _ p: gn_part, _ frozen: Int32) -> gn_status {
     guarded("gn_conv_network_set_frozen") {
         let n = try convNetwork(net, "net")
-        guard let part = Part(rawValue: Int(p.rawValue)) else {
-            throw GatedNetError.invalidArgument("part: got \(p.rawValue), need 0 (feature) or 1 (value)")
-        }
-        n.setFrozen(part, frozen != 0)
+        n.setFrozen(try part(p), frozen != 0)
     }
 }
 
@@ -362,7 +352,7 @@ public func gn_conv_network_kernel(_ net: OpaquePointer?, _ kind: gn_conv_kernel
 public func gn_conv_network_save(_ net: OpaquePointer?, _ p: UnsafePointer<CChar>?, _ flags: UInt32) -> gn_status {
     guarded("gn_conv_network_save") {
         let network = try convNetwork(net, "net")
-        try ConvNetworkArchive.save(network, to: try path(p, "path"), includeOptimizer: flags & GN_SAVE_OPTIMIZER_STATE != 0)
+        try ConvNetworkArchive.save(network, to: try path(p, "path"), includeOptimizer: includesOptimizer(flags))
     }
 }
 
@@ -371,7 +361,7 @@ public func gn_conv_network_load(_ p: UnsafePointer<CChar>?, _ out: UnsafeMutabl
     guarded("gn_conv_network_load") {
         let file = try path(p, "path")
         let o = try required(out, "out")
-        o.pointee = Handles.register(box: ConvNetworkBox(try ConvNetworkArchive.load(from: file)))
+        o.pointee = Handles.register(box: ConvNetworkBox(try loadNamingFile(file, ConvNetworkArchive.load(from:))))
     }
 }
 
@@ -380,22 +370,16 @@ public func gn_conv_network_serialize(_ net: OpaquePointer?, _ flags: UInt32, _ 
                                       _ needed: UnsafeMutablePointer<Int>?) -> gn_status {
     guarded("gn_conv_network_serialize") {
         let network = try convNetwork(net, "net")
-        let need = try required(needed, "needed")
-        let bytes = ConvNetworkArchive.encode(network, includeOptimizer: flags & GN_SAVE_OPTIMIZER_STATE != 0)
-        need.pointee = bytes.count
-        guard cap >= bytes.count else { throw GatedNetError.bufferTooSmall("capacity: \(cap) bytes, need \(bytes.count)") }
-        let b = try required(buf, "buf")
-        bytes.withUnsafeBytes { b.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        try writeSerialized(ConvNetworkArchive.encode(network, includeOptimizer: includesOptimizer(flags)), buf, cap, needed)
     }
 }
 
 @_cdecl("gn_conv_network_deserialize")
 public func gn_conv_network_deserialize(_ buf: UnsafeRawPointer?, _ size: Int, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> gn_status {
     guarded("gn_conv_network_deserialize") {
-        let b = try required(buf, "buf")
+        let bytes = try serializedBytes(buf, size)
         let o = try required(out, "out")
-        guard size >= 0 else { throw GatedNetError.invalidArgument("size: got \(size)") }
-        o.pointee = Handles.register(box: ConvNetworkBox(try ConvNetworkArchive.decode(UnsafeRawBufferPointer(start: b, count: size))))
+        o.pointee = Handles.register(box: ConvNetworkBox(try ConvNetworkArchive.decode(bytes)))
     }
 }
 

@@ -144,22 +144,10 @@ public func gn_network_permutation(_ net: OpaquePointer?, _ perm: UnsafeMutableP
 public func gn_network_describe(_ net: OpaquePointer?, _ buf: UnsafeMutablePointer<CChar>?, _ cap: Int,
                                 _ needed: UnsafeMutablePointer<Int>?) -> gn_status {
     guarded("gn_network_describe") {
-        let n = try Handles.network(net, "net")
-        let text = Array(n.summary.utf8CString)  // includes the NUL
-        needed?.pointee = text.count
-        let cap = byteCapacity(cap)
-        guard cap > 0 else { return }
-        let b = try required(buf, "buf")
-        let m = min(cap - 1, text.count - 1)
-        for i in 0..<m { b[i] = text[i] }
-        b[m] = 0
+        try writeCString(try Handles.network(net, "net").summary, buf, cap, needed)
     }
 }
 
-private func part(_ p: gn_part) throws -> Part {
-    guard let v = Part(rawValue: Int(p.rawValue)) else { throw GatedNetError.invalidArgument("part: got \(p.rawValue), need 0 (feature) or 1 (value)") }
-    return v
-}
 
 @_cdecl("gn_network_weight_shape")
 public func gn_network_weight_shape(_ net: OpaquePointer?, _ p: gn_part, _ layer: Int64,

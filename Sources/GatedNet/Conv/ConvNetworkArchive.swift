@@ -43,38 +43,34 @@ public enum ConvNetworkArchive {
 
     /// Rebuild a network; throws `.corrupt` for anything that is not an intact archive.
     public static func decode(_ bytes: UnsafeRawBufferPointer) throws -> ConvNetwork {
-        func corrupt(_ m: String) -> GatedNetError { .corrupt("conv network file: \(m)") }
         var r = try ArchiveFraming.open(bytes, magic: magic, version: formatVersion, what: "conv network file")
-        func enumValue<T: RawRepresentable>(_ t: T.Type, _ name: String) throws -> T where T.RawValue == Int {
-            try r.enumValue(t, name)
-        }
-        let regime = try enumValue(Regime.self, "regime")
+        let regime = try r.enumValue(Regime.self, "regime")
         let c = try r.count(max: 1 << 24), h = try r.count(max: 1 << 24), w = try r.count(max: 1 << 24)
         let nLayers = try r.count(max: 256)
         var layers: [ConvLayerSpec] = []
         for _ in 0..<nLayers {
-            var l = ConvLayerSpec(kind: try enumValue(ConvLayerKind.self, "layer kind"))
+            var l = ConvLayerSpec(kind: try r.enumValue(ConvLayerKind.self, "layer kind"))
             l.outChannels = try r.count(max: 1 << 24)
             l.kernel = try r.count(max: 1 << 24)
             l.stride = try r.count(max: 1 << 24)
-            l.padding = try enumValue(ConvPadding.self, "padding")
+            l.padding = try r.enumValue(ConvPadding.self, "padding")
             l.bias = try r.u8() != 0
             l.block = try r.count(max: Int(Int32.max))
             layers.append(l)
         }
         var spec = ConvNetworkSpec(regime: regime, channels: c, height: h, width: w, layers: layers)
-        spec.activation = try enumValue(Activation.self, "activation")
-        spec.gateKind = try enumValue(GateKind.self, "gate kind")
+        spec.activation = try r.enumValue(Activation.self, "activation")
+        spec.gateKind = try r.enumValue(GateKind.self, "gate kind")
         spec.beta = try r.f32()
-        spec.valueInput = try enumValue(ValueInput.self, "value input")
-        spec.wiring = try enumValue(GateWiring.self, "wiring")
+        spec.valueInput = try r.enumValue(ValueInput.self, "value input")
+        spec.wiring = try r.enumValue(GateWiring.self, "wiring")
         if try r.u8() != 0 {
             let n = try r.count(max: 256)
             spec.permutation = try (0..<n).map { _ in try r.count(max: 256) }
         }
         spec.wiringSeed = try r.u64()
         spec.featureFrozen = try r.u8() != 0
-        spec.initKind = try enumValue(InitKind.self, "init kind")
+        spec.initKind = try r.enumValue(InitKind.self, "init kind")
         spec.initScale = try r.f32()
         spec.seed = try r.u64()
         let net: ConvNetwork
@@ -82,11 +78,11 @@ public enum ConvNetworkArchive {
             let plan = try spec.validatedPlan()
             // The weights must fit in the file before the network is allocated.
             let params = plan.params.reduce(0) { $0 + $1.fanOut * ($1.fanIn + ($1.bias ? 1 : 0)) }
-            guard params <= bytes.count / 4 else { throw corrupt("architecture does not match the stored weights") }
+            guard params <= bytes.count / 4 else { throw r.corrupt("architecture does not match the stored weights") }
             net = try ConvNetwork(spec: spec, gateSource: nil, copyGates: false)
         } catch let e as GatedNetError {
             if case .corrupt = e { throw e }
-            throw corrupt("invalid architecture (\(e.message))")
+            throw r.corrupt("invalid architecture (\(e.message))")
         }
         try ArchiveFraming.readState(into: net, from: &r)
         return net

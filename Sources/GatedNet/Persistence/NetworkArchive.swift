@@ -41,20 +41,17 @@ public enum NetworkArchive {
     /// Rebuild a network; throws `.corrupt` for anything that is not an intact archive.
     public static func decode(_ bytes: UnsafeRawBufferPointer) throws -> GatedNetwork {
         var r = try ArchiveFraming.open(bytes, magic: magic, version: formatVersion, what: "network file")
-        func enumValue<T: RawRepresentable>(_ t: T.Type, _ name: String) throws -> T where T.RawValue == Int {
-            try r.enumValue(t, name)
-        }
-        let regime = try enumValue(Regime.self, "regime")
+        let regime = try r.enumValue(Regime.self, "regime")
         let inputSize = try r.count(max: 1 << 31)
         let hidden = try r.count(max: 64)
         var widths: [Int] = []
         for _ in 0..<hidden { widths.append(try r.count(max: 1 << 31)) }
         let outputSize = try r.count(max: 1 << 31)
         var spec = NetworkSpec(regime: regime, inputSize: inputSize, hiddenWidths: widths, outputSize: outputSize)
-        spec.activation = try enumValue(Activation.self, "activation")
-        spec.gateKind = try enumValue(GateKind.self, "gate kind")
+        spec.activation = try r.enumValue(Activation.self, "activation")
+        spec.gateKind = try r.enumValue(GateKind.self, "gate kind")
         spec.beta = try r.f32()
-        spec.valueInput = try enumValue(ValueInput.self, "value input")
+        spec.valueInput = try r.enumValue(ValueInput.self, "value input")
         if try r.u8() != 0 {
             var p: [Int] = []
             for _ in 0..<hidden { p.append(try r.count(max: 64)) }
@@ -63,7 +60,7 @@ public enum NetworkArchive {
         spec.bias = try r.u8() != 0
         spec.featureHead = try r.u8() != 0
         spec.featureFrozen = try r.u8() != 0
-        spec.initKind = try enumValue(InitKind.self, "init kind")
+        spec.initKind = try r.enumValue(InitKind.self, "init kind")
         spec.initScale = try r.f32()
         spec.seed = try r.u64()
         // Guard against a spec whose weights could not fit in the file before allocating.
