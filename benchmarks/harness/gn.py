@@ -125,13 +125,14 @@ class Lib:
         return Network(self, h)
 
 
-class Network:
-    def __init__(self, lib, handle):
-        self.lib, self.h = lib, handle
+class _Handle:
+    """Owns one library handle; `_free_name` is the C function that releases it."""
+    _free_name = None
+    h = None
 
     def free(self):
         if self.h:
-            self.lib.c.gn_network_free(self.h)
+            getattr(self.lib.c, self._free_name)(self.h)
             self.h = None
 
     def __del__(self):
@@ -139,6 +140,13 @@ class Network:
             self.free()
         except Exception:
             pass
+
+
+class Network(_Handle):
+    _free_name = "gn_network_free"
+
+    def __init__(self, lib, handle):
+        self.lib, self.h = lib, handle
 
     def describe(self):
         buf = ctypes.create_string_buffer(512)
@@ -246,7 +254,9 @@ def kernel_compute(net, kind, xa, na, xb, nb, out, ld, capacity, **opts):
             "gn_kernel_compute")
 
 
-class ConvNetwork:
+class ConvNetwork(_Handle):
+    _free_name = "gn_conv_network_free"
+
     def __init__(self, lib, arch, regime, classes=10, width_scale=1.0, in_shape=(1, 28, 28),
                  seed=0):
         self.lib, self.h = lib, None
@@ -293,13 +303,3 @@ class ConvNetwork:
                                                         c_int64(epochs), byref(ran)),
                        "gn_conv_network_train")
 
-    def free(self):
-        if self.h:
-            self.lib.c.gn_conv_network_free(self.h)
-            self.h = None
-
-    def __del__(self):
-        try:
-            self.free()
-        except Exception:
-            pass
