@@ -128,22 +128,28 @@ def test_callback_not_callable(tiny):
         net.fit(x, y, callback=3)
 
 
-def test_keyboard_interrupt_stops_training_cleanly(small):
+def seconds_until_keyboard_interrupt(call, after=0.3):
+    """Send SIGINT to this process `after` seconds into `call()`; assert that it raises
+    KeyboardInterrupt and return how long it took."""
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signals are delivered to the main thread")
-    x, y, _, _ = small
-    net = gn.Network(784, [64], 10, regime="fixed_random_ii", seed=1)
     old = signal.signal(signal.SIGINT, signal.default_int_handler)
-    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    timer = threading.Timer(after, os.kill, (os.getpid(), signal.SIGINT))
     try:
         start = time.monotonic()
         timer.start()
         with pytest.raises(KeyboardInterrupt):
-            net.fit(x, y, epochs=100_000, batch_size=64)
-        elapsed = time.monotonic() - start
+            call()
+        return time.monotonic() - start
     finally:
         timer.cancel()
         signal.signal(signal.SIGINT, old)
+
+
+def test_keyboard_interrupt_stops_training_cleanly(small):
+    x, y, _, _ = small
+    net = gn.Network(784, [64], 10, regime="fixed_random_ii", seed=1)
+    elapsed = seconds_until_keyboard_interrupt(lambda: net.fit(x, y, epochs=100_000, batch_size=64))
     assert elapsed < 10
     assert 1 <= net.epochs_trained < 100_000
     assert net.evaluate(x, y)["accuracy"] > 0.1  # usable, and trained a bit
@@ -151,25 +157,13 @@ def test_keyboard_interrupt_stops_training_cleanly(small):
 
 
 def test_keyboard_interrupt_stops_a_long_epoch_and_undoes_it(small):
-    if threading.current_thread() is not threading.main_thread():
-        pytest.skip("signals are delivered to the main thread")
     x, y, _, _ = small
     reps = 40  # one epoch over 40 copies of the data takes several seconds
     xl, yl = np.concatenate([x] * reps), np.concatenate([y] * reps)
     net = gn.Network(784, [128, 128], 10, regime="fixed_random_ii", seed=1)
     net.fit(x, y, epochs=1, batch_size=32)
     before = np.array(net.predict(x[:50]))
-    old = signal.signal(signal.SIGINT, signal.default_int_handler)
-    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
-    try:
-        start = time.monotonic()
-        timer.start()
-        with pytest.raises(KeyboardInterrupt):
-            net.fit(xl, yl, epochs=1, batch_size=32)
-        elapsed = time.monotonic() - start
-    finally:
-        timer.cancel()
-        signal.signal(signal.SIGINT, old)
+    elapsed = seconds_until_keyboard_interrupt(lambda: net.fit(xl, yl, epochs=1, batch_size=32))
     assert elapsed < 2.0  # stopped inside the epoch, not at its end
     assert net.epochs_trained == 1
     assert np.array_equal(np.asarray(net.predict(x[:50])), before)  # the interrupted epoch was undone

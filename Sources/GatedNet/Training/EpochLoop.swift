@@ -49,8 +49,8 @@ extension TrainableNetwork {
                    evaluateTest: (LabelledData) -> (loss: Double, accuracy: Double)) throws -> [EpochMetrics] {
         // Snapshot first: a failed call must also keep the optimizer state it replaces.
         let snapshot = makeSnapshot()
-        if optimizerState?.kind != options.optimizer { optimizerState = OptimizerState(kind: options.optimizer) }
-        let optimizer = optimizerState ?? OptimizerState(kind: options.optimizer)
+        // The moments carry over between calls with the same optimizer; another one starts afresh.
+        let optimizer = optimizerState.flatMap { $0.kind == options.optimizer ? $0 : nil } ?? OptimizerState(kind: options.optimizer)
         optimizerState = optimizer
         // Tiny Adam moments and gradients go denormal; flush them on this thread while training.
         let fpState = gnk_fp_flush_denormals()
