@@ -94,6 +94,10 @@ GN_CLONES void gnk_column_sums(const float *restrict a, size_t rows, size_t cols
     }
 }
 
+GN_CLONES void gnk_add_into(float *restrict a, const float *restrict b, size_t n) {
+    for (size_t i = 0; i < n; i++) a[i] += b[i];
+}
+
 GN_CLONES int gnk_all_finite(const float *restrict a, size_t n) {
     /* NaN and Inf are the values whose exponent bits are all ones: an integer OR-reduction. */
     const uint32_t *bits = (const uint32_t *)(const void *)a;

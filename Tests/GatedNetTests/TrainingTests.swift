@@ -154,6 +154,32 @@ struct TrainingTests {
         #expect(!other.isBitIdentical(to: results[0].0))
     }
 
+    @Test("training, evaluation and prediction give the same bits with the second core or without it")
+    func sameBitsOnOneOrTwoCores() throws {
+        let problem = syntheticProblem(rows: 3000, inputSize: 20, classes: 4, seed: 930)
+        var options = fashionOptions(epochs: 2)
+        options.batchSize = 64
+        var nets: [GatedNetwork] = []
+        var predictions: [[Float]] = []
+        var metrics: [[EpochMetrics]] = []
+        for enabled in [true, false] {
+            parallelWorkerEnabled = enabled
+            defer { parallelWorkerEnabled = true }
+            let net = try GatedNetwork(spec: makeSpec(.decoupled, 20, [64, 64], 4, seed: 931) { $0.bias = true })
+            let history = try net.train(x: problem.x, y: problem.y, test: (problem.x, problem.y), options: options)
+            metrics.append(history.map { var m = $0; m.seconds = 0; return m })
+            var out = [Float](repeating: 0, count: 3000 * 4)  // 3 chunks of prediction rows
+            try problem.x.withUnsafeBufferPointer { x in
+                try out.withUnsafeMutableBufferPointer { try net.predict(x.baseAddress!, rows: 3000, into: $0.baseAddress!) }
+            }
+            predictions.append(out)
+            nets.append(net)
+        }
+        #expect(nets[0].isBitIdentical(to: nets[1]))
+        #expect(metrics[0] == metrics[1])
+        #expect(predictions[0] == predictions[1])
+    }
+
     @Test("two calls of one epoch equal one call of two epochs")
     func epochsCompose() throws {
         let problem = syntheticProblem(rows: 200, inputSize: 5, classes: 3, seed: 909)
@@ -288,9 +314,11 @@ struct TrainingTests {
         #expect(kind { try frozen.train(x: problem.x, y: problem.y, options: options) } == "unsupported")
     }
 
-    @Test("one full-batch step of SGD and of Adam moves each weight as their update formulas say", arguments: [OptimizerKind.sgd, .adam])
-    func singleStepFollowsUpdateRule(_ optimizer: OptimizerKind) throws {
-        let problem = syntheticProblem(rows: 16, inputSize: 5, classes: 3, seed: 923)
+    // 9 rows train on one core; 16 and 37 in two halves (gradients summed before the step).
+    @Test("one full-batch step of SGD and of Adam moves each weight as their update formulas say",
+          arguments: [OptimizerKind.sgd, .adam], [9, 16, 37])
+    func singleStepFollowsUpdateRule(_ optimizer: OptimizerKind, rows: Int) throws {
+        let problem = syntheticProblem(rows: rows, inputSize: 5, classes: 3, seed: 923)
         let net = try GatedNetwork(spec: makeSpec(.decoupled, 5, [6, 4], 3, seed: 924) { $0.bias = true; $0.beta = 3 })
         for t in net.parameterTensors where t.key.isBias {
             let v = seededUniform(t.buffer.count, seed: 925 + UInt64(t.key.layer), scale: 0.3)
@@ -300,7 +328,7 @@ struct TrainingTests {
         let gradients = before.engineGradients(problem.x, problem.y, loss: .crossEntropy, target: .network).grads
         var options = fashionOptions(epochs: 1)
         options.optimizer = optimizer
-        options.batchSize = 16
+        options.batchSize = rows
         options.learningRate = 1e-2
         options.momentum = 0.5        // the first SGD step has no velocity yet
         options.weightDecay = 0.05

@@ -31,6 +31,8 @@ void gnk_soft_gate_backward(const float *dg, const float *g, const float *dz, co
 void gnk_add_bias(float *q, const float *bias, size_t rows, size_t cols);
 // out[c] = sum over rows of a[r, c]
 void gnk_column_sums(const float *a, size_t rows, size_t cols, float *out);
+// a += b
+void gnk_add_into(float *a, const float *b, size_t n);
 // 1 if all n values are finite
 int gnk_all_finite(const float *a, size_t n);
 

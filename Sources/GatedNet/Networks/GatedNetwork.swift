@@ -20,6 +20,8 @@ public final class GatedNetwork {
     public internal(set) var epochsTrained: Int = 0
     var optimizerState: OptimizerState?
     var workspace: Workspace?
+    /// Scratch of the second half of a minibatch or row range (see `inParallel`).
+    var partnerWorkspace: Workspace?
 
     /// Build a network from `spec`; `gateSource` is required by (and only read for) `.fixedLearnt`.
     public convenience init(spec: NetworkSpec, gateSource: GatedNetwork? = nil) throws {

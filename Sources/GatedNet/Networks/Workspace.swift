@@ -80,4 +80,31 @@ extension GatedNetwork {
         workspace = ws
         return ws
     }
+
+    /// The scratch space of the second part of work split in two (`inParallel`).
+    func partnerWorkspace(rows: Int) -> Workspace {
+        if let ws = partnerWorkspace, ws.capacity >= rows { return ws }
+        let ws = Workspace(spec: spec, capacity: max(rows, 1))
+        partnerWorkspace = ws
+        return ws
+    }
+
+    /// Run `body(start, count, ws)` over the row chunks [0, chunk), [chunk, 2·chunk), … with
+    /// even chunks on one core and odd ones on the other, each with its own workspace and
+    /// single-threaded BLAS. Chunk boundaries do not depend on the threads, nor do the results.
+    func forEachChunkInParallel(rows: Int, chunk: Int, _ body: (Int, Int, Workspace) -> Void) {
+        let chunks = (rows + chunk - 1) / chunk
+        guard chunks > 1 else {
+            body(0, rows, workspace(rows: max(rows, 1)))
+            return
+        }
+        let spaces = [workspace(rows: chunk), partnerWorkspace(rows: chunk)]
+        BLAS.singleThreaded {
+            inParallel { part in
+                for c in stride(from: part, to: chunks, by: 2) {
+                    body(c * chunk, min(chunk, rows - c * chunk), spaces[part])
+                }
+            }
+        }
+    }
 }

@@ -40,10 +40,12 @@ extension TrainableNetwork {
     ///
     /// `forwardBackward(rows)` runs on the gathered minibatch (rows × inputSize in `buffers.x`):
     /// it computes the loss gradients and returns the summed loss and correct count. Then every
-    /// `updates` entry gets one optimizer step with its gradient buffer.
+    /// `updates` entry gets one optimizer step with its gradient buffer (plus, when given, the
+    /// matching `partnerGradients` entry: the gradient of the minibatch's second half).
     func runEpochs(_ data: LabelledData, test: LabelledData?, options: TrainOptions, inputSize d: Int,
                    batch: Int, buffers: MinibatchBuffers,
                    updates: [(key: ParameterKey, param: FloatBuffer, grad: FloatBuffer)],
+                   partnerGradients: [FloatBuffer]? = nil,
                    interrupt: (() -> Bool)?, progress: (EpochMetrics) -> Bool,
                    forwardBackward: (_ rows: Int) -> (loss: Double, correct: Int),
                    evaluateTest: (LabelledData) -> (loss: Double, accuracy: Double)) throws -> [EpochMetrics] {
@@ -52,6 +54,8 @@ extension TrainableNetwork {
         // The moments carry over between calls with the same optimizer; another one starts afresh.
         let optimizer = optimizerState.flatMap { $0.kind == options.optimizer ? $0 : nil } ?? OptimizerState(kind: options.optimizer)
         optimizerState = optimizer
+        optimizer.prepareMoments(for: updates.map { ($0.key, $0.param.count) }, options: options)
+        let parameterCount = updates.reduce(0) { $0 + $1.param.count }
         // Tiny Adam moments and gradients go denormal; flush them on this thread while training.
         let fpState = gnk_fp_flush_denormals()
         defer { gnk_fp_restore(fpState) }
@@ -81,7 +85,18 @@ extension TrainableNetwork {
                 }
                 lossSum += l; correct += c
                 optimizer.step += 1
-                for u in updates { optimizer.update(key: u.key, param: u.param, grad: u.grad, options: options) }
+                // Element-wise: each core takes half of every tensor (same numbers either way).
+                let stepPart = { (part: Int) in
+                    for (i, u) in updates.enumerated() {
+                        let n = u.param.count, mid = (n / 2) & ~15
+                        let range = part == 0 ? 0..<mid : mid..<n
+                        if let partner = partnerGradients?[i] {
+                            gnk_add_into(u.grad.pointer + range.lowerBound, partner.pointer + range.lowerBound, range.count)
+                        }
+                        optimizer.update(key: u.key, param: u.param, grad: u.grad, range: range, options: options)
+                    }
+                }
+                if parameterCount >= 1 << 14 { inParallel(stepPart) } else { stepPart(0); stepPart(1) }
                 first += rows
                 if let poll = interrupt, monotonicSeconds() - lastPoll >= 0.1 {
                     lastPoll = monotonicSeconds()

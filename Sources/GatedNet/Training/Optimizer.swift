@@ -27,17 +27,29 @@ final class OptimizerState {
         second = second.filter { !(tied || $0.key.part == part) }
     }
 
-    /// One update of `param` by its gradient `grad`.
-    func update(key: ParameterKey, param: FloatBuffer, grad: FloatBuffer, options: TrainOptions) {
-        let n = param.count
-        let p = param.pointer, g = grad.pointer
+    /// Create the moments of these tensors (zero) if missing, so that `update` only reads the
+    /// tables and can run on two threads at once.
+    func prepareMoments(for tensors: [(key: ParameterKey, count: Int)], options: TrainOptions) {
+        for t in tensors {
+            if kind == .adam || options.momentum != 0 { _ = moment(&first, t.key, t.count) }
+            if kind == .adam { _ = moment(&second, t.key, t.count) }
+        }
+    }
+
+    /// One update of the elements `range` of `param` by its gradient `grad` (after
+    /// `prepareMoments`).
+    func update(key: ParameterKey, param: FloatBuffer, grad: FloatBuffer, range: Range<Int>, options: TrainOptions) {
+        let n = range.count
+        guard n > 0 else { return }
+        let o = range.lowerBound
+        let p = param.pointer + o, g = grad.pointer + o
         let lr = options.learningRate, wd = options.weightDecay
         switch kind {
         case .sgd:
             let mu = options.momentum
-            gnk_sgd(p, mu == 0 ? nil : moment(&first, key, n).pointer, g, n, lr, mu, wd)
+            gnk_sgd(p, mu == 0 ? nil : first[key].map { $0.pointer + o }, g, n, lr, mu, wd)
         case .adam:
-            let m = moment(&first, key, n).pointer, s = moment(&second, key, n).pointer
+            let m = first[key]!.pointer + o, s = second[key]!.pointer + o
             let b1 = options.adamBeta1, b2 = options.adamBeta2, eps = options.adamEpsilon
             let t = Float(step)
             let c1 = 1 - powf(b1, t), c2 = 1 - powf(b2, t)

@@ -101,14 +101,20 @@ extension GatedNetwork {
             throw GatedNetError.unsupported("train: nothing to train (every part the objective reaches is frozen, or hard gates pass no gradient to the feature net)")
         }
         let batch = min(options.batchSize, data.rows)
+        let split = batch >= minimumSplitRows
         let ws = workspace(rows: max(batch, min(evaluationChunk, test?.rows ?? 0)))
+        let partnerWs = split ? partnerWorkspace(rows: max(batch / 2, min(evaluationChunk, test?.rows ?? 0))) : nil
         let grads = Gradients(self)
-        let updates = parameterTensors.compactMap { entry -> (key: ParameterKey, param: FloatBuffer, grad: FloatBuffer)? in
+        let partnerGrads = split ? Gradients(self) : nil
+        var updates: [(key: ParameterKey, param: FloatBuffer, grad: FloatBuffer)] = []
+        var partners: [FloatBuffer] = []
+        for entry in parameterTensors {
             // The DGN's output never reaches an untied feature head: no update (decay, stale moments).
-            if target == .network && !tied && entry.key.part == .feature && entry.key.layer == hiddenCount { return nil }
+            if target == .network && !tied && entry.key.part == .feature && entry.key.layer == hiddenCount { continue }
             guard entry.key.part == .feature ? parts.feature : parts.value,
-                  let g = grads.buffer(for: entry.key, hiddenCount: hiddenCount) else { return nil }
-            return (entry.key, entry.buffer, g)
+                  let g = grads.buffer(for: entry.key, hiddenCount: hiddenCount) else { continue }
+            updates.append((entry.key, entry.buffer, g))
+            if let pg = partnerGrads?.buffer(for: entry.key, hiddenCount: hiddenCount) { partners.append(pg) }
         }
         // Frozen hard gates never change during the call: compute them once, keep them as bits
         // (n·Σw/8 bytes), and skip the feature pass in every minibatch.
@@ -116,30 +122,55 @@ extension GatedNetwork {
             ? packedGates(data.x, rows: data.rows) : nil
         var batchRows = [Int32](repeating: 0, count: batch)  // source row of each minibatch row
         let bx = ws.batchX.pointer
-        return try ws.batchY.withUnsafeMutableBufferPointer { labels in
-            try batchRows.withUnsafeMutableBufferPointer { source in
-                try runEpochs(data, test: test, options: options, inputSize: inputSize, batch: batch,
-                              buffers: MinibatchBuffers(x: bx, y: labels.baseAddress!, source: source.baseAddress!),
-                              updates: updates, interrupt: interrupt, progress: progress,
-                              forwardBackward: { rows in
-                    if let cache = gateCache {
-                        for (l, w) in hiddenWidths.enumerated() {
-                            let g = ws.gates[l].pointer
-                            for r in 0..<rows {
-                                unpackGateRow(cache.bits + Int(source[r]) * cache.stride + cache.offsets[l], width: w, into: g + r * w)
+        // Rows [first, first + rows) of the minibatch through forward, loss (scaled by 1/total)
+        // and backward, on workspace `w` into gradients `g`.
+        func step(first: Int, rows: Int, total: Int, w: Workspace, g: Gradients,
+                  labels: UnsafeMutablePointer<Int32>, source: UnsafeMutablePointer<Int32>) -> (loss: Double, correct: Int) {
+            let x = UnsafePointer(bx + first * inputSize)
+            if let cache = gateCache {
+                for (l, width) in hiddenWidths.enumerated() {
+                    let gl = w.gates[l].pointer
+                    for r in 0..<rows {
+                        unpackGateRow(cache.bits + Int(source[first + r]) * cache.stride + cache.offsets[l], width: width, into: gl + r * width)
+                    }
+                }
+                runValue(x, rows: rows, ws: w)
+            } else {
+                forward(x, rows: rows, ws: w, target: target)
+            }
+            let r = options.loss.evaluate(outputs: w.out.pointer, labels: labels + first, rows: rows,
+                                          k: outputSize, grad: w.dOut.pointer, scaleRows: total)
+            if r.loss.isFinite { backward(x, rows: rows, ws: w, grads: g, target: target) }
+            return r
+        }
+        func trainEpochs() throws -> [EpochMetrics] {
+            try ws.batchY.withUnsafeMutableBufferPointer { labelBuffer in
+                try batchRows.withUnsafeMutableBufferPointer { sourceBuffer in
+                    let labels = labelBuffer.baseAddress!, source = sourceBuffer.baseAddress!
+                    return try self.runEpochs(data, test: test, options: options, inputSize: self.inputSize, batch: batch,
+                                              buffers: MinibatchBuffers(x: bx, y: labels, source: source),
+                                              updates: updates, partnerGradients: split ? partners : nil,
+                                              interrupt: interrupt, progress: progress,
+                                              forwardBackward: { rows in
+                        guard rows >= minimumSplitRows, let pw = partnerWs, let pg = partnerGrads else {
+                            return step(first: 0, rows: rows, total: rows, w: ws, g: grads, labels: labels, source: source)
+                        }
+                        // Two halves on two cores; the optimizer step adds the partner's gradients.
+                        let half = (rows + 1) / 2
+                        var results = [(loss: Double, correct: Int)](repeating: (0, 0), count: 2)
+                        results.withUnsafeMutableBufferPointer { out in
+                            inParallel { part in
+                                out[part] = part == 0
+                                    ? step(first: 0, rows: half, total: rows, w: ws, g: grads, labels: labels, source: source)
+                                    : step(first: half, rows: rows - half, total: rows, w: pw, g: pg, labels: labels, source: source)
                             }
                         }
-                        runValue(bx, rows: rows, ws: ws)
-                    } else {
-                        forward(bx, rows: rows, ws: ws, target: target)
-                    }
-                    let r = options.loss.evaluate(outputs: ws.out.pointer, labels: labels.baseAddress!, rows: rows,
-                                                  k: outputSize, grad: ws.dOut.pointer, scaleRows: rows)
-                    if r.loss.isFinite { backward(bx, rows: rows, ws: ws, grads: grads, target: target) }
-                    return r
-                }, evaluateTest: { t in evaluateUnchecked(t, loss: options.loss, target: target) })
+                        return (results[0].loss + results[1].loss, results[0].correct + results[1].correct)
+                    }, evaluateTest: { t in self.evaluateUnchecked(t, loss: options.loss, target: target) })
+                }
             }
         }
+        return split ? try BLAS.singleThreaded { try trainEpochs() } : try trainEpochs()
     }
 
     func makeSnapshot() -> GatedNetwork { GatedNetwork(copying: self) }
@@ -153,23 +184,24 @@ extension GatedNetwork {
     }
 
     func evaluateUnchecked(_ data: LabelledData, loss: Loss, target: PassTarget) -> (loss: Double, accuracy: Double) {
-        let ws = workspace(rows: min(evaluationChunk, data.rows))
-        var total = 0.0, correct = 0
-        forEachChunk(rows: data.rows, chunk: ws.capacity) { start, rows in
-            forward(data.x + start * inputSize, rows: rows, ws: ws, target: target)
-            let r = loss.evaluate(outputs: ws.out.pointer, labels: data.y + start, rows: rows, k: outputSize,
-                                  grad: nil, scaleRows: rows)
-            total += r.loss; correct += r.correct
+        var sums = [(loss: Double, correct: Int)](repeating: (0, 0), count: 2)
+        sums.withUnsafeMutableBufferPointer { partial in
+            forEachChunkInParallel(rows: data.rows, chunk: evaluationChunk) { start, rows, ws in
+                forward(data.x + start * inputSize, rows: rows, ws: ws, target: target)
+                let r = loss.evaluate(outputs: ws.out.pointer, labels: data.y + start, rows: rows, k: outputSize,
+                                      grad: nil, scaleRows: rows)
+                let part = (start / evaluationChunk) % 2
+                partial[part].loss += r.loss; partial[part].correct += r.correct
+            }
         }
-        return (total / Double(data.rows), Double(correct) / Double(data.rows))
+        return ((sums[0].loss + sums[1].loss) / Double(data.rows), Double(sums[0].correct + sums[1].correct) / Double(data.rows))
     }
 
     /// Outputs for `rows` rows of x (rows × inputSize) into out (rows × outputSize).
     /// Inputs must be finite (not checked here; the C layer checks).
     public func predict(_ x: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>, featureHead useHead: Bool = false) throws {
         if useHead && featureHead == nil { throw GatedNetError.unsupported("feature head: this network has none") }
-        let ws = workspace(rows: min(evaluationChunk, rows))
-        forEachChunk(rows: rows, chunk: ws.capacity) { start, n in
+        forEachChunkInParallel(rows: rows, chunk: evaluationChunk) { start, n, ws in
             forward(x + start * inputSize, rows: n, ws: ws, target: useHead ? .featureHead : .network)
             (out + start * outputSize).update(from: ws.out.pointer, count: n * outputSize)
         }
@@ -177,8 +209,7 @@ extension GatedNetwork {
 
     /// Predicted class per row.
     public func predictClasses(_ x: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Int32>) {
-        let ws = workspace(rows: min(evaluationChunk, rows))
-        forEachChunk(rows: rows, chunk: ws.capacity) { start, n in
+        forEachChunkInParallel(rows: rows, chunk: evaluationChunk) { start, n, ws in
             forward(x + start * inputSize, rows: n, ws: ws, target: .network)
             for r in 0..<n { out[start + r] = Int32(predictedClass(ws.out.pointer + r * outputSize, k: outputSize)) }
         }
@@ -186,3 +217,7 @@ extension GatedNetwork {
 }
 
 extension GatedNetwork: TrainableNetwork {}
+
+/// Minibatches of at least this many rows train in two halves on two cores (smaller ones on
+/// one). A function of the batch size only, so the numbers do not depend on the machine.
+let minimumSplitRows = 16

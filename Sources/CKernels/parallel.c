@@ -1,0 +1,123 @@
+#define _GNU_SOURCE
+#include "gnk_parallel.h"
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define GN_PAUSE() _mm_pause()
+#else
+#define GN_PAUSE() ((void)0)
+#endif
+
+// One job slot. `posted` and `finished` count jobs; the worker runs job n when posted == n and
+// sets finished = n when done. It spins ~50 us for the next job, then sleeps on `wake`.
+static pthread_mutex_t busy = PTHREAD_MUTEX_INITIALIZER;  // held by the caller of a job
+static pthread_mutex_t sleep_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+static atomic_ulong posted, finished;
+static atomic_int sleeping;
+static int started;  // 0: no worker, 1: running, -1: could not start (guarded by busy)
+static gnk_task job_task;
+static void *job_context;
+static unsigned job_csr;
+
+static void *worker(void *start) {
+    // Jobs after `start` (the count when the thread was created: a job may be posted before
+    // this thread first runs).
+    unsigned long seen = (unsigned long)(uintptr_t)start;
+    for (;;) {
+        unsigned long n;
+        int spins = 0;
+        while ((n = atomic_load(&posted)) == seen) {
+            if (++spins < 20000) { GN_PAUSE(); continue; }
+            pthread_mutex_lock(&sleep_lock);
+            atomic_store(&sleeping, 1);
+            while (atomic_load(&posted) == seen) pthread_cond_wait(&wake, &sleep_lock);
+            atomic_store(&sleeping, 0);
+            pthread_mutex_unlock(&sleep_lock);
+        }
+        seen = n;
+#if defined(__x86_64__)
+        unsigned own = _mm_getcsr();
+        _mm_setcsr(job_csr);
+#endif
+        job_task(job_context, 1);
+#if defined(__x86_64__)
+        _mm_setcsr(own);
+#endif
+        atomic_store(&finished, n);
+    }
+    return NULL;
+}
+
+static void reset_in_child(void) {
+    // The worker thread does not exist in a forked child; start afresh.
+    pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t c = PTHREAD_COND_INITIALIZER;
+    busy = m;
+    sleep_lock = m;
+    wake = c;
+    atomic_store(&sleeping, 0);
+    started = 0;
+}
+
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static void install_fork_handler(void) { pthread_atfork(NULL, NULL, reset_in_child); }
+
+static int start_worker(void) {
+    pthread_once(&fork_once, install_fork_handler);
+    pthread_attr_t attr;
+    pthread_t thread;
+    if (pthread_attr_init(&attr) != 0) return -1;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 8u << 20);
+    unsigned long start = atomic_load(&posted);
+    atomic_store(&finished, start);
+    int ok = pthread_create(&thread, &attr, worker, (void *)(uintptr_t)start) == 0;
+    pthread_attr_destroy(&attr);
+    return ok ? 1 : -1;
+}
+
+void gnk_parallel2(gnk_task task, void *context) {
+    if (pthread_mutex_trylock(&busy) != 0) {
+        task(context, 0);
+        task(context, 1);
+        return;
+    }
+    if (started == 0) started = start_worker();
+    if (started < 0) {
+        pthread_mutex_unlock(&busy);
+        task(context, 0);
+        task(context, 1);
+        return;
+    }
+    job_task = task;
+    job_context = context;
+#if defined(__x86_64__)
+    job_csr = _mm_getcsr();
+#endif
+    unsigned long n = atomic_load(&posted) + 1;
+    atomic_store(&posted, n);
+    if (atomic_load(&sleeping)) {
+        pthread_mutex_lock(&sleep_lock);
+        pthread_cond_signal(&wake);
+        pthread_mutex_unlock(&sleep_lock);
+    }
+    task(context, 0);
+    int spins = 0;
+    while (atomic_load(&finished) != n) {
+        if (++spins < 200000) GN_PAUSE();
+        else sched_yield();
+    }
+    pthread_mutex_unlock(&busy);
+}
+
+int gnk_parallel2_available(void) {
+    if (pthread_mutex_trylock(&busy) != 0) return 0;
+    if (started == 0) started = start_worker();
+    int ok = started > 0;
+    pthread_mutex_unlock(&busy);
+    return ok;
+}
