@@ -121,3 +121,7 @@ int gnk_parallel2_available(void) {
     pthread_mutex_unlock(&busy);
     return ok;
 }
+
+static pthread_mutex_t blas_setting = PTHREAD_MUTEX_INITIALIZER;
+void gnk_blas_setting_lock(void) { pthread_mutex_lock(&blas_setting); }
+void gnk_blas_setting_unlock(void) { pthread_mutex_unlock(&blas_setting); }

@@ -10,6 +10,9 @@
 #include "testing.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
@@ -558,6 +561,66 @@ static void test_training_reproducible(void) {
     CHECK(!part_equal(a, b, GN_PART_VALUE));
     gn_network_free(a);
     gn_network_free(b);
+}
+
+/* Training splits each minibatch over the calling thread and the library's worker thread.
+ * Two host threads training at once (the second finds the worker busy and runs both halves
+ * itself), and a fork()ed child (which must start its own worker), give the same bits. */
+typedef struct {
+    gn_network *net;
+    gn_status status;
+} train_job;
+
+static gn_network *fresh_decoupled(void) {
+    int64_t w[2] = {48, 48};
+    gn_network *net = NULL;
+    gn_network_spec s;
+    CHECK_STATUS(gn_network_spec_init(&s, GN_REGIME_DECOUPLED, D_IN, 2, w, CLASSES), GN_OK, NULL);
+    s.seed = 21;
+    CHECK_STATUS(gn_network_create(&s, &net), GN_OK, NULL);
+    return net;
+}
+
+static void *train_job_run(void *arg) {
+    train_job *job = arg;
+    gn_train_options o = default_options(1);
+    job->status = gn_train(job->net, x_train, y_train, 2000, NULL, NULL, 0, &o, NULL, 0, NULL);
+    return NULL;
+}
+
+static void test_training_threads_and_fork(void) {
+    train_job jobs[3];
+    for (int i = 0; i < 3; i++) {
+        jobs[i].net = fresh_decoupled();
+        jobs[i].status = GN_ERR_INTERNAL;
+        if (!jobs[i].net) return;
+    }
+    train_job_run(&jobs[0]);
+    REQUIRE_OK(jobs[0].status);
+    pthread_t threads[2];
+    for (int i = 0; i < 2; i++) CHECK(pthread_create(&threads[i], NULL, train_job_run, &jobs[i + 1]) == 0);
+    for (int i = 0; i < 2; i++) pthread_join(threads[i], NULL);
+    for (int i = 1; i < 3; i++) {
+        CHECKF(jobs[i].status == GN_OK, "thread %d: %s", i, gn_status_name(jobs[i].status));
+        CHECKF(part_equal(jobs[0].net, jobs[i].net, GN_PART_VALUE) && part_equal(jobs[0].net, jobs[i].net, GN_PART_FEATURE),
+               "thread %d trained other weights than the lone call", i);
+    }
+    float *expected = predict_alloc(jobs[0].net, x_test, N_TEST);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(120); /* a child stuck waiting for a worker that does not exist fails, not hangs */
+        train_job child = {fresh_decoupled(), GN_ERR_INTERNAL};
+        train_job_run(&child);
+        float *got = child.status == GN_OK ? predict_alloc(child.net, x_test, N_TEST) : NULL;
+        _exit(got && memcmp(got, expected, sizeof(float) * N_TEST * CLASSES) == 0 ? 0 : 1);
+    }
+    int status = -1;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    free(expected);
+    for (int i = 0; i < 3; i++) gn_network_free(jobs[i].net);
 }
 
 /* Two calls of one epoch equal one call of two epochs, bit for bit: the shuffle of epoch e
@@ -1436,6 +1499,7 @@ int main(void) {
     t_section = "main";
     T_SECTION(test_training_reproducible);
     T_SECTION(test_training_resumes);
+    T_SECTION(test_training_threads_and_fork);
     T_SECTION(test_interrupt);
     T_SECTION(test_optimizers_and_losses);
     T_SECTION(test_feature_head);

@@ -15,4 +15,8 @@ void gnk_parallel2(gnk_task task, void *context);
 
 // 1 if gnk_parallel2 would currently run the two parts concurrently (worker started and idle).
 int gnk_parallel2_available(void);
+
+// A process-wide mutex for the OpenBLAS thread-count bookkeeping (Parallel.swift).
+void gnk_blas_setting_lock(void);
+void gnk_blas_setting_unlock(void);
 #endif

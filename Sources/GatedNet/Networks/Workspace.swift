@@ -89,20 +89,20 @@ extension GatedNetwork {
         return ws
     }
 
-    /// Run `body(start, count, ws)` over the row chunks [0, chunk), [chunk, 2·chunk), … with
-    /// even chunks on one core and odd ones on the other, each with its own workspace and
-    /// single-threaded BLAS. Chunk boundaries do not depend on the threads, nor do the results.
-    func forEachChunkInParallel(rows: Int, chunk: Int, _ body: (Int, Int, Workspace) -> Void) {
+    /// Run `body(start, count, ws, part)` over row chunks [0, c), [c, 2c), … (c ≤ `largest`, a
+    /// function of `rows` only) with even chunks on one core (part 0) and odd ones on the other
+    /// (part 1), each part with its own workspace and single-threaded BLAS. Chunk boundaries do not depend on the threads, nor do the results.
+    func forEachChunkInParallel(rows: Int, chunk largest: Int, _ body: (Int, Int, Workspace, Int) -> Void) {
+        // At least two chunks once there are 128 rows.
+        let chunk = min(largest, max(64, (rows + 1) / 2))
         let chunks = (rows + chunk - 1) / chunk
-        guard chunks > 1 else {
-            body(0, rows, workspace(rows: max(rows, 1)))
-            return
-        }
-        let spaces = [workspace(rows: chunk), partnerWorkspace(rows: chunk)]
+        let spaces = [workspace(rows: min(chunk, rows)), partnerWorkspace(rows: min(chunk, rows))]
+        // Always one BLAS thread, so that a row's numbers are the same inside training (which
+        // runs single-threaded BLAS) and outside.
         BLAS.singleThreaded {
             inParallel { part in
                 for c in stride(from: part, to: chunks, by: 2) {
-                    body(c * chunk, min(chunk, rows - c * chunk), spaces[part])
+                    body(c * chunk, min(chunk, rows - c * chunk), spaces[part], part)
                 }
             }
         }

@@ -20,15 +20,31 @@ func inParallel(_ body: (Int) -> Void) {
 /// depend on the threads).
 nonisolated(unsafe) var parallelWorkerEnabled = true
 
+/// Calls inside `BLAS.singleThreaded`, and the thread count to restore when the last ends
+/// (guarded by gnk_blas_setting_lock).
+nonisolated(unsafe) private var singleThreadedHolders = 0
+nonisolated(unsafe) private var threadsBefore: Int32 = 1
+
 extension BLAS {
     /// Run `body` with OpenBLAS on one thread, for code that puts both cores to work itself
     /// (two halves through `inParallel`, each calling BLAS). OpenBLAS's thread count is
-    /// process-wide: BLAS calls made meanwhile by other threads also run on one thread.
+    /// process-wide: it stays 1 until the last of overlapping calls (from any thread) ends, so
+    /// a body always sees one thread (OpenBLAS's bits can depend on its thread count). BLAS
+    /// calls made meanwhile by other code also run on one thread.
     static func singleThreaded<T>(_ body: () throws -> T) rethrows -> T {
-        let before = openblas_get_num_threads()
-        if before == 1 { return try body() }
-        openblas_set_num_threads(1)
-        defer { openblas_set_num_threads(before) }
+        gnk_blas_setting_lock()
+        if singleThreadedHolders == 0 {
+            threadsBefore = openblas_get_num_threads()
+            if threadsBefore != 1 { openblas_set_num_threads(1) }
+        }
+        singleThreadedHolders += 1
+        gnk_blas_setting_unlock()
+        defer {
+            gnk_blas_setting_lock()
+            singleThreadedHolders -= 1
+            if singleThreadedHolders == 0 && threadsBefore != 1 { openblas_set_num_threads(threadsBefore) }
+            gnk_blas_setting_unlock()
+        }
         return try body()
     }
 }

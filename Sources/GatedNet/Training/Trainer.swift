@@ -170,7 +170,7 @@ extension GatedNetwork {
                 }
             }
         }
-        return split ? try BLAS.singleThreaded { try trainEpochs() } : try trainEpochs()
+        return try BLAS.singleThreaded { try trainEpochs() }
     }
 
     func makeSnapshot() -> GatedNetwork { GatedNetwork(copying: self) }
@@ -186,11 +186,10 @@ extension GatedNetwork {
     func evaluateUnchecked(_ data: LabelledData, loss: Loss, target: PassTarget) -> (loss: Double, accuracy: Double) {
         var sums = [(loss: Double, correct: Int)](repeating: (0, 0), count: 2)
         sums.withUnsafeMutableBufferPointer { partial in
-            forEachChunkInParallel(rows: data.rows, chunk: evaluationChunk) { start, rows, ws in
+            forEachChunkInParallel(rows: data.rows, chunk: evaluationChunk) { start, rows, ws, part in
                 forward(data.x + start * inputSize, rows: rows, ws: ws, target: target)
                 let r = loss.evaluate(outputs: ws.out.pointer, labels: data.y + start, rows: rows, k: outputSize,
                                       grad: nil, scaleRows: rows)
-                let part = (start / evaluationChunk) % 2
                 partial[part].loss += r.loss; partial[part].correct += r.correct
             }
         }
@@ -201,7 +200,7 @@ extension GatedNetwork {
     /// Inputs must be finite (not checked here; the C layer checks).
     public func predict(_ x: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>, featureHead useHead: Bool = false) throws {
         if useHead && featureHead == nil { throw GatedNetError.unsupported("feature head: this network has none") }
-        forEachChunkInParallel(rows: rows, chunk: evaluationChunk) { start, n, ws in
+        forEachChunkInParallel(rows: rows, chunk: evaluationChunk) { start, n, ws, _ in
             forward(x + start * inputSize, rows: n, ws: ws, target: useHead ? .featureHead : .network)
             (out + start * outputSize).update(from: ws.out.pointer, count: n * outputSize)
         }
@@ -209,7 +208,7 @@ extension GatedNetwork {
 
     /// Predicted class per row.
     public func predictClasses(_ x: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Int32>) {
-        forEachChunkInParallel(rows: rows, chunk: evaluationChunk) { start, n, ws in
+        forEachChunkInParallel(rows: rows, chunk: evaluationChunk) { start, n, ws, _ in
             forward(x + start * inputSize, rows: n, ws: ws, target: .network)
             for r in 0..<n { out[start + r] = Int32(predictedClass(ws.out.pointer + r * outputSize, k: outputSize)) }
         }
