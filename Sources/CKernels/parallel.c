@@ -12,7 +12,8 @@
 #endif
 
 // One job slot. `posted` and `finished` count jobs; the worker runs job n when posted == n and
-// sets finished = n when done. It spins ~50 us for the next job, then sleeps on `wake`.
+// sets finished = n when done. It spins ~0.5 ms for the next job, then sleeps on `wake`. The
+// caller spins briefly for the worker's half, then yields its core (the worker may share it).
 static pthread_mutex_t busy = PTHREAD_MUTEX_INITIALIZER;  // held by the caller of a job
 static pthread_mutex_t sleep_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
@@ -108,7 +109,7 @@ void gnk_parallel2(gnk_task task, void *context) {
     task(context, 0);
     int spins = 0;
     while (atomic_load(&finished) != n) {
-        if (++spins < 200000) GN_PAUSE();
+        if (++spins < 2000) GN_PAUSE();
         else sched_yield();
     }
     pthread_mutex_unlock(&busy);
