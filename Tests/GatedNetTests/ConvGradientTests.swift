@@ -119,9 +119,11 @@ struct ConvGradientCase: Sendable, CustomTestStringConvertible {
 
 @Suite("Conv gradients")
 struct ConvGradientTests {
-    @Test("backward matches central finite differences", arguments: ConvGradientCase.all)
-    func finiteDifferences(_ c: ConvGradientCase) throws {
+    @Test("backward matches central finite differences (im2col / Winograd 3x3 convs)",
+          arguments: ConvGradientCase.all, [ConvAlgorithm.im2col, .winograd])
+    func finiteDifferences(_ c: ConvGradientCase, _ algorithm: ConvAlgorithm) throws {
         let net = try ConvNetwork(spec: c.spec)
+        net.convAlgorithm = algorithm
         let rows = 3
         let x = convUniform(rows * net.inputSize, seed: 99)
         let y = convLabels(rows, classes: net.outputSize == 1 ? 2 : net.outputSize, seed: 98)

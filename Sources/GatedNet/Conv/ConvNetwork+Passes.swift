@@ -68,6 +68,10 @@ func chunkSamples(_ g: ConvGeometry, _ ws: ConvWorkspace) -> Int {
 /// q = conv(x) (+ bias) for `rows` NHWC samples into `out` (rows × outP × outC).
 func convForward(_ layer: DenseLayer, _ g: ConvGeometry, input: UnsafePointer<Float>, rows: Int,
                  output: UnsafeMutablePointer<Float>, ws: ConvWorkspace) {
+    if g.usesWinograd(ws.algorithm) {
+        Winograd.forward(layer, g, input: input, rows: rows, output: output, ws: ws)
+        return
+    }
     let outP = g.output.positions, outC = g.output.channels, patch = g.patch
     if g.isPointwise {
         BLAS.gemm(transA: false, transB: true, m: rows * outP, n: outC, k: patch, a: input, lda: patch,
@@ -90,7 +94,9 @@ func convForward(_ layer: DenseLayer, _ g: ConvGeometry, input: UnsafePointer<Fl
 func convBackward(_ layer: DenseLayer, _ g: ConvGeometry, grad: Gradients.LayerGrad?, dQ: UnsafePointer<Float>,
                   input: UnsafePointer<Float>, rows: Int, dInput: UnsafeMutablePointer<Float>?, ws: ConvWorkspace) {
     let outP = g.output.positions, outC = g.output.channels, patch = g.patch
-    if g.isPointwise {
+    if g.usesWinograd(ws.algorithm) {
+        Winograd.backward(layer, g, weightGrad: grad?.weight.pointer, dQ: dQ, input: input, rows: rows, dInput: dInput, ws: ws)
+    } else if g.isPointwise {
         if let gr = grad {
             BLAS.gemm(transA: true, transB: false, m: outC, n: patch, k: rows * outP, a: dQ, lda: outC,
                       b: input, ldb: patch, c: gr.weight.pointer, ldc: patch)

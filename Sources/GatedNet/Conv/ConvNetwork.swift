@@ -21,6 +21,10 @@ public final class ConvNetwork {
     public internal(set) var epochsTrained: Int = 0
     var optimizerState: OptimizerState?
     var workspace: ConvWorkspace?
+    /// How the 3×3 convs are computed; changing it drops the workspace (tests compare paths).
+    var convAlgorithm: ConvAlgorithm = .automatic {
+        didSet { workspace = nil }
+    }
 
     /// How one value gated layer reads gates.
     enum GateSource {
@@ -82,6 +86,7 @@ public final class ConvNetwork {
         valueFrozen = other.valueFrozen
         epochsTrained = other.epochsTrained
         optimizerState = other.optimizerState?.copy()
+        convAlgorithm = other.convAlgorithm
     }
 
     static func wire(spec: ConvNetworkSpec, plan: ConvPlan) -> [GateSource] {

@@ -44,15 +44,27 @@ final class ConvWorkspace {
     /// ∂loss/∂q scratch and a second temporary, capacity × largest op output.
     let scratch: FloatBuffer
     let ones: FloatBuffer?
+    /// Which algorithm the 3×3 convs use (the network's `convAlgorithm` when this was made).
+    let algorithm: ConvAlgorithm
+    /// Winograd-domain scratch, one half per core, for chunks of samples (see `Winograd`).
+    let wino: FloatBuffer
+    /// Transformed filters (16 × Cout × Cin) and two partial gradients, largest Winograd layer.
+    let winoFilter: FloatBuffer
+    let winoFilterGrad: FloatBuffer
     let batchX: FloatBuffer
     var batchY: [Int32]
 
     /// Floats of im2col scratch: bounds memory whatever the batch (at least one sample).
     static let colBudget = 1 << 22
+    /// Floats of Winograd scratch: bounds memory whatever the batch (at least one sample per
+    /// core). Small enough that a chunk's transforms stay in cache for its sgemms: on GCONV
+    /// training, 2^19 ... 2^21 ran alike and 2^22 / 2^23 10-20% slower.
+    static let winoBudget = 1 << 21
 
     init(network n: ConvNetwork, capacity: Int, gradients: Bool) {
         let plan = n.plan
         self.capacity = capacity
+        algorithm = n.convAlgorithm
         self.gradients = gradients
         feature = TowerBuffers(plan: plan, capacity: capacity, ops: n.featureOps,
                                gradients: gradients && (n.tied || n.spec.gateKind == .soft))
@@ -70,13 +82,24 @@ final class ConvWorkspace {
         var perSample = 1
         for op in plan.ops {
             switch op.step {
-            case .conv(_, let g): perSample = max(perSample, g.output.positions * g.patch)
+            case .conv(_, let g) where !g.usesWinograd(n.convAlgorithm): perSample = max(perSample, g.output.positions * g.patch)
             case .residual(_, _, let g?): perSample = max(perSample, g.output.positions * g.patch)
             default: break
             }
         }
         colCapacity = max(perSample, min(ConvWorkspace.colBudget, perSample * capacity))
         col = FloatBuffer(count: colCapacity)
+        var winoPerSample = 0, winoFilterSize = 0
+        for op in plan.ops {
+            guard case .conv(_, let g) = op.step, g.usesWinograd(algorithm) else { continue }
+            winoPerSample = max(winoPerSample, g.winogradFloatsPerSample)
+            winoFilterSize = max(winoFilterSize, 16 * g.input.channels * g.output.channels)
+        }
+        // Two halves (one per core), each holding at least one sample.
+        let winoHalf = max(winoPerSample, min(ConvWorkspace.winoBudget / 2, winoPerSample * ((capacity + 1) / 2)))
+        wino = FloatBuffer(count: 2 * winoHalf)
+        winoFilter = FloatBuffer(count: winoFilterSize)
+        winoFilterGrad = FloatBuffer(count: gradients ? 2 * winoFilterSize : 0)
         let largest = plan.ops.map { $0.outShape.size }.max() ?? 1
         scratch = FloatBuffer(count: capacity * largest)
         ones = n.spec.valueInput == .ones && !n.tied ? FloatBuffer(count: capacity * n.inputSize, repeating: 1) : nil
@@ -124,6 +147,11 @@ extension ConvNetwork {
             }
             let (col, overflow) = g.output.positions.multipliedReportingOverflow(by: g.patch)
             guard !overflow, col <= scratchLimit else { return nil }
+            // and one sample's Winograd scratch (about 4/9 (1 + Cout/Cin) of it).
+            if g.winogradEligible {
+                let (wino, o2) = g.winogradTiles.multipliedReportingOverflow(by: 16 * (g.input.channels + g.output.channels))
+                guard !o2, wino <= scratchLimit else { return nil }
+            }
         }
         return total
     }
