@@ -38,8 +38,9 @@ extension GatedNetwork {
         let relu = spec.activation == .relu
         let ones = spec.valueInput == .ones
         let s2 = Double(spec.initScale) * Double(spec.initScale)
+        // The tile closure only writes its tile: safe for the two-part tile loop.
         try fillKernelTiles(rows: k.rowsA, cols: k.rowsB, symmetric: k.symmetric, upperOnly: k.options.upperOnly,
-                            out: k.out, progress: k.options.progress, what: "kernel") { i0, ti, j0, tj, acc in
+                            out: k.out, progress: k.options.progress, what: "kernel", parallel: !k.options.serialTiles) { _, i0, ti, j0, tj, acc in
             BLAS.gemm(transA: false, transB: true, m: ti, n: tj, k: d, a: k.a + i0 * d, lda: d,
                       b: k.b + j0 * d, ldb: d, c: acc, ldc: tj)
             for i in 0..<ti {

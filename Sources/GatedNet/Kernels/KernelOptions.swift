@@ -1,3 +1,5 @@
+import CKernels
+
 /// Every kernel gatednet computes between two batches: the path kernels of `KernelKind`, the
 /// trace-normalised NPK, the layer-wise empirical NTK and the infinite-width limits.
 public enum KernelChoice: Equatable, Sendable {
@@ -59,6 +61,10 @@ public struct KernelOptions {
     /// throws `.cancelled` and the output is partly written).
     public var progress: ((Double) -> Bool)?
 
+    /// Tests only: compute the tiles one after the other on the calling thread instead of in
+    /// two parts (`fillKernelTiles`' `parallel` off), BLAS on its usual threads.
+    var serialTiles = false
+
     public init() {}
 }
 
@@ -69,40 +75,137 @@ let kernelTile = 512
 /// Floats in one tile buffer for a rows × cols kernel (small kernels get small tiles).
 func tileArea(_ rows: Int, _ cols: Int) -> Int { min(kernelTile, rows) * min(kernelTile, cols) }
 
-/// Fill `out` (rows × cols) tile by tile through `tile(i0, ti, j0, tj, acc)`, which writes the
-/// ti × tj tile into `acc` (row stride tj). `symmetric`: square block over the same rows, so
-/// only tiles on and above the diagonal are computed and the rest mirrored (unless `upperOnly`).
+/// The tile closure of `fillKernelTiles`: `(part, i0, ti, j0, tj, acc)` writes the kernel entries
+/// of rows i0 ..< i0 + ti and columns j0 ..< j0 + tj into `acc` (row stride tj). `part` (0 or 1)
+/// names the scratch to use: with `parallel`, parts 0 and 1 run at the same time.
+typealias KernelTileBody = (_ part: Int, _ i0: Int, _ ti: Int, _ j0: Int, _ tj: Int,
+                            _ acc: UnsafeMutablePointer<Float>) throws -> Void
+
+/// Fill `out` (rows × cols) tile by tile through `tile`. `symmetric`: square block over the same
+/// rows, so only tiles on and above the diagonal are computed and the rest mirrored (unless
+/// `upperOnly`).
+///
+/// `parallel`: the tiles are shared between two parts (`inParallel`), each taking the next tile
+/// from an atomic counter and computing it wholly; `tile` must then be safe to call from two
+/// threads at once for different `part`s. BLAS runs single-threaded throughout (also when the
+/// worker thread is busy and both parts run on the calling thread): OpenBLAS's threaded driver
+/// splits the inner dimension differently and rounds differently, so this keeps every entry
+/// independent of which part computed it and of whether a second core was available. The output
+/// is bit-identical to the serial loop's when that runs single-threaded BLAS too. `progress` is
+/// still called from the calling thread only, once per tile with increasing fractions (part 1's
+/// tiles are reported by part 0 after its own next tile, or after both parts are done);
+/// returning false stops both parts at their next tile.
+/// The serial loop (`parallel` false) calls `tile` with part 0 only, BLAS as the caller set it.
 func fillKernelTiles(rows: Int, cols: Int, symmetric: Bool, upperOnly: Bool, out: KernelOutput,
-                     progress: ((Double) -> Bool)?, what: String,
-                     tile: (Int, Int, Int, Int, UnsafeMutablePointer<Float>) throws -> Void) throws {
-    let buffer = FloatBuffer(count: tileArea(rows, cols))
-    let acc = buffer.pointer
-    let total = symmetric ? Double(rows) * Double(rows + 1) / 2 : Double(rows) * Double(cols)
-    var done = 0.0
+                     progress: ((Double) -> Bool)?, what: String, parallel: Bool = false,
+                     tile: KernelTileBody) throws {
+    var tiles: [(i0: Int, ti: Int, j0: Int, tj: Int)] = []
     var i0 = 0
     while i0 < rows {
         let ti = min(kernelTile, rows - i0)
         var j0 = symmetric ? i0 : 0
         while j0 < cols {
             let tj = min(kernelTile, cols - j0)
-            try tile(i0, ti, j0, tj, acc)
-            let diagonal = symmetric && i0 == j0
-            for r in 0..<ti {
-                let first = diagonal && upperOnly ? r : 0
-                (out.pointer + (i0 + r) * out.ld + j0 + first).update(from: acc + r * tj + first, count: tj - first)
-            }
-            if symmetric && !diagonal && !upperOnly {
-                for c in 0..<tj {
-                    let dst = out.pointer + (j0 + c) * out.ld + i0
-                    for r in 0..<ti { dst[r] = acc[r * tj + c] }
-                }
-            }
-            done += diagonal ? Double(ti) * Double(ti + 1) / 2 : Double(ti) * Double(tj)
-            if let report = progress, !report(min(done / total, 1)) {
-                throw GatedNetError.cancelled("\(what): cancelled by the progress callback at \(Int(100 * done / total))%")
-            }
+            tiles.append((i0, ti, j0, tj))
             j0 += tj
         }
         i0 += ti
     }
+    let total = symmetric ? Double(rows) * Double(rows + 1) / 2 : Double(rows) * Double(cols)
+    /// Entries a tile fills (one triangle of a diagonal tile of a symmetric kernel).
+    func area(_ t: Int) -> Double {
+        let (i0, ti, j0, tj) = tiles[t]
+        return symmetric && i0 == j0 ? Double(ti) * Double(ti + 1) / 2 : Double(ti) * Double(tj)
+    }
+    /// Compute tile t into acc and store it (and its mirror image) into out.
+    func run(_ t: Int, part: Int, acc: UnsafeMutablePointer<Float>) throws {
+        let (i0, ti, j0, tj) = tiles[t]
+        try tile(part, i0, ti, j0, tj, acc)
+        let diagonal = symmetric && i0 == j0
+        gnk_tile_store(acc, ti, tj, diagonal && upperOnly ? 1 : 0, out.pointer + i0 * out.ld + j0, out.ld)
+        if symmetric && !diagonal && !upperOnly {
+            gnk_tile_store_transposed(acc, ti, tj, out.pointer + j0 * out.ld + i0, out.ld)
+        }
+    }
+    func cancelled(_ done: Double) -> GatedNetError {
+        .cancelled("\(what): cancelled by the progress callback at \(Int(100 * done / total))%")
+    }
+
+    if !parallel {
+        let buffer = FloatBuffer(count: tileArea(rows, cols))
+        var done = 0.0
+        for t in tiles.indices {
+            try run(t, part: 0, acc: buffer.pointer)
+            done += area(t)
+            if let report = progress, !report(min(done / total, 1)) { throw cancelled(done) }
+        }
+        return
+    }
+
+    let loop = TileLoopState(tiles: tiles.count)
+    let buffers = [FloatBuffer(count: tileArea(rows, cols)), FloatBuffer(count: tileArea(rows, cols))]
+    var done = 0.0  // part 0 (the calling thread) only
+    var reported = 0  // part 1's tiles reported so far
+    /// Report part 1's newly finished tiles; false if the callback cancelled.
+    func reportWorkerTiles(_ report: (Double) -> Bool) -> Bool {
+        let finished = gnk_atomic_load(loop.workerFinished)
+        while reported < finished {
+            done += area(loop.workerTiles[reported])
+            reported += 1
+            if !report(min(done / total, 1)) { return false }
+        }
+        return true
+    }
+    BLAS.singleThreaded {
+        inParallel { part in
+            let acc = buffers[part].pointer
+            while gnk_atomic_load(loop.stop) == 0 {
+                let t = gnk_atomic_fetch_add(loop.next, 1)
+                guard t < tiles.count else { break }
+                do {
+                    try run(t, part: part, acc: acc)
+                } catch {
+                    if part == 0 { loop.error0 = error } else { loop.error1 = error }
+                    gnk_atomic_store(loop.stop, 1)
+                    break
+                }
+                if part == 1 {
+                    loop.workerTiles[gnk_atomic_load(loop.workerFinished)] = t
+                    gnk_atomic_fetch_add(loop.workerFinished, 1)
+                } else if let report = progress {
+                    done += area(t)
+                    guard report(min(done / total, 1)) && reportWorkerTiles(report) else {
+                        loop.cancelled = true
+                        gnk_atomic_store(loop.stop, 1)
+                        break
+                    }
+                }
+            }
+        }
+    }
+    if let error = loop.error0 ?? loop.error1 { throw error }
+    if loop.cancelled { throw cancelled(done) }
+    if let report = progress, !reportWorkerTiles(report) { throw cancelled(done) }
+}
+
+/// State the two parts of a parallel `fillKernelTiles` share. Counters are C longs updated
+/// through gnk_atomic_*; `workerTiles[k]` is the k-th tile part 1 finished, written before
+/// `workerFinished` is incremented past k; `error0`, `error1` and `cancelled` are each written by one part and
+/// read after both have returned.
+final class TileLoopState {
+    let counters: UnsafeMutablePointer<CLong>
+    var next: UnsafeMutablePointer<CLong> { counters }
+    var stop: UnsafeMutablePointer<CLong> { counters + 1 }
+    var workerFinished: UnsafeMutablePointer<CLong> { counters + 2 }
+    let workerTiles: UnsafeMutablePointer<Int>
+    var error0: Error?, error1: Error?
+    var cancelled = false
+
+    init(tiles: Int) {
+        counters = .allocate(capacity: 3)
+        counters.initialize(repeating: 0, count: 3)
+        workerTiles = .allocate(capacity: tiles)
+        workerTiles.initialize(repeating: 0, count: tiles)
+    }
+    deinit { counters.deallocate(); workerTiles.deallocate() }
 }

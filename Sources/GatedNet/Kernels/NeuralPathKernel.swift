@@ -139,10 +139,12 @@ extension GatedNetwork {
         let fb = packed || layers.isEmpty ? [] : (k.symmetric ? fa : allGates(k.b, rows: k.rowsB))
         let pa = packed ? packedGates(k.a, rows: k.rowsA) : nil
         let pb = packed ? (k.symmetric ? pa : packedGates(k.b, rows: k.rowsB)) : nil
-        let tmp = FloatBuffer(count: tileArea(k.rowsA, k.rowsB))
-        let scratch = OverlapScratch(stride: pa?.stride ?? 0)
+        // Two parts compute tiles at once (fillKernelTiles' parallel loop), each with its own
+        // scratch; the popcount of a tile then runs on its part's thread alone.
+        let tmp = (0..<2).map { _ in FloatBuffer(count: packed || layers.isEmpty ? 0 : tileArea(k.rowsA, k.rowsB)) }
+        let scratch = (0..<2).map { _ in OverlapScratch(stride: pa?.stride ?? 0, parts: 1) }
         try fillKernelTiles(rows: k.rowsA, cols: k.rowsB, symmetric: k.symmetric, upperOnly: k.options.upperOnly,
-                            out: k.out, progress: k.options.progress, what: "kernel") { i0, ti, j0, tj, acc in
+                            out: k.out, progress: k.options.progress, what: "kernel", parallel: !k.options.serialTiles) { part, i0, ti, j0, tj, acc in
             if usesInput && !ones {
                 BLAS.gemm(transA: false, transB: true, m: ti, n: tj, k: d, a: k.a + i0 * d, lda: d,
                           b: k.b + j0 * d, ldb: d, c: acc, ldc: tj)
@@ -150,13 +152,14 @@ extension GatedNetwork {
                 acc.update(repeating: usesInput ? Float(d) : 1, count: ti * tj)
             }
             if let pa, let pb {
-                overlapProduct(pa, i0, ti, pb, j0, tj, layers: layers, scales: normalise ? layerScale : nil, acc: acc, scratch: scratch)
+                overlapProduct(pa, i0, ti, pb, j0, tj, layers: layers, scales: normalise ? layerScale : nil, acc: acc,
+                               scratch: scratch[part])
             } else {
+                let t = tmp[part].pointer
                 for l in layers {
                     let w = hiddenWidths[l]
                     BLAS.gemm(transA: false, transB: true, m: ti, n: tj, k: w, a: fa[l].pointer + i0 * w, lda: w,
-                              b: fb[l].pointer + j0 * w, ldb: w, c: tmp.pointer, ldc: tj)
-                    let t = tmp.pointer
+                              b: fb[l].pointer + j0 * w, ldb: w, c: t, ldc: tj)
                     if normalise {
                         let s = layerScale[l]
                         for i in 0..<(ti * tj) { acc[i] *= t[i] * s }
@@ -246,12 +249,13 @@ func overlapProduct(_ pa: PackedGateRows, _ i0: Int, _ ti: Int, _ pb: PackedGate
 final class OverlapScratch {
     let transposed: UnsafeMutablePointer<UInt64>
     let counts: UnsafeMutablePointer<UInt32>
-    /// Threads the popcount runs on: the online processors, at most 8.
+    /// Threads the popcount of one tile runs on: `parts`, or (nil) the online processors, at
+    /// most 8.
     let parts: Int
-    init(stride: Int) {
+    init(stride: Int, parts: Int? = nil) {
         transposed = .allocate(capacity: max(kernelTile * stride, 1))
-        parts = max(1, min(8, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
-        counts = .allocate(capacity: kernelTile * parts)
+        self.parts = parts ?? max(1, min(8, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        counts = .allocate(capacity: kernelTile * self.parts)
     }
     deinit { transposed.deallocate(); counts.deallocate() }
 }

@@ -193,18 +193,20 @@ extension GatedNetwork {
             }
         }
         let bias: Float = spec.bias ? 1 : 0
-        let t1 = FloatBuffer(count: tileArea(k.rowsA, k.rowsB)), t2 = FloatBuffer(count: tileArea(k.rowsA, k.rowsB))
+        // Two tile buffers per part of fillKernelTiles' parallel loop.
+        let t1 = (0..<2).map { _ in FloatBuffer(count: tileArea(k.rowsA, k.rowsB)) }
+        let t2 = (0..<2).map { _ in FloatBuffer(count: tileArea(k.rowsA, k.rowsB)) }
         try fillKernelTiles(rows: k.rowsA, cols: k.rowsB, symmetric: k.symmetric, upperOnly: k.options.upperOnly,
-                            out: k.out, progress: k.options.progress, what: "kernel") { i0, ti, j0, tj, acc in
+                            out: k.out, progress: k.options.progress, what: "kernel", parallel: !k.options.serialTiles) { half, i0, ti, j0, tj, acc in
             acc.update(repeating: 0, count: ti * tj)
             for t in terms {
                 BLAS.gemm(transA: false, transB: true, m: ti, n: tj, k: t.fanIn, a: t.za.pointer + i0 * t.fanIn, lda: t.fanIn,
-                          b: t.zb.pointer + j0 * t.fanIn, ldb: t.fanIn, c: t1.pointer, ldc: tj)
-                let z = t1.pointer, s = t.scale
+                          b: t.zb.pointer + j0 * t.fanIn, ldb: t.fanIn, c: t1[half].pointer, ldc: tj)
+                let z = t1[half].pointer, s = t.scale
                 if let da = t.da, let db = t.db {
                     BLAS.gemm(transA: false, transB: true, m: ti, n: tj, k: t.width, a: da.pointer + i0 * t.width, lda: t.width,
-                              b: db.pointer + j0 * t.width, ldb: t.width, c: t2.pointer, ldc: tj)
-                    let g = t2.pointer
+                              b: db.pointer + j0 * t.width, ldb: t.width, c: t2[half].pointer, ldc: tj)
+                    let g = t2[half].pointer
                     for i in 0..<(ti * tj) { acc[i] += (z[i] * s + bias) * g[i] }
                 } else {
                     let c = Float(kk)
