@@ -19,14 +19,15 @@
  *    Passing a freed or foreign pointer as a handle gives GN_ERR_INVALID_HANDLE, never a crash,
  *    as long as the memory was not reused for another gatednet object.
  *  - Nothing in this library aborts the host process on bad input.
- *  - Cores: training, prediction, evaluation and the FC kernels use two cores by splitting
- *    their work in pieces (minibatch halves, row chunks, kernel tiles), shared between the
- *    calling thread and a worker thread the library starts on first use (one per process; a
- *    fork()ed child starts its own). The pieces depend only on the sizes, and each piece's
- *    numbers do not depend on the thread that computes it, so a seed gives the same numbers on
- *    one core or two. Callbacks are only ever called from the calling thread. While
- *    such a call runs, OpenBLAS is set to one thread (a process-wide setting, restored after
- *    the call): BLAS calls made meanwhile by other threads of the host also run on one thread.
+ *  - Cores: training (FC and conv), FC prediction and evaluation, and the FC kernels use two
+ *    cores by splitting their work in pieces (minibatch halves, row chunks, kernel tiles),
+ *    shared between the calling thread and a worker thread the library starts on first use
+ *    (one per process; a fork()ed child starts its own). The pieces depend only on the sizes,
+ *    and each piece's numbers do not depend on the thread that computes it, so a seed gives
+ *    the same numbers on one core or two. Callbacks are only called from the calling thread.
+ *    While such a call runs, OpenBLAS is set to one thread (a process-wide setting, restored
+ *    after the last such call ends): BLAS calls made meanwhile by other threads of the host
+ *    also run on one thread.
  *
  * The section "STABLE" never changes its meaning within a major version. Declarations after
  * "EXPERIMENTAL" are only visible with GN_EXPERIMENTAL defined and may change in any release.
