@@ -89,10 +89,11 @@ def npk(task):
     holder = {}
 
     def run():
-        # a fresh output per call, as numpy's peer allocates one (calloc: pages are first
-        # touched, and counted, inside the kernel call)
+        # a fresh output per call, as numpy's peer allocates one: fresh anonymous pages, first
+        # touched (and counted) inside the kernel call, like numpy's uninitialised result
+        # (a ctypes array would also be memset to zero first, a pass numpy does not make)
         holder["out"] = None
-        out = holder["out"] = (c_float * (n * n))()
+        out = holder["out"] = (c_float * (n * n)).from_buffer(mmap.mmap(-1, 4 * n * n))
         if suite:
             gn.kernel_compute(net, "npk", x, n, x, n, out, n, n * n)
         else:
