@@ -84,8 +84,7 @@ enum Winograd {
         let t = g.winogradTiles, u = ws.winoFilter.pointer, circular: Int32 = g.circular ? 1 : 0
         gnk_wino_filter(layer.weight.pointer, Int64(cout), Int64(cin), u)
         split(g, rows: rows, ws: ws) { _, start, count, chunk, scratch in
-            var s0 = start
-            while s0 < start + count {
+            for s0 in stride(from: start, to: start + count, by: chunk) {
                 let cnt = min(chunk, start + count - s0)
                 let v = scratch, m = scratch + cnt * t * 16 * cin
                 gnk_wino_input(input + s0 * g.input.size, Int64(cnt), h, w, Int64(cin), circular, v)
@@ -94,7 +93,6 @@ enum Winograd {
                               b: u + xi * cout * cin, ldb: cin, c: m + xi * cout, ldc: 16 * cout)
                 }
                 gnk_wino_output(m, Int64(cnt), h, w, Int64(cout), 0, output + s0 * g.output.size)
-                s0 += cnt
             }
         }
         addBias(output, rows: rows * g.output.positions, cols: cout, bias: layer.bias)
@@ -113,8 +111,7 @@ enum Winograd {
             if weightGrad != nil {
                 // dU_ξ (cout × cin) = Σ_tiles dM_ξᵀ V_ξ with dM = A dY Aᵀ, per part.
                 let dU = ws.winoFilterGrad.pointer + part * filter
-                var s0 = start
-                while s0 < start + count {
+                for s0 in stride(from: start, to: start + count, by: chunk) {
                     let cnt = min(chunk, start + count - s0)
                     let v = scratch, dm = scratch + cnt * t * 16 * cin
                     gnk_wino_input(input + s0 * g.input.size, Int64(cnt), h, w, Int64(cin), circular, v)
@@ -123,13 +120,11 @@ enum Winograd {
                         BLAS.gemm(transA: true, transB: false, m: cout, n: cin, k: cnt * t, a: dm + xi * cout, lda: 16 * cout,
                                   b: v + xi * cin, ldb: 16 * cin, beta: s0 == start ? 0 : 1, c: dU + xi * cout * cin, ldc: cin)
                     }
-                    s0 += cnt
                 }
             }
             if let dx = dInput {
                 // dX = conv(dY, flipped Wᵀ) with the same padding: Winograd with U_π(ξ) transposed.
-                var s0 = start
-                while s0 < start + count {
+                for s0 in stride(from: start, to: start + count, by: chunk) {
                     let cnt = min(chunk, start + count - s0)
                     let v = scratch, m = scratch + cnt * t * 16 * cout
                     gnk_wino_input(dQ + s0 * g.output.size, Int64(cnt), h, w, Int64(cout), circular, v)
@@ -138,7 +133,6 @@ enum Winograd {
                                   b: u + flipped[xi] * cout * cin, ldb: cin, c: m + xi * cin, ldc: 16 * cin)
                     }
                     gnk_wino_output(m, Int64(cnt), h, w, Int64(cin), 1, dx + s0 * g.input.size)
-                    s0 += cnt
                 }
             }
         }
