@@ -55,24 +55,17 @@ enum Winograd {
         return p[xi / 4] * 4 + p[xi % 4]
     }
 
-    /// Samples [start, start + count) of part `part` (0: the first half, rounded up).
-    @inline(__always)
-    static func half(_ part: Int, of rows: Int) -> (start: Int, count: Int) {
-        let first = (rows + 1) / 2
-        return part == 0 ? (0, first) : (first, rows - first)
-    }
-
     /// Run `body(part, start, count, chunk, scratch)` for both halves of `rows` samples on both
     /// cores; `chunk` samples of this layer fit the part's `scratch`.
     @inline(__always)
     static func split(_ g: ConvGeometry, rows: Int, ws: ConvWorkspace,
                       _ body: (_ part: Int, _ start: Int, _ count: Int, _ chunk: Int, _ scratch: UnsafeMutablePointer<Float>) -> Void) {
-        let half = ws.wino.count / 2
-        let chunk = max(1, half / max(1, g.winogradFloatsPerSample))
+        let share = ws.wino.count / 2  // scratch floats per part
+        let chunk = max(1, share / max(1, g.winogradFloatsPerSample))
         BLAS.singleThreaded {
             inParallel { part in
-                let (start, count) = Winograd.half(part, of: rows)
-                if count > 0 { body(part, start, count, chunk, ws.wino.pointer + part * half) }
+                let (start, count) = half(part, of: rows)
+                if count > 0 { body(part, start, count, chunk, ws.wino.pointer + part * share) }
             }
         }
     }

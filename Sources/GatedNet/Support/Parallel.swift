@@ -16,6 +16,13 @@ func inParallel(_ body: (Int) -> Void) {
     }
 }
 
+/// The rows of `part` (0 or 1) when `rows` rows are split in two halves (the first half takes
+/// the odd row).
+func half(_ part: Int, of rows: Int) -> (start: Int, count: Int) {
+    let first = (rows + 1) / 2
+    return part == 0 ? (0, first) : (first, rows - first)
+}
+
 /// False: `inParallel` runs both parts on the caller (tests use it to show that results do not
 /// depend on the threads).
 nonisolated(unsafe) var parallelWorkerEnabled = true

@@ -56,6 +56,18 @@ extension TrainableNetwork {
         optimizerState = optimizer
         optimizer.prepareMoments(for: updates.map { ($0.key, $0.param.count) }, options: options)
         let parameterCount = updates.reduce(0) { $0 + $1.param.count }
+        // One optimizer step. Element-wise: each core takes half of every tensor (same numbers
+        // either way), adding the partner's gradient first.
+        func stepPart(_ part: Int) {
+            for (i, u) in updates.enumerated() {
+                let n = u.param.count, mid = (n / 2) & ~15
+                let range = part == 0 ? 0..<mid : mid..<n
+                if let partner = partnerGradients?[i] {
+                    gnk_add_into(u.grad.pointer + range.lowerBound, partner.pointer + range.lowerBound, range.count)
+                }
+                optimizer.update(key: u.key, param: u.param, grad: u.grad, range: range, options: options)
+            }
+        }
         // Tiny Adam moments and gradients go denormal; flush them on this thread while training.
         let fpState = gnk_fp_flush_denormals()
         defer { gnk_fp_restore(fpState) }
@@ -85,17 +97,6 @@ extension TrainableNetwork {
                 }
                 lossSum += l; correct += c
                 optimizer.step += 1
-                // Element-wise: each core takes half of every tensor (same numbers either way).
-                let stepPart = { (part: Int) in
-                    for (i, u) in updates.enumerated() {
-                        let n = u.param.count, mid = (n / 2) & ~15
-                        let range = part == 0 ? 0..<mid : mid..<n
-                        if let partner = partnerGradients?[i] {
-                            gnk_add_into(u.grad.pointer + range.lowerBound, partner.pointer + range.lowerBound, range.count)
-                        }
-                        optimizer.update(key: u.key, param: u.param, grad: u.grad, range: range, options: options)
-                    }
-                }
                 if parameterCount >= 1 << 14 { inParallel(stepPart) } else { stepPart(0); stepPart(1) }
                 first += rows
                 if let poll = interrupt, monotonicSeconds() - lastPoll >= 0.1 {

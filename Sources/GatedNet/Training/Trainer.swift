@@ -156,16 +156,16 @@ extension GatedNetwork {
                             return step(first: 0, rows: rows, total: rows, w: ws, g: grads, labels: labels, source: source)
                         }
                         // Two halves on two cores; the optimizer step adds the partner's gradients.
-                        let half = (rows + 1) / 2
-                        var results = [(loss: Double, correct: Int)](repeating: (0, 0), count: 2)
-                        results.withUnsafeMutableBufferPointer { out in
-                            inParallel { part in
-                                out[part] = part == 0
-                                    ? step(first: 0, rows: half, total: rows, w: ws, g: grads, labels: labels, source: source)
-                                    : step(first: half, rows: rows - half, total: rows, w: pw, g: pg, labels: labels, source: source)
+                        var first = (loss: 0.0, correct: 0), second = first  // one per part
+                        inParallel { part in
+                            let (start, count) = half(part, of: rows)
+                            if part == 0 {
+                                first = step(first: start, rows: count, total: rows, w: ws, g: grads, labels: labels, source: source)
+                            } else {
+                                second = step(first: start, rows: count, total: rows, w: pw, g: pg, labels: labels, source: source)
                             }
                         }
-                        return (results[0].loss + results[1].loss, results[0].correct + results[1].correct)
+                        return (first.loss + second.loss, first.correct + second.correct)
                     }, evaluateTest: { t in self.evaluateUnchecked(t, loss: options.loss, target: target) })
                 }
             }
