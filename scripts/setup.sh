@@ -27,7 +27,7 @@ if [ "${GN_SKIP_PYTHON:-0}" != 1 ]; then
         "$PY" -m venv .venv
     fi
     .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-    .venv/bin/python -m pip install -q numpy pytest matplotlib scikit-learn
+    .venv/bin/python -m pip install -q -r requirements-dev.txt
     if [ -f bindings/python/pyproject.toml ]; then
         echo "== installing the Python binding"
         GATEDNET_LIB_DIR="$PWD/.build/release" .venv/bin/python -m pip install -q --force-reinstall --no-deps ./bindings/python
