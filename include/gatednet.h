@@ -69,7 +69,8 @@ typedef enum gn_status {
     GN_ERR_INVALID_HANDLE = 3,   /* not a live handle of the expected kind (freed, foreign) */
     GN_ERR_SHAPE = 4,            /* sizes that do not fit the network or each other */
     GN_ERR_BUFFER_TOO_SMALL = 5, /* an output capacity below the size needed */
-    GN_ERR_NOT_FINITE = 6,       /* NaN or Inf in an input array or parameter */
+    GN_ERR_NOT_FINITE = 6,       /* NaN or Inf in an input array or parameter, or a result
+                                  * beyond float's range (raw NPK / overlap of deep nets) */
     GN_ERR_LABEL_RANGE = 7,      /* a label outside [0, classes) */
     GN_ERR_UNSUPPORTED = 8,      /* valid request this network cannot serve (e.g. packed soft gates) */
     GN_ERR_IO = 9,               /* a file could not be opened, read, written or renamed */
@@ -353,7 +354,7 @@ typedef enum gn_kernel_kind {
     GN_KERNEL_BASE = 1,           /* B_l = Ga_l Gb_lᵀ / width_l for the `layer` argument */
     GN_KERNEL_OVERLAP = 2,        /* Lambda = prod_l (Ga_l Gb_lᵀ), Hadamard over hidden layers */
     GN_KERNEL_NPK = 3,            /* H = Sigma * Lambda (elementwise) */
-    GN_KERNEL_NPK_NORMALIZED = 4, /* Sigma * prod_l B_l */
+    GN_KERNEL_NPK_NORMALIZED = 4, /* Sigma * prod_l B_l: never overflows (each B_l <= 1) */
     /* The kinds below are computed by gn_kernel_compute only (kernel suite section). */
     GN_KERNEL_NPK_TRACE_NORMALIZED = 5, /* H / trace(H) */
     GN_KERNEL_NTK_VALUE = 6,      /* K^v: NTK over the value weights */
@@ -370,8 +371,13 @@ typedef enum gn_kernel_kind {
  * (n_a - 1) * ld_out + n_b floats. `layer` is used by GN_KERNEL_BASE only (else pass 0) and
  * counts feature-net layers (before the permutation). OVERLAP and NPK multiply over all hidden
  * layers, so a permutation of the gates does not change them.
+ * Range: OVERLAP and NPK grow like prod_l (active gates of layer l) and |x|^2 prod_l (active
+ * gates), about (width/2)^n_hidden |x|^2 on the diagonal; an entry beyond float's 3.4e38 (e.g.
+ * 784-128x20 on |x|^2 = 784) gives GN_ERR_NOT_FINITE, whose message names NPK_NORMALIZED and
+ * NPK_TRACE_NORMALIZED, which are computed without forming the raw product and stay finite.
  * Cost O(n_a n_b (d_in + sum_l width_l)) through BLAS.
- * Errors: GN_ERR_SHAPE, GN_ERR_BUFFER_TOO_SMALL, GN_ERR_NOT_FINITE, GN_ERR_INVALID_ARGUMENT. */
+ * Errors: GN_ERR_SHAPE, GN_ERR_BUFFER_TOO_SMALL, GN_ERR_NOT_FINITE (inputs; a raw OVERLAP or NPK
+ * entry beyond float's range), GN_ERR_INVALID_ARGUMENT. */
 gn_status gn_kernel(const gn_network *net, gn_kernel_kind kind, int64_t layer, const float *xa,
                     int64_t n_a, const float *xb, int64_t n_b, float *out, int64_t ld_out,
                     int64_t capacity);
@@ -429,6 +435,9 @@ gn_status gn_corrupt_labels(int32_t *labels, int64_t n, int32_t classes, double 
  *                        Each call recomputes the trace (one gate pass over xa): when filling a
  *                        big kernel by many tiles, compute NPK tiles and divide by the sum of
  *                        the diagonal instead (gn_kernel_nu normalises by the trace itself).
+ *                        Computed without forming H: each layer's factor Ga_l Gb_lᵀ is divided
+ *                        by its mean diagonal over xa and the trace is summed in log scale (in
+ *                        double), so it stays finite however deep the net (tested to 64 layers).
  *  NTK_VALUE     K^v: Gram of the per-example gradients of the output w.r.t. the value weights
  *                (and value biases), computed layer-wise as sum_l (D_l D_lᵀ) * (Z_l Z_lᵀ + 1{bias}),
  *                D_l the back-propagated vectors, Z_l the layer inputs; no per-example gradient
@@ -442,6 +451,10 @@ gn_status gn_corrupt_labels(int32_t *labels, int64_t n, int32_t classes, double 
  *  NTK           the NTK over the weights training changes: K^v (value net not frozen) + K^f
  *                (soft gates, feature net not frozen); for RELU the whole gradient Gram.
  *                GN_ERR_UNSUPPORTED if every weight passing gradient is frozen.
+ *  NPK_LIMIT, NTK_LIMIT: computed in double throughout (inner products by dgemm on double
+ *                copies; the angle recursion carried as angles, stable near 0), output rounded to
+ *                float once. Identical inputs (the diagonal) have theta = 0 exactly: NPK_LIMIT is
+ *                then |x|^2 / 2^n_hidden and NTK_LIMIT (n_hidden + 1) (s^2/2)^n_hidden s^2 |x|^2 / d_in.
  *  NPK_LIMIT     infinite-width normalised NPK of random hard gates (Gaussian feature weights,
  *                no bias): Sigma * prod_{l=1}^{n_hidden} (pi - theta_{l-1}) / (2 pi), theta_0 the
  *                angle between the inputs, then cos theta_l = (sin theta_{l-1} + (pi -
@@ -794,13 +807,29 @@ typedef enum gn_conv_kernel_kind {
  * residual blocks add the block input's state (identity) or out_channels times it (projection),
  * so the 2^b sub-networks are never enumerated.
  * Cost per pair: O(P_0² C_0 + sum_conv P_l² (C_l + k_l²) + sum_dense width); memory 3 P_max²
- * doubles. Exact but for small n or small images (28x28: ~6e5 entries per P x P matrix).
+ * doubles per core. Exact but for small n or small images (28x28: ~6e5 entries per P x P matrix).
+ * Pairs are computed in 16 x 16 tiles shared by two cores (the FC kernels' tile loop, BLAS on
+ * one thread per core): the same bits on one core or two. Computed in double; an entry beyond
+ * float's 3.4e38 (the kernel grows like prod_l (C_l k_l² / 2) |x|²) gives GN_ERR_NOT_FINITE.
  * Errors: GN_ERR_UNSUPPORTED (global max pooling), GN_ERR_OUT_OF_MEMORY (a layer with more
- * than 4096 positions), GN_ERR_BUFFER_TOO_SMALL, GN_ERR_NOT_FINITE, GN_ERR_INVALID_ARGUMENT
- * (kind, ld_out). */
+ * than 4096 positions), GN_ERR_BUFFER_TOO_SMALL, GN_ERR_NOT_FINITE (inputs; an entry beyond
+ * float's range), GN_ERR_INVALID_ARGUMENT (kind, ld_out). */
 gn_status gn_conv_network_kernel(const gn_conv_network *net, gn_conv_kernel_kind kind,
                                  const float *xa, int64_t n_a, const float *xb, int64_t n_b,
                                  float *out, int64_t ld_out, int64_t capacity);
+
+/* gn_conv_network_kernel with the options of gn_kernel_compute: xb may be NULL (= xa, n_b 0 or
+ * n_a); the block row_begin/row_count x col_begin/col_count into out: R x C (row stride ld_out
+ * >= C, capacity >= (R - 1) * ld_out + C); upper_only; progress once per tile from the calling
+ * thread, nonzero return cancels both cores (GN_ERR_CANCELLED, output partly written). The
+ * other fields (layer, output, gate_path, ntk_scaling) are ignored; opts may be NULL.
+ * Errors: those of gn_conv_network_kernel, GN_ERR_NULL_POINTER, GN_ERR_CANCELLED,
+ * GN_ERR_INVALID_ARGUMENT (block outside the inputs, struct_size). Not thread-safe on one
+ * network. */
+gn_status gn_conv_network_kernel_compute(const gn_conv_network *net, gn_conv_kernel_kind kind,
+                                         const float *xa, int64_t n_a, const float *xb,
+                                         int64_t n_b, const gn_kernel_options *opts, float *out,
+                                         int64_t ld_out, int64_t capacity);
 
 /* Persistence, as gn_network_save / _load / _serialize / _deserialize (same flags, atomic
  * rename, CRC-32, GN_ERR_CORRUPT for a truncated, corrupted or foreign file) in a format of

@@ -24,7 +24,7 @@ public func gn_kernel_options_init(_ opts: UnsafeMutablePointer<gn_kernel_option
 }
 
 /// A block [begin, begin + count) of `n` rows (count 0 = to the end).
-private func blockRange(_ begin: Int64, _ count: Int64, n: Int, _ name: String) throws -> Range<Int> {
+func blockRange(_ begin: Int64, _ count: Int64, n: Int, _ name: String) throws -> Range<Int> {
     guard begin >= 0 && begin < Int64(n) else {
         throw GatedNetError.invalidArgument("opts->\(name)_begin: got \(begin), need 0 ... \(n - 1)")
     }

@@ -1,4 +1,5 @@
 @testable import GatedNet
+import Glibc
 import Testing
 
 /// Explicit path enumeration for conv + GAP nets and FC residual nets, written from MATH.md §3
@@ -184,5 +185,88 @@ struct ConvPathKernelTests {
     func maxPoolUnsupported() throws {
         let net = try ConvNetwork(spec: convSpec(.fixedRandomII, 1, 4, 4, [.conv(2), .globalMaxPool, .dense(2)], seed: 1))
         #expect(throws: GatedNetError.self) { try net.kernelMatrix(.npk, convUniform(16, seed: 1)) }
+    }
+}
+
+/// The conv path kernel through the FC kernels' tile loop (fillKernelTiles): two cores give the
+/// serial loop's bits, progress once per tile from the caller, cancellation. Serialized:
+/// BLAS.singleThreaded is process-wide.
+@Suite("Conv path kernel tiles: two cores, progress, cancellation", .serialized)
+struct ConvPathKernelTileTests {
+    static func net() throws -> ConvNetwork {
+        try ConvNetwork(spec: convSpec(.decoupled, 2, 5, 5, [.conv(3, kernel: 3), .conv(4, kernel: 3), .globalAveragePool,
+                                                                .dense(5), .dense(2)], seed: 31))
+    }
+
+    static func kernel(_ net: ConvNetwork, _ kind: ConvKernelKind, _ xa: [Float], _ xb: [Float]?, _ o: KernelOptions) throws -> [Float] {
+        let na = xa.count / net.inputSize, nb = (xb ?? xa).count / net.inputSize
+        let rows = o.rows ?? 0..<na, cols = o.cols ?? 0..<nb
+        var out = [Float](repeating: .nan, count: rows.count * cols.count)
+        try xa.withUnsafeBufferPointer { a in
+            try (xb ?? xa).withUnsafeBufferPointer { b in
+                try out.withUnsafeMutableBufferPointer { p in
+                    try net.pathKernel(kind, xa: a.baseAddress!, na: na, xb: b.baseAddress!, nb: nb, symmetric: xb == nil,
+                                       out: KernelOutput(pointer: p.baseAddress!, rows: rows.count, cols: cols.count, ld: cols.count),
+                                       options: o)
+                }
+            }
+        }
+        return out
+    }
+
+    @Test("two-part tiles equal the serial tiles bit for bit: whole, cross, blocks, upper only")
+    func twoCoresSameBits() throws {
+        let net = try Self.net()
+        let n = 3 * convKernelTile + 5
+        let x = convUniform(n * net.inputSize, seed: 32), y = convUniform(20 * net.inputSize, seed: 33)
+        let cases: [([Float]?, Range<Int>?, Range<Int>?, Bool)] = [
+            (nil, nil, nil, false), (y, nil, nil, false), (nil, nil, nil, true), (nil, 7..<n, 3..<40, false), (y, 17..<n, 2..<19, false),
+        ]
+        for kind in [ConvKernelKind.npk, .gateOverlap, .inputGram] {
+            for (xb, rows, cols, upperOnly) in cases {
+                var o = KernelOptions()
+                o.rows = rows; o.cols = cols; o.upperOnly = upperOnly
+                let two = try Self.kernel(net, kind, x, xb, o)
+                o.serialTiles = true
+                let one = try BLAS.singleThreaded { try Self.kernel(net, kind, x, xb, o) }
+                let label = "\(kind) cross \(xb != nil) block \(String(describing: rows)) x \(String(describing: cols)) upper only \(upperOnly)"
+                #expect(bits(two) == bits(one), "\(label)")
+                let c = (cols ?? 0..<(xb ?? x).count / net.inputSize).count
+                #expect(two.enumerated().allSatisfy { $0.element.isNaN == (upperOnly && $0.offset % c < $0.offset / c) }, "\(label)")
+            }
+        }
+        // The symmetric kernel is symmetric, and equals the cross kernel of x with a copy of x.
+        let sym = try Self.kernel(net, .npk, x, nil, KernelOptions())
+        let copy = try Self.kernel(net, .npk, x, Array(x), KernelOptions())
+        #expect((0..<n).allSatisfy { i in (0..<n).allSatisfy { sym[i * n + $0] == sym[$0 * n + i] } })
+        #expect(relativeError(doubles(sym), doubles(copy)) < 1e-6)
+    }
+
+    @Test("progress once per tile from the calling thread, increasing to 1; false cancels with .cancelled")
+    func progressAndCancel() throws {
+        let net = try Self.net()
+        let n = 3 * convKernelTile + 5  // 4 row tiles: 4 + 3 + 2 + 1 tiles on and above the diagonal
+        let x = convUniform(n * net.inputSize, seed: 34)
+        let caller = pthread_self()
+        var seen: [Double] = []
+        var foreign = 0
+        var o = KernelOptions()
+        o.progress = { f in
+            if pthread_equal(pthread_self(), caller) == 0 { foreign += 1 }
+            seen.append(f)
+            return true
+        }
+        _ = try Self.kernel(net, .npk, x, nil, o)
+        #expect(seen.count == 10 && foreign == 0)
+        #expect(zip(seen, seen.dropFirst()).allSatisfy { $0 < $1 } && seen.last == 1)
+        var calls = 0
+        o.progress = { _ in calls += 1; return calls < 2 }
+        do {
+            _ = try Self.kernel(net, .npk, x, nil, o)
+            Issue.record("not cancelled")
+        } catch GatedNetError.cancelled(let message) {
+            #expect(message.contains("conv kernel: cancelled by the progress callback"))
+        }
+        #expect(calls == 2)
     }
 }

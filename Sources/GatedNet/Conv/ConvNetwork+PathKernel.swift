@@ -10,6 +10,20 @@ public enum ConvKernelKind: Int, Sendable {
     case inputGram = 2
 }
 
+/// Side of the tiles the conv path kernels are computed in: one entry costs a P×C×P product
+/// per layer, so small tiles keep both cores busy to the end and progress frequent.
+let convKernelTile = 16
+
+/// Per-core scratch of the conv path kernel: the input state S_0 and a float Gram matrix.
+private final class PairScratch {
+    var s0: [Double]
+    let gram: FloatBuffer
+    init(gram: Int, positions: Int) {
+        s0 = [Double](repeating: 1, count: positions * positions)
+        self.gram = FloatBuffer(count: gram)
+    }
+}
+
 /// The kernel recursion's state for one pair: a P×P position matrix before pooling, a scalar
 /// after it.
 private enum PairState {
@@ -51,34 +65,42 @@ extension ConvNetwork {
         }
     }
 
-    /// The kernel of `kind` between xa (na NHWC samples) and xb (nb samples) into `out`
-    /// (na × nb). Exact, by the recursion over layers of MATH.md §4: per pair, each conv layer
+    /// The kernel of `kind` between xa (na NHWC samples) and xb (nb samples) into `out`, for
+    /// the block `options.rows` × `options.cols` (default: everything; `out` has the block's
+    /// shape). Exact, by the recursion over layers of MATH.md §4: per pair, each conv layer
     /// keeps a P×P matrix S(p, p') (P = positions), T(p, p') = Σ_offsets S(read(p), read(p'))
     /// and S ← T ⊙ (Ga Gbᵀ over channels); average pooling turns S into Σ S / P², a dense
     /// layer reading positions into Σ_p S(p, p), gated dense layers multiply by ⟨ga, gb⟩, an
     /// identity skip adds the block input's state (so the 2^b sub-networks are never
     /// enumerated), a projection skip multiplies the skipped state by its output channels.
     /// Cost per pair O(P_0² C_0 + Σ_conv P_l² (C_l + k_l²) + Σ_dense w_l); memory 3 P_max²
-    /// doubles plus the gates of both batches. Meant for small n or small images.
-    /// Throws `.unsupported` for max pooling.
+    /// doubles per core plus the gates of both batches. Meant for small n or small images.
+    /// Pairs are computed in tiles of `convKernelTile`² by `fillKernelTiles`, on two cores
+    /// (same bits as on one), with `options.progress` once per tile; `symmetric` (xb is xa)
+    /// computes one triangle of a block with equal row and column ranges (`options.upperOnly`
+    /// as for FC kernels). Reads rows, cols, upperOnly, progress and serialTiles of `options`.
+    /// Throws `.unsupported` for max pooling, `.notFinite` for an entry beyond float's range.
     public func pathKernel(_ kind: ConvKernelKind, xa: UnsafePointer<Float>, na: Int, xb: UnsafePointer<Float>, nb: Int,
-                           symmetric: Bool, out: KernelOutput) throws {
+                           symmetric: Bool, out: KernelOutput, options: KernelOptions = KernelOptions()) throws {
         let d = inputSize
-        if kind == .inputGram {
-            for i in 0..<na {
-                for j in 0..<nb {
-                    var s: Double = 0
-                    if spec.valueInput == .ones && !tied { s = Double(d) } else {
-                        for e in 0..<d { s += Double(xa[i * d + e]) * Double(xb[j * d + e]) }
-                    }
-                    out.pointer[i * out.ld + j] = Float(s)
-                }
-            }
-            return
+        let rows = options.rows ?? 0..<na
+        let cols = options.cols ?? 0..<nb
+        guard rows.lowerBound >= 0, rows.upperBound <= na, !rows.isEmpty else {
+            throw GatedNetError.invalidArgument("rows: block \(rows.lowerBound) ..< \(rows.upperBound) is empty or outside 0 ..< \(na)")
         }
-        try checkPathKernelSupport()
-        let ga = allGates(xa, rows: na, wired: true)
-        let gb = symmetric ? ga : allGates(xb, rows: nb, wired: true)
+        guard cols.lowerBound >= 0, cols.upperBound <= nb, !cols.isEmpty else {
+            throw GatedNetError.invalidArgument("cols: block \(cols.lowerBound) ..< \(cols.upperBound) is empty or outside 0 ..< \(nb)")
+        }
+        guard out.rows == rows.count, out.cols == cols.count, out.ld >= out.cols else {
+            throw GatedNetError.shape("out: \(out.rows) x \(out.cols) with ld \(out.ld), need \(rows.count) x \(cols.count) with ld >= \(cols.count)")
+        }
+        let a = xa + rows.lowerBound * d, b = xb + cols.lowerBound * d
+        let ra = rows.count, rb = cols.count
+        let square = symmetric && rows == cols
+        let ones = spec.valueInput == .ones && !tied
+        if kind != .inputGram { try checkPathKernelSupport() }
+        let ga = kind == .inputGram ? [] : allGates(a, rows: ra, wired: true)
+        let gb = kind == .inputGram || square ? ga : allGates(b, rows: rb, wired: true)
         var tables: [Int: [Int32]] = [:]
         var skipSources = Set<Int>()
         for (i, op) in plan.ops.enumerated() {
@@ -90,25 +112,46 @@ extension ConvNetwork {
             default: break
             }
         }
-        let input = inputShape
-        let ones = spec.valueInput == .ones && !tied
-        let p0 = input.positions, c0 = input.channels
-        var s0 = [Double](repeating: 1, count: p0 * p0)
-        let gram = FloatBuffer(count: max(p0 * p0, plan.gatedShapes.map { $0.positions * $0.positions }.max() ?? 1))
-        for i in 0..<na {
-            for j in (symmetric ? i : 0)..<nb {
-                if kind == .npk {
-                    if ones {
-                        for e in 0..<(p0 * p0) { s0[e] = Double(c0) }
-                    } else {
-                        BLAS.gemm(transA: false, transB: true, m: p0, n: p0, k: c0, a: xa + i * d, lda: c0,
-                                  b: xb + j * d, ldb: c0, c: gram.pointer, ldc: p0)
-                        for e in 0..<(p0 * p0) { s0[e] = Double(gram.pointer[e]) }
-                    }
+        let p0 = inputShape.positions, c0 = inputShape.channels
+        let gramCount = max(p0 * p0, plan.gatedShapes.map { $0.positions * $0.positions }.max() ?? 1)
+        let scratch = (0..<2).map { _ in PairScratch(gram: gramCount, positions: p0) }
+        /// The kernel of row i of a and row j of b, in double.
+        func entry(_ i: Int, _ j: Int, _ part: Int) -> Double {
+            if kind == .inputGram {
+                if ones { return Double(d) }
+                var s: Double = 0
+                for e in 0..<d { s += Double(a[i * d + e]) * Double(b[j * d + e]) }
+                return s
+            }
+            let sc = scratch[part]
+            if kind == .npk {
+                if ones {
+                    for e in 0..<(p0 * p0) { sc.s0[e] = Double(c0) }
+                } else {
+                    BLAS.gemm(transA: false, transB: true, m: p0, n: p0, k: c0, a: a + i * d, lda: c0,
+                              b: b + j * d, ldb: c0, c: sc.gram.pointer, ldc: p0)
+                    for e in 0..<(p0 * p0) { sc.s0[e] = Double(sc.gram.pointer[e]) }
                 }
-                let k = pairKernel(s0: s0, ga: ga, gb: gb, i: i, j: j, tables: tables, skipSources: skipSources, gram: gram)
-                out.pointer[i * out.ld + j] = Float(k)
-                if symmetric { out.pointer[j * out.ld + i] = Float(k) }
+            }
+            return pairKernel(s0: sc.s0, ga: ga, gb: gb, i: i, j: j, tables: tables, skipSources: skipSources, gram: sc.gram)
+        }
+        // Each tile writes its own acc and its part's scratch only: safe for the two-part loop.
+        try fillKernelTiles(rows: ra, cols: rb, symmetric: square, upperOnly: options.upperOnly, out: out,
+                            progress: options.progress, what: "conv kernel", parallel: !options.serialTiles,
+                            side: convKernelTile) { part, i0, ti, j0, tj, acc in
+            let diagonal = square && i0 == j0
+            for i in 0..<ti {
+                for j in (diagonal ? i : 0)..<tj {
+                    let k = entry(i0 + i, j0 + j, part)
+                    guard Float(k).isFinite else {
+                        throw GatedNetError.notFinite(
+                            "conv kernel: the \(kind == .npk ? "npk" : kind == .gateOverlap ? "gate overlap" : "input gram") of rows "
+                            + "\(i0 + i) and \(j0 + j) of the block is \(k), beyond float's range (3.4e38); the conv path kernels "
+                            + "grow like Π_l (C_l k_l² / 2) · |x|²: use fewer or narrower layers, or (npk) smaller inputs")
+                    }
+                    acc[i * tj + j] = Float(k)
+                    if diagonal { acc[j * tj + i] = Float(k) }
+                }
             }
         }
     }

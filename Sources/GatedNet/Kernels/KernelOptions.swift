@@ -96,16 +96,19 @@ typealias KernelTileBody = (_ part: Int, _ i0: Int, _ ti: Int, _ j0: Int, _ tj: 
 /// tiles are reported by part 0 after its own next tile, or after both parts are done);
 /// returning false stops both parts at their next tile.
 /// The serial loop (`parallel` false) calls `tile` with part 0 only, BLAS as the caller set it.
+/// `side`: the tiles' side (at most `kernelTile`); kernels whose entries are costly take smaller
+/// tiles, so that the two parts stay balanced and progress comes often.
 func fillKernelTiles(rows: Int, cols: Int, symmetric: Bool, upperOnly: Bool, out: KernelOutput,
                      progress: ((Double) -> Bool)?, what: String, parallel: Bool = false,
-                     tile: KernelTileBody) throws {
+                     side: Int = kernelTile, tile: KernelTileBody) throws {
+    precondition(side >= 1 && side <= kernelTile)
     var tiles: [(i0: Int, ti: Int, j0: Int, tj: Int)] = []
     var i0 = 0
     while i0 < rows {
-        let ti = min(kernelTile, rows - i0)
+        let ti = min(side, rows - i0)
         var j0 = symmetric ? i0 : 0
         while j0 < cols {
-            let tj = min(kernelTile, cols - j0)
+            let tj = min(side, cols - j0)
             tiles.append((i0, ti, j0, tj))
             j0 += tj
         }

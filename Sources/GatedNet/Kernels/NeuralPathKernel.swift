@@ -99,13 +99,10 @@ extension GatedNetwork {
                                 symmetric: symmetric && rows == cols, out: out, options: options)
         switch choice {
         case .path(let kind):
-            try pathKernel(kind, block, scale: nil)
+            try pathKernel(kind, block)
         case .npkTraceNormalized:
-            let trace = npkTrace(xa, rows: na)
-            guard trace > 0 && trace.isFinite else {
-                throw GatedNetError.invalidArgument("xa: trace of the npk is \(trace); the trace-normalised npk needs a positive finite trace")
-            }
-            try pathKernel(.npk, block, scale: Float(1 / trace))
+            let scales = try npkTraceScales(xa, rows: na)
+            try pathKernel(.npk, block, traceScales: scales)
         case .tangent(let part):
             try tangentKernel(part, block)
         case .npkLimit, .ntkLimit:
@@ -113,8 +110,11 @@ extension GatedNetwork {
         }
     }
 
-    /// Σ ⊙ Π_l (Ga_l Gb_lᵀ · s_l) and its relatives over the block, optionally times `scale`.
-    func pathKernel(_ kind: KernelKind, _ k: KernelBlock, scale: Float?) throws {
+    /// Σ ⊙ Π_l (Ga_l Gb_lᵀ · s_l) and its relatives over the block. `traceScales` (with
+    /// `.npk`): the trace-normalised NPK, each layer's factor scaled by its `layers` entry and
+    /// the product by `final`, so that no raw H is formed. The raw `.npk` and `.overlap` throw
+    /// `.notFinite` for an entry that passes float's range, naming the normalised kinds.
+    func pathKernel(_ kind: KernelKind, _ k: KernelBlock, traceScales: TraceScales? = nil) throws {
         let layers: [Int]
         switch kind {
         case .inputGram: layers = []
@@ -134,7 +134,9 @@ extension GatedNetwork {
         let packed = !layers.isEmpty && hasHardGates && k.options.gatePath != .float
         let d = inputSize
         let ones = spec.valueInput == .ones
-        let layerScale = hiddenWidths.map { normalise ? 1 / Float($0) : 1 }
+        let layerScale = traceScales?.layers ?? hiddenWidths.map { normalise ? 1 / Float($0) : 1 }
+        let scaled = normalise || traceScales != nil
+        let raw = traceScales == nil && (kind == .npk || kind == .overlap)
         let fa = packed || layers.isEmpty ? [] : allGates(k.a, rows: k.rowsA)
         let fb = packed || layers.isEmpty ? [] : (k.symmetric ? fa : allGates(k.b, rows: k.rowsB))
         let pa = packed ? packedGates(k.a, rows: k.rowsA) : nil
@@ -152,7 +154,7 @@ extension GatedNetwork {
                 acc.update(repeating: usesInput ? Float(d) : 1, count: ti * tj)
             }
             if let pa, let pb {
-                overlapProduct(pa, i0, ti, pb, j0, tj, layers: layers, scales: normalise ? layerScale : nil, acc: acc,
+                overlapProduct(pa, i0, ti, pb, j0, tj, layers: layers, scales: scaled ? layerScale : nil, acc: acc,
                                scratch: scratch[part])
             } else {
                 let t = tmp[part].pointer
@@ -160,7 +162,7 @@ extension GatedNetwork {
                     let w = hiddenWidths[l]
                     BLAS.gemm(transA: false, transB: true, m: ti, n: tj, k: w, a: fa[l].pointer + i0 * w, lda: w,
                               b: fb[l].pointer + j0 * w, ldb: w, c: t, ldc: tj)
-                    if normalise {
+                    if scaled {
                         let s = layerScale[l]
                         for i in 0..<(ti * tj) { acc[i] *= t[i] * s }
                     } else {
@@ -168,17 +170,30 @@ extension GatedNetwork {
                     }
                 }
             }
-            if let s = scale {
+            if let s = traceScales?.final {
                 for i in 0..<(ti * tj) { acc[i] *= s }
+            }
+            if raw, let bad = (0..<(ti * tj)).first(where: { !acc[$0].isFinite }) {
+                throw GatedNetError.notFinite(
+                    "kernel: the raw \(kind == .npk ? "npk" : "overlap") of rows \(i0 + bad / tj) and \(j0 + bad % tj) of the block "
+                    + "overflows float (3.4e38; the diagonal is about |x|^2 (w/2)^L for L hidden layers of width w); "
+                    + "use a normalised kind instead: the per-layer normalised npk (npkNormalized, GN_KERNEL_NPK_NORMALIZED) "
+                    + "or the trace-normalised npk (npkTraceNormalized, GN_KERNEL_NPK_TRACE_NORMALIZED)")
             }
         }
     }
 
-    /// trace H(x, x) = Σ_r ‖xv_r‖² Π_l Σ_i G_l(x_r)_i², in double.
-    func npkTrace(_ x: UnsafePointer<Float>, rows: Int) -> Double {
+    /// The scales that give H / trace H(x, x) over the rows of x without forming H: layer l's
+    /// factor Ga_l Gb_lᵀ is divided by m_l, the mean over the rows of Σ_i G_l(x_r)_i², which
+    /// keeps every running product near the size of its diagonal, and the product by
+    /// trace / Π_l m_l = Σ_r σ_r Π_l (g_lr / m_l), summed in log scale (σ_r = ‖xv_r‖², g_lr = Σ_i
+    /// G_l(x_r)_i²). In double; throws `.invalidArgument` for a zero trace.
+    func npkTraceScales(_ x: UnsafePointer<Float>, rows: Int) throws -> TraceScales {
         let ws = workspace(rows: min(evaluationChunk, max(rows, 1)))
         let d = inputSize
-        var total = 0.0
+        let layers = hiddenCount
+        var logTerms = [Double](repeating: 0, count: rows)  // log σ_r + Σ_l log g_lr
+        var sums = [Double](repeating: 0, count: layers)  // Σ_r g_lr
         forEachChunk(rows: rows, chunk: ws.capacity) { start, n in
             runFeature(x + start * d, rows: n, ws: ws, gates: true)
             for r in 0..<n {
@@ -190,17 +205,36 @@ extension GatedNetwork {
                     let xr = x + (start + r) * d
                     for i in 0..<d { v += Double(xr[i]) * Double(xr[i]) }
                 }
+                var t = log(v)
                 for (l, w) in hiddenWidths.enumerated() {
                     let g = ws.gates[l].pointer + r * w
                     var s = 0.0
                     for i in 0..<w { s += Double(g[i]) * Double(g[i]) }
-                    v *= s
+                    sums[l] += s
+                    t += log(s)
                 }
-                total += v
+                logTerms[start + r] = t
             }
         }
-        return total
+        guard sums.allSatisfy({ $0 > 0 }) else {
+            throw GatedNetError.invalidArgument("xa: trace of the npk is 0 (a layer has all gates off for every row); the trace-normalised npk needs a positive trace")
+        }
+        let logMeans = sums.map { log($0 / Double(rows)) }
+        // log(trace / Π_l m_l), by log-sum-exp over the rows that contribute.
+        let shifted = logTerms.map { $0 - logMeans.reduce(0, +) }
+        let top = shifted.max() ?? -.infinity
+        guard top.isFinite else {
+            throw GatedNetError.invalidArgument("xa: trace of the npk is 0 (every row has a zero input or a layer with all gates off); the trace-normalised npk needs a positive trace")
+        }
+        let logTrace = top + log(shifted.reduce(0) { $0 + exp($1 - top) })
+        return TraceScales(layers: logMeans.map { Float(exp(-$0)) }, final: Float(exp(-logTrace)))
     }
+}
+
+/// Per-layer and final scales of the trace-normalised NPK (`npkTraceScales`).
+struct TraceScales {
+    let layers: [Float]
+    let final: Float
 }
 
 /// The block a kernel call fills: rows of a against rows of b, into out.
