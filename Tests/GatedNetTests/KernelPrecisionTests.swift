@@ -132,7 +132,7 @@ struct KernelPrecisionTests {
         let reference = Self.traceNormalisedReference(net, x)
         for path in [GatePath.packed, .float] {
             let k = doubles(try net.suiteKernel(.npkTraceNormalized, x, nil, withPath(path)))
-            #expect(k.allSatisfy(\.isFinite), "\(path)")
+            #expect(k.allSatisfy { $0.isFinite }, "\(path)")
             // Float rounding of one product per layer: about depth · 6e-8 relative.
             for e in k.indices {
                 #expect(abs(k[e] - reference[e]) <= 1e-5 * abs(reference[e]) + 1e-30, "\(path) entry \(e): \(k[e]) vs \(reference[e])")
@@ -140,7 +140,7 @@ struct KernelPrecisionTests {
             #expect(abs(k.enumerated().filter { $0.offset % (n + 1) == 0 }.reduce(0) { $0 + $1.element } - 1) < 1e-5)
             // The per-layer normalised kind Σ ⊙ Π_l B_l is finite too, and the raw kinds throw.
             let normalised = try net.suiteKernel(.path(.npkNormalized), x, nil, withPath(path))
-            #expect(normalised.allSatisfy(\.isFinite) && normalised[0] > 0)
+            #expect(normalised.allSatisfy { $0.isFinite } && normalised[0] > 0)
             for kind in [KernelKind.npk, .overlap] {
                 do {
                     _ = try net.suiteKernel(.path(kind), x, nil, withPath(path))

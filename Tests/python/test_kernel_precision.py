@@ -21,7 +21,11 @@ def npk_limit_reference(x, depth):
     return k
 
 
-def ntk_limit_reference(x, depth, s2=2.0):
+# The default init_scale is sqrt(2) stored as float32.
+S2 = float(np.float32(np.sqrt(2))) ** 2
+
+
+def ntk_limit_reference(x, depth, s2=S2):
     """Paper 002 eq. 7 for one output, NTK parametrisation, float64."""
     x = x.astype(np.float64)
     d = x.shape[1]
@@ -52,8 +56,8 @@ def test_limit_diagonals_exact():
     assert np.max(np.abs(npk - ref)[off]) <= 1e-6 * exact.max()
 
     ntk = np.asarray(net.ntk_limit(x, output=0), dtype=np.float64)
-    # He init (s^2 = 2): Theta(x, x) = (L + 1) (s^2/2)^L s^2 |x|^2 / d.
-    exact_ntk = (depth + 1) * 2.0 * norms / 784
+    # Theta(x, x) = (L + 1) (s^2/2)^L s^2 |x|^2 / d (He init, s^2 = 2 up to float32 rounding).
+    exact_ntk = (depth + 1) * (S2 / 2) ** depth * S2 * norms / 784
     assert np.all(np.abs(np.diag(ntk) - exact_ntk) <= 2 ** -24 * exact_ntk)
     assert np.max(np.abs(ntk - ntk_limit_reference(x, depth))[off]) <= 1e-6 * exact_ntk.max()
     # Summed over the 10 outputs: 10 times the per-output kernel.
