@@ -113,7 +113,7 @@ static void test_compute(void) {
     CHECK_STATUS(gn_conv_network_kernel_compute(net, GN_CONV_KERNEL_NPK, x, N, x, N, NULL, NULL, N, N * N),
                  GN_ERR_NULL_POINTER, "out");
     CHECK_STATUS(gn_conv_network_kernel_compute(NULL, GN_CONV_KERNEL_NPK, x, N, x, N, NULL, k, N, N * N),
-                 GN_ERR_INVALID_HANDLE, "net");
+                 GN_ERR_NULL_POINTER, "net");
     gn_conv_network_free(net);
 }
 

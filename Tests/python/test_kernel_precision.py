@@ -94,8 +94,11 @@ def test_deep_normalised_npk_finite(depth):
         assert abs(np.trace(k) - 1) < 1e-5
         layer = np.asarray(net.npk(x, normalized=True, gate_path=gate_path))
         assert np.all(np.isfinite(layer)) and np.all(np.diag(layer) > 0)
-        # Raw kinds: an error naming the normalised kinds instead of a silent inf.
-        for raw in ("npk", "overlap"):
+        # Raw kinds: an error naming the normalised kinds instead of a silent inf. The overlap
+        # (about 64^L here, without the |x|^2 ~ 784 of the npk) passes 3.4e38 only from L = 22.
+        if depth == 20:
+            assert np.all(np.isfinite(np.asarray(net.overlap(x, gate_path=gate_path))))
+        for raw in ("npk", "overlap") if depth > 20 else ("npk",):
             with pytest.raises(gn.ArgumentError, match="NPK_TRACE_NORMALIZED") as e:
                 net.kernel(raw, x, gate_path=gate_path)
             assert e.value.status_name == "GN_ERR_NOT_FINITE"
