@@ -19,8 +19,8 @@
  *    Passing a freed or foreign pointer as a handle gives GN_ERR_INVALID_HANDLE, never a crash,
  *    as long as the memory was not reused for another gatednet object.
  *  - Nothing in this library aborts the host process on bad input.
- *  - Cores: training (FC and conv), FC prediction and evaluation, and the FC and conv kernels use two
- *    cores by splitting their work in pieces (minibatch halves, row chunks, kernel tiles),
+ *  - Cores: training (FC and conv), FC prediction and evaluation, and the FC and conv kernels
+ *    use two cores by splitting their work in pieces (minibatch halves, row chunks, kernel tiles),
  *    shared between the calling thread and a worker thread the library starts on first use
  *    (one per process; a fork()ed child starts its own). The pieces depend only on the sizes,
  *    and each piece's numbers do not depend on the thread that computes it, so a seed gives
