@@ -453,8 +453,9 @@ gn_status gn_corrupt_labels(int32_t *labels, int64_t n, int32_t classes, double 
  *                GN_ERR_UNSUPPORTED if every weight passing gradient is frozen.
  *  NPK_LIMIT, NTK_LIMIT: computed in double throughout (inner products by dgemm on double
  *                copies; the angle recursion carried as angles, stable near 0), output rounded to
- *                float once. Identical inputs (the diagonal) have theta = 0 exactly: NPK_LIMIT is
- *                then |x|^2 / 2^n_hidden and NTK_LIMIT (n_hidden + 1) (s^2/2)^n_hidden s^2 |x|^2 / d_in.
+ *                float once. Identical inputs (the diagonal) have theta = 0 exactly: NPK_LIMIT
+ *                is then |x|^2 / 2^L and NTK_LIMIT (L + 1) (s^2/2)^L s^2 |x|^2 / d_in (per
+ *                output), L = n_hidden.
  *  NPK_LIMIT     infinite-width normalised NPK of random hard gates (Gaussian feature weights,
  *                no bias): Sigma * prod_{l=1}^{n_hidden} (pi - theta_{l-1}) / (2 pi), theta_0 the
  *                angle between the inputs, then cos theta_l = (sin theta_{l-1} + (pi -
