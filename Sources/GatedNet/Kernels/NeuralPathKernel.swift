@@ -191,9 +191,8 @@ extension GatedNetwork {
     func npkTraceScales(_ x: UnsafePointer<Float>, rows: Int) throws -> TraceScales {
         let ws = workspace(rows: min(evaluationChunk, max(rows, 1)))
         let d = inputSize
-        let layers = hiddenCount
         var logTerms = [Double](repeating: 0, count: rows)  // log σ_r + Σ_l log g_lr
-        var sums = [Double](repeating: 0, count: layers)  // Σ_r g_lr
+        var sums = [Double](repeating: 0, count: hiddenCount)  // Σ_r g_lr
         forEachChunk(rows: rows, chunk: ws.capacity) { start, n in
             runFeature(x + start * d, rows: n, ws: ws, gates: true)
             for r in 0..<n {
@@ -220,8 +219,9 @@ extension GatedNetwork {
             throw GatedNetError.invalidArgument("xa: trace of the npk is 0 (a layer has all gates off for every row); the trace-normalised npk needs a positive trace")
         }
         let logMeans = sums.map { log($0 / Double(rows)) }
+        let logProduct = logMeans.reduce(0, +)
         // log(trace / Π_l m_l), by log-sum-exp over the rows that contribute.
-        let shifted = logTerms.map { $0 - logMeans.reduce(0, +) }
+        let shifted = logTerms.map { $0 - logProduct }
         let top = shifted.max() ?? -.infinity
         guard top.isFinite else {
             throw GatedNetError.invalidArgument("xa: trace of the npk is 0 (every row has a zero input or a layer with all gates off); the trace-normalised npk needs a positive trace")
