@@ -1,3 +1,5 @@
+import CKernels
+
 /// Kernels of a conv / residual DGN (MATH.md §4, "Convolution with global average pooling" and
 /// "Residual networks").
 public enum ConvKernelKind: Int, Sendable {
@@ -102,10 +104,15 @@ extension ConvNetwork {
         let ga = kind == .inputGram ? [] : allGates(a, rows: ra, wired: true)
         let gb = kind == .inputGram || square ? ga : allGates(b, rows: rb, wired: true)
         var tables: [Int: [Int32]] = [:]
+        var columns: [Int: [Int32]] = [:]  // conv read tables transposed: offset-major
         var skipSources = Set<Int>()
         for (i, op) in plan.ops.enumerated() {
             switch op.step {
-            case .conv(_, let g): tables[i] = ConvNetwork.readTable(g)
+            case .conv(_, let g):
+                let t = ConvNetwork.readTable(g)
+                let kk = g.kernel * g.kernel, pout = g.output.positions
+                tables[i] = t
+                columns[i] = (0..<(kk * pout)).map { t[($0 % pout) * kk + $0 / pout] }
             case .residual(let s, _, let g):
                 skipSources.insert(s)
                 if let g { tables[i] = ConvNetwork.readTable(g) }
@@ -133,7 +140,8 @@ extension ConvNetwork {
                     for e in 0..<(p0 * p0) { sc.s0[e] = Double(sc.gram.pointer[e]) }
                 }
             }
-            return pairKernel(s0: sc.s0, ga: ga, gb: gb, i: i, j: j, tables: tables, skipSources: skipSources, gram: sc.gram)
+            return pairKernel(s0: sc.s0, ga: ga, gb: gb, i: i, j: j, tables: tables, columns: columns, skipSources: skipSources,
+                              gram: sc.gram)
         }
         // Each tile writes its own acc and its part's scratch only: safe for the two-part loop.
         try fillKernelTiles(rows: ra, cols: rb, symmetric: square, upperOnly: options.upperOnly, out: out,
@@ -157,7 +165,7 @@ extension ConvNetwork {
     }
 
     private func pairKernel(s0: [Double], ga: [FloatBuffer], gb: [FloatBuffer], i: Int, j: Int, tables: [Int: [Int32]],
-                            skipSources: Set<Int>, gram: FloatBuffer) -> Double {
+                            columns: [Int: [Int32]], skipSources: Set<Int>, gram: FloatBuffer) -> Double {
         var state = PairState.spatial(s0, positions: inputShape.positions)
         var saved: [Int: PairState] = [:]
         if skipSources.contains(-1) { saved[-1] = state }
@@ -177,22 +185,16 @@ extension ConvNetwork {
                 let l = op.gated!, c = g.output.channels
                 BLAS.gemm(transA: false, transB: true, m: pout, n: pout, k: c, a: ga[l].pointer + i * pout * c, lda: c,
                           b: gb[l].pointer + j * pout * c, ldb: c, c: gram.pointer, ldc: pout)
-                var next = [Double](repeating: 0, count: pout * pout)
-                table.withUnsafeBufferPointer { t in
-                    s.withUnsafeBufferPointer { sp in
-                        for p in 0..<pout {
-                            for q in 0..<pout {
-                                let gg = Double(gram.pointer[p * pout + q])
-                                if gg == 0 { continue }
-                                var acc: Double = 0
-                                for o in 0..<kk {
-                                    let a = t[p * kk + o], b = t[q * kk + o]
-                                    if a >= 0 && b >= 0 { acc += sp[Int(a) * pin + Int(b)] }
-                                }
-                                next[p * pout + q] = acc * gg
+                let next = [Double](unsafeUninitializedCapacity: pout * pout) { buffer, count in
+                    table.withUnsafeBufferPointer { t in
+                        columns[index]!.withUnsafeBufferPointer { tc in
+                            s.withUnsafeBufferPointer { sp in
+                                gnk_conv_shift_sum(sp.baseAddress, pin, t.baseAddress, tc.baseAddress, pout, kk, gram.pointer,
+                                                   buffer.baseAddress)
                             }
                         }
                     }
+                    count = pout * pout
                 }
                 state = .spatial(next, positions: pout)
             case .dense:
