@@ -518,7 +518,8 @@ gn_status gn_kernel_options_init(gn_kernel_options *opts);
  * few 512 x 512 tiles; never a second R x C matrix. opts may be NULL for the defaults.
  * Cost: path kernels O(R C (d_in + sum_l width_l)) (popcount on 64 gates per word when packed);
  * NTK O(R C (sum_l fan_in_l + K sum_l width_l)) through BLAS; limits O(R C (d_in + n_hidden)).
- * Errors: GN_ERR_NULL_POINTER, GN_ERR_INVALID_HANDLE, GN_ERR_SHAPE, GN_ERR_NOT_FINITE (inputs),
+ * Errors: GN_ERR_NULL_POINTER, GN_ERR_INVALID_HANDLE, GN_ERR_SHAPE, GN_ERR_NOT_FINITE (inputs;
+ * a raw OVERLAP or NPK entry beyond float's range, see gn_kernel),
  * GN_ERR_INVALID_ARGUMENT (kind, layer, output, block outside the inputs, ld_out, zero trace),
  * GN_ERR_BUFFER_TOO_SMALL, GN_ERR_UNSUPPORTED (a part this network does not have, see the
  * kinds), GN_ERR_CANCELLED. Not thread-safe on one network (uses its scratch space). */
