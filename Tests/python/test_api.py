@@ -197,11 +197,35 @@ def test_fixed_learnt_inherits_bias_and_widths(rng):
         gn.Network(6, [5, 5], 3, "fixed_learnt", gate_source=relu)
 
 
+def test_conv_fixed_learnt_inherits_layer_biases(rng):
+    src = gn.ConvNetwork([("conv", 2, 3, {"bias": True}), ("conv", 3, 3), ("gap",), ("dense", 3)], (4, 4, 1), "relu",
+                         seed=1)
+    net = gn.ConvNetwork([("conv", 2, 3), ("conv", 3, 3), ("gap",), ("dense", 3)], (4, 4, 1), "fixed_learnt",
+                         gate_source=src, seed=2)
+    assert "feature.0.bias" in net.tensor_names() and "value.0.bias" in net.tensor_names()
+    assert not any(n.endswith(".bias") and not n.endswith(".0.bias") for n in net.tensor_names())
+    x = rng.standard_normal((5, 4, 4, 1)).astype(np.float32)
+    for l in range(2):
+        np.testing.assert_array_equal(np.asarray(net.gates(x, l)), np.asarray(src.gates(x, l)))
+    with pytest.raises(ValueError, match=r"layers\[1\]\.bias: got True, but gate_source's layer 1 has bias=False"):
+        gn.ConvNetwork([("conv", 2, 3), ("conv", 3, 3, {"bias": True}), ("gap",), ("dense", 3)], (4, 4, 1),
+                       "fixed_learnt", gate_source=src)
+
+
+def test_copy_feature_weights_names_source():
+    net = gn.Network(6, [5], 3, "fixed_random_ii")
+    with pytest.raises(gn.ArgumentError, match="^source: bias") as info:
+        net.copy_feature_weights(gn.Network(6, [5], 3, "relu", bias=True))
+    assert info.value.status_name == "GN_ERR_SHAPE"
+
+
 @pytest.mark.parametrize("call, match", [
     (lambda: gn.Network(6, [5], 3, "decoupled", beta=-1.0), r"^beta: got -1"),
     (lambda: gn.Network(6, [0], 3), r"^hidden_widths\[0\]: got 0"),
     (lambda: gn.Network(6, [5], 3).fit(np.zeros((4, 6), np.float32), np.zeros(4, np.int32), epochs=0), r"^epochs: got 0"),
     (lambda: gn.ConvNetwork([("conv", 0, 3), ("dense", 3)], (5, 5, 2)), r"^layers\[0\]\.units: got 0"),
+    (lambda: gn.Network(6, [5], 3).fit(np.zeros((4, 6), np.float32), np.zeros(4, np.int32), batch_size=0),
+     r"^batch_size: got 0"),
 ])
 def test_library_errors_name_python_arguments(call, match):
     with pytest.raises(gn.GatedNetError) as info:
@@ -222,6 +246,9 @@ def test_kernel_helpers_take_any_integer_or_bool_labels(rng):
     for y in (pm.astype(np.int8), pm.astype(np.int64), pm.astype(np.float64)):
         assert gn.kernel_nu(k, y) == pytest.approx(ref)
     assert gn.kernel_nu(k, labels.astype(bool)) == gn.kernel_nu(k, labels.astype(np.float32))
+    alpha, _ = gn.kernel_ridge_fit(k, pm.astype(np.int8), ridge=1e-3)
+    np.testing.assert_array_equal(np.asarray(alpha), np.asarray(gn.kernel_ridge_fit(k, pm, ridge=1e-3)[0]))
+    assert alpha.shape == (12, 1)
     onehot = np.asarray(gn.kernel_targets(labels.astype(np.int32), 2))
     for dtype in (bool, np.uint8, np.int16, np.uint32, np.int64):
         np.testing.assert_array_equal(np.asarray(gn.kernel_targets(labels.astype(dtype), 2)), onehot)

@@ -47,6 +47,7 @@ CASES = [
     ("lr negative", lambda n: n.fit(X, Y, lr=-1.0), ValueError, r"lr: got -1.0, need a finite number > 0"),
     ("lr string", lambda n: n.fit(X, Y, lr="fast"), TypeError, "lr: expected a number"),
     ("lr None", lambda n: n.fit(X, Y, lr=None), ValueError, "lr: got None"),
+    ("adam_betas", lambda n: n.fit(X, Y, adam_betas=(1.5, 0.9)), ValueError, r"adam_betas: got \(1.5, 0.9\)"),
     ("optimizer", lambda n: n.fit(X, Y, optimizer="lbfgs"), ValueError, "optimizer: unknown value"),
     ("loss", lambda n: n.evaluate(X, Y, loss="hinge"), ValueError, "loss: unknown value"),
     ("gates layer", lambda n: n.gates(X, 7), gn.LayerIndexError, r"layer: got 7, need -2 ... 1"),

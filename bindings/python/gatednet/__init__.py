@@ -262,9 +262,11 @@ class _Shared:
             except (TypeError, ValueError):
                 raise ValueError("validation_data: expected a pair (x_test, y_test)") from None
         try:
-            b1, b2 = adam_betas
+            b1, b2 = (float(b) for b in adam_betas)
         except (TypeError, ValueError):
             raise ValueError(f"adam_betas: expected a pair (beta1, beta2), got {adam_betas!r}") from None
+        if not (0 <= b1 < 1 and 0 <= b2 < 1):
+            raise ValueError(f"adam_betas: got {tuple(adam_betas)!r}, need 0 <= beta < 1 for both")
         bar = None
         if progress:
             from ._progress import EpochProgress
@@ -316,6 +318,19 @@ class _Shared:
         multiplies by). Conv nets: the layer's own output, before a residual skip is added.
         Same indexing and shapes as :meth:`preactivations`."""
         return self._hidden(x, part, layer, 1, out)
+
+    def copy_feature_weights(self, source, freeze=True):
+        """Copy the feature (gating) weights of ``source`` (e.g. a trained ReLU network of the same
+        shape) into this network, and freeze them if ``freeze``. Shapes and biases must agree."""
+        try:
+            super().copy_feature_weights(source, freeze)
+        except GatedNetError as e:
+            text = str(e)
+            if not text.startswith("src: "):
+                raise
+            err = type(e)("source: " + text[5:])
+            err.status, err.status_name = e.status, e.status_name
+            raise err from None
 
     # ---- copies and pickling ---------------------------------------------------------------------
 
@@ -736,7 +751,8 @@ def _layer_tuple(layer, index):
             raise TypeError(f"{where}.{field}: expected an int, got {type(v).__name__}")
         ints.append(int(v))
     units, kernel, stride, block = ints
-    return (code, units, kernel, stride, padding, 1 if d.get("bias", False) else 0, block)
+    bias = d.get("bias")
+    return (code, units, kernel, stride, padding, None if bias is None else (1 if bias else 0), block)
 
 
 def _layer_dict(t):
@@ -836,7 +852,23 @@ class ConvNetwork(_Shared, _core.ConvNetwork):
         if isinstance(layers, (str, bytes, dict)) or not hasattr(layers, "__iter__"):
             raise TypeError(f"layers: expected a list of layer tuples or dicts, got {type(layers).__name__}")
         encoded = [_layer_tuple(layer, i) for i, layer in enumerate(layers)]
-        super().__init__(encoded, _shape_hwc(input_shape), _code(regime, REGIMES, "regime"),
+        code = _code(regime, REGIMES, "regime")
+        inherited = set()
+        if gate_source is not None and code == REGIMES.index("fixed_learnt") and isinstance(gate_source, ConvNetwork) \
+                and not gate_source.closed:
+            inherited = gate_source._feature_bias_positions()
+        for i, t in enumerate(encoded):
+            if t[5] is None:
+                bias = 1 if i in inherited and i < len(encoded) - 1 else 0  # not the output layer
+            else:
+                bias = t[5]
+                if inherited or gate_source is not None and code == REGIMES.index("fixed_learnt"):
+                    if t[0] in (0, 1) and i < len(encoded) - 1 and bool(bias) != (i in inherited):
+                        raise ValueError(f"layers[{i}].bias: got {bool(bias)}, but gate_source's layer {i} has "
+                                         f"bias={i in inherited}; a fixed_learnt net copies gate_source's feature "
+                                         "layers (leave bias out to inherit it)")
+            encoded[i] = t[:5] + (bias,) + t[6:]
+        super().__init__(encoded, _shape_hwc(input_shape), code,
                          **_conv_overrides(activation, gate, beta, value_input, permutation, wiring,
                                            wiring_seed, feature_frozen, init, init_scale, seed, gate_source))
 
@@ -904,6 +936,11 @@ class ConvNetwork(_Shared, _core.ConvNetwork):
         """For each tensor of :meth:`tensor_names`: ``(position, is_projection)``, its layer's
         position in the layer list (a projection: its residual block's last layer)."""
         return [self._tensor_layer(i) for i in range(self.tensor_count())]
+
+    def _feature_bias_positions(self):
+        """Layer-list positions whose feature-net layer has a bias (what fixed_learnt copies)."""
+        return {pos for (pos, proj), name in zip(self.tensor_layers(), self.tensor_names())
+                if not proj and name.startswith("feature.") and name.endswith(".bias")}
 
     @property
     def n_layers(self):

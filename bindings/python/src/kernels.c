@@ -58,7 +58,7 @@ static int targets_input(PyObject *obj, const char *name, Py_ssize_t n, gnpy_inp
         PyErr_Clear();
     }
     if (one_d) {
-        if (gnpy_input_f32_flat(obj, name, n, t) < 0) return -1;
+        if (gnpy_input_f32_values(obj, name, n, t) < 0) return -1;
         *cols = 1;
         return 0;
     }
