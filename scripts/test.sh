@@ -15,6 +15,9 @@ swift test 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\] '
 echo "== C tests and examples"
 bash Tests/c/run.sh .build/release
 
+echo "== C ABI fuzzer (60 s)"
+bash Tests/fuzz/run.sh .build/release --seconds 60
+
 echo "== install script and pkg-config file"
 bash Tests/c/install_test.sh
 
