@@ -971,14 +971,14 @@ class ConvNetwork(_Shared, _core.ConvNetwork):
         raise ValueError(f"layer: layers[{pos}] has no {p} {what}{kind} (pooling and flatten layers have no "
                          "parameters, biases need bias=True, a projection sits at its block's last layer)")
 
-    def weights(self, part="value", layer=-1, *, projection=False, out=None):
+    def weights(self, part="value", layer=0, *, projection=False, out=None):
         """Weight matrix of the conv / dense layer at position ``layer`` of the layer list
         (negative from the end; a residual projection shifts nothing) of ``part``: fan_out x
         fan_in, a conv's fan_in index (ky*k + kx)*in_channels + c. ``projection=True``: the
         1x1 projection of the residual block whose last layer is at ``layer``. A copy (Buffer)."""
         return self._get_tensor(self._tensor_at(part, layer, False, projection), out)
 
-    def bias(self, part="value", layer=-1, *, out=None):
+    def bias(self, part="value", layer=0, *, out=None):
         """Bias of the layer at position ``layer`` of the list (fan_out x 1); ValueError if it has none."""
         return self._get_tensor(self._tensor_at(part, layer, True, False), out)
 
