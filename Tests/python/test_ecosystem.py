@@ -187,3 +187,37 @@ def test_every_public_name_has_a_docstring():
                     missing.append(f"{name}.{member_name}")
     assert not missing, f"no docstring: {missing}"
     assert "DLPack" in gn.__doc__ and "progress=True" in gn.__doc__
+
+
+def test_core_stub_covers_the_extension():
+    """Every function, class and method of gatednet._core is declared in _core.pyi."""
+    import ast
+
+    tree = ast.parse((Path(gn.__file__).parent / "_core.pyi").read_text())
+    declared, classes = set(), {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            names = {n.name for n in node.body if isinstance(n, ast.FunctionDef)}
+            names |= {n.target.id for n in node.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+            classes[node.name] = names
+            bases = [b.id for b in node.bases if isinstance(b, ast.Name)]
+            for b in bases:
+                classes[node.name] |= classes.get(b, set())
+            declared.add(node.name)
+        elif isinstance(node, ast.FunctionDef):
+            declared.add(node.name)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            declared.add(node.target.id)
+    missing = []
+    for name, obj in vars(gn._core).items():
+        if name.startswith("__"):
+            continue
+        if name not in declared:
+            missing.append(name)
+        if inspect.isclass(obj) and not issubclass(obj, BaseException):
+            for attr in vars(obj):
+                if attr.startswith("__") and attr not in ("__dlpack__", "__dlpack_device__", "__enter__", "__exit__"):
+                    continue
+                if attr not in classes.get(name, set()):
+                    missing.append(f"{name}.{attr}")
+    assert not missing, f"not in _core.pyi: {missing}"
