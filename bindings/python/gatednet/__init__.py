@@ -44,7 +44,7 @@ Changes in 0.2 (notebooks written for 0.1)
     ``Network.kernel(kind, xa, xb)`` is now ``kernel(xa, xb, kind)`` (the old order warns);
     ``ConvNetwork(input_shape=...)`` is (height, width, channels), not (channels, height, width)
     (a tuple that reads as CHW raises ValueError saying so); ``out=`` is keyword-only (also
-    ``gates``' ``out``, ``wired``, ``packed``); ``active_paths(x, groups)`` is
+    ``gates``' ``out``, ``wired``, ``packed`` and ``npk``'s ``normalized``); ``active_paths(x, groups)`` is
     ``active_paths_by_group(x, groups)``; ``kernel_targets(labels, 1)`` is (n, 1);
     ``fit(lr=None)`` raises ValueError.
 
