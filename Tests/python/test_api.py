@@ -58,6 +58,7 @@ def test_out_is_keyword_only_everywhere(cls):
             assert sig.parameters["out"].kind is inspect.Parameter.KEYWORD_ONLY, f"{cls.__name__}.{name}"
             checked += 1
     assert checked >= 8
+    assert inspect.signature(cls.predict).parameters["out"].kind is inspect.Parameter.KEYWORD_ONLY  # C methods too
     x = np.zeros((2, 6), np.float32)
     with pytest.raises(TypeError):
         _fc().predict(x, np.zeros((2, 3), np.float32))  # out positionally

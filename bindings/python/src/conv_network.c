@@ -585,10 +585,10 @@ static PyMethodDef conv_methods[] = {
      "_get_tensor(index, out=None) -> Buffer (rows, cols)"},
     {"_set_tensor", (PyCFunction)conv_set_tensor, METH_VARARGS, "_set_tensor(index, values)"},
     {"predict", (PyCFunction)(void (*)(void))conv_predict, METH_VARARGS | METH_KEYWORDS,
-     "predict(x, out=None) -> Buffer\n\nOutputs (logits), shape (n, output_size) float32. x: (n, H, W, C) "
+     "predict($self, x, *, out=None)\n--\n\nReturns a Buffer. Outputs (logits), shape (n, output_size) float32. x: (n, H, W, C) "
      "NHWC or (n, H*W*C)."},
     {"predict_classes", (PyCFunction)(void (*)(void))conv_predict_classes, METH_VARARGS | METH_KEYWORDS,
-     "predict_classes(x, out=None) -> Buffer\n\nArg-max class per row (int32, shape (n,))."},
+     "predict_classes($self, x, *, out=None)\n--\n\nReturns a Buffer. Arg-max class per row (int32, shape (n,))."},
     {"_gates", (PyCFunction)(void (*)(void))conv_gates, METH_VARARGS | METH_KEYWORDS,
      "_gates(x, layer, wired=False, out=None) -> Buffer (n, H, W, C)"},
     {"_kernel", (PyCFunction)(void (*)(void))conv_kernel, METH_VARARGS | METH_KEYWORDS,

@@ -188,7 +188,7 @@ PyMethodDef gnpy_kernel_functions[] = {
      "kernel_ridge_predict(k_test, alpha) -> Buffer\n\nk_test (m x n) @ alpha (n x t)."},
     {"kernel_targets", (PyCFunction)kf_targets, METH_VARARGS,
      "kernel_targets(labels, classes) -> Buffer\n\nTargets of shape (n, classes) float32: one-hot rows for "
-     "classes > 1; for classes = 1 one column, -1 for label 0 and +1 otherwise. labels: any integer or "
+     "classes > 1; for classes = 1 one column, -1 / +1 for labels 0 / 1. labels: any integer or "
      "bool dtype."},
     {"kernel_classes", (PyCFunction)kf_classes, METH_O,
      "kernel_classes(scores) -> Buffer\n\nArg-max per row (int32); 1-D or t = 1: 1 where score > 0."},

@@ -484,12 +484,12 @@ static PyMethodDef network_methods[] = {
      "copy_feature_weights(source, freeze=True)\n\nCopy the feature (gating) weights of `source` (e.g. a "
      "trained ReLU network) into this network and freeze them if `freeze`. Shapes must agree."},
     {"predict", (PyCFunction)(void (*)(void))network_predict, METH_VARARGS | METH_KEYWORDS,
-     "predict(x, out=None) -> Buffer\n\nOutputs (logits), shape (n, output_size) float32."},
+     "predict($self, x, *, out=None)\n--\n\nReturns a Buffer. Outputs (logits), shape (n, output_size) float32."},
     {"predict_classes", (PyCFunction)(void (*)(void))network_predict_classes, METH_VARARGS | METH_KEYWORDS,
-     "predict_classes(x, out=None) -> Buffer\n\nArg-max class per row (int32, shape (n,)); for "
+     "predict_classes($self, x, *, out=None)\n--\n\nReturns a Buffer. Arg-max class per row (int32, shape (n,)); for "
      "output_size 1, 1 where the output is > 0."},
     {"predict_feature_head", (PyCFunction)(void (*)(void))network_predict_feature_head, METH_VARARGS | METH_KEYWORDS,
-     "predict_feature_head(x, out=None) -> Buffer\n\nOutputs of the feature net through its own head."},
+     "predict_feature_head($self, x, *, out=None)\n--\n\nReturns a Buffer. Outputs of the feature net through its own head."},
     {"_gates", (PyCFunction)(void (*)(void))network_gates, METH_VARARGS | METH_KEYWORDS,
      "_gates(x, layer, out=None, packed=False) -> Buffer"},
     {"_hidden_state", (PyCFunction)(void (*)(void))network_hidden_state, METH_VARARGS | METH_KEYWORDS,
