@@ -185,19 +185,22 @@ def test_hyperplanes_draws_one_line_per_gating_neuron():
         gplot.hyperplanes(gn.Network(3, [4], 2, regime="dlgn"), np.zeros((5, 2)))
 
 
-def test_hidden_maps_puts_feature_row_over_value_row(fashion):
-    x, _ = fashion
-    image = x[:1].reshape(1, 28, 28, 1)
-    net = gn.ConvNetwork([("conv", 4, 3, 2), ("conv", 3, 3, 1), ("gap",), ("dense", 10)], (1, 28, 28),
-                         regime="fixed_random_ii", seed=9)
-    feature = [np.asarray(g) for g in net.gates(image)[:2]]
+# Input 6 x 6 x 6: the same shape in (channels, height, width) and (height, width, channels) order.
+CUBE = (6, 6, 6)
+CONV_LAYERS = [("conv", 4, 3, 1), ("conv", 3, 3, 2), ("gap",), ("dense", 10)]
+
+
+def test_hidden_maps_puts_feature_row_over_value_row(rng):
+    image = rng.standard_normal((1, 6, 6, 6)).astype(np.float32)
+    net = gn.ConvNetwork(CONV_LAYERS, CUBE, regime="fixed_random_ii", seed=9)
+    feature = [np.asarray(g) for g in net.gates(image)]
     value = [f * np.arange(1, f.shape[-1] + 1) for f in feature]     # any maps of the same shapes
-    fig = gplot.hidden_maps(feature, value, image=image[0, :, :, 0], value_image=np.ones((28, 28)), k=2)
+    assert [f.shape for f in feature] == [(1, 6, 6, 4), (1, 3, 3, 3)]
+    fig = gplot.hidden_maps(feature, value, image=image[0, :, :, 0], value_image=np.ones((6, 6)), k=2)
     assert len(fig.axes) == 2 * (1 + 2 + 2)
     axes = np.asarray(fig.axes).reshape(2, 5)
-    assert axes[0, 0].images[0].get_array().shape == (28, 28)
-    h0, h1 = feature[0].shape[1:3], feature[1].shape[1:3]
-    assert h0 == (14, 14) and h1 == (14, 14)
+    np.testing.assert_array_equal(axes[0, 0].images[0].get_array(), image[0, :, :, 0])
+    assert axes[1, 0].images[0].get_clim() == (0.0, 1.0)   # the all-ones input shows blank
     for r, maps in enumerate((feature, value)):
         for c, (layer, channel) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)], start=1):
             np.testing.assert_array_equal(axes[r, c].images[0].get_array(), maps[layer][0, :, :, channel])
@@ -207,3 +210,19 @@ def test_hidden_maps_puts_feature_row_over_value_row(fashion):
     assert len(fig.axes) == 2 * (4 + 3)
     with pytest.raises(ValueError, match="value"):
         gplot.hidden_maps(feature, value[:1])
+
+
+@pytest.mark.skipif(not hasattr(gn.ConvNetwork, "activations"), reason="ConvNetwork.activations not in this build")
+def test_network_hidden_maps_shows_the_feature_and_value_activations(rng):
+    image = rng.uniform(0, 1, (6, 6, 6)).astype(np.float32)
+    net = gn.ConvNetwork(CONV_LAYERS, CUBE, regime="fixed_random_ii", value_input="ones", seed=10)
+    fig = gplot.network_hidden_maps(net, image, k=2)
+    axes = np.asarray(fig.axes).reshape(2, 5)
+    batch = image[None]
+    for r, part in enumerate(("feature", "value")):
+        maps = [np.asarray(m) for m in net.activations(batch, part=part)]
+        for c, (layer, channel) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)], start=1):
+            np.testing.assert_array_equal(axes[r, c].images[0].get_array(), maps[layer][0, :, :, channel])
+    # The image's first channel in the feature row, ones (the value net's input) in the value row.
+    np.testing.assert_array_equal(axes[0, 0].images[0].get_array(), image[:, :, 0])
+    np.testing.assert_array_equal(axes[1, 0].images[0].get_array(), np.ones((6, 6)))

@@ -12,7 +12,8 @@ numpy arrays or :class:`gatednet.Buffer` objects.
 - :func:`nu_over_training`: nu_t = y^T H_t^-1 y (trace-normalised H_t) against epoch or step;
 - :func:`training_history`: the per-epoch metrics that ``fit`` returns;
 - :func:`hyperplanes`: a DLGN's effective hyperplanes over 2-D data, optionally with its decision regions;
-- :func:`hidden_maps`: first channels of each layer's hidden outputs, feature net row vs value net row.
+- :func:`hidden_maps`: first channels of each layer's hidden outputs, feature net row vs value net row
+  (:func:`network_hidden_maps` takes them from a ConvNetwork and an image).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["kernel_heatmap", "eigenvalue_spectrum", "nu_over_training", "training_history",
-           "hyperplanes", "hidden_maps", "class_order"]
+           "hyperplanes", "hidden_maps", "network_hidden_maps", "class_order"]
 
 
 def _pyplot():
@@ -325,8 +326,8 @@ def hidden_maps(feature, value, *, image=None, value_image=None, k=2, ax=None, c
 
     ``feature`` / ``value``: one array per gated layer, each that layer's outputs for one input
     as (H, W, C) NHWC (or (1, H, W, C), e.g. a one-row batch); the two lists have equal length.
-    ``image`` / ``value_image``: the inputs of the two nets, (H, W) or (H, W, C), shown in the
-    first column (the value input is all ones for value_input="ones"); a column is left out
+    ``image`` / ``value_image``: the inputs of the two nets, (H, W) or (H, W, C) (RGB for C = 3,
+    else channel 0 is shown), in the first column (the value input is all ones for value_input="ones"); a column is left out
     when both are None. Each row then shows the first ``k`` channels of every layer, each
     panel scaled to its own range. ``ax``: a 2 x columns array of Axes. The panels are
     ``ax[r][c].images[0]``; columns are [input], layer 0 channel 0..k-1, layer 1 channel 0..."""
@@ -356,14 +357,15 @@ def hidden_maps(feature, value, *, image=None, value_image=None, k=2, ax=None, c
             panel = axes[r, 0]
             if shown is not None:
                 shown = np.asarray(shown, dtype=np.float64)
-                if shown.ndim == 3 and shown.shape[2] == 1:
-                    shown = shown[:, :, 0]
+                if shown.ndim == 3 and shown.shape[2] != 3:
+                    shown = shown[:, :, 0]   # not RGB: its first channel
                 if shown.ndim == 3:   # colour image: scale to [0, 1] for imshow
                     span = shown.max() - shown.min()
                     shown = (shown - shown.min()) / (span if span > 0 else 1.0)
                     panel.imshow(shown, interpolation="nearest")
-                else:
-                    panel.imshow(shown, cmap=cmap, interpolation="nearest")
+                else:   # [0, 1] at least, so an all-ones value input shows blank (white)
+                    panel.imshow(shown, cmap=cmap, interpolation="nearest",
+                                 vmin=min(0.0, shown.min()), vmax=max(1.0, shown.max()))
             panel.set_title("input", fontsize="small")
             c = 1
         for layer, (m, n_shown) in enumerate(zip(maps, channels)):
@@ -379,3 +381,31 @@ def hidden_maps(feature, value, *, image=None, value_image=None, k=2, ax=None, c
     if title is not None:
         fig.suptitle(title)
     return fig
+
+
+def network_hidden_maps(net, image, *, kind="activations", k=2, ax=None, cmap="gray", title=None):
+    """:func:`hidden_maps` of a ConvNetwork for one input image.
+
+    ``image``: one input, (H, W, C) or (H, W) or (1, H, W, C) in the net's NHWC layout.
+    ``kind``: "activations" (each gated layer's output: the feature net's ReLU outputs, the
+    value net's gated outputs) or "preactivations", from ``net.activations`` /
+    ``net.preactivations`` with ``part="feature"`` and ``part="value"``. The value row's input
+    column shows what the value net is fed: the image, or ones for ``value_input="ones"``."""
+    if kind not in ("activations", "preactivations"):
+        raise ValueError(f"kind: expected 'activations' or 'preactivations', got {kind!r}")
+    x = np.asarray(image, dtype=np.float32)
+    if x.ndim == 4 and x.shape[0] == 1:
+        x = x[0]
+    if x.ndim == 2:
+        x = x[:, :, None]
+    if x.ndim != 3 or x.size != net.input_size:
+        raise ValueError(f"image: expected one (H, W, C) input of {net.input_size} values, got shape "
+                         f"{np.shape(image)}")
+    batch = np.ascontiguousarray(x[None])
+    hidden = getattr(net, kind)
+    feature = [np.asarray(m) for m in hidden(batch, part="feature")]
+    value = [np.asarray(m) for m in hidden(batch, part="value")]
+    shown = x if x.shape[2] == 3 else x[:, :, 0]
+    value_image = np.ones_like(shown) if net.info()["value_input"] == "ones" else shown
+    return hidden_maps(feature, value, image=shown, value_image=value_image, k=k, ax=ax, cmap=cmap,
+                       title=title)
