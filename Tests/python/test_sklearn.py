@@ -1,5 +1,6 @@
 """gatednet.sklearn: estimator conventions (sklearn's own checks), faithfulness to the plain
 Network API, cross-validation / grid search / pipelines, and path kernels in SVC / KernelRidge."""
+import os
 import pickle
 import re
 import subprocess
@@ -240,3 +241,20 @@ def test_npk_svm_example_runs_and_learnt_gates_beat_random_gates():
     # The SVM on the trained net's gates is about as good as the net, and better than random gates.
     assert acc["npk_svm_learnt"] > acc["npk_svm_random"], run.stdout
     assert acc["npk_svm_learnt"] > acc["relu_net"] - 0.03, run.stdout
+
+
+PIPELINE = EXAMPLE.parent / "sklearn_pipeline.py"
+
+
+def test_readme_pipeline_example_cross_validates_and_draws_the_heatmap(tmp_path):
+    if not (FASHION / "t10k-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"Fashion-MNIST not found in {FASHION}")
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "overlap.png"
+    run = subprocess.run([sys.executable, str(PIPELINE), str(out)], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "MPLBACKEND": "Agg"})
+    assert run.returncode == 0, run.stdout + run.stderr
+    scores = [float(s) for s in re.search(r"3-fold accuracy: \[([0-9. ]+)\]", run.stdout).group(1).split()]
+    assert len(scores) == 3 and min(scores) > 0.75, run.stdout
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
