@@ -117,6 +117,20 @@ def test_fixed_learnt_takes_its_gates_from_a_fitted_classifier(named):
         GatedNetClassifier([64, 64], "fixed_learnt", gate_source=relu).fit(x[:, :10], y)
 
 
+@pytest.mark.parametrize("regime", ["relu", "decoupled", "fixed_learnt", "fixed_random_ii", "fixed_random_di",
+                                    "dlgn", "dlgn_pwc"])
+def test_every_regime_learns_fashion_mnist(named, regime):
+    x, y, xt, yt = named
+    source = GatedNetClassifier((32, 32), epochs=2, lr=1e-3, random_state=0) if regime == "fixed_learnt" else None
+    clf = GatedNetClassifier((32, 32), regime, epochs=2, lr=1e-3, optimizer="adam", batch_size=64,
+                             gate_source=source, random_state=0).fit(x[:1000], y[:1000])
+    assert clf.network_.regime == regime and list(clf.network_.hidden_widths) == [32, 32]
+    assert clf.score(xt, yt) > 0.5  # 10 classes: chance is 0.1
+    sgd = GatedNetClassifier((32,), regime if regime != "fixed_learnt" else "relu", epochs=2, lr=0.01,
+                             optimizer="sgd", random_state=0).fit(x[:1000], y[:1000])
+    assert sgd.score(xt, yt) > 0.4
+
+
 def test_classifier_refuses_bad_settings_and_one_class(named):
     x, y, _, _ = named
     with pytest.raises(ValueError, match="at least 2 classes, got 1 class"):
@@ -183,6 +197,13 @@ def test_path_kernel_transform_is_the_network_kernel(trained):
                                   np.asarray(net.ntk(xt[:20], xs[:50], part="value")))
     np.testing.assert_array_equal(PathKernel(net, kind="overlap").fit(xs[:50]).transform(xt[:20]),
                                   np.asarray(net.overlap(xt[:20], xs[:50])))
+    # A conv net's exact NPK (flat NHWC rows; 6 x 6 x 6 reads the same in either input_shape order).
+    rng = np.random.default_rng(1)
+    conv = gn.ConvNetwork([("conv", 4, 3, 1, "circular"), ("gap",), ("dense", 3)], (6, 6, 6),
+                          regime="fixed_random_ii", seed=2)
+    ca, cb = rng.standard_normal((7, 216)).astype(np.float32), rng.standard_normal((5, 216)).astype(np.float32)
+    np.testing.assert_array_equal(PathKernel(conv, normalized=False).fit(cb).transform(ca),
+                                  np.asarray(conv.npk(ca, cb)))
     with pytest.raises(ValueError, match="kind"):
         PathKernel(net, kind="rbf").fit(xs)
     with pytest.raises(ValueError, match="'trace' is only for kind='npk'"):

@@ -230,7 +230,7 @@ def _compute(network, kind, normalized, A, B):
         if normalized == "trace":
             # gatednet divides by the trace of H(xa, xa): put the fixed set in xa, then transpose.
             return np.asarray(network.npk(B, A, normalized="trace"), dtype=np.float64).T
-        options = {"normalized": normalized}
+        options = {"normalized": True} if normalized else {}   # the plain call works on either network class
     return np.asarray(getattr(network, method)(A, B, **options), dtype=np.float64)
 
 
@@ -264,6 +264,7 @@ class PathKernel(TransformerMixin, BaseEstimator):
     Parameters
     ----------
     network : gatednet.Network, gatednet.ConvNetwork or estimator with ``network_``
+        A ConvNetwork takes X as flat NHWC rows (n, height * width * channels).
     kind : str, default="npk"
         "npk" (H = Sigma * Lambda), "overlap" (Lambda), "input_gram" (Sigma), "ntk" (empirical
         NTK summed over outputs), "ntk_value" (K^v), "ntk_feature" (K^f, soft gates),
