@@ -4,7 +4,7 @@
   ``cross_val_score``, ``GridSearchCV`` and ``Pipeline``;
 - :class:`PathKernel`: a transformer whose ``transform(X)`` is K(X, X_fit) for a network's NPK,
   overlap or NTK, to put before ``SVC(kernel="precomputed")`` or
-  ``KernelRidge(kernel="precomputed")`` in a Pipeline (the DLGN papers' NPK-SVM);
+  ``KernelRidge(kernel="precomputed")`` in a Pipeline (an SVM on the NPK of a net's gates: NPK-SVM);
 - :func:`path_kernel`: the same kernel as a plain callable ``k(A, B)``, e.g. ``SVC(kernel=k)``.
 
 Networks given as estimators follow one rule (``gate_source`` of the classifier, ``network``
@@ -33,7 +33,7 @@ from . import ConvNetwork, Network
 
 __all__ = ["GatedNetClassifier", "PathKernel", "path_kernel"]
 
-# Largest seed drawn from a random_state (any value the library's uint64 seed takes would do).
+# Seeds drawn from random_state lie in [0, 2**31 - 1): the int32 range of RandomState.randint.
 _SEED_BOUND = 2**31 - 1
 
 
@@ -253,7 +253,8 @@ def _float32_rows(X, what):
 class PathKernel(TransformerMixin, BaseEstimator):
     """A network's path kernel as features: ``transform(X)`` is K(X, X_fit), shape (n, n_fit).
 
-    Put it before an estimator with a precomputed kernel; the NPK-SVM of the DLGN papers is::
+    Put it before an estimator with a precomputed kernel; an SVM on the NPK of a ReLU net's
+    gates (NPK-SVM) is::
 
         Pipeline([("npk", PathKernel(GatedNetClassifier(regime="relu"))),
                   ("svm", SVC(kernel="precomputed"))])
