@@ -72,7 +72,8 @@ def kernel_heatmap(kernel, labels, *, normalize=None, ax=None, cmap="viridis", c
 
     ``kernel``: n x n (e.g. ``net.npk(x, normalized=True)`` or ``net.overlap(x)``); ``labels``:
     the n class labels of its rows (any type; classes in sorted order). ``normalize``: None
-    (the values as given) or "cosine" (K_ij / sqrt(K_ii K_jj), the cosine of the angle between path features).
+    (the values as given) or "cosine" (K_ij / sqrt(K_ii K_jj), the cosine of the angle between
+    path features).
     White lines mark class boundaries; tick labels name the classes (``class_names`` maps a label
     to a name, as a dict or a sequence indexed by class position). The image is
     ``ax.images[0]``; its data is the sorted (normalised) kernel."""
