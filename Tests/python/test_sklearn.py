@@ -222,7 +222,8 @@ def test_npk_svm_and_kernel_ridge_on_precomputed_kernels(trained):
     assert np.mean(callable_svm.predict(xt) == svm.predict(xt)) > 0.99
     # KernelRidge on the precomputed NPK solves the same system as the library's kernel ridge.
     targets = np.asarray(gn.kernel_targets(y.astype(np.int32), 10), dtype=np.float64)
-    krr = Pipeline([("npk", PathKernel(clf)), ("krr", KernelRidge(alpha=1.0, kernel="precomputed"))]).fit(x, targets)
+    krr = Pipeline([("npk", PathKernel(clf)), ("krr", KernelRidge(alpha=1.0, kernel="precomputed"))])
+    krr.fit(x, targets)
     k = np.asarray(clf.network_.npk(x, normalized=True))
     alpha, _ = gn.kernel_ridge_fit(k, targets.astype(np.float32), ridge=1.0)
     np.testing.assert_allclose(krr[-1].dual_coef_, np.asarray(alpha), rtol=2e-3, atol=1e-5)

@@ -271,8 +271,9 @@ class PathKernel(TransformerMixin, BaseEstimator):
         NTK summed over outputs), "ntk_value" (K^v), "ntk_feature" (K^f, soft gates),
         "npk_limit" / "ntk_limit" (infinite-width limits of the architecture).
     normalized : {True, False, "trace"}, default=True
-        For "npk" (ignored by the other kinds, which allow only True or False): True is Sigma * prod_l B_l (gates averaged per layer, the scale that does
-        not grow with width and depth); False the raw H; "trace" H / trace H(X_fit, X_fit)
+        For "npk" (the other kinds take only True or False, and ignore it): True is
+        Sigma * prod_l B_l (gates averaged per layer, a scale that does not grow with width and
+        depth); False the raw H; "trace" H / trace H(X_fit, X_fit)
         (one constant for train and test kernels, so the kernel stays one function).
 
     Attributes
@@ -343,5 +344,6 @@ def path_kernel(network, kind="npk", normalized=True):
             return np.zeros((A.shape[0], B.shape[0]))
         return _compute(net, kind, normalized, A, B)
 
-    kernel.__doc__ = f"The {kind} kernel (normalized={normalized!r}) of {net!r}: k(A, B) of shape (len(A), len(B))."
+    kernel.__doc__ = (f"The {kind} kernel (normalized={normalized!r}) of {net!r}: "
+                      "k(A, B) of shape (len(A), len(B)).")
     return kernel
