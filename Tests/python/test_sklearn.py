@@ -185,12 +185,14 @@ def test_path_kernel_transform_is_the_network_kernel(trained):
     assert k_test.shape == (len(xt), 300) and k_test.dtype == np.float64
     np.testing.assert_array_equal(k_test, np.asarray(net.npk(xt, xs, normalized=True)))
     k_train = pk.fit_transform(xs)
-    np.testing.assert_allclose(k_train, k_train.T, rtol=1e-6)
+    np.testing.assert_array_equal(k_train, k_train.T)
+    np.testing.assert_allclose(k_train, pk.transform(xs), rtol=1e-5)
     # Raw and trace-normalised: one constant, 1 / trace H(X_fit, X_fit), for train and test rows.
     raw = PathKernel(net, normalized=False).fit(xs)
     trace = PathKernel(net, normalized="trace").fit(xs)
     scale = np.trace(raw.transform(xs).astype(np.float64))
     np.testing.assert_allclose(np.trace(trace.transform(xs)), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(trace.fit_transform(xs), trace.transform(xs), rtol=1e-5)
     np.testing.assert_allclose(trace.transform(xt), raw.transform(xt) / scale, rtol=1e-4)
     # The other kinds map onto the Network methods.
     np.testing.assert_array_equal(PathKernel(net, kind="ntk_value").fit(xs[:50]).transform(xt[:20]),

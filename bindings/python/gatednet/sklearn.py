@@ -224,11 +224,14 @@ _KINDS = {
 
 
 def _compute(network, kind, normalized, A, B):
-    """K(A, B) as a float64 array, with one kernel function whatever the batches (see PathKernel)."""
+    """K(A, B) as a float64 array, with one kernel function whatever the batches (see PathKernel).
+    B None: K(A, A), of which the library computes one triangle and mirrors it (exactly symmetric)."""
     method, options = _KINDS[kind]
     if kind == "npk":
         if normalized == "trace":
             # gatednet divides by the trace of H(xa, xa): put the fixed set in xa, then transpose.
+            if B is None:
+                return np.asarray(network.npk(A, normalized="trace"), dtype=np.float64)
             return np.asarray(network.npk(B, A, normalized="trace"), dtype=np.float64).T
         options = {"normalized": True} if normalized else {}   # the plain call works on either network class
     return np.asarray(getattr(network, method)(A, B, **options), dtype=np.float64)
@@ -309,8 +312,9 @@ class PathKernel(TransformerMixin, BaseEstimator):
                         self.X_fit_)
 
     def fit_transform(self, X, y=None):
-        """K(X, X): fit, then transform the same X (one symmetric kernel)."""
-        return self.fit(X, y).transform(X)
+        """K(X, X) after fitting on X: exactly symmetric, half the work of ``transform(X)``."""
+        self.fit(X, y)
+        return _compute(self.network_, self.kind, self.normalized, self.X_fit_, None)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
