@@ -804,9 +804,12 @@ typedef enum gn_conv_kernel_kind {
  * so the 2^b sub-networks are never enumerated.
  * Cost per pair: O(P_0² C_0 + sum_conv P_l² (C_l + k_l²) + sum_dense width); memory 3 P_max²
  * doubles. Exact but for small n or small images (28x28: ~6e5 entries per P x P matrix).
+ * Entries are accumulated in double and rounded to float once; an entry beyond float's range
+ * (raw NPK / overlap of deep, wide nets) is GN_ERR_NOT_FINITE naming the normalised kinds,
+ * which never overflow.
  * Errors: GN_ERR_UNSUPPORTED (global max pooling), GN_ERR_OUT_OF_MEMORY (a layer with more
- * than 4096 positions), GN_ERR_BUFFER_TOO_SMALL, GN_ERR_NOT_FINITE, GN_ERR_INVALID_ARGUMENT
- * (kind, ld_out). */
+ * than 4096 positions), GN_ERR_BUFFER_TOO_SMALL, GN_ERR_NOT_FINITE (inputs, or an entry beyond
+ * float's range), GN_ERR_INVALID_ARGUMENT (kind, ld_out, zero trace). */
 gn_status gn_conv_network_kernel(const gn_conv_network *net, gn_conv_kernel_kind kind,
                                  const float *xa, int64_t n_a, const float *xb, int64_t n_b,
                                  float *out, int64_t ld_out, int64_t capacity);
