@@ -800,7 +800,33 @@ static void f_run_cv(void) {
     if (same) nb = rows;
     int64_t ld, kcap;
     float *out = kernel_out(rows, nb, &ld, &kcap);
-    CALL(gn_conv_network_kernel(n, (gn_conv_kernel_kind)(below(4) - (chance(5) ? 1 : 0)), x, rows, xb, nb, out, ld, kcap));
+    CALL(gn_conv_network_kernel(n, (gn_conv_kernel_kind)(below(6) - (chance(5) ? 1 : 0)), x, rows, xb, nb, out, ld, kcap));
+}
+
+static void f_hidden(void) {
+    int64_t rows = chance(90) ? 1 + below(5) : any_count(5), real = honest(rows, 8);
+    gn_part part = (gn_part)below(3);
+    gn_hidden_kind kind = (gn_hidden_kind)below(3);
+    int64_t cap = below(400);
+    if (chance(50)) {
+        gn_network *n = any_fc();
+        int64_t d = fc_d(n), layer = any_count(3) - 2;
+        if (rows != real && !(rows > 0 && rows > INT64_MAX / (d > 0 ? d : 1))) rows = real;
+        TRACE("hidden_fc %p rows %" PRId64 " layer %" PRId64 " cap %" PRId64, (void *)n, rows, layer, cap);
+        CALL(gn_network_hidden_state(n, chance(85) ? clean_floats(real * d) : floats(real * d), rows, part, layer, kind,
+                                     guarded(sizeof(float) * (size_t)cap), cap));
+    } else {
+        gn_conv_network *n = any_cv();
+        int64_t d, k, gated, layer = any_count(3) - 2, count = 0, at = 0, projection = 0;
+        cv_dims(n, &d, &k, &gated);
+        if (rows != real && !(rows > 0 && rows > INT64_MAX / (d > 0 ? d : 1))) rows = real;
+        TRACE("hidden_cv %p rows %" PRId64 " layer %" PRId64 " cap %" PRId64, (void *)n, rows, layer, cap);
+        CALL(gn_conv_network_hidden_state(n, chance(85) ? clean_floats(real * d) : floats(real * d), rows, part, layer,
+                                          kind, guarded(sizeof(float) * (size_t)cap), cap));
+        gn_conv_network_tensor_count(n, &count);
+        CALL(gn_conv_network_tensor_layer(n, chance(90) ? below(count + 1) : any_count(4), chance(80) ? &at : NULL,
+                                          chance(80) ? &projection : NULL));
+    }
 }
 
 typedef void (*fuzz_fn)(void);
@@ -810,7 +836,7 @@ static const struct { const char *name; fuzz_fn fn; int weight; } calls[] = {
     {"weights_fc", f_weights_fc, 3}, {"train_fc", f_train_fc, 3}, {"predict_fc", f_predict_fc, 3},
     {"gates_fc", f_gates_fc, 3},   {"kernel_fc", f_kernel_fc, 5}, {"algebra", f_kernel_algebra, 3},
     {"persist", f_persist, 3},     {"idx", f_idx, 2},             {"info_cv", f_info_cv, 3},
-    {"run_cv", f_run_cv, 3},
+    {"run_cv", f_run_cv, 3},       {"hidden", f_hidden, 2},
 };
 enum { NCALLS = sizeof calls / sizeof calls[0] };
 
