@@ -14,12 +14,10 @@ import Glibc
 /// own target left by dead processes of this host (a regular file owned by this user, whose
 /// pid no longer exists), so residue never accumulates.
 enum AtomicFile {
-    /// Tests set this to false to exercise the named-temporary-file path.
-    nonisolated(unsafe) static var allowUnnamedTemporary = true
-
     static let marker: [UInt8] = Array(".gntmp-".utf8)
 
-    static func write(_ bytes: [UInt8], to path: FilePath) throws {
+    /// `unnamed: false` skips O_TMPFILE (tests use it to exercise the named temporary file).
+    static func write(_ bytes: [UInt8], to path: FilePath, unnamed: Bool = true) throws {
         let name = path.lastComponent
         guard !name.isEmpty, name != [UInt8(ascii: ".")], name != Array("..".utf8) else {
             throw GatedNetError.invalidArgument("path: \(path) names a directory, not a file")
@@ -32,7 +30,7 @@ enum AtomicFile {
         removeStaleTemporaries(of: name, in: dfd)
 
         let temp = try bytes.withUnsafeBytes { raw in
-            if allowUnnamedTemporary, let t = try writeUnnamed(raw, of: name, in: dfd, path: path) { return t }
+            if unnamed, let t = try writeUnnamed(raw, of: name, in: dfd, path: path) { return t }
             return try writeNamed(raw, of: name, in: dfd, path: path)
         }
         let renamed = temp.withUnsafeBufferPointer { t in
