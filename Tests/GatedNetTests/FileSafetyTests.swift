@@ -26,7 +26,8 @@ func directoryEntries(_ path: String) -> [[UInt8]] {
     defer { closedir(d) }
     var out: [[UInt8]] = []
     while let e = readdir(d) {
-        let name = withUnsafeBytes(of: e.pointee.d_name) { Array($0.prefix(while: { $0 != 0 })) }
+        let p = UnsafeRawPointer(e) + MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+        let name = Array(UnsafeRawBufferPointer(start: p, count: strlen(p.assumingMemoryBound(to: CChar.self))))
         if name != Array(".".utf8) && name != Array("..".utf8) { out.append(name) }
     }
     return out

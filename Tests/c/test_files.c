@@ -584,11 +584,19 @@ static void test_non_finite_weights_rejected_at_load(void) {
 
 static void test_corrupt_labels_out_of_memory(void) {
     alarm(120);
-    /* 2^33 labels (32 GiB), reserved but never touched; the address space is capped so that
-     * the 64 GiB index workspace cannot be had whatever the overcommit policy. */
+    /* 2^33 labels (32 GiB), reserved but never touched; the address space is capped 8 GiB
+     * above what is mapped now plus the labels, so that the 64 GiB index workspace cannot be
+     * had whatever the overcommit policy. (Under ASan, run with allocator_may_return_null=1.) */
     int64_t n = (int64_t)1 << 33;
     size_t bytes = (size_t)n * sizeof(int32_t);
-    struct rlimit lim = {bytes + ((size_t)8 << 30), bytes + ((size_t)8 << 30)};
+    unsigned long pages = 0;
+    FILE *statm = fopen("/proc/self/statm", "r");
+    if (statm) {
+        if (fscanf(statm, "%lu", &pages) != 1) pages = 0;
+        fclose(statm);
+    }
+    size_t cap = (size_t)pages * (size_t)sysconf(_SC_PAGESIZE) + bytes + ((size_t)8 << 30);
+    struct rlimit lim = {cap, cap};
     CHECK(setrlimit(RLIMIT_AS, &lim) == 0);
     int32_t *labels = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (labels == MAP_FAILED) {

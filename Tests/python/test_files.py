@@ -99,7 +99,9 @@ def test_corrupt_labels_beyond_memory_is_a_memory_error():
     code = r"""
 import mmap, resource, numpy as np, gatednet as gn
 n = 1 << 33
-cap = 4 * n + (8 << 30)
+with open("/proc/self/statm") as f:
+    mapped = int(f.read().split()[0]) * mmap.PAGESIZE
+cap = mapped + 4 * n + (8 << 30)
 resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 m = mmap.mmap(-1, 4 * n, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_NORESERVE", 0x4000))
 labels = np.frombuffer(m, dtype=np.int32)

@@ -25,7 +25,7 @@ enum AtomicFile {
         let dir = path.directory
         var dfd: Int32 = -1
         repeat { dfd = dir.withCString { open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) } } while dfd < 0 && errno == EINTR
-        guard dfd >= 0 else { throw GatedNetError.io("save: cannot open the directory \(dir): \(osReason())") }
+        guard dfd >= 0 else { throw GatedNetError.io("save: cannot save \(path): its directory \(dir) cannot be opened: \(osReason())") }
         defer { close(dfd) }
         removeStaleTemporaries(of: name, in: dfd)
 
@@ -151,7 +151,9 @@ enum AtomicFile {
         defer { closedir(d) }
         var stale: [[UInt8]] = []
         while let entry = readdir(d) {
-            let entryName = withUnsafeBytes(of: entry.pointee.d_name) { raw in Array(raw.prefix(while: { $0 != 0 })) }
+            // d_name is read through a pointer: a record may end before the declared 256 bytes.
+            let namePointer = UnsafeRawPointer(entry) + MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+            let entryName = Array(UnsafeRawBufferPointer(start: namePointer, count: strlen(namePointer.assumingMemoryBound(to: CChar.self))))
             guard entryName.count > hostPrefix.count, Array(entryName.prefix(hostPrefix.count)) == hostPrefix else { continue }
             let rest = entryName[hostPrefix.count...]
             guard let dash = rest.firstIndex(of: UInt8(ascii: "-")),
