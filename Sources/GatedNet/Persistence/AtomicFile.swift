@@ -14,7 +14,8 @@ import Glibc
 /// own target left by dead processes of this host (a regular file owned by this user, whose
 /// pid no longer exists), so residue never accumulates.
 enum AtomicFile {
-    static let marker: [UInt8] = Array(".gntmp-".utf8)
+    // Computed, not lazy globals: nothing here should depend on swift_once after a fork.
+    static var marker: [UInt8] { Array(".gntmp-".utf8) }
 
     /// `unnamed: false` skips O_TMPFILE (tests use it to exercise the named temporary file).
     static func write(_ bytes: [UInt8], to path: FilePath, unnamed: Bool = true) throws {
@@ -133,14 +134,14 @@ enum AtomicFile {
 
     /// 8 hex digits naming this host (FNV-1a of its host name), so that a directory shared
     /// over the network never has one host judge another host's process ids.
-    static let hostTag: String = {
+    static var hostTag: String {
         var buf = [CChar](repeating: 0, count: 256)
         _ = gethostname(&buf, buf.count - 1)
         var h: UInt32 = 2_166_136_261
         for c in buf.prefix(while: { $0 != 0 }) { h = (h ^ UInt32(UInt8(bitPattern: c))) &* 16_777_619 }
         let hex = String(h, radix: 16)
         return String(repeating: "0", count: 8 - hex.count) + hex
-    }()
+    }
 
     /// Remove temporary files of `name` left by dead processes of this host. Only regular
     /// files owned by this user are touched; anything else (symlinks included) stays.
