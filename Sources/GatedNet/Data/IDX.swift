@@ -259,8 +259,8 @@ public func corruptLabels(_ labels: UnsafeMutableBufferPointer<Int32>, classes: 
 /// `count` uninitialised Ints, or `.outOfMemory` (never a trap) when memory does not allow.
 private func allocateIndices(_ count: Int) throws -> UnsafeMutableBufferPointer<Int> {
     let (bytes, overflow) = count.multipliedReportingOverflow(by: MemoryLayout<Int>.stride)
-    guard !overflow, let p = malloc(max(bytes, 1)) else {
-        throw GatedNetError.outOfMemory("labels: drawing positions among n = \(count) labels needs \(count) x 8 bytes of index workspace, which cannot be allocated")
-    }
-    return UnsafeMutableBufferPointer(start: p.bindMemory(to: Int.self, capacity: max(count, 1)), count: count)
+    let what = "labels: drawing positions among n = \(count) labels needs \(count) x 8 bytes of index workspace"
+    guard !overflow else { throw GatedNetError.outOfMemory("\(what): the size overflows") }
+    let raw = try allocateBytes(bytes, for: what)
+    return UnsafeMutableBufferPointer(start: raw.baseAddress!.bindMemory(to: Int.self, capacity: count), count: count)
 }

@@ -61,10 +61,13 @@ private func fileTypeName(_ mode: mode_t) -> String {
     }
 }
 
-/// A byte buffer of a size read from a file, allocated only if memory allows (`.outOfMemory`
-/// otherwise, never a trap). Release it with `free`.
+/// `count` bytes whose size comes from outside (a file, a caller's n), or `.outOfMemory` —
+/// never a trap: refused when larger than the machine's physical memory (so the answer does not
+/// depend on the overcommit policy) or when malloc fails. Release it with `free`.
 func allocateBytes(_ count: Int, for what: String) throws -> UnsafeMutableRawBufferPointer {
-    guard let p = malloc(max(count, 1)) else {
+    let physical = Int(sysconf(Int32(_SC_PHYS_PAGES))).multipliedReportingOverflow(by: Int(sysconf(Int32(_SC_PAGESIZE))))
+    guard count >= 0, physical.overflow || physical.partialValue <= 0 || count <= physical.partialValue,
+          let p = malloc(max(count, 1)) else {
         throw GatedNetError.outOfMemory("\(what): cannot allocate \(count) bytes")
     }
     return UnsafeMutableRawBufferPointer(start: p, count: count)
