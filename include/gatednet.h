@@ -382,13 +382,29 @@ gn_status gn_kernel(const gn_network *net, gn_kernel_kind kind, int64_t layer, c
 
 #define GN_SAVE_OPTIMIZER_STATE 1u /* flag: also store the optimizer moments */
 
-/* Save to a versioned binary file with a CRC-32 checksum, written to a temporary file in the
- * same directory and renamed over `path`, so `path` is always either the old or the new file.
- * Errors: GN_ERR_IO (with the OS reason). */
+/* Paths (here, in gn_conv_network_save/_load and gn_idx_*) are byte strings handed to the OS
+ * unchanged: no encoding is assumed, so a name that is not UTF-8 is created and opened exactly
+ * as given. An empty path is GN_ERR_INVALID_ARGUMENT. */
+
+/* Save to a versioned binary file with a CRC-32 checksum. `path` is replaced atomically: the
+ * bytes go to a temporary file in the same directory (unnamed, O_TMPFILE, where the file system
+ * allows; otherwise created exclusively under a random name, never following a symlink),
+ * which is fsynced and renamed over `path`, and the directory is fsynced. Readers, and
+ * concurrent saves to the same path from any thread or process, see the old file or a complete
+ * new one, never a mix. A process killed mid-save leaves no temporary file with O_TMPFILE;
+ * otherwise (or if killed in the instant between naming and renaming it) it may leave
+ * ".<name>.gntmp-<host>-<pid>-<random>", which the next save of the same path removes once
+ * that process is gone. A symlink at `path` itself is replaced, not followed.
+ * Errors: GN_ERR_IO (with the OS reason), GN_ERR_INVALID_ARGUMENT (empty path, or one ending
+ * in "/"). */
 gn_status gn_network_save(const gn_network *net, const char *path, unsigned flags);
 
-/* Load a file written by gn_network_save. On success *out owns a new handle. A truncated,
- * corrupted or foreign file gives GN_ERR_CORRUPT (or GN_ERR_IO if unreadable) and no handle. */
+/* Load a file written by gn_network_save. On success *out owns a new handle. The fixed header
+ * is read and checked first, then only the bytes it announces (which must be the file's size).
+ * A truncated, corrupted or foreign file, or one holding a NaN or infinite weight or optimizer
+ * moment (refused as gn_network_set_weights refuses them), gives GN_ERR_CORRUPT and no handle.
+ * GN_ERR_IO if unreadable or not a regular file (a FIFO, /dev/zero or a directory is refused
+ * at once, never read); GN_ERR_OUT_OF_MEMORY if the file does not fit in memory. */
 gn_status gn_network_load(const char *path, gn_network **out);
 
 /* The same format in memory. gn_network_serialize writes up to capacity bytes into buf and
@@ -396,6 +412,7 @@ gn_status gn_network_load(const char *path, gn_network **out);
  * GN_ERR_BUFFER_TOO_SMALL if capacity < *needed. */
 gn_status gn_network_serialize(const gn_network *net, unsigned flags, void *buf, size_t capacity,
                                size_t *needed);
+/* gn_network_deserialize: errors as gn_network_load (GN_ERR_CORRUPT, also for non-finite weights). */
 gn_status gn_network_deserialize(const void *buf, size_t size, gn_network **out);
 
 /* =====================================================================================
@@ -404,20 +421,29 @@ gn_status gn_network_deserialize(const void *buf, size_t size, gn_network **out)
 
 /* Dimensions of an IDX file (MNIST format; gzip-compressed or plain, detected by content):
  * *ndim gets the number of dimensions (1..8), dims[0..ndim-1] the sizes. dims_capacity >= ndim.
- * Reads only the header; a truncated body is reported by the read functions. */
+ * Reads only the header (the body length is checked against the file size, or the gzip
+ * trailer); a truncated body is reported by the read functions. `path` must be a regular file
+ * (GN_ERR_IO for FIFOs, devices, directories). */
 gn_status gn_idx_dims(const char *path, int64_t *dims, int64_t dims_capacity, int64_t *ndim);
 
 /* All values of an IDX file as float32 multiplied by `scale` (e.g. 1/255 for images), in file
- * order (row-major). capacity >= product of dims. */
+ * order (row-major), into out[0 .. product of dims). The header is checked first: if the
+ * product of dims exceeds `capacity`, GN_ERR_BUFFER_TOO_SMALL before the body is read. Exactly
+ * the bytes the dims announce are decompressed: a shorter body, or a stream holding more,
+ * gives GN_ERR_CORRUPT (so a small gzip file cannot make the reader inflate gigabytes).
+ * GN_ERR_IO if `path` is unreadable or not a regular file. */
 gn_status gn_idx_read_f32(const char *path, float scale, float *out, int64_t capacity);
 
-/* All values of an integer IDX file as int32 (labels). */
+/* All values of an integer IDX file as int32 (labels); errors as gn_idx_read_f32, plus
+ * GN_ERR_UNSUPPORTED for a floating-point file. */
 gn_status gn_idx_read_i32(const char *path, int32_t *out, int64_t capacity);
 
 /* Replace round(gamma * n) labels, at positions drawn without replacement, by labels drawn
  * uniformly from [0, classes) (which may equal the old label), in place; all draws from seed.
  * *changed (may be NULL) gets the number of labels whose value actually changed.
- * Errors: GN_ERR_INVALID_ARGUMENT (gamma outside [0,1], classes < 1), GN_ERR_LABEL_RANGE. */
+ * Needs 8n bytes of workspace when round(gamma * n) > 0.
+ * Errors: GN_ERR_INVALID_ARGUMENT (gamma outside [0,1], classes < 1), GN_ERR_LABEL_RANGE,
+ * GN_ERR_OUT_OF_MEMORY (the workspace cannot be allocated; labels are left unchanged). */
 gn_status gn_corrupt_labels(int32_t *labels, int64_t n, int32_t classes, double gamma,
                             uint64_t seed, int64_t *changed);
 
@@ -849,9 +875,10 @@ gn_status gn_conv_network_hidden_state(const gn_conv_network *net, const float *
 gn_status gn_conv_network_tensor_layer(const gn_conv_network *net, int64_t index, int64_t *layer,
                                        int *projection);
 
-/* Persistence, as gn_network_save / _load / _serialize / _deserialize (same flags, atomic
- * rename, CRC-32, GN_ERR_CORRUPT for a truncated, corrupted or foreign file) in a format of
- * its own: a conv network file is not a gn_network file and vice versa. */
+/* Persistence, as gn_network_save / _load / _serialize / _deserialize (same flags, byte paths,
+ * atomic replacement, header read first, regular files only, CRC-32, GN_ERR_CORRUPT for a
+ * truncated, corrupted or foreign file or non-finite values) in a format of its own: a conv
+ * network file is not a gn_network file and vice versa. */
 gn_status gn_conv_network_save(const gn_conv_network *net, const char *path, unsigned flags);
 gn_status gn_conv_network_load(const char *path, gn_conv_network **out);
 gn_status gn_conv_network_serialize(const gn_conv_network *net, unsigned flags, void *buf,
