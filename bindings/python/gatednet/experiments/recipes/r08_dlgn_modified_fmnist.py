@@ -151,19 +151,19 @@ def plots(results, rows, s, out_dir):
     for ax in axes:
         ax.legend(fontsize=7)
     files.append(save(fig, out_dir, "halves.png"))
+    from gatednet import plot
     for m in (RELU, PWC):
         c = by[(m, seed)]
         stages = [k for k in ("init", "middle", "end") if k in c["kernels"]]
         fig, axes = plt.subplots(2, len(stages), figsize=(3.2 * len(stages), 6.2))
         for j, st in enumerate(stages):
             for i, kind in enumerate(("overlap", "ntk")):
-                ax = axes[i, j]
-                ax.imshow(np.asarray(c["kernels"][st][kind]), cmap="viridis", vmin=0, vmax=1)
-                ax.set_title(f"{kind} ({st})", fontsize=9)
-                ax.set_xticks([])
-                ax.set_yticks([])
-        fig.suptitle(f"{m}: cosine-normalised overlap kernel and NTK, test sample sorted easy → hard, by label",
-                     fontsize=9)
+                plot.kernel_heatmap(np.asarray(c["kernels"][st][kind]), np.asarray(c["sample_labels"]) + 1,
+                                    ax=axes[i, j], colorbar=False, title=f"{kind} ({st})")
+                axes[i, j].set_xlabel("")
+                axes[i, j].set_ylabel("")
+        fig.suptitle(f"{m}: cosine-normalised overlap kernel and NTK of test images, by label "
+                     f"(1–5 easy, 6–10 hard)", fontsize=9)
         files.append(save(fig, out_dir, f"kernels_{KEYS[m]}.png"))
     return files
 
