@@ -10,9 +10,10 @@ fixed-learnt columns the value network is re-initialised and trained on the true
 
 Fashion-MNIST replaces MNIST. The paper gives no epoch count or SGD step size; ``paper`` uses
 Adam 3e-4 (the papers' default), SGD 0.01 with momentum 0.9, batch 32 and 20 epochs, 5 seeds.
-Run time at ``paper`` size: 8 settings × 5 seeds × 7 columns on 60,000 images × 20 epochs;
-one epoch of Arch-1 takes about 3 s on 2 cores, Arch-4 about 10 s (unloaded estimates from
-quick runs), so about 8 × 5 × 9 nets × 20 × 6 s ≈ 12 hours — distribute it (--workers).
+Run time at ``paper`` size, estimated from the ``quick`` run (Arch-1: 1.2 M training examples in
+300 s on a loaded 2-core machine, so ~3–5 s per 60,000-image epoch unloaded; Arch-4 has 4.4× the
+weights): 8 settings × 5 seeds × ~10 net trainings (the decoupled net counts twice) × 20 epochs ×
+3–13 s ≈ 15 hours on 2 cores — distribute it (--workers / --scheduler).
 ``quick``: Arch-1 with Adam, 10,000 training images, 4 epochs, 3 seeds (a few minutes).
 """
 from __future__ import annotations
