@@ -817,7 +817,8 @@ static void f_hidden(void) {
                                      guarded(sizeof(float) * (size_t)cap), cap));
     } else {
         gn_conv_network *n = any_cv();
-        int64_t d, k, gated, layer = any_count(3) - 2, count = 0, at = 0, projection = 0;
+        int64_t d, k, gated, layer = any_count(3) - 2, count = 0, at = 0;
+        int projection = 0;
         cv_dims(n, &d, &k, &gated);
         if (rows != real && !(rows > 0 && rows > INT64_MAX / (d > 0 ? d : 1))) rows = real;
         TRACE("hidden_cv %p rows %" PRId64 " layer %" PRId64 " cap %" PRId64, (void *)n, rows, layer, cap);
