@@ -388,13 +388,29 @@ gn_status gn_kernel(const gn_network *net, gn_kernel_kind kind, int64_t layer, c
 
 #define GN_SAVE_OPTIMIZER_STATE 1u /* flag: also store the optimizer moments */
 
-/* Save to a versioned binary file with a CRC-32 checksum, written to a temporary file in the
- * same directory and renamed over `path`, so `path` is always either the old or the new file.
- * Errors: GN_ERR_IO (with the OS reason). */
+/* Paths (here, in gn_conv_network_save/_load and gn_idx_*) are byte strings handed to the OS
+ * unchanged: no encoding is assumed, so a name that is not UTF-8 is created and opened exactly
+ * as given. An empty path is GN_ERR_INVALID_ARGUMENT. */
+
+/* Save to a versioned binary file with a CRC-32 checksum. `path` is replaced atomically: the
+ * bytes go to a temporary file in the same directory (unnamed, O_TMPFILE, where the file system
+ * allows; otherwise created exclusively under a random name, never following a symlink),
+ * which is fsynced and renamed over `path`, and the directory is fsynced. Readers, and
+ * concurrent saves to the same path from any thread or process, see the old file or a complete
+ * new one, never a mix. A process killed mid-save leaves no temporary file with O_TMPFILE;
+ * otherwise (or if killed in the instant between naming and renaming it) it may leave
+ * ".<name>.gntmp-<host>-<pid>-<random>", which the next save of the same path removes once
+ * that process is gone. A symlink at `path` itself is replaced, not followed.
+ * Errors: GN_ERR_IO (with the OS reason), GN_ERR_INVALID_ARGUMENT (empty path, or one ending
+ * in "/"). */
 gn_status gn_network_save(const gn_network *net, const char *path, unsigned flags);
 
-/* Load a file written by gn_network_save. On success *out owns a new handle. A truncated,
- * corrupted or foreign file gives GN_ERR_CORRUPT (or GN_ERR_IO if unreadable) and no handle. */
+/* Load a file written by gn_network_save. On success *out owns a new handle. The fixed header
+ * is read and checked first, then only the bytes it announces (which must be the file's size).
+ * A truncated, corrupted or foreign file, or one holding a NaN or infinite weight or optimizer
+ * moment (refused as gn_network_set_weights refuses them), gives GN_ERR_CORRUPT and no handle.
+ * GN_ERR_IO if unreadable or not a regular file (a FIFO, /dev/zero or a directory is refused
+ * at once, never read); GN_ERR_OUT_OF_MEMORY if the file does not fit in memory. */
 gn_status gn_network_load(const char *path, gn_network **out);
 
 /* The same format in memory. gn_network_serialize writes up to capacity bytes into buf and
@@ -402,6 +418,7 @@ gn_status gn_network_load(const char *path, gn_network **out);
  * GN_ERR_BUFFER_TOO_SMALL if capacity < *needed. */
 gn_status gn_network_serialize(const gn_network *net, unsigned flags, void *buf, size_t capacity,
                                size_t *needed);
+/* gn_network_deserialize: errors as gn_network_load (GN_ERR_CORRUPT, also for non-finite weights). */
 gn_status gn_network_deserialize(const void *buf, size_t size, gn_network **out);
 
 /* =====================================================================================
@@ -410,20 +427,29 @@ gn_status gn_network_deserialize(const void *buf, size_t size, gn_network **out)
 
 /* Dimensions of an IDX file (MNIST format; gzip-compressed or plain, detected by content):
  * *ndim gets the number of dimensions (1..8), dims[0..ndim-1] the sizes. dims_capacity >= ndim.
- * Reads only the header; a truncated body is reported by the read functions. */
+ * Reads only the header (the body length is checked against the file size, or the gzip
+ * trailer); a truncated body is reported by the read functions. `path` must be a regular file
+ * (GN_ERR_IO for FIFOs, devices, directories). */
 gn_status gn_idx_dims(const char *path, int64_t *dims, int64_t dims_capacity, int64_t *ndim);
 
 /* All values of an IDX file as float32 multiplied by `scale` (e.g. 1/255 for images), in file
- * order (row-major). capacity >= product of dims. */
+ * order (row-major), into out[0 .. product of dims). The header is checked first: if the
+ * product of dims exceeds `capacity`, GN_ERR_BUFFER_TOO_SMALL before the body is read. Exactly
+ * the bytes the dims announce are decompressed: a shorter body, or a stream holding more,
+ * gives GN_ERR_CORRUPT (so a small gzip file cannot make the reader inflate gigabytes).
+ * GN_ERR_IO if `path` is unreadable or not a regular file. */
 gn_status gn_idx_read_f32(const char *path, float scale, float *out, int64_t capacity);
 
-/* All values of an integer IDX file as int32 (labels). */
+/* All values of an integer IDX file as int32 (labels); errors as gn_idx_read_f32, plus
+ * GN_ERR_UNSUPPORTED for a floating-point file. */
 gn_status gn_idx_read_i32(const char *path, int32_t *out, int64_t capacity);
 
 /* Replace round(gamma * n) labels, at positions drawn without replacement, by labels drawn
  * uniformly from [0, classes) (which may equal the old label), in place; all draws from seed.
  * *changed (may be NULL) gets the number of labels whose value actually changed.
- * Errors: GN_ERR_INVALID_ARGUMENT (gamma outside [0,1], classes < 1), GN_ERR_LABEL_RANGE. */
+ * Needs 8n bytes of workspace when round(gamma * n) > 0.
+ * Errors: GN_ERR_INVALID_ARGUMENT (gamma outside [0,1], classes < 1), GN_ERR_LABEL_RANGE,
+ * GN_ERR_OUT_OF_MEMORY (the workspace cannot be allocated; labels are left unchanged). */
 gn_status gn_corrupt_labels(int32_t *labels, int64_t n, int32_t classes, double gamma,
                             uint64_t seed, int64_t *changed);
 
@@ -797,7 +823,16 @@ gn_status gn_conv_network_gates(const gn_conv_network *net, const float *x, int6
 typedef enum gn_conv_kernel_kind {
     GN_CONV_KERNEL_NPK = 0,          /* neural path kernel of the value net with its wired gates */
     GN_CONV_KERNEL_GATE_OVERLAP = 1, /* the same recursion with the input Gram replaced by 1 */
-    GN_CONV_KERNEL_INPUT_GRAM = 2    /* <xv_a, xv_b> over all entries (input_size for ONES) */
+    GN_CONV_KERNEL_INPUT_GRAM = 2,   /* <xv_a, xv_b> over all entries (input_size for ONES) */
+    /* The NPK with each layer a path passes through contributing a mean over its units: each
+     * gated layer's gate Gram divided by its channels (conv) or width (dense), a projection
+     * skip contributing 1 instead of its output channels (the analogue of the dense
+     * Sigma * prod_l B_l). Without residual blocks it is H / prod_l C_l. */
+    GN_CONV_KERNEL_NPK_NORMALIZED = 3,
+    /* H / trace H(xa, xa), the trace over all n_a rows of xa (one extra pair per row of xa);
+     * H and the trace are accumulated in double and divided before rounding to float, so the
+     * result never overflows. GN_ERR_INVALID_ARGUMENT if the trace is zero. */
+    GN_CONV_KERNEL_NPK_TRACE_NORMALIZED = 4
 } gn_conv_kernel_kind;
 
 /* Exact path kernel between xa: n_a x input_size and xb: n_b x input_size (pass the same
@@ -811,11 +846,13 @@ typedef enum gn_conv_kernel_kind {
  * Cost per pair: O(P_0² C_0 + sum_conv P_l² (C_l + k_l²) + sum_dense width); memory 3 P_max²
  * doubles per core. Exact but for small n or small images (28x28: ~6e5 entries per P x P matrix).
  * Pairs are computed in 16 x 16 tiles shared by two cores (the FC kernels' tile loop, BLAS on
- * one thread per core): the same bits on one core or two. Computed in double; an entry beyond
- * float's 3.4e38 (the kernel grows like prod_l (C_l k_l² / 2) |x|²) gives GN_ERR_NOT_FINITE.
+ * one thread per core): the same bits on one core or two.
+ * Entries are accumulated in double and rounded to float once; an entry beyond float's range
+ * (raw NPK / overlap of deep, wide nets) is GN_ERR_NOT_FINITE naming the normalised kinds,
+ * which never overflow.
  * Errors: GN_ERR_UNSUPPORTED (global max pooling), GN_ERR_OUT_OF_MEMORY (a layer with more
- * than 4096 positions), GN_ERR_BUFFER_TOO_SMALL, GN_ERR_NOT_FINITE (inputs; an entry beyond
- * float's range), GN_ERR_INVALID_ARGUMENT (kind, ld_out). */
+ * than 4096 positions), GN_ERR_BUFFER_TOO_SMALL, GN_ERR_NOT_FINITE (inputs, or an entry beyond
+ * float's range), GN_ERR_INVALID_ARGUMENT (kind, ld_out, zero trace). */
 gn_status gn_conv_network_kernel(const gn_conv_network *net, gn_conv_kernel_kind kind,
                                  const float *xa, int64_t n_a, const float *xb, int64_t n_b,
                                  float *out, int64_t ld_out, int64_t capacity);
@@ -833,9 +870,45 @@ gn_status gn_conv_network_kernel_compute(const gn_conv_network *net, gn_conv_ker
                                          int64_t n_b, const gn_kernel_options *opts, float *out,
                                          int64_t ld_out, int64_t capacity);
 
-/* Persistence, as gn_network_save / _load / _serialize / _deserialize (same flags, atomic
- * rename, CRC-32, GN_ERR_CORRUPT for a truncated, corrupted or foreign file) in a format of
- * its own: a conv network file is not a gn_network file and vice versa. */
+/* ----- hidden state (both network types) -----
+ * Pre-activations q_l or activations z_l of hidden layer `layer` of `part` for x: n x
+ * input_size (NHWC rows for conv nets) into out (caller-owned, written, never read): n x width_l
+ * floats for gn_network (layer 0 .. n_hidden-1), n x (height*width*channels of the gated layer,
+ * NHWC) for gn_conv_network (layer 0 .. n_gated-1, numbered as in gn_conv_network_gates).
+ * capacity >= that many floats.
+ *   feature part: q_l = W_l z_{l-1} (+ b_l), z_l = act(q_l) (q_l itself for a linear net);
+ *   value part:   q_l = W_l zv_{l-1} (+ b_l), zv_l = G'_l * q_l, G'_l the gates value layer l
+ *                 multiplies by (after the permutation / wiring);
+ *   a RELU (tied) network has one net: both parts give the same values.
+ * Conv nets: the activation is the gated layer's own output, before the residual skip of a
+ * block it may end is added. Rows are processed in chunks (no n-sized scratch).
+ * Thread safety: as gn_predict (one call at a time per network: uses its scratch space).
+ * Errors: GN_ERR_NULL_POINTER, GN_ERR_INVALID_HANDLE, GN_ERR_INVALID_ARGUMENT (part, layer,
+ * kind, n), GN_ERR_NOT_FINITE (x), GN_ERR_BUFFER_TOO_SMALL. */
+typedef enum gn_hidden_kind {
+    GN_HIDDEN_PRE_ACTIVATION = 0,
+    GN_HIDDEN_ACTIVATION = 1
+} gn_hidden_kind;
+
+gn_status gn_network_hidden_state(const gn_network *net, const float *x, int64_t n, gn_part part,
+                                  int64_t layer, gn_hidden_kind kind, float *out, int64_t capacity);
+gn_status gn_conv_network_hidden_state(const gn_conv_network *net, const float *x, int64_t n,
+                                       gn_part part, int64_t layer, gn_hidden_kind kind, float *out,
+                                       int64_t capacity);
+
+/* Where parameter tensor `index` (0 .. count-1, as gn_conv_network_tensor_info) sits in the
+ * layer list the network was built from: *layer gets the position of its conv / dense layer
+ * (for a residual projection, the position of the block's last layer) and *projection 1 for a
+ * projection, else 0. Unlike the tensor names, which number parameter tensors (so a projection
+ * renumbers every later name), positions do not move. Either output may be NULL.
+ * Errors: GN_ERR_INVALID_HANDLE, GN_ERR_INVALID_ARGUMENT (index). */
+gn_status gn_conv_network_tensor_layer(const gn_conv_network *net, int64_t index, int64_t *layer,
+                                       int *projection);
+
+/* Persistence, as gn_network_save / _load / _serialize / _deserialize (same flags, byte paths,
+ * atomic replacement, header read first, regular files only, CRC-32, GN_ERR_CORRUPT for a
+ * truncated, corrupted or foreign file or non-finite values) in a format of its own: a conv
+ * network file is not a gn_network file and vice versa. */
 gn_status gn_conv_network_save(const gn_conv_network *net, const char *path, unsigned flags);
 gn_status gn_conv_network_load(const char *path, gn_conv_network **out);
 gn_status gn_conv_network_serialize(const gn_conv_network *net, unsigned flags, void *buf,

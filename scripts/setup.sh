@@ -30,6 +30,8 @@ if [ "${GN_SKIP_PYTHON:-0}" != 1 ]; then
     .venv/bin/python -m pip install -q -r requirements-dev.txt
     if [ -f bindings/python/pyproject.toml ]; then
         echo "== installing the Python binding"
+        # A stale build/ (from another branch) would put modules that no longer exist into the wheel.
+        rm -rf bindings/python/build
         GATEDNET_LIB_DIR="$PWD/.build/release" .venv/bin/python -m pip install -q --force-reinstall --no-deps ./bindings/python
     fi
 fi

@@ -151,7 +151,7 @@ func serializedBytes(_ buf: UnsafeRawPointer?, _ size: Int) throws -> UnsafeRawB
 }
 
 /// Load a file, naming it in a corruption message.
-func loadNamingFile<T>(_ file: String, _ load: (String) throws -> T) throws -> T {
+func loadNamingFile<T>(_ file: FilePath, _ load: (FilePath) throws -> T) throws -> T {
     do {
         return try load(file)
     } catch GatedNetError.corrupt(let m) {
@@ -168,9 +168,10 @@ func part(_ p: gn_part) throws -> Part {
 /// The GN_SAVE_OPTIMIZER_STATE bit of a save flags word.
 func includesOptimizer(_ flags: UInt32) -> Bool { flags & GN_SAVE_OPTIMIZER_STATE != 0 }
 
-/// A C string path argument.
-func path(_ p: UnsafePointer<CChar>?, _ name: String) throws -> String {
-    let s = String(cString: try required(p, name))
-    guard !s.isEmpty else { throw GatedNetError.invalidArgument("\(name): is empty") }
-    return s
+/// A path argument: its bytes exactly as given (no decoding: a path that is not UTF-8 reaches
+/// the file system unchanged). Every exported function taking a path goes through this.
+func path(_ p: UnsafePointer<CChar>?, _ name: String) throws -> FilePath {
+    let c = try required(p, name)
+    guard c.pointee != 0 else { throw GatedNetError.invalidArgument("\(name): is empty") }
+    return try FilePath(cString: c)
 }

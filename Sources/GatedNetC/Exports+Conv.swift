@@ -432,7 +432,7 @@ public func gn_conv_network_set_tensor(_ net: OpaquePointer?, _ index: Int64, _ 
         let t = n.parameters[try tensorIndex(n, index)].buffer
         let v = try required(values, "values")
         guard cnt == Int64(t.count) else { throw GatedNetError.shape("count: got \(cnt), tensor \(index) has \(t.count) values") }
-        guard isAllFinite(v, t.count) else { throw GatedNetError.notFinite("values: contains NaN or Inf") }
+        try requireFiniteParameters(v, count: t.count, "values")
         t.pointer.update(from: v, count: t.count)
     }
 }

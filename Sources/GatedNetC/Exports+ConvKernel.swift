@@ -19,7 +19,7 @@ public func gn_conv_network_kernel_compute(_ net: OpaquePointer?, _ kind: gn_con
             _ = gn_kernel_options_init(&c)
         }
         guard let k = ConvKernelKind(rawValue: Int(kind.rawValue)) else {
-            throw GatedNetError.invalidArgument("kind: got \(kind.rawValue), need 0 ... 2")
+            throw GatedNetError.invalidArgument("kind: got \(kind.rawValue), need 0 ... 4")
         }
         let (a, rowsA) = try inputMatrix(xa, rows: na, cols: network.inputSize, "xa", rowsName: "n_a")
         let symmetric = xb == nil || (xb == xa && nb == na)

@@ -20,10 +20,8 @@ public func gn_idx_read_f32(_ p: UnsafePointer<CChar>?, _ scale: Float, _ out: U
         let file = try path(p, "path")
         let o = try required(out, "out")
         guard scale.isFinite else { throw GatedNetError.notFinite("scale: got \(scale)") }
-        let a = try IDXArray(path: file)
-        try capacity(cap, needs: a.count, "capacity")
-        let v = a.floats(scale: scale)
-        v.withUnsafeBufferPointer { o.update(from: $0.baseAddress!, count: $0.count) }
+        let a = try IDXArray(path: file, maxCount: maxCount(cap))
+        a.copyFloats(into: UnsafeMutableBufferPointer(start: o, count: a.count), scale: scale)
     }
 }
 
@@ -32,11 +30,15 @@ public func gn_idx_read_i32(_ p: UnsafePointer<CChar>?, _ out: UnsafeMutablePoin
     guarded("gn_idx_read_i32") {
         let file = try path(p, "path")
         let o = try required(out, "out")
-        let a = try IDXArray(path: file)
-        try capacity(cap, needs: a.count, "capacity")
-        let v = try a.int32s()
-        v.withUnsafeBufferPointer { o.update(from: $0.baseAddress!, count: $0.count) }
+        let a = try IDXArray(path: file, maxCount: maxCount(cap))
+        try a.copyInt32s(into: UnsafeMutableBufferPointer(start: o, count: a.count))
     }
+}
+
+/// The caller's element capacity as the largest array an IDX reader may accept.
+private func maxCount(_ cap: Int64) throws -> Int {
+    guard cap >= 0 else { throw GatedNetError.bufferTooSmall("capacity: got \(cap), need >= 0") }
+    return Int(cap)
 }
 
 @_cdecl("gn_corrupt_labels")

@@ -183,7 +183,7 @@ public func gn_network_set_weights(_ net: OpaquePointer?, _ p: gn_part, _ layer:
         guard cnt == Int64(l.weight.count) else {
             throw GatedNetError.shape("count: got \(cnt), layer \(layer) has \(l.fanOut) x \(l.fanIn) = \(l.weight.count) weights")
         }
-        guard isAllFinite(src, l.weight.count) else { throw GatedNetError.notFinite("w: contains NaN or Inf") }
+        try requireFiniteParameters(src, count: l.weight.count, "w")
         try n.setWeights(pt, Int(layer), from: src)
     }
 }

@@ -10,6 +10,13 @@ public enum ConvKernelKind: Int, Sendable {
     case gateOverlap = 1
     /// Σ = ⟨xv_a, xv_b⟩ over all input entries (C·H·W for the all-ones input).
     case inputGram = 2
+    /// The NPK with every layer a path passes through contributing a mean over its units
+    /// instead of a sum: each gated layer's gate Gram is divided by its channels (conv) or
+    /// width (dense), and a projection skip contributes 1 instead of its output channels (the
+    /// analogue of Σ ⊙ Π_l B_l). Without residual blocks this is H / Π_l C_l.
+    case npkNormalized = 3
+    /// H / trace H(xa, xa), the trace over all rows of xa; H and the trace in double precision.
+    case npkTraceNormalized = 4
 }
 
 /// Side of the tiles the conv path kernels are computed in: one entry costs a P×C×P product
@@ -100,6 +107,8 @@ extension ConvNetwork {
         let ra = rows.count, rb = cols.count
         let square = symmetric && rows == cols
         let ones = spec.valueInput == .ones && !tied
+        let normalized = kind == .npkNormalized
+        let fromInput = kind != .gateOverlap
         if kind != .inputGram { try checkPathKernelSupport() }
         let ga = kind == .inputGram ? [] : allGates(a, rows: ra, wired: true)
         let gb = kind == .inputGram || square ? ga : allGates(b, rows: rb, wired: true)
@@ -122,26 +131,39 @@ extension ConvNetwork {
         let p0 = inputShape.positions, c0 = inputShape.channels
         let gramCount = max(p0 * p0, plan.gatedShapes.map { $0.positions * $0.positions }.max() ?? 1)
         let scratch = (0..<2).map { _ in PairScratch(gram: gramCount, positions: p0) }
-        /// The kernel of row i of a and row j of b, in double.
-        func entry(_ i: Int, _ j: Int, _ part: Int) -> Double {
+        /// The kernel (before the trace scaling) of row i of x (gates gx) and row j of y (gates
+        /// gy), in double, with `part`'s scratch.
+        func pair(_ x: UnsafePointer<Float>, _ i: Int, _ gx: [FloatBuffer], _ y: UnsafePointer<Float>, _ j: Int,
+                  _ gy: [FloatBuffer], _ part: Int) -> Double {
             if kind == .inputGram {
                 if ones { return Double(d) }
                 var s: Double = 0
-                for e in 0..<d { s += Double(a[i * d + e]) * Double(b[j * d + e]) }
+                for e in 0..<d { s += Double(x[i * d + e]) * Double(y[j * d + e]) }
                 return s
             }
             let sc = scratch[part]
-            if kind == .npk {
+            if fromInput {
                 if ones {
                     for e in 0..<(p0 * p0) { sc.s0[e] = Double(c0) }
                 } else {
-                    BLAS.gemm(transA: false, transB: true, m: p0, n: p0, k: c0, a: a + i * d, lda: c0,
-                              b: b + j * d, ldb: c0, c: sc.gram.pointer, ldc: p0)
+                    BLAS.gemm(transA: false, transB: true, m: p0, n: p0, k: c0, a: x + i * d, lda: c0,
+                              b: y + j * d, ldb: c0, c: sc.gram.pointer, ldc: p0)
                     for e in 0..<(p0 * p0) { sc.s0[e] = Double(sc.gram.pointer[e]) }
                 }
             }
-            return pairKernel(s0: sc.s0, ga: ga, gb: gb, i: i, j: j, tables: tables, columns: columns, skipSources: skipSources,
-                              gram: sc.gram)
+            return pairKernel(s0: sc.s0, ga: gx, gb: gy, i: i, j: j, tables: tables, columns: columns, skipSources: skipSources,
+                              gram: sc.gram, normalized: normalized)
+        }
+        var scale: Double = 1
+        if kind == .npkTraceNormalized {
+            // The trace runs over all rows of xa, whatever the block.
+            let gAll = rows == 0..<na ? ga : allGates(xa, rows: na, wired: true)
+            var trace: Double = 0
+            for i in 0..<na { trace += pair(xa, i, gAll, xa, i, gAll, 0) }
+            guard trace > 0 && trace.isFinite else {
+                throw GatedNetError.invalidArgument("trace: H(xa, xa) has trace \(trace); the trace-normalised kernel needs a positive, finite trace")
+            }
+            scale = 1 / trace
         }
         // Each tile writes its own acc and its part's scratch only: safe for the two-part loop.
         try fillKernelTiles(rows: ra, cols: rb, symmetric: square, upperOnly: options.upperOnly, out: out,
@@ -150,12 +172,11 @@ extension ConvNetwork {
             let diagonal = square && i0 == j0
             for i in 0..<ti {
                 for j in (diagonal ? i : 0)..<tj {
-                    let k = entry(i0 + i, j0 + j, part)
+                    let k = pair(a, i0 + i, ga, b, j0 + j, gb, part) * scale
                     guard Float(k).isFinite else {
                         throw GatedNetError.notFinite(
-                            "conv kernel: the \(kind == .npk ? "npk" : kind == .gateOverlap ? "gate overlap" : "input gram") of rows "
-                            + "\(i0 + i) and \(j0 + j) of the block is \(k), beyond float's range (3.4e38); the conv path kernels "
-                            + "grow like Π_l (C_l k_l² / 2) · |x|²: use fewer or narrower layers, or (npk) smaller inputs")
+                            "kernel: entry (\(i0 + i), \(j0 + j)) of the block is \(k), beyond the float32 range (3.4e38); the raw conv "
+                            + "path kernels grow like Π_l (C_l k_l² / 2) · |x|²: use the normalised kinds (npk_normalized, npk_trace_normalized)")
                     }
                     acc[i * tj + j] = Float(k)
                     if diagonal { acc[j * tj + i] = Float(k) }
@@ -165,7 +186,7 @@ extension ConvNetwork {
     }
 
     private func pairKernel(s0: [Double], ga: [FloatBuffer], gb: [FloatBuffer], i: Int, j: Int, tables: [Int: [Int32]],
-                            columns: [Int: [Int32]], skipSources: Set<Int>, gram: FloatBuffer) -> Double {
+                            columns: [Int: [Int32]], skipSources: Set<Int>, gram: FloatBuffer, normalized: Bool) -> Double {
         var state = PairState.spatial(s0, positions: inputShape.positions)
         var saved: [Int: PairState] = [:]
         if skipSources.contains(-1) { saved[-1] = state }
@@ -195,6 +216,10 @@ extension ConvNetwork {
                         }
                     }
                     count = pout * pout
+                    if normalized {  // (acc · g) / C_l
+                        let unit = 1 / Double(c)
+                        for e in 0..<count { buffer[e] *= unit }
+                    }
                 }
                 state = .spatial(next, positions: pout)
             case .dense:
@@ -204,7 +229,7 @@ extension ConvNetwork {
                     var dot: Double = 0
                     let a = ga[l].pointer + i * w, b = gb[l].pointer + j * w
                     for u in 0..<w { dot += Double(a[u]) * Double(b[u]) }
-                    state = .scalar(base * dot)
+                    state = .scalar(base * dot / (normalized ? Double(w) : 1))
                 } else {
                     state = .scalar(base)
                 }
@@ -215,7 +240,7 @@ extension ConvNetwork {
             case .residual(let skip, let proj, let g):
                 var skipped = saved[skip]!
                 if let p = proj {
-                    let fanOut = plan.params[p].fanOut
+                    let fanOut = normalized ? 1 : plan.params[p].fanOut
                     if let g, case .spatial(let s, let pin) = skipped {
                         let t = tables[index]!, pout = g.output.positions
                         var m = [Double](repeating: 0, count: pout * pout)

@@ -88,13 +88,19 @@ public enum ConvNetworkArchive {
         return net
     }
 
-    /// Write atomically (temporary file in the same directory, fsync, rename).
-    public static func save(_ net: ConvNetwork, to path: String, includeOptimizer: Bool) throws {
+    /// As `NetworkArchive.save`: atomic replacement.
+    public static func save(_ net: ConvNetwork, to path: FilePath, includeOptimizer: Bool) throws {
         try ArchiveFraming.writeAtomically(encode(net, includeOptimizer: includeOptimizer), to: path)
     }
 
-    public static func load(from path: String) throws -> ConvNetwork {
-        let bytes = try readFile(path)
-        return try bytes.withUnsafeBytes { try decode($0) }
+    /// As `NetworkArchive.load`: header first, then only the bytes it announces.
+    public static func load(from path: FilePath) throws -> ConvNetwork {
+        try ArchiveFraming.load(path, magic: magic, version: formatVersion, what: "conv network file", decode: decode)
     }
+
+    public static func save(_ net: ConvNetwork, to path: String, includeOptimizer: Bool) throws {
+        try save(net, to: FilePath(path), includeOptimizer: includeOptimizer)
+    }
+
+    public static func load(from path: String) throws -> ConvNetwork { try load(from: FilePath(path)) }
 }

@@ -13,99 +13,57 @@ public struct IDXArray {
 
     public var count: Int { dims.reduce(1, *) }
 
-    /// Read and decompress `path` (zlib detects gzip; plain files pass through).
-    public init(path: String) throws {
-        guard let f = gzopen(path, "rb") else { throw GatedNetError.io("idx: cannot open \(path)") }
-        defer { gzclose(f) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { gzread(f, $0.baseAddress, UInt32($0.count)) }
-            if n < 0 { throw GatedNetError.corrupt("idx: \(path) is not a valid gzip or IDX file") }
-            if n == 0 {
-                // End of input: Z_BUF_ERROR means the gzip stream was cut short (its check unread).
-                var status: Int32 = Z_OK
-                _ = gzerror(f, &status)
-                guard status == Z_OK else { throw GatedNetError.corrupt("idx: \(path) is a truncated gzip file") }
-                break
-            }
-            bytes.append(contentsOf: chunk[0..<Int(n)])
+    /// Read and decompress `path` (gzip is detected by content; plain files pass through).
+    /// The header is read and checked first: an array of more than `maxCount` values is refused
+    /// (`.bufferTooSmall`) before its body is touched, and exactly the bytes its dimensions
+    /// announce are decompressed (a stream holding more is `.corrupt`, found after one extra
+    /// byte). `.io` for unreadable paths and non-regular files (FIFOs, devices).
+    public init(path: FilePath, maxCount: Int = .max) throws {
+        let file = try IDXFile(path)
+        let h = try file.header()
+        guard h.count <= maxCount else {
+            throw GatedNetError.bufferTooSmall("capacity: \(maxCount) values, but \(path) holds \(h.count) (dimensions \(h.dims))")
         }
-        try self.init(bytes: bytes, name: path)
+        dims = h.dims
+        element = h.element
+        data = try file.body(h)
     }
 
-    /// Dimensions from the header alone (decompresses only its first bytes).
-    public static func dims(path: String) throws -> [Int] {
-        guard let f = gzopen(path, "rb") else { throw GatedNetError.io("idx: cannot open \(path)") }
-        defer { gzclose(f) }
-        var header = [UInt8](repeating: 0, count: 4 + 4 * 8)
-        let n = header.withUnsafeMutableBytes { gzread(f, $0.baseAddress, 4) }
-        guard n == 4, header[0] == 0, header[1] == 0, Element(rawValue: header[2]) != nil, (1...8).contains(Int(header[3])) else {
-            throw GatedNetError.corrupt("idx: \(path) has no IDX magic (00 00 type ndim)")
-        }
-        let ndim = Int(header[3])
-        let m = header.withUnsafeMutableBytes { gzread(f, $0.baseAddress! + 4, UInt32(4 * ndim)) }
-        guard m == 4 * ndim else { throw GatedNetError.corrupt("idx: \(path) has a truncated header") }
-        let dims = (0..<ndim).map { i in
-            let o = 4 + 4 * i
-            return Int(header[o]) << 24 | Int(header[o + 1]) << 16 | Int(header[o + 2]) << 8 | Int(header[o + 3])
-        }
-        // Check the body length without decompressing: the file size for plain files, the
-        // gzip trailer's ISIZE (uncompressed size mod 2^32) for compressed ones.
-        var total = 4 + 4 * ndim
-        var body = Element(rawValue: header[2])!.size
-        for d in dims {
-            let (t, overflow) = body.multipliedReportingOverflow(by: d)
-            guard !overflow else { throw GatedNetError.corrupt("idx: \(path) dimensions \(dims) overflow") }
-            body = t
-        }
-        total += body
-        let plain = gzdirect(f) == 1
-        guard let raw = fopen(path, "rb") else { throw GatedNetError.io("idx: cannot open \(path)") }
-        defer { fclose(raw) }
-        if plain {
-            fseek(raw, 0, SEEK_END)
-            guard ftell(raw) == total else {
-                throw GatedNetError.corrupt("idx: \(path) holds \(ftell(raw)) bytes, dimensions \(dims) need \(total)")
+    public init(path: String, maxCount: Int = .max) throws { try self.init(path: FilePath(path), maxCount: maxCount) }
+
+    /// Dimensions from the header alone (decompresses only its first bytes). The body length is
+    /// checked without decompressing: against the file size for plain files, against the gzip
+    /// trailer's ISIZE (uncompressed size mod 2^32) for compressed ones.
+    public static func dims(path: FilePath) throws -> [Int] {
+        let file = try IDXFile(path)
+        let h = try file.header()
+        let total = h.headerSize + h.bodyBytes
+        if file.isPlain {
+            guard file.raw.size == total else {
+                throw GatedNetError.corrupt("idx: \(path) holds \(file.raw.size) bytes, dimensions \(h.dims) need \(total)")
             }
         } else {
             var trailer = [UInt8](repeating: 0, count: 4)
-            guard fseek(raw, -4, SEEK_END) == 0, fread(&trailer, 1, 4, raw) == 4 else {
-                throw GatedNetError.corrupt("idx: \(path) is a truncated gzip file")
-            }
+            let n = try trailer.withUnsafeMutableBytes { try file.raw.read(into: $0, at: max(file.raw.size - 4, 0), what: "idx") }
+            guard file.raw.size >= 18, n == 4 else { throw GatedNetError.corrupt("idx: \(path) is a truncated gzip file") }
             let isize = UInt32(trailer[0]) | UInt32(trailer[1]) << 8 | UInt32(trailer[2]) << 16 | UInt32(trailer[3]) << 24
             guard isize == UInt32(truncatingIfNeeded: total) else {
-                throw GatedNetError.corrupt("idx: \(path) decompresses to \(isize) bytes (mod 2^32), dimensions \(dims) need \(total)")
+                throw GatedNetError.corrupt("idx: \(path) decompresses to \(isize) bytes (mod 2^32), dimensions \(h.dims) need \(total)")
             }
         }
-        return dims
+        return h.dims
     }
 
+    public static func dims(path: String) throws -> [Int] { try dims(path: FilePath(path)) }
+
     public init(bytes: [UInt8], name: String = "idx") throws {
-        guard bytes.count >= 4, bytes[0] == 0, bytes[1] == 0, let e = Element(rawValue: bytes[2]) else {
-            throw GatedNetError.corrupt("idx: \(name) has no IDX magic (00 00 type ndim)")
+        let h = try IDXHeader(bytes, name: name)
+        guard bytes.count - h.headerSize == h.bodyBytes else {
+            throw GatedNetError.corrupt("idx: \(name) holds \(bytes.count - h.headerSize) data bytes, dimensions \(h.dims) need \(h.bodyBytes)")
         }
-        let ndim = Int(bytes[3])
-        guard (1...8).contains(ndim), bytes.count >= 4 + 4 * ndim else {
-            throw GatedNetError.corrupt("idx: \(name) has \(ndim) dimensions or a truncated header")
-        }
-        var dims: [Int] = []
-        var total = e.size
-        for i in 0..<ndim {
-            let o = 4 + 4 * i
-            let d = Int(bytes[o]) << 24 | Int(bytes[o + 1]) << 16 | Int(bytes[o + 2]) << 8 | Int(bytes[o + 3])
-            dims.append(d)
-            let (t, overflow) = total.multipliedReportingOverflow(by: d)
-            guard !overflow else { throw GatedNetError.corrupt("idx: \(name) dimensions \(dims) overflow") }
-            total = t
-        }
-        let header = 4 + 4 * ndim
-        guard bytes.count - header == total else {
-            throw GatedNetError.corrupt("idx: \(name) holds \(bytes.count - header) data bytes, dimensions \(dims) need \(total)")
-        }
-        self.dims = dims
-        element = e
-        data = Array(bytes[header...])
+        dims = h.dims
+        element = h.element
+        data = Array(bytes[h.headerSize...])
     }
 
     /// Element i as a Double.
@@ -127,13 +85,142 @@ public struct IDXArray {
 
     /// All values as floats times `scale`.
     public func floats(scale: Float = 1) -> [Float] {
-        (0..<count).map { Float(value($0)) * scale }
+        [Float](unsafeUninitializedCapacity: count) { b, n in
+            copyFloats(into: b, scale: scale)
+            n = count
+        }
+    }
+
+    /// Write all values times `scale` into `out` (at least `count` elements).
+    public func copyFloats(into out: UnsafeMutableBufferPointer<Float>, scale: Float = 1) {
+        for i in 0..<count { out[i] = Float(value(i)) * scale }
     }
 
     /// All values as int32 (throws for floating-point files).
     public func int32s() throws -> [Int32] {
+        try [Int32](unsafeUninitializedCapacity: count) { b, n in
+            try copyInt32s(into: b)
+            n = count
+        }
+    }
+
+    /// Write all values as int32 into `out` (at least `count` elements); throws for
+    /// floating-point files.
+    public func copyInt32s(into out: UnsafeMutableBufferPointer<Int32>) throws {
         guard element != .f32 && element != .f64 else { throw GatedNetError.unsupported("idx: floating-point data read as labels") }
-        return (0..<count).map { Int32(value($0)) }
+        for i in 0..<count { out[i] = Int32(value(i)) }
+    }
+}
+
+/// The header of an IDX array: 00 00 type ndim, then ndim big-endian u32 dimensions.
+struct IDXHeader {
+    let element: IDXArray.Element
+    let dims: [Int]
+    /// Number of values (product of dims) and bytes of the body.
+    let count: Int
+    let bodyBytes: Int
+    var headerSize: Int { 4 + 4 * dims.count }
+
+    /// Parse the header at the start of `bytes` (which may hold more); `.corrupt` if malformed.
+    init(_ bytes: [UInt8], name: String) throws {
+        guard bytes.count >= 4, bytes[0] == 0, bytes[1] == 0, let e = IDXArray.Element(rawValue: bytes[2]) else {
+            throw GatedNetError.corrupt("idx: \(name) has no IDX magic (00 00 type ndim)")
+        }
+        let ndim = Int(bytes[3])
+        guard (1...8).contains(ndim), bytes.count >= 4 + 4 * ndim else {
+            throw GatedNetError.corrupt("idx: \(name) has \(ndim) dimensions or a truncated header")
+        }
+        var dims: [Int] = []
+        var total = 1
+        for i in 0..<ndim {
+            let o = 4 + 4 * i
+            let d = Int(bytes[o]) << 24 | Int(bytes[o + 1]) << 16 | Int(bytes[o + 2]) << 8 | Int(bytes[o + 3])
+            dims.append(d)
+            let (t, overflow) = total.multipliedReportingOverflow(by: d)
+            guard !overflow else { throw GatedNetError.corrupt("idx: \(name) dimensions \(dims) overflow") }
+            total = t
+        }
+        let (body, overflow) = total.multipliedReportingOverflow(by: e.size)
+        guard !overflow else { throw GatedNetError.corrupt("idx: \(name) dimensions \(dims) overflow") }
+        element = e
+        self.dims = dims
+        count = total
+        bodyBytes = body
+    }
+}
+
+/// An IDX file open through zlib (which reads gzip and passes plain files through), on a
+/// descriptor of a checked regular file.
+private final class IDXFile {
+    let raw: ReadableFile
+    let gz: gzFile
+    var path: FilePath { raw.path }
+
+    init(_ path: FilePath) throws {
+        raw = try ReadableFile(path, what: "idx")
+        let fd = dup(raw.descriptor)  // gzclose closes this copy; `raw` closes its own
+        guard fd >= 0, let g = gzdopen(fd, "rb") else {
+            if fd >= 0 { close(fd) }
+            throw GatedNetError.io("idx: cannot open \(path): \(osReason())")
+        }
+        gz = g
+    }
+
+    deinit { gzclose(gz) }
+
+    /// Valid after the first read: true when the file is not gzip-compressed.
+    var isPlain: Bool { gzdirect(gz) == 1 }
+
+    /// Read and check the header (magic, element type, dimensions).
+    func header() throws -> IDXHeader {
+        var bytes = [UInt8](repeating: 0, count: 4)
+        let n = try read(into: &bytes, at: 0, count: 4)
+        guard n == 4, bytes[0] == 0, bytes[1] == 0, IDXArray.Element(rawValue: bytes[2]) != nil, (1...8).contains(Int(bytes[3])) else {
+            throw GatedNetError.corrupt("idx: \(path) has no IDX magic (00 00 type ndim)")
+        }
+        let ndim = Int(bytes[3])
+        bytes += [UInt8](repeating: 0, count: 4 * ndim)
+        guard try read(into: &bytes, at: 4, count: 4 * ndim) == 4 * ndim else {
+            throw GatedNetError.corrupt("idx: \(path) has a truncated header")
+        }
+        return try IDXHeader(bytes, name: path.description)
+    }
+
+    /// The body the header announces, and nothing more: memory grows only as decompressed bytes
+    /// arrive, and a stream that holds more is refused after one extra byte.
+    func body(_ h: IDXHeader) throws -> [UInt8] {
+        if isPlain && raw.size != h.headerSize + h.bodyBytes {
+            throw GatedNetError.corrupt("idx: \(path) holds \(raw.size - h.headerSize) data bytes, dimensions \(h.dims) need \(h.bodyBytes)")
+        }
+        var data: [UInt8] = []
+        while data.count < h.bodyBytes {
+            let done = data.count
+            let step = min(h.bodyBytes - done, max(1 << 20, done), 1 << 30)
+            data.append(contentsOf: repeatElement(0, count: step))
+            let n = try read(into: &data, at: done, count: step)
+            guard n == step else {
+                throw GatedNetError.corrupt("idx: \(path) ends after \(done + n) data bytes, dimensions \(h.dims) need \(h.bodyBytes)")
+            }
+        }
+        var extra: [UInt8] = [0]
+        guard try read(into: &extra, at: 0, count: 1) == 0 else {
+            throw GatedNetError.corrupt("idx: \(path) holds more data than its dimensions \(h.dims) announce")
+        }
+        return data
+    }
+
+    /// gzread into `buffer[offset ..< offset + count]`; the number of bytes read (fewer only at
+    /// the end of the data). A malformed or cut gzip stream is `.corrupt`.
+    private func read(into buffer: inout [UInt8], at offset: Int, count: Int) throws -> Int {
+        let n = buffer.withUnsafeMutableBytes { gzread(gz, $0.baseAddress! + offset, UInt32(count)) }
+        if n < 0 { throw GatedNetError.corrupt("idx: \(path) is not a valid gzip or IDX file") }
+        if n < count {
+            // End of input: Z_BUF_ERROR means the gzip stream was cut short (its check unread).
+            var status: Int32 = Z_OK
+            _ = gzerror(gz, &status)
+            guard status == Z_OK else { throw GatedNetError.corrupt("idx: \(path) is a truncated gzip file") }
+        }
+        return Int(n)
     }
 }
 
@@ -146,13 +233,17 @@ public func corruptLabels(_ labels: inout [Int32], classes: Int, gamma: Double, 
 public func corruptLabels(_ labels: UnsafeMutableBufferPointer<Int32>, classes: Int, gamma: Double, seed: UInt64) throws -> Int {
     guard classes >= 1 else { throw GatedNetError.invalidArgument("classes: got \(classes), need >= 1") }
     guard gamma.isFinite && gamma >= 0 && gamma <= 1 else { throw GatedNetError.invalidArgument("gamma: got \(gamma), need 0 <= gamma <= 1") }
+    let n = labels.count
+    let m = Int((gamma * Double(n)).rounded())
+    // The draw permutes n indices: their workspace is allocated fallibly, before any other work.
+    let index = try allocateIndices(m > 0 ? n : 0)
+    defer { free(index.baseAddress) }
     for (i, y) in labels.enumerated() where y < 0 || Int(y) >= classes {
         throw GatedNetError.labelRange("labels[\(i)]: got \(y), need 0 ... \(classes - 1)")
     }
-    let n = labels.count
-    let m = Int((gamma * Double(n)).rounded())
+    guard m > 0 else { return 0 }
+    for i in 0..<n { index[i] = i }
     var rng = SeededGenerator(seed: seed)
-    var index = Array(0..<n)
     var changed = 0
     for i in 0..<m {  // partial Fisher–Yates: the first m positions of a random permutation
         let j = i + rng.nextInt(below: n - i)
@@ -163,4 +254,13 @@ public func corruptLabels(_ labels: UnsafeMutableBufferPointer<Int32>, classes: 
         labels[pos] = new
     }
     return changed
+}
+
+/// `count` uninitialised Ints, or `.outOfMemory` (never a trap) when memory does not allow.
+private func allocateIndices(_ count: Int) throws -> UnsafeMutableBufferPointer<Int> {
+    let (bytes, overflow) = count.multipliedReportingOverflow(by: MemoryLayout<Int>.stride)
+    let what = "labels: drawing positions among n = \(count) labels needs \(count) x 8 bytes of index workspace"
+    guard !overflow else { throw GatedNetError.outOfMemory("\(what): the size overflows") }
+    let raw = try allocateBytes(bytes, for: what)
+    return UnsafeMutableBufferPointer(start: raw.baseAddress!.bindMemory(to: Int.self, capacity: count), count: count)
 }

@@ -21,26 +21,63 @@ enum ArchiveFraming {
         return out.bytes
     }
 
-    /// Check magic, version, length and checksum; a reader positioned at the payload.
-    /// `what` names the file kind in messages ("network file").
-    static func open(_ bytes: UnsafeRawBufferPointer, magic: [UInt8], version: UInt32, what: String) throws -> ByteReader {
+    /// Bytes before the payload: magic, version, flags, payload length.
+    static let headerSize = 24
+    /// Bytes of a file without payload: the header and the CRC-32.
+    static let framingSize = 28
+
+    /// Check the fixed header (the first bytes of a file of `totalSize` bytes; fewer than
+    /// `headerSize` when the file is shorter): magic, version, and a payload length that
+    /// accounts for exactly `totalSize` bytes. Loaders check this before reading the rest.
+    static func checkHeader(_ header: UnsafeRawBufferPointer, totalSize: Int, magic: [UInt8], version: UInt32,
+                            what: String) throws {
         func corrupt(_ m: String) -> GatedNetError { .corrupt("\(what): \(m)") }
-        guard bytes.count >= 28 else { throw corrupt("\(bytes.count) bytes is too short to be a gatednet \(what)") }
-        guard Array(bytes[0..<8]) == magic else { throw corrupt("not a gatednet \(what) (bad magic)") }
-        var r = ByteReader(bytes: bytes, offset: 8, what: what)
+        guard header.count >= 8, Array(header[0..<8]) == magic else {
+            throw corrupt(totalSize < framingSize ? "\(totalSize) bytes is too short to be a gatednet \(what)"
+                                                  : "not a gatednet \(what) (bad magic)")
+        }
+        guard totalSize >= framingSize, header.count >= headerSize else {
+            throw corrupt("\(totalSize) bytes is too short to be a gatednet \(what)")
+        }
+        var r = ByteReader(bytes: header, offset: 8, what: what, end: headerSize)
         let v = try r.u32()
         guard v == version else { throw corrupt("format version \(v), this library reads \(version)") }
         _ = try r.u32()
         let length = try r.u64()
-        guard length == UInt64(bytes.count - 28) else {
-            throw corrupt("payload length \(length) but \(bytes.count - 28) bytes present (truncated?)")
+        guard length == UInt64(totalSize - framingSize) else {
+            throw corrupt("payload length \(length) but \(totalSize - framingSize) bytes present (truncated?)")
         }
+    }
+
+    /// Check magic, version, length and checksum; a reader positioned at the payload.
+    /// `what` names the file kind in messages ("network file").
+    static func open(_ bytes: UnsafeRawBufferPointer, magic: [UInt8], version: UInt32, what: String) throws -> ByteReader {
+        try checkHeader(UnsafeRawBufferPointer(rebasing: bytes.prefix(headerSize)), totalSize: bytes.count,
+                        magic: magic, version: version, what: what)
         let stored = UInt32(bytes[bytes.count - 4]) | UInt32(bytes[bytes.count - 3]) << 8
             | UInt32(bytes[bytes.count - 2]) << 16 | UInt32(bytes[bytes.count - 1]) << 24
         guard stored == crc32Of(UnsafeRawBufferPointer(rebasing: bytes[0..<(bytes.count - 4)])) else {
-            throw corrupt("checksum mismatch (corrupted)")
+            throw GatedNetError.corrupt("\(what): checksum mismatch (corrupted)")
         }
-        return r
+        return ByteReader(bytes: bytes, offset: headerSize, what: what)
+    }
+
+    /// Decode the archive file at `path`: its header is read and checked first, then only the
+    /// bytes it announces (exactly the file's size) are read. FIFOs and devices are refused.
+    static func load<T>(_ path: FilePath, magic: [UInt8], version: UInt32, what: String,
+                        decode: (UnsafeRawBufferPointer) throws -> T) throws -> T {
+        let file = try ReadableFile(path, what: what)
+        var header = [UInt8](repeating: 0, count: headerSize)
+        let got = try header.withUnsafeMutableBytes { try file.read(into: $0, at: 0, what: what) }
+        try header.withUnsafeBytes {
+            try checkHeader(UnsafeRawBufferPointer(rebasing: $0.prefix(got)), totalSize: file.size,
+                            magic: magic, version: version, what: what)
+        }
+        let buffer = try allocateBytes(file.size, for: what)
+        defer { free(buffer.baseAddress) }
+        let n = try file.read(into: buffer, at: 0, what: what)
+        guard n == file.size else { throw GatedNetError.corrupt("\(what): \(path) shrank while being read (truncated)") }
+        return try decode(UnsafeRawBufferPointer(buffer))
     }
 
     /// Append the training state; returns the flags word (optimizer state present or not).
@@ -75,7 +112,7 @@ enum ArchiveFraming {
         net.epochsTrained = try r.count(max: Int(Int32.max))
         let tensors = net.parameterTensors
         guard try r.count(max: 1 << 20) == tensors.count else { throw r.corrupt("tensor count does not match the architecture") }
-        for t in tensors { try r.floats(into: t.buffer) }
+        for (i, t) in tensors.enumerated() { try r.finiteFloats(into: t.buffer, "parameter tensor \(i)") }
         if try r.u8() != 0 {
             let state = OptimizerState(kind: try r.enumValue(OptimizerKind.self, "optimizer"))
             state.step = try r.count(max: Int.max)
@@ -84,31 +121,17 @@ enum ArchiveFraming {
                 for _ in 0..<present {
                     let index = try r.count(max: tensors.count - 1)
                     let buffer = FloatBuffer(count: tensors[index].buffer.count)
-                    try r.floats(into: buffer)
+                    try r.finiteFloats(into: buffer, "optimizer moments of tensor \(index)")
                     if which == 0 { state.first[tensors[index].key] = buffer } else { state.second[tensors[index].key] = buffer }
                 }
             }
             net.optimizerState = state
         }
-        guard r.offset == r.bytes.count - 4 else { throw r.corrupt("trailing bytes") }
+        guard r.offset == r.end else { throw r.corrupt("trailing bytes") }
     }
 
-    /// Write atomically: a temporary file in the same directory, fsync, then rename.
-    static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
-        let tmp = path + ".tmp.\(getpid())"
-        guard let f = fopen(tmp, "wb") else { throw GatedNetError.io("save: cannot create \(tmp): \(String(cString: strerror(errno)))") }
-        let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, f) }
-        let flushed = fflush(f) == 0 && fsync(fileno(f)) == 0
-        let closed = fclose(f) == 0
-        guard written == bytes.count && flushed && closed else {
-            let reason = String(cString: strerror(errno))
-            unlink(tmp)
-            throw GatedNetError.io("save: writing \(tmp) failed: \(reason)")
-        }
-        guard rename(tmp, path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(tmp)
-            throw GatedNetError.io("save: cannot rename to \(path): \(reason)")
-        }
+    /// Replace `path` atomically (see `AtomicFile`).
+    static func writeAtomically(_ bytes: [UInt8], to path: FilePath) throws {
+        try AtomicFile.write(bytes, to: path)
     }
 }

@@ -78,32 +78,23 @@ public enum NetworkArchive {
         return result
     }
 
-    /// Write atomically (temporary file in the same directory, fsync, rename).
-    public static func save(_ net: GatedNetwork, to path: String, includeOptimizer: Bool) throws {
+    /// Replace the file at `path` atomically: readers see the old file or the new one (`AtomicFile`).
+    public static func save(_ net: GatedNetwork, to path: FilePath, includeOptimizer: Bool) throws {
         try ArchiveFraming.writeAtomically(encode(net, includeOptimizer: includeOptimizer), to: path)
     }
 
-    public static func load(from path: String) throws -> GatedNetwork {
-        let bytes = try readFile(path)
-        return try bytes.withUnsafeBytes { try decode($0) }
+    /// Read a saved network: the header is checked before anything else is read, and only the
+    /// bytes it announces are. `.io` for unreadable paths and non-regular files (FIFOs,
+    /// devices), `.corrupt` for anything that is not an intact archive.
+    public static func load(from path: FilePath) throws -> GatedNetwork {
+        try ArchiveFraming.load(path, magic: magic, version: formatVersion, what: "network file", decode: decode)
     }
-}
 
-/// Whole file contents; `.io` with the OS reason on failure.
-func readFile(_ path: String) throws -> [UInt8] {
-    guard let f = fopen(path, "rb") else { throw GatedNetError.io("cannot open \(path): \(String(cString: strerror(errno)))") }
-    defer { fclose(f) }
-    var out: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 1 << 16)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, f) }
-        if n > 0 { out.append(contentsOf: chunk[0..<n]) }
-        if n < chunk.count {
-            if ferror(f) != 0 { throw GatedNetError.io("cannot read \(path): \(String(cString: strerror(errno)))") }
-            break
-        }
+    public static func save(_ net: GatedNetwork, to path: String, includeOptimizer: Bool) throws {
+        try save(net, to: FilePath(path), includeOptimizer: includeOptimizer)
     }
-    return out
+
+    public static func load(from path: String) throws -> GatedNetwork { try load(from: FilePath(path)) }
 }
 
 func crc32Of(_ bytes: [UInt8]) -> UInt32 {
@@ -138,7 +129,16 @@ struct ByteReader {
     let bytes: UnsafeRawBufferPointer
     var offset: Int
     /// The file kind named in messages ("network file").
-    var what = "network file"
+    var what: String
+    /// Where readable bytes end (by default before the trailing CRC-32).
+    let end: Int
+
+    init(bytes: UnsafeRawBufferPointer, offset: Int, what: String = "network file", end: Int? = nil) {
+        self.bytes = bytes
+        self.offset = offset
+        self.what = what
+        self.end = end ?? bytes.count - 4
+    }
 
     func corrupt(_ m: String) -> GatedNetError { .corrupt("\(what): \(m)") }
 
@@ -150,7 +150,7 @@ struct ByteReader {
     }
 
     mutating func take(_ n: Int) throws -> UnsafeRawBufferPointer {
-        guard n >= 0, bytes.count - 4 - offset >= n else { throw corrupt("truncated at byte \(offset)") }
+        guard n >= 0, end - offset >= n else { throw corrupt("truncated at byte \(offset)") }
         defer { offset += n }
         return UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + n)])
     }
@@ -178,6 +178,16 @@ struct ByteReader {
             let o = i * 4
             let bits = UInt32(raw[o]) | UInt32(raw[o + 1]) << 8 | UInt32(raw[o + 2]) << 16 | UInt32(raw[o + 3]) << 24
             buffer[i] = Float(bitPattern: bits)
+        }
+    }
+    /// `floats(into:)` under the rule for parameters (`requireFiniteParameters`): a NaN or ±Inf
+    /// value makes the archive `.corrupt`, whatever its checksum says.
+    mutating func finiteFloats(into buffer: FloatBuffer, _ name: String) throws {
+        try floats(into: buffer)
+        do {
+            try requireFiniteParameters(buffer.pointer, count: buffer.count, name)
+        } catch let e as GatedNetError {
+            throw corrupt(e.message)
         }
     }
 }
