@@ -35,7 +35,7 @@ def main():
     a = ap.parse_args()
     channels = [int(c) for c in a.channels.split(",")]
     layers = [("conv", c, 3) for c in channels] + [("gap",), ("dense", a.dense), ("dense", 10)]
-    net = gn.ConvNetwork(layers, (1, a.size, a.size), regime="fixed_random_ii", seed=0)
+    net = gn.ConvNetwork(layers, (a.size, a.size, 1), regime="fixed_random_ii", seed=0)
     x = images(a.n, a.size)
     p2 = float(a.size * a.size) ** 2
     per_pair = 2 * p2 * 1 + sum(2 * p2 * c + p2 * 9 + p2 for c in channels) + 2 * a.dense
