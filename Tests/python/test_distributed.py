@@ -230,12 +230,18 @@ def test_ridge_on_zarr_matches_dense_solve(client, tmp_path):
     np.testing.assert_allclose(diag, np.diag(K), rtol=1e-5)
     ridge = 1e-3 * diag.mean()
     dense = solve(K + ridge * np.eye(150), T, assume_a="pos")
-    with dask.config.set(scheduler="threads"):  # the passes over K in this process (fast for a test)
+    # passes over K as one Dask task per row panel of tiles, on the cluster
+    on_cluster, info = gd.ridge_fit(tmp_path / "K.zarr", T, ridge, rank=40, tol=1e-6, client=client)
+    assert info["residual"] <= 1e-6
+    np.testing.assert_allclose(on_cluster, dense, rtol=1e-2, atol=1e-4 * np.abs(dense).max())
+    with dask.config.set(scheduler="threads"):  # the same passes in this process (fast for a test)
         alpha, info = gd.ridge_fit(tmp_path / "K.zarr", T, ridge, rank=40, tol=1e-9)
         assert info["residual"] <= 1e-9
         np.testing.assert_allclose(alpha, dense, rtol=1e-4, atol=1e-6 * np.abs(dense).max())
         _, plain = gd.ridge_fit(tmp_path / "K.zarr", T, ridge, rank=0, tol=1e-9, max_iter=1000)
         assert plain["residual"] <= 1e-9 and plain["passes"] > info["passes"]  # the preconditioner saves passes
+        lazy, _ = gd.ridge_fit(gd.kernel_array(net, x, kind="npk_normalized", tile=64), T, ridge, rank=40, tol=1e-9)
+        np.testing.assert_allclose(lazy, alpha, rtol=1e-6, atol=1e-9 * np.abs(dense).max())  # same K
         single, _ = gd.ridge_fit(tmp_path / "K.zarr", T[:, 1], ridge, rank=40, tol=1e-9)
         assert single.shape == (150,)
         np.testing.assert_allclose(single, dense[:, 1], rtol=1e-4, atol=1e-6 * np.abs(dense).max())
