@@ -1,0 +1,58 @@
+"""Command line: ``python -m gatednet.experiments list`` / ``run NAME [options]``."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import get, list_recipes
+from .recipe import SIZES
+
+
+def _executor(args):
+    if args.scheduler is None and args.workers is None:
+        return None
+    try:
+        from gatednet.distributed import DaskExecutor
+    except ImportError as e:
+        raise SystemExit(f"--scheduler/--workers need gatednet.distributed.DaskExecutor (dask and "
+                         f"distributed installed): {e}") from None
+    return DaskExecutor(scheduler=args.scheduler, workers=args.workers)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m gatednet.experiments",
+                                     description="Reproduce the papers' tables and figures.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="name every recipe with the paper, table or figure it reproduces")
+    r = sub.add_parser("run", help="run one recipe")
+    r.add_argument("name")
+    r.add_argument("--size", choices=SIZES, default="quick",
+                   help="smoke: seconds; quick: a few minutes; paper: the paper's setup (default quick)")
+    r.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the size's)")
+    r.add_argument("--out", default=None, help="output folder (default gatednet-results/NAME-SIZE)")
+    r.add_argument("--data", default=None,
+                   help="IDX directory laid out like Fashion-MNIST, or .npz with x_train/y_train/x_test/y_test")
+    r.add_argument("--scheduler", default=None, help="Dask scheduler address (distributed run)")
+    r.add_argument("--workers", type=int, default=None, help="local Dask workers (distributed run)")
+    r.add_argument("--no-progress", action="store_true", help="no progress display")
+    args = parser.parse_args(argv)
+
+    if args.command == "list":
+        all_recipes = list_recipes()
+        width = max(len(n) for n in all_recipes) if all_recipes else 0
+        for name, rec in all_recipes.items():
+            print(f"{name:<{width}}  {rec.reproduces} of \"{rec.paper}\": {rec.title}")
+        return 0
+
+    try:
+        recipe = get(args.name)
+    except KeyError as e:
+        parser.error(str(e.args[0]))
+    from .runner import run_recipe
+    run_recipe(recipe, size=args.size, seeds=args.seeds, out=args.out, data=args.data,
+               executor=_executor(args), progress=not args.no_progress)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Helpers the recipes' tasks share: training with progress, accuracy in percent, seeds."""
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from .progress import fit_callback, report
+
+__all__ = ["train", "accuracy", "derive_seed", "rows_for", "report"]
+
+
+def derive_seed(*parts):
+    """A 31-bit seed from any plain values (e.g. derive_seed("fc", seed, "relu")): the same parts
+    give the same seed in every process and Python version (CRC-32, not hash())."""
+    return zlib.crc32(repr(parts).encode()) & 0x7FFFFFFF
+
+
+def train(net, x, y, epochs, label, validation=None, **fit_options):
+    """``net.fit`` with an epoch-by-epoch progress report under ``label``; returns the history."""
+    if epochs <= 0:
+        return []
+    return net.fit(x, y, epochs=epochs, validation_data=validation, callback=fit_callback(label),
+                   **fit_options)
+
+
+def accuracy(net, x, y):
+    """Test accuracy in percent."""
+    return 100.0 * net.evaluate(x, y)["accuracy"]
+
+
+def rows_for(setting, model, seed, metrics, **extra):
+    """Rows {setting, model, seed, metric, value, **extra} for each metric: value pair."""
+    return [dict(setting=setting, model=model, seed=seed, metric=m, value=float(v), **extra)
+            for m, v in metrics.items()]
+
+
+def sorted_by_label(y, n, classes):
+    """Indices of up to ``n`` rows spread evenly over ``classes`` and sorted by label (for heatmaps)."""
+    per = max(1, n // len(classes))
+    idx = []
+    for c in classes:
+        idx.extend(np.flatnonzero(y == c)[:per].tolist())
+    return np.asarray(idx, dtype=np.int64)

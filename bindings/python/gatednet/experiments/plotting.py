@@ -1,0 +1,36 @@
+"""Plot helpers shared by recipes: matplotlib (Agg backend), imported only when a plot is made.
+
+Recipes use :mod:`gatednet.plot` for the library's standard pictures when it is installed with
+the binding, and these helpers for recipe-specific figures.
+"""
+from __future__ import annotations
+
+__all__ = ["pyplot", "save", "library_plot"]
+
+
+def pyplot():
+    """matplotlib.pyplot with the non-interactive Agg backend; None if matplotlib is missing."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def library_plot():
+    """The gatednet.plot module, or None if this build does not have it."""
+    try:
+        from .. import plot
+    except ImportError:
+        return None
+    return plot
+
+
+def save(fig, out_dir, name):
+    """Save ``fig`` as out_dir/name (PNG, 110 dpi), close it, return the file name."""
+    plt = pyplot()
+    fig.savefig(f"{out_dir}/{name}", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return name

@@ -1,0 +1,195 @@
+"""What a recipe is: the paper's setup (settings per size), its tasks, the claims it tests and
+the paper's own numbers.
+
+Rows are the measured results, one per (setting, model, seed, metric)::
+
+    {"setting": "Arch-1 Adam", "model": "ReLU", "seed": 0, "metric": "test accuracy %", "value": 87.1}
+
+A :class:`Claim` is a sentence from the paper and a check; the check reads the rows through a
+:class:`Results` and returns ``(holds, detail)`` with the numbers it compared. Verdicts are
+always computed from the measured rows, never written by hand.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+__all__ = ["Recipe", "Claim", "Verdict", "Results", "Missing", "HOLDS", "FAILS", "UNTESTED", "SIZES"]
+
+SIZES = ("smoke", "quick", "paper")
+HOLDS, FAILS, UNTESTED = "holds", "does not hold", "not tested"
+
+
+class Missing(LookupError):
+    """A claim's check asked for results this run did not produce (e.g. a model left out at this size)."""
+
+
+def _mean(values):
+    return sum(values) / len(values)
+
+
+def _std(values):
+    """Sample standard deviation (0 for a single value)."""
+    if len(values) < 2:
+        return 0.0
+    m = _mean(values)
+    return math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+
+
+class Results:
+    """Measured rows, queried by setting / model / metric (``None`` matches any)."""
+
+    def __init__(self, rows):
+        self.rows = list(rows)
+
+    def select(self, model=None, metric=None, setting=None, **extra):
+        out = []
+        for r in self.rows:
+            if model is not None and r.get("model") != model:
+                continue
+            if metric is not None and r.get("metric") != metric:
+                continue
+            if setting is not None and r.get("setting", "") != setting:
+                continue
+            if any(r.get(k) != v for k, v in extra.items()):
+                continue
+            out.append(r)
+        return out
+
+    def values(self, model=None, metric=None, setting=None, **extra):
+        """The values (one per seed) of the matching rows, in seed order; Missing if none."""
+        rows = sorted(self.select(model, metric, setting, **extra), key=lambda r: r.get("seed", 0))
+        vals = [float(r["value"]) for r in rows if r.get("value") is not None]
+        vals = [v for v in vals if not math.isnan(v)]
+        if not vals:
+            where = ", ".join(f"{k}={v!r}" for k, v in dict(model=model, metric=metric, setting=setting,
+                                                             **extra).items() if v is not None)
+            raise Missing(f"no results for {where}")
+        return vals
+
+    def mean(self, model=None, metric=None, setting=None, **extra):
+        return _mean(self.values(model, metric, setting, **extra))
+
+    def std(self, model=None, metric=None, setting=None, **extra):
+        return _std(self.values(model, metric, setting, **extra))
+
+    def _distinct(self, field_name, **where):
+        seen = []
+        for r in self.select(**where):
+            v = r.get(field_name, "")
+            if v not in seen:
+                seen.append(v)
+        return seen
+
+    def settings(self, **where):
+        return self._distinct("setting", **where)
+
+    def models(self, **where):
+        return self._distinct("model", **where)
+
+    def metrics(self, **where):
+        return self._distinct("metric", **where)
+
+    def seeds(self, **where):
+        return sorted(self._distinct("seed", **where))
+
+    def groups(self):
+        """[(setting, model, metric), ...] in first-seen order."""
+        seen, out = set(), []
+        for r in self.rows:
+            g = (r.get("setting", ""), r["model"], r["metric"])
+            if g not in seen:
+                seen.add(g)
+                out.append(g)
+        return out
+
+
+@dataclass(frozen=True)
+class Verdict:
+    claim: str
+    status: str  # HOLDS, FAILS or UNTESTED
+    detail: str
+
+    def __str__(self):
+        return f"[{self.status}] {self.claim} — {self.detail}"
+
+    def as_dict(self):
+        return {"claim": self.claim, "verdict": self.status, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim of the paper and its check: ``check(results, settings) -> (bool, detail)``."""
+
+    text: str
+    check: Callable[[Results, dict], tuple]
+
+    def evaluate(self, results, settings=None):
+        if not isinstance(results, Results):
+            results = Results(results)
+        try:
+            ok, detail = self.check(results, settings or {})
+        except Missing as e:
+            return Verdict(self.text, UNTESTED, str(e))
+        if ok is None:
+            return Verdict(self.text, UNTESTED, detail)
+        return Verdict(self.text, HOLDS if ok else FAILS, detail)
+
+
+def _collect_rows(results, settings):
+    """Default: each task result is a list of rows, or a dict with a "rows" list."""
+    rows = []
+    for result in results.values():
+        if isinstance(result, dict):
+            rows.extend(result.get("rows", []))
+        else:
+            rows.extend(result)
+    return rows
+
+
+@dataclass
+class Recipe:
+    """One table or figure of a paper.
+
+    - ``name``: the command-line name (e.g. "fc-regimes"); ``title``: one line.
+    - ``paper``, ``reproduces`` ("Table 4", "Figure 3"), ``paper_dataset`` (the paper's data).
+    - ``sizes``: {"smoke"|"quick"|"paper": settings dict}; each has ``seeds`` (default count).
+    - ``tasks(settings, seeds, data) -> [Task]``: ``data`` is the dataset path (a str).
+    - ``rows(results, settings) -> [row]`` from {task key: result} (default: concatenate).
+    - ``claims``: [Claim]; ``paper_results``: rows with the paper's own values
+      (``setting``, ``model``, ``metric``, ``value``, optional ``std`` or ``text``).
+    - ``plots(results, rows, settings, out_dir) -> [file name]``: PNGs written into out_dir.
+    - ``dataset``: None for the ``--data`` dataset, or a fixed name (synthetic data).
+    - ``notes``: text for table.md (what differs from the paper and why).
+    """
+
+    name: str
+    title: str
+    paper: str
+    reproduces: str
+    paper_dataset: str
+    sizes: dict
+    tasks: Callable[..., list]
+    claims: list = field(default_factory=list)
+    rows: Callable[..., list] = _collect_rows
+    paper_results: list = field(default_factory=list)
+    plots: Callable[..., list] | None = None
+    dataset: str | None = None
+    notes: str = ""
+
+    def __post_init__(self):
+        missing = [s for s in SIZES if s not in self.sizes]
+        if missing:
+            raise ValueError(f"recipe {self.name}: no settings for size(s) {', '.join(missing)}")
+
+    def settings(self, size):
+        if size not in SIZES:
+            raise ValueError(f"size: expected one of {', '.join(SIZES)}, got {size!r}")
+        return dict(self.sizes[size])
+
+    def paper_value(self, setting, model, metric) -> Any:
+        for r in self.paper_results:
+            if r.get("setting", "") == setting and r["model"] == model and r["metric"] == metric:
+                return r
+        return None

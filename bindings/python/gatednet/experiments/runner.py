@@ -1,0 +1,133 @@
+"""Running a recipe: tasks (skipping those already stored), rows, verdicts, files."""
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import data as _data
+from .progress import Display
+from .recipe import Results
+from .report import jsonable, read_json, table_markdown, write_csv, write_json
+from .tasks import Executor, SerialExecutor
+
+__all__ = ["run_recipe", "default_out"]
+
+
+def default_out(name, size):
+    return Path("gatednet-results") / f"{name}-{size}"
+
+
+def _plain(obj):
+    """kwargs as they read back from JSON (tuples -> lists, numpy -> Python)."""
+    return json.loads(json.dumps(obj, default=jsonable))
+
+
+def _stored(task_dir, task):
+    """The stored result of ``task`` if one exists for the same kwargs, else None."""
+    path = task_dir / f"{task.key}.json"
+    if not path.exists():
+        return None
+    try:
+        record = read_json(path)
+    except (OSError, ValueError):
+        return None  # unreadable (e.g. disk full mid-write of an old version): recompute
+    if record.get("kwargs") != _plain(task.kwargs):
+        return None  # the recipe's settings changed since: recompute
+    return record
+
+
+def run_recipe(recipe, size="quick", seeds=None, out=None, data=None, executor=None, progress=True,
+               stream=None):
+    """Run ``recipe`` (see gatednet.experiments.run); returns (rows, verdicts, run_info)."""
+    stream = stream or sys.stdout
+    settings = recipe.settings(size)
+    n_seeds = int(seeds if seeds is not None else settings.get("seeds", 1))
+    if n_seeds < 1:
+        raise ValueError(f"seeds: need at least 1, got {n_seeds}")
+    settings["seeds"] = n_seeds
+    seed_list = list(range(n_seeds))
+    data_path = str(data or _data.DEFAULT_DATA)
+    dataset = recipe.dataset or _data.dataset_name(data_path)
+    out = Path(out) if out is not None else default_out(recipe.name, size)
+    task_dir = out / "tasks"
+    task_dir.mkdir(parents=True, exist_ok=True)
+    executor = executor or SerialExecutor()
+    if not isinstance(executor, Executor):
+        raise TypeError(f"executor: needs a run(tasks, on_result) method, got {type(executor).__name__}")
+
+    tasks = recipe.tasks(settings, seed_list, data_path)
+    by_key = {}
+    for t in tasks:
+        if t.key in by_key:
+            raise ValueError(f"recipe {recipe.name}: task key {t.key!r} used twice")
+        by_key[t.key] = t
+    results, resumed = {}, []
+    for t in tasks:
+        record = _stored(task_dir, t)
+        if record is not None:
+            results[t.key] = record["result"]
+            resumed.append(t.key)
+    todo = [t for t in tasks if t.key not in results]
+
+    started = time.monotonic()
+    began = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    print(f"{recipe.name} ({recipe.reproduces}, {recipe.paper}), size {size}, seeds {seed_list}: "
+          f"{len(tasks)} tasks, {len(resumed)} already in {task_dir}", file=stream, flush=True)
+
+    with Display(recipe.name, len(tasks), len(resumed), enabled=progress) as display:
+        last = [time.monotonic()]
+
+        def on_result(key, result):
+            if key not in by_key:
+                raise KeyError(f"executor returned an unknown task key {key!r}")
+            now = time.monotonic()
+            record = {"key": key, "kwargs": _plain(by_key[key].kwargs), "result": result,
+                      "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                      "seconds_since_previous": round(now - last[0], 3)}
+            last[0] = now
+            write_json(task_dir / f"{key}.json", record)
+            results[key] = _plain(result)
+            display.task_done(key)
+
+        executor.run(todo, on_result)
+
+    missing = [t.key for t in tasks if t.key not in results]
+    if missing:
+        raise RuntimeError(f"executor finished without results for {len(missing)} task(s): {missing[:5]}")
+    ordered = {t.key: results[t.key] for t in tasks}
+    rows = recipe.rows(ordered, settings)
+    res = Results(rows)
+    verdicts = [c.evaluate(res, settings) for c in recipe.claims]
+
+    plots = []
+    if recipe.plots is not None:
+        try:
+            plots = list(recipe.plots(ordered, rows, settings, str(out)) or [])
+        except ImportError as e:  # matplotlib missing: the tables still stand
+            print(f"plots skipped: {e}", file=stream)
+    wall = time.monotonic() - started
+
+    write_csv(out / "results.csv", rows)
+    (out / "table.md").write_text(table_markdown(recipe, rows, verdicts, dataset, settings, seed_list, size))
+    import gatednet
+    info = {
+        "recipe": recipe.name, "paper": recipe.paper, "reproduces": recipe.reproduces, "size": size,
+        "seeds": seed_list, "settings": settings, "data": data_path, "dataset": dataset,
+        "gatednet_version": gatednet.__version__, "library_version": gatednet.library_version() if callable(gatednet.library_version) else gatednet.library_version,
+        "python": platform.python_version(), "machine": platform.machine(),
+        "started": began, "wall_seconds": round(wall, 3),
+        "tasks": len(tasks), "tasks_resumed": len(resumed), "tasks_run": len(todo),
+        "executor": repr(executor), "plots": plots,
+        "verdicts": [v.as_dict() for v in verdicts],
+    }
+    write_json(out / "run.json", info)
+
+    print(f"\n{recipe.name}: {len(rows)} result rows in {out}/results.csv, table in {out}/table.md "
+          f"({wall:.1f} s)", file=stream)
+    for v in verdicts:
+        print(f"  {v}", file=stream)
+    return rows, verdicts, info
