@@ -7,6 +7,7 @@ calling process as each task finishes (any order), so the runner can persist it 
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import uuid
@@ -67,6 +68,7 @@ class DaskExecutor:
             self._client = connect(self.scheduler, None if self.scheduler else workers, self.timeout,
                                    **self._options)
             self._owned = True
+            atexit.register(self.close)  # e.g. the experiments CLI, which does not close executors
         return self._client
 
     def run(self, tasks, on_result):
@@ -107,6 +109,7 @@ class DaskExecutor:
 
     def close(self):
         if self._client is not None and self._owned:
+            atexit.unregister(self.close)
             close_client(self._client)
         self._client = None
 
