@@ -27,7 +27,7 @@ from gatednet import distributed as gd  # noqa: E402
 
 @pytest.fixture(scope="module")
 def cluster():
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as c:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as c:
         yield c
 
 
@@ -126,7 +126,7 @@ def test_killed_worker_process_run_completes_bit_for_bit(net, tmp_path):
     rng = np.random.default_rng(9)
     x = rng.standard_normal((192, 12)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cl, \
             Client(cl) as c:
         ref = gd.kernel_to_zarr(net, tmp_path / "x.npy", tmp_path / "ref.zarr", tile=12, client=c)[...]
         pids = list(c.run(os.getpid).values())
@@ -204,6 +204,8 @@ def test_bad_inputs_fail_before_work_and_keep_what_was_written(client, net, data
     with pytest.raises(ConnectionError, match=r"no Dask scheduler answered at 'tcp://127.0.0.1:9' within 2 s"):
         gd.connect("tcp://127.0.0.1:9", timeout=2)
     assert time.monotonic() - t0 < 15
+    with pytest.raises(ConnectionError, match="within 1 s"):
+        gd.DaskExecutor("tcp://127.0.0.1:9", timeout=1).run(tasks_of(train_tiny, [0]), print)
 
     after = {p: p.read_bytes() for p in (tmp_path / "K.zarr").rglob("*") if p.is_file()}
     assert after == before

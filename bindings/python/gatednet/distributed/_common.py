@@ -152,7 +152,7 @@ def connect(scheduler=None, workers=None, timeout=10.0, threads_per_worker=1, **
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers: expected a positive number of processes, got {workers!r}")
     cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
-                           dashboard_address=None, **cluster_options)
+                           dashboard_address=":0", **cluster_options)
     client = Client(cluster, timeout=timeout)
     client._gatednet_owns_cluster = cluster  # closed with close_client
     return client
