@@ -76,7 +76,7 @@ def test_cross_kernel_scattered_inputs_and_lazy_array(client, net, data, tmp_pat
     np.testing.assert_allclose(K[...], want, rtol=2e-5)
     lazy = gd.kernel_array(net, xt, xb=x, kind="npk", tile=8)
     assert lazy.chunks == ((8, 5), (8,) * 5 + (5,))
-    np.testing.assert_array_equal(client.compute(lazy).result(), K[...])
+    np.testing.assert_array_equal(lazy.compute(scheduler="sync"), K[...])
     sym = gd.kernel_array(net, xpath, kind="npk", tile=16)
     np.testing.assert_array_equal(client.compute(sym).result(),
                                   gd.kernel_to_zarr(net, xpath, tmp_path / "K.zarr", tile=16, client=client)[...])
@@ -96,27 +96,31 @@ def test_conv_network_tiles(client, tmp_path):
 
 # ---- fault tolerance ----------------------------------------------------------------------------
 
+def uninterrupted(net, x, tile):
+    """The same tiles computed in this process in one go (dask's synchronous scheduler)."""
+    return gd.kernel_array(net, x, kind="npk", tile=tile).compute(scheduler="sync")
+
+
 def test_restarted_client_resumes_and_matches_uninterrupted_run(cluster, net, data, tmp_path):
     x, _, xpath = data
-    with Client(cluster) as c:
-        full = gd.kernel_to_zarr(net, xpath, tmp_path / "full.zarr", kind="npk", tile=4, client=c)[...]
+    full = uninterrupted(net, xpath, 8)
 
     class Stop(Exception):
         pass
 
-    def stop_after_five(done, total):
-        if done >= 5:
+    def stop_after_three(done, total):
+        if done >= 3:
             raise Stop
 
     with Client(cluster) as c:  # the client dies mid-run
         with pytest.raises(Stop):
-            gd.kernel_to_zarr(net, xpath, tmp_path / "K.zarr", kind="npk", tile=4, client=c,
-                              progress=stop_after_five)
+            gd.kernel_to_zarr(net, xpath, tmp_path / "K.zarr", kind="npk", tile=8, client=c,
+                              progress=stop_after_three)
     finished, total = gd.tiles_done(tmp_path / "K.zarr")
-    assert 5 <= finished < total == 78  # 12 x 12 tiles, upper triangle
+    assert 3 <= finished < total == 21  # 6 x 6 tiles, upper triangle
     seen = []
     with Client(cluster) as c:  # a new client resumes: finished tiles are skipped
-        K = gd.kernel_to_zarr(net, xpath, tmp_path / "K.zarr", kind="npk", tile=4, client=c,
+        K = gd.kernel_to_zarr(net, xpath, tmp_path / "K.zarr", kind="npk", tile=8, client=c,
                               progress=lambda d, t: seen.append(d))
     assert seen[0] >= finished and seen[-1] == total and len(seen) <= total - finished + 1
     np.testing.assert_array_equal(K[...], full)  # bit for bit
@@ -124,17 +128,17 @@ def test_restarted_client_resumes_and_matches_uninterrupted_run(cluster, net, da
 
 def test_killed_worker_process_run_completes_bit_for_bit(net, tmp_path):
     rng = np.random.default_rng(9)
-    x = rng.standard_normal((192, 12)).astype(np.float32)
+    x = rng.standard_normal((72, 12)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
+    ref = uninterrupted(net, tmp_path / "x.npy", 6)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cl, \
             Client(cl) as c:
-        ref = gd.kernel_to_zarr(net, tmp_path / "x.npy", tmp_path / "ref.zarr", tile=12, client=c)[...]
         pids = list(c.run(os.getpid).values())
         state = {}
 
         def run():
             try:
-                state["K"] = gd.kernel_to_zarr(net, tmp_path / "x.npy", tmp_path / "K.zarr", tile=12, client=c)[...]
+                state["K"] = gd.kernel_to_zarr(net, tmp_path / "x.npy", tmp_path / "K.zarr", tile=6, client=c)[...]
             except BaseException as e:  # reported below
                 state["error"] = e
 
@@ -147,14 +151,14 @@ def test_killed_worker_process_run_completes_bit_for_bit(net, tmp_path):
                     finished, total = gd.tiles_done(tmp_path / "K.zarr")
                 except Exception:
                     finished = 0
-                if finished >= 10:
+                if finished >= 5:
                     break
             time.sleep(0.01)
         os.kill(pids[0], signal.SIGKILL)  # the worker process dies mid-run
         killed_at, total = gd.tiles_done(tmp_path / "K.zarr")
         t.join(120)
         assert not t.is_alive() and "error" not in state, state.get("error")
-    assert killed_at < total == 136  # 16 x 16 tiles, upper triangle
+    assert killed_at < total == 78  # 12 x 12 tiles, upper triangle
     np.testing.assert_array_equal(state["K"], ref)
 
 
@@ -233,18 +237,19 @@ def test_ridge_on_zarr_matches_dense_solve(client, tmp_path):
     ridge = 1e-3 * diag.mean()
     dense = solve(K + ridge * np.eye(150), T, assume_a="pos")
     # passes over K as one Dask task per row panel of tiles, on the cluster
-    on_cluster, info = gd.ridge_fit(tmp_path / "K.zarr", T, ridge, rank=40, tol=1e-6, client=client)
-    assert info["residual"] <= 1e-6
+    on_cluster, info = gd.ridge_fit(tmp_path / "K.zarr", T, ridge, rank=40, tol=1e-5, client=client)
+    assert info["residual"] <= 1e-5
     np.testing.assert_allclose(on_cluster, dense, rtol=1e-2, atol=1e-4 * np.abs(dense).max())
     with dask.config.set(scheduler="threads"):  # the same passes in this process (fast for a test)
         alpha, info = gd.ridge_fit(tmp_path / "K.zarr", T, ridge, rank=40, tol=1e-9)
         assert info["residual"] <= 1e-9
         np.testing.assert_allclose(alpha, dense, rtol=1e-4, atol=1e-6 * np.abs(dense).max())
-        _, plain = gd.ridge_fit(tmp_path / "K.zarr", T, ridge, rank=0, tol=1e-9, max_iter=1000)
-        assert plain["residual"] <= 1e-9 and plain["passes"] > info["passes"]  # the preconditioner saves passes
-        lazy, _ = gd.ridge_fit(gd.kernel_array(net, x, kind="npk_normalized", tile=64), T, ridge, rank=40, tol=1e-9)
+        _, plain = gd.ridge_fit(tmp_path / "K.zarr", T, ridge, rank=0, tol=1e-9, max_iter=info["passes"])
+        assert plain["residual"] > 10 * info["residual"]  # the preconditioner saves passes
+        lazy_kernel = gd.kernel_array(net, x, kind="npk_normalized", tile=64).persist(scheduler="sync")
+        lazy, _ = gd.ridge_fit(lazy_kernel, T, ridge, rank=40, tol=1e-9)
         np.testing.assert_allclose(lazy, alpha, rtol=1e-6, atol=1e-9 * np.abs(dense).max())  # same K
-        single, _ = gd.ridge_fit(tmp_path / "K.zarr", T[:, 1], ridge, rank=40, tol=1e-9)
+        single, _ = gd.ridge_fit(lazy_kernel, T[:, 1], ridge, rank=40, tol=1e-9)
         assert single.shape == (150,)
         np.testing.assert_allclose(single, dense[:, 1], rtol=1e-4, atol=1e-6 * np.abs(dense).max())
     lib, _ = gn.kernel_ridge_fit(np.asarray(K, np.float32), T, ridge)
