@@ -44,8 +44,7 @@ def _plan(net, x, kind, xb, tile, layer, output, gate_path, ntk_scaling):
         if (layer, output, gate_path, ntk_scaling) != (0, None, "auto", False):
             raise ValueError("layer / output / gate_path / ntk_scaling: only for Network kernels")
     else:
-        gn._code(kind, FC_KINDS, "kind")  # names the valid kinds
-        kind = FC_KINDS[gn._code(kind, FC_KINDS, "kind")]
+        kind = FC_KINDS[gn._code(kind, FC_KINDS, "kind")]  # an unknown kind: ValueError naming the kinds
         gn._code(gate_path, gn._GATE_PATHS, "gate_path")
     if isinstance(tile, bool) or not isinstance(tile, (int, np.integer)) or tile < 1:
         raise ValueError(f"tile: expected a positive number of rows per tile, got {tile!r}")
