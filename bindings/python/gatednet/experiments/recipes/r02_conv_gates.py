@@ -189,7 +189,7 @@ def plots(results, rows_, s, out_dir):
     return [save(fig, out_dir, "wirings.png")]
 
 
-_FIT_QUICK = dict(optimizer="adam", lr=1e-3, batch_size=32)
+_FIT_QUICK = dict(optimizer="adam", lr=3e-3, batch_size=16)
 RECIPE = Recipe(
     name="conv-gates",
     title="Conv gates under layer permutations and all-ones value input (C1–C4 + GAP)",
@@ -197,9 +197,9 @@ RECIPE = Recipe(
     reproduces="Table 1, Figure 4",
     paper_dataset="CIFAR-10",
     sizes={
-        "smoke": dict(seeds=1, filters=2, n_train=200, n_test=200, epochs=1, fit=_FIT_QUICK,
+        "smoke": dict(seeds=1, filters=2, n_train=100, n_test=100, epochs=1, fit=_FIT_QUICK,
                       permutations=2, columns=[II, DI, DEC, FL], tolerance_points=1.0),
-        "quick": dict(seeds=1, filters=8, n_train=1000, n_test=1000, epochs=4, fit=_FIT_QUICK,
+        "quick": dict(seeds=1, filters=16, n_train=1000, n_test=1000, epochs=3, fit=_FIT_QUICK,
                       permutations=2, columns=[II, DI, DEC, FL], tolerance_points=1.0),
         "paper": dict(seeds=5, filters=128, n_train=60000, n_test=10000, epochs=20,
                       fit=dict(optimizer="adam", lr=3e-4, batch_size=32), permutations=24,

@@ -123,7 +123,7 @@ def plots(results, rows_, s, out_dir):
     return [save(fig, out_dir, "figure5_hidden_maps.png")]
 
 
-_FIT_QUICK = dict(optimizer="adam", lr=1e-3, batch_size=32)
+_FIT_QUICK = dict(optimizer="adam", lr=3e-3, batch_size=16)
 RECIPE = Recipe(
     name="gate-rotation",
     title="Tiling + rotation of conv gates with all-ones value input (fixed learnt, decoupled)",
@@ -132,7 +132,7 @@ RECIPE = Recipe(
     paper_dataset="CIFAR-10",
     sizes={
         "smoke": dict(seeds=1, filters=2, n_train=100, n_test=100, epochs=1, fit=_FIT_QUICK),
-        "quick": dict(seeds=3, filters=8, n_train=1000, n_test=1000, epochs=4, fit=_FIT_QUICK),
+        "quick": dict(seeds=3, filters=16, n_train=1000, n_test=1000, epochs=3, fit=_FIT_QUICK),
         "paper": dict(seeds=10, filters=128, n_train=60000, n_test=10000, epochs=20,
                       fit=dict(optimizer="adam", lr=3e-4, batch_size=32)),
     },
