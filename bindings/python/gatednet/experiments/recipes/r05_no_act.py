@@ -13,10 +13,11 @@ In the library DGN-No-Act is the "dlgn" regime (identity feature activation, sof
 of the named architectures "vgg19" and "davidnet" (max pooling between stages is a stride-2
 conv, no batch norm). Without batch norm the paper's step sizes diverge, so every size uses SGD
 lr 0.01, momentum 0.9 at a constant rate. Fashion-MNIST (28×28×1) replaces CIFAR-10.
-``paper``: full width, 60,000 images, 32 epochs, batch 128, 5 seeds; VGG19 at full width is
-~4·10⁸ multiply-adds per 28×28 image and net, about 4 days per DGN on 2 cores (a cluster job).
-``quick`` (measured ~5 min on 2 loaded cores): width × 1/16 (VGG19 4–32 channels, DavidNet 4–32),
-1,500 training and 1,000 test images, 4 epochs, batch 32, 2 seeds.
+``paper``: full width, 60,000 images, 32 epochs, batch 128, 5 seeds. Forward multiply-adds per
+28×28 image: VGG19 3.4·10⁸, DavidNet 1.8·10⁸; a ReLU step ~3×, a DGN-No-Act step ~6× that;
+at an assumed 1.5·10¹⁰ /s on 2 cores the whole run is about 5 weeks (a cluster job).
+``quick`` (time measured on 2 loaded cores in RESULTS-papers-conv.md): width × 1/16 (VGG19
+4–32 channels, DavidNet 4–32), 1,000 training and 1,000 test images, 4 epochs, batch 16, 2 seeds.
 """
 from __future__ import annotations
 
@@ -113,6 +114,6 @@ RECIPE = Recipe(
     notes="""Fashion-MNIST replaces CIFAR-10 and the nets have no batch norm, so the paper's step sizes
 (0.1 / 0.4) are replaced by a constant 0.01. Figure 7's bar values are not in the paper's text; the
 table shows its "> 90 %" for the No-Act nets and the claim's 3-point margin is ours. `quick` runs the
-architectures at 1/16 of their width on 1,500 images for 4 epochs (2 seeds): deep nets without batch
+architectures at 1/16 of their width on 1,000 images for 4 epochs (2 seeds): deep nets without batch
 norm train slowly at this budget, so both columns sit far below their converged accuracy.""",
 )

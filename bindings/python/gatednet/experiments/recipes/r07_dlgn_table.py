@@ -19,10 +19,11 @@ over outputs) of a ReLU net 784-128×5-64-10.
 
 Fashion-MNIST (28×28×1) replaces CIFAR-10. The paper gives no epoch count; ``paper`` uses 60,000
 images, 30 epochs, 26 filters, 3 seeds, and the NTK model on 10,000 training images (a 10⁴ × 10⁴
-kernel). At 26 filters a DLGN epoch is ~1.2·10⁸ multiply-adds per image forward and backward,
-about 2 h per epoch on 2 cores: 4 models × 30 epochs × 3 seeds ≈ 30 days (a cluster job).
-``quick`` (measured ~5 min on 2 loaded cores): 8 filters (width × 8/26), 1,500 training and
-1,000 test images, 5 epochs, Adam 1e-3, 2 seeds; NTK model on the same 1,500 images.
+kernel). The net is 1.9·10⁷ multiply-adds per image forward (a ReLU step ~3×, a DLGN step
+~6× that); at an assumed 1.5·10¹⁰ /s on 2 cores, 4 nets × 30 epochs × 3 seeds ≈ 1.5 days.
+``quick`` (time measured on 2 loaded cores in RESULTS-papers-conv.md): 16 filters (width ×
+16/26), 1,000 training and 1,000 test images, 4 epochs, Adam 2e-3 with batch 16, 2 seeds; the
+NTK model on the same 1,000 images.
 """
 from __future__ import annotations
 
@@ -179,7 +180,7 @@ RECIPE = Recipe(
     notes="""Fashion-MNIST replaces CIFAR-10, so every row sits higher (linear models reach ~80 % on
 Fashion-MNIST, ~40 % on CIFAR-10): the DLN and the NTK model are much closer to the gated nets here,
 which is a property of the data, not of the nets. The NTK model is the fully connected analogue
-(784-128×5-64-10 ReLU net at initialisation): the library has no conv NTK. `quick` uses 8 filters
-instead of 26, 1,500 images, 5 epochs and Adam 1e-3 instead of 2e-4 (to learn something in 5 epochs);
+(784-128×5-64-10 ReLU net at initialisation): the library has no conv NTK. `quick` uses 16 filters
+instead of 26, 1,000 images, 4 epochs and Adam 2e-3 (batch 16) instead of 2e-4 (to learn in 4 epochs);
 accuracies are the last epoch's.""",
 )
