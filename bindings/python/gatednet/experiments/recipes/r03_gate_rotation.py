@@ -115,11 +115,14 @@ def plots(results, rows_, s, out_dir):
         cols = 1 + sum(min(MAP_CHANNELS, m.shape[2]) for m in feature)
         fig, ax = plt.subplots(2, cols, figsize=(1.3 * cols, 2.9), squeeze=False)
         for r, (first, row) in enumerate(((image, feature), (np.ones_like(image), value))):
-            panels = [first[:, :, 0]] + [m[:, :, c] for m in row for c in range(min(MAP_CHANNELS, m.shape[2]))]
-            for c, p in enumerate(panels):
+            panels = [("input", first[:, :, 0])] + [
+                (f"L{l} c{c}", m[:, :, c]) for l, m in enumerate(row) for c in range(min(MAP_CHANNELS, m.shape[2]))]
+            for c, (name, p) in enumerate(panels):
                 ax[r, c].imshow(p, cmap="gray", interpolation="nearest")
+                ax[r, c].set_title(name, fontsize="small")
                 ax[r, c].set_xticks([])
                 ax[r, c].set_yticks([])
+            ax[r, 0].set_ylabel(("feature net", "value net")[r])
         fig.suptitle(title, fontsize=9)
     return [save(fig, out_dir, "figure5_hidden_maps.png")]
 
