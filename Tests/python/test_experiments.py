@@ -12,6 +12,7 @@ import pytest
 import gatednet.experiments as ex
 from gatednet.experiments import Claim, Results, Task
 from gatednet.experiments import data as D
+from gatednet.experiments.report import md_cell
 from gatednet.experiments.runner import run_recipe
 
 pytestmark = pytest.mark.skipif(not os.path.isdir(D.DEFAULT_DATA),
@@ -80,7 +81,7 @@ def test_smoke_run_writes_every_file(smoke_runs, name):
     # table.md: every (setting, model, metric) group and every claim with a computed verdict
     md = (out / "table.md").read_text()
     for setting, model, metric in Results(rows).groups():
-        assert f"| {setting} | {model} | {metric} |" in md
+        assert "| " + " | ".join(md_cell(c) for c in (setting, model, metric)) + " |" in md
     assert len(verdicts) == len(recipe.claims)
     for v, c in zip(verdicts, recipe.claims):
         assert v.status in (ex.HOLDS, ex.FAILS), f"{name}: claim not tested at smoke size: {v}"
@@ -161,7 +162,7 @@ def test_claims_verdicts_follow_the_numbers():
     bad = Results(rows(88.0, 85.0, 87.5, 84.0, 86.0, 85.0))
     s = fc.settings("quick")
     expect_good = [ex.HOLDS] * 4
-    expect_bad = [ex.FAILS] * 4  # |ReLU-GL| = 3; margin < 1; |II-DI| = 3.5; RL, RP above random
+    expect_bad = [ex.FAILS] * 4  # |ReLU-GL| = 3; margin < 1; |II-DI| = 3.5 (2 s.e. = 0.2); RL, RP above random
     assert [c.evaluate(good, s).status for c in fc.claims] == expect_good
     assert [c.evaluate(bad, s).status for c in fc.claims] == expect_bad
     v = fc.claims[0].evaluate(bad, s)
@@ -228,3 +229,19 @@ def test_cli_run_and_distributed_flag(tmp_path):
         r = subprocess.run([sys.executable, "-m", "gatednet.experiments", "run", "nu-dynamics", "--size", "smoke",
                             "--out", str(tmp_path), "--workers", "2"], capture_output=True, text=True)
         assert r.returncode != 0 and "DaskExecutor" in r.stderr
+
+
+def test_progress_text_display():
+    import io
+    from gatednet.experiments import progress
+    stream = io.StringIO()
+    progress.report("nobody listens", 1, 2, 0.5)  # no display in this process: a no-op
+    with progress.Display("demo", total=3, done=1, stream=stream, use_tqdm=False) as display:
+        progress.fit_callback("ReLU seed 0")({"epoch_in_call": 2, "epochs_in_call": 5, "test_accuracy": 0.875,
+                                              "train_accuracy": 0.9})
+        assert display.state == "ReLU seed 0 epoch 2/5 acc 0.875"
+        display.task_done("a")
+        assert display.time_left() is not None and display.time_left() >= 0
+    text = stream.getvalue()
+    assert "[demo] 2/3 tasks" in text and "left | ReLU seed 0 epoch 2/5 acc 0.875" in text
+    assert progress._active is None

@@ -49,8 +49,14 @@ def main(argv=None):
     except KeyError as e:
         parser.error(str(e.args[0]))
     from .runner import run_recipe
-    run_recipe(recipe, size=args.size, seeds=args.seeds, out=args.out, data=args.data,
-               executor=_executor(args), progress=not args.no_progress)
+    executor = _executor(args)
+    try:
+        run_recipe(recipe, size=args.size, seeds=args.seeds, out=args.out, data=args.data,
+                   executor=executor, progress=not args.no_progress)
+    finally:
+        close = getattr(executor, "close", None)
+        if close is not None:
+            close()
     return 0
 
 

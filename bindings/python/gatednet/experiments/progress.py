@@ -42,7 +42,7 @@ def _duration(seconds):
 class Display:
     """A bar over the tasks of a run (``total`` tasks, ``done`` of them already stored)."""
 
-    def __init__(self, name, total, done=0, enabled=True, stream=None):
+    def __init__(self, name, total, done=0, enabled=True, stream=None, use_tqdm=True):
         self.name, self.total, self.done = name, total, done
         self.enabled = enabled
         self.stream = stream or sys.stderr
@@ -51,7 +51,7 @@ class Display:
         self.state = ""
         self.bar = None
         self.last_line = 0.0
-        if enabled:
+        if enabled and use_tqdm:
             try:
                 from tqdm.auto import tqdm
             except ImportError:

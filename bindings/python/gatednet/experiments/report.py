@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .recipe import Results, _mean, _std
 
-__all__ = ["write_json", "read_json", "jsonable", "write_csv", "table_markdown", "format_value"]
+__all__ = ["write_json", "read_json", "jsonable", "write_csv", "table_markdown", "format_value", "md_cell"]
 
 
 def jsonable(obj):
@@ -71,6 +71,11 @@ def format_value(x, digits=2):
     return f"{x:.{digits}f}"
 
 
+def md_cell(text):
+    """Text safe inside a markdown table cell (pipes escaped, no line breaks)."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
 def _paper_cell(entry):
     if entry is None:
         return ""
@@ -104,7 +109,8 @@ def table_markdown(recipe, rows, verdicts, dataset, settings, seeds, size):
         except LookupError:
             ours, n = "–", 0
         paper = _paper_cell(recipe.paper_value(setting, model, metric))
-        lines.append(f"| {setting} | {model} | {metric} | {ours} | {n} | {paper} |")
+        cells = (setting, model, metric, ours, n, paper)
+        lines.append("| " + " | ".join(md_cell(c) for c in cells) + " |")
     lines.append("")
     if recipe.notes:
         lines += ["## Differences from the paper", "", recipe.notes.strip(), ""]

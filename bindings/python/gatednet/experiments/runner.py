@@ -65,11 +65,12 @@ def run_recipe(recipe, size="quick", seeds=None, out=None, data=None, executor=N
         if t.key in by_key:
             raise ValueError(f"recipe {recipe.name}: task key {t.key!r} used twice")
         by_key[t.key] = t
-    results, resumed = {}, []
+    results, resumed, task_seconds = {}, [], {}
     for t in tasks:
         record = _stored(task_dir, t)
         if record is not None:
             results[t.key] = record["result"]
+            task_seconds[t.key] = record.get("seconds_since_previous", 0.0)
             resumed.append(t.key)
     todo = [t for t in tasks if t.key not in results]
 
@@ -89,6 +90,7 @@ def run_recipe(recipe, size="quick", seeds=None, out=None, data=None, executor=N
                       "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                       "seconds_since_previous": round(now - last[0], 3)}
             last[0] = now
+            task_seconds[key] = record["seconds_since_previous"]
             write_json(task_dir / f"{key}.json", record)
             results[key] = _plain(result)
             display.task_done(key)
@@ -120,6 +122,9 @@ def run_recipe(recipe, size="quick", seeds=None, out=None, data=None, executor=N
         "gatednet_version": gatednet.__version__, "library_version": gatednet.library_version() if callable(gatednet.library_version) else gatednet.library_version,
         "python": platform.python_version(), "machine": platform.machine(),
         "started": began, "wall_seconds": round(wall, 3),
+        # time between consecutive results, summed over every task including resumed ones: the
+        # compute time of the whole run for a serial executor
+        "task_seconds": round(sum(task_seconds.values()), 3),
         "tasks": len(tasks), "tasks_resumed": len(resumed), "tasks_run": len(todo),
         "executor": repr(executor), "plots": plots,
         "verdicts": [v.as_dict() for v in verdicts],

@@ -10,12 +10,15 @@ fixed-learnt columns the value network is re-initialised and trained on the true
 
 Fashion-MNIST replaces MNIST. The paper gives no epoch count or SGD step size; ``paper`` uses
 Adam 3e-4 (the papers' default), SGD 0.01 with momentum 0.9, batch 32 and 20 epochs, 5 seeds.
-Run time at ``paper`` size: 8 settings × 5 seeds × 7 columns on 60,000 images × 20 epochs;
-one epoch of Arch-1 takes about 3 s on 2 cores, Arch-4 about 10 s (unloaded estimates from
-quick runs), so about 8 × 5 × 9 nets × 20 × 6 s ≈ 12 hours — distribute it (--workers).
+Run time at ``paper`` size, estimated from the ``quick`` run (Arch-1: 1.2 M training examples in
+300 s on a loaded 2-core machine, so ~3–5 s per 60,000-image epoch unloaded; Arch-4 has 4.4× the
+weights): 8 settings × 5 seeds × ~10 net trainings (the decoupled net counts twice) × 20 epochs ×
+3–13 s ≈ 15 hours on 2 cores — distribute it (--workers / --scheduler).
 ``quick``: Arch-1 with Adam, 10,000 training images, 4 epochs, 3 seeds (a few minutes).
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -133,8 +136,12 @@ def ii_close_to_di(res, s):
     tol = s.get("ii_di_tolerance_points", 0.5)
 
     def one(setting):
-        a, b = _m(res, II, setting), _m(res, DI, setting)
-        return abs(a - b) <= tol, f"II {a:.2f} vs DI {b:.2f} (|Δ| = {abs(a - b):.2f} ≤ {tol}?)"
+        a, b = res.values(II, METRIC, setting), res.values(DI, METRIC, setting)
+        diff = abs(sum(a) / len(a) - sum(b) / len(b))
+        # seed noise: two standard errors of the difference of the means
+        noise = 2 * math.sqrt(res.std(II, METRIC, setting) ** 2 / len(a) + res.std(DI, METRIC, setting) ** 2 / len(b))
+        return diff <= max(tol, noise), (f"II {res.mean(II, METRIC, setting):.2f} vs DI {res.mean(DI, METRIC, setting):.2f} "
+                                         f"(|Δ| = {diff:.2f} ≤ max({tol}, 2 s.e. = {noise:.2f})?)")
     return _per_setting(res, one)
 
 
@@ -153,8 +160,8 @@ def bad_labels_worse_than_random(res, s):
 CLAIMS = [
     Claim("Fixed learnt gates (GL) recover the ReLU net's accuracy within 1 point", relu_close_to_fixed_learnt),
     Claim("ReLU and fixed learnt gates beat fixed random gates by at least 1 point", learnt_beat_random),
-    Claim("Fixed random gates: independent (II) and dependent (DI) initialisation agree within "
-          "0.5 points", ii_close_to_di),
+    Claim("Fixed random gates: independent (II) and dependent (DI) initialisation agree (within 0.5 "
+          "points, or within seed noise: 2 standard errors of the difference)", ii_close_to_di),
     Claim("Gates learnt on random labels (RL) or random pixels (RP) are worse than random gates",
           bad_labels_worse_than_random),
 ]

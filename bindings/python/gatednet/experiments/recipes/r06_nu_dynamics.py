@@ -102,31 +102,24 @@ def nu_below_control(res, s):
 
 
 def plots(results, rows, s, out_dir):
+    from gatednet import plot
     from gatednet.experiments.plotting import pyplot, save
     plt = pyplot()
     if plt is None:
         return []
-    curves = {RELU: [], CONTROL: []}
+    curves = {}
     for r in results.values():
-        curves[r["model"]].append(r["curve"])
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for model, cs in curves.items():
-        for i, c in enumerate(cs):
-            axes[0].plot(c["epoch"], c["nu"], color="C0" if model == RELU else "C1", alpha=0.8,
-                         label=model if i == 0 else None)
-    axes[0].set_yscale("log")
-    axes[0].set_xlabel("epoch")
-    axes[0].set_ylabel("ν_t = yᵀ Ĥ_t⁻¹ y")
-    axes[0].set_title("ν_t of the trace-normalised NPK (Fig. 3)")
-    axes[0].legend(fontsize=8)
-    if curves[RELU]:
-        c = curves[RELU][0]
-        for epoch, eig in sorted(c["spectra"].items(), key=lambda kv: int(kv[0])):
-            axes[1].loglog(np.arange(1, len(eig) + 1), np.maximum(eig, 1e-12), label=f"epoch {epoch}")
-        axes[1].set_xlabel("index")
-        axes[1].set_ylabel("eigenvalue of Ĥ_t")
-        axes[1].set_title("ReLU NPK spectrum over training (seed 0)")
-        axes[1].legend(fontsize=8)
+        curves[f"{r['model']}, seed {r['seed']}"] = r["curve"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    plot.nu_over_training({k: c["nu"] for k, c in curves.items()},
+                          {k: c["epoch"] for k, c in curves.items()}, ax=axes[0],
+                          title="ν_t of the trace-normalised NPK (Fig. 3)")
+    relu = next((c for k, c in curves.items() if k.startswith(RELU)), None)
+    if relu is not None:
+        plot.eigenvalue_spectrum({f"epoch {e}": np.asarray(v) for e, v in
+                                  sorted(relu["spectra"].items(), key=lambda kv: int(kv[0]))},
+                                 ax=axes[1], title="ReLU NPK spectrum over training (first seed)")
+        axes[1].set_xscale("log")
     return [save(fig, out_dir, "nu_dynamics.png")]
 
 
