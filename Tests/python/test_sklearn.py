@@ -1,5 +1,6 @@
 """gatednet.sklearn: estimator conventions (sklearn's own checks), faithfulness to the plain
 Network API, cross-validation / grid search / pipelines, and path kernels in SVC / KernelRidge."""
+import os
 import pickle
 import re
 import subprocess
@@ -116,6 +117,20 @@ def test_fixed_learnt_takes_its_gates_from_a_fitted_classifier(named):
         GatedNetClassifier([64, 64], "fixed_learnt", gate_source=relu).fit(x[:, :10], y)
 
 
+@pytest.mark.parametrize("regime", ["relu", "decoupled", "fixed_learnt", "fixed_random_ii", "fixed_random_di",
+                                    "dlgn", "dlgn_pwc"])
+def test_every_regime_learns_fashion_mnist(named, regime):
+    x, y, xt, yt = named
+    source = GatedNetClassifier((32, 32), epochs=2, lr=1e-3, random_state=0) if regime == "fixed_learnt" else None
+    clf = GatedNetClassifier((32, 32), regime, epochs=2, lr=1e-3, optimizer="adam", batch_size=64,
+                             gate_source=source, random_state=0).fit(x[:1000], y[:1000])
+    assert clf.network_.regime == regime and list(clf.network_.hidden_widths) == [32, 32]
+    assert clf.score(xt, yt) > 0.5  # 10 classes: chance is 0.1
+    sgd = GatedNetClassifier((32,), regime if regime != "fixed_learnt" else "relu", epochs=2, lr=0.01,
+                             optimizer="sgd", random_state=0).fit(x[:1000], y[:1000])
+    assert sgd.score(xt, yt) > 0.4
+
+
 def test_classifier_refuses_bad_settings_and_one_class(named):
     x, y, _, _ = named
     with pytest.raises(ValueError, match="at least 2 classes, got 1 class"):
@@ -170,18 +185,27 @@ def test_path_kernel_transform_is_the_network_kernel(trained):
     assert k_test.shape == (len(xt), 300) and k_test.dtype == np.float64
     np.testing.assert_array_equal(k_test, np.asarray(net.npk(xt, xs, normalized=True)))
     k_train = pk.fit_transform(xs)
-    np.testing.assert_allclose(k_train, k_train.T, rtol=1e-6)
+    np.testing.assert_array_equal(k_train, k_train.T)
+    np.testing.assert_allclose(k_train, pk.transform(xs), rtol=1e-5)
     # Raw and trace-normalised: one constant, 1 / trace H(X_fit, X_fit), for train and test rows.
     raw = PathKernel(net, normalized=False).fit(xs)
     trace = PathKernel(net, normalized="trace").fit(xs)
     scale = np.trace(raw.transform(xs).astype(np.float64))
     np.testing.assert_allclose(np.trace(trace.transform(xs)), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(trace.fit_transform(xs), trace.transform(xs), rtol=1e-5)
     np.testing.assert_allclose(trace.transform(xt), raw.transform(xt) / scale, rtol=1e-4)
     # The other kinds map onto the Network methods.
     np.testing.assert_array_equal(PathKernel(net, kind="ntk_value").fit(xs[:50]).transform(xt[:20]),
                                   np.asarray(net.ntk(xt[:20], xs[:50], part="value")))
     np.testing.assert_array_equal(PathKernel(net, kind="overlap").fit(xs[:50]).transform(xt[:20]),
                                   np.asarray(net.overlap(xt[:20], xs[:50])))
+    # A conv net's exact NPK (flat NHWC rows; 6 x 6 x 6 reads the same in either input_shape order).
+    rng = np.random.default_rng(1)
+    conv = gn.ConvNetwork([("conv", 4, 3, 1, "circular"), ("gap",), ("dense", 3)], (6, 6, 6),
+                          regime="fixed_random_ii", seed=2)
+    ca, cb = rng.standard_normal((7, 216)).astype(np.float32), rng.standard_normal((5, 216)).astype(np.float32)
+    np.testing.assert_array_equal(PathKernel(conv, normalized=False).fit(cb).transform(ca),
+                                  np.asarray(conv.npk(ca, cb)))
     with pytest.raises(ValueError, match="kind"):
         PathKernel(net, kind="rbf").fit(xs)
     with pytest.raises(ValueError, match="'trace' is only for kind='npk'"):
@@ -200,7 +224,8 @@ def test_npk_svm_and_kernel_ridge_on_precomputed_kernels(trained):
     assert np.mean(callable_svm.predict(xt) == svm.predict(xt)) > 0.99
     # KernelRidge on the precomputed NPK solves the same system as the library's kernel ridge.
     targets = np.asarray(gn.kernel_targets(y.astype(np.int32), 10), dtype=np.float64)
-    krr = Pipeline([("npk", PathKernel(clf)), ("krr", KernelRidge(alpha=1.0, kernel="precomputed"))]).fit(x, targets)
+    krr = Pipeline([("npk", PathKernel(clf)), ("krr", KernelRidge(alpha=1.0, kernel="precomputed"))])
+    krr.fit(x, targets)
     k = np.asarray(clf.network_.npk(x, normalized=True))
     alpha, _ = gn.kernel_ridge_fit(k, targets.astype(np.float32), ridge=1.0)
     np.testing.assert_allclose(krr[-1].dual_coef_, np.asarray(alpha), rtol=2e-3, atol=1e-5)
@@ -240,3 +265,20 @@ def test_npk_svm_example_runs_and_learnt_gates_beat_random_gates():
     # The SVM on the trained net's gates is about as good as the net, and better than random gates.
     assert acc["npk_svm_learnt"] > acc["npk_svm_random"], run.stdout
     assert acc["npk_svm_learnt"] > acc["relu_net"] - 0.03, run.stdout
+
+
+PIPELINE = EXAMPLE.parent / "sklearn_pipeline.py"
+
+
+def test_readme_pipeline_example_cross_validates_and_draws_the_heatmap(tmp_path):
+    if not (FASHION / "t10k-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"Fashion-MNIST not found in {FASHION}")
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "overlap.png"
+    run = subprocess.run([sys.executable, str(PIPELINE), str(out)], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "MPLBACKEND": "Agg"})
+    assert run.returncode == 0, run.stdout + run.stderr
+    scores = [float(s) for s in re.search(r"3-fold accuracy: \[([0-9. ]+)\]", run.stdout).group(1).split()]
+    assert len(scores) == 3 and min(scores) > 0.75, run.stdout
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000

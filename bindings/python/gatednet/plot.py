@@ -72,7 +72,8 @@ def kernel_heatmap(kernel, labels, *, normalize=None, ax=None, cmap="viridis", c
 
     ``kernel``: n x n (e.g. ``net.npk(x, normalized=True)`` or ``net.overlap(x)``); ``labels``:
     the n class labels of its rows (any type; classes in sorted order). ``normalize``: None
-    (the values as given) or "cosine" (K_ij / sqrt(K_ii K_jj), the angle between path features).
+    (the values as given) or "cosine" (K_ij / sqrt(K_ii K_jj), the cosine of the angle between
+    path features).
     White lines mark class boundaries; tick labels name the classes (``class_names`` maps a label
     to a name, as a dict or a sequence indexed by class position). The image is
     ``ax.images[0]``; its data is the sorted (normalised) kernel."""
@@ -327,15 +328,17 @@ def hidden_maps(feature, value, *, image=None, value_image=None, k=2, ax=None, c
     ``feature`` / ``value``: one array per gated layer, each that layer's outputs for one input
     as (H, W, C) NHWC (or (1, H, W, C), e.g. a one-row batch); the two lists have equal length.
     ``image`` / ``value_image``: the inputs of the two nets, (H, W) or (H, W, C) (RGB for C = 3,
-    else channel 0 is shown), in the first column (the value input is all ones for value_input="ones"); a column is left out
-    when both are None. Each row then shows the first ``k`` channels of every layer, each
-    panel scaled to its own range. ``ax``: a 2 x columns array of Axes. The panels are
-    ``ax[r][c].images[0]``; columns are [input], layer 0 channel 0..k-1, layer 1 channel 0..."""
+    else channel 0 is shown), in the first column (the value input is all ones for
+    value_input="ones"); a column is left out when both are None. Each row then shows the first
+    ``k`` channels of every layer, each panel scaled to its own range. ``ax``: a 2 x columns
+    array of Axes. The panels are ``ax[r][c].images[0]``; columns are [input], layer 0 channel
+    0..k-1, layer 1 channel 0..."""
     if len(feature) != len(value):
         raise ValueError(f"value: expected {len(feature)} layers (as many as feature), got {len(value)}")
     if not len(feature):
         raise ValueError("feature: expected at least one layer")
-    rows = [[_maps(m, name, i) for i, m in enumerate(maps)] for name, maps in (("feature", feature), ("value", value))]
+    rows = [[_maps(m, name, i) for i, m in enumerate(maps)]
+            for name, maps in (("feature", feature), ("value", value))]
     for i, (f, v) in enumerate(zip(*rows)):
         if f.shape[:2] != v.shape[:2]:
             raise ValueError(f"value[{i}]: shape {v.shape} differs from feature[{i}] {f.shape}")

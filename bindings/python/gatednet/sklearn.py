@@ -4,7 +4,7 @@
   ``cross_val_score``, ``GridSearchCV`` and ``Pipeline``;
 - :class:`PathKernel`: a transformer whose ``transform(X)`` is K(X, X_fit) for a network's NPK,
   overlap or NTK, to put before ``SVC(kernel="precomputed")`` or
-  ``KernelRidge(kernel="precomputed")`` in a Pipeline (the DLGN papers' NPK-SVM);
+  ``KernelRidge(kernel="precomputed")`` in a Pipeline (an SVM on the NPK of a net's gates: NPK-SVM);
 - :func:`path_kernel`: the same kernel as a plain callable ``k(A, B)``, e.g. ``SVC(kernel=k)``.
 
 Networks given as estimators follow one rule (``gate_source`` of the classifier, ``network``
@@ -33,7 +33,7 @@ from . import ConvNetwork, Network
 
 __all__ = ["GatedNetClassifier", "PathKernel", "path_kernel"]
 
-# Largest seed drawn from a random_state (any value the library's uint64 seed takes would do).
+# Seeds drawn from random_state lie in [0, 2**31 - 1): the int32 range of RandomState.randint.
 _SEED_BOUND = 2**31 - 1
 
 
@@ -224,13 +224,16 @@ _KINDS = {
 
 
 def _compute(network, kind, normalized, A, B):
-    """K(A, B) as a float64 array, with one kernel function whatever the batches (see PathKernel)."""
+    """K(A, B) as a float64 array, with one kernel function whatever the batches (see PathKernel).
+    B None: K(A, A), of which the library computes one triangle and mirrors it (exactly symmetric)."""
     method, options = _KINDS[kind]
     if kind == "npk":
         if normalized == "trace":
             # gatednet divides by the trace of H(xa, xa): put the fixed set in xa, then transpose.
+            if B is None:
+                return np.asarray(network.npk(A, normalized="trace"), dtype=np.float64)
             return np.asarray(network.npk(B, A, normalized="trace"), dtype=np.float64).T
-        options = {"normalized": normalized}
+        options = {"normalized": True} if normalized else {}   # the plain call works on either network class
     return np.asarray(getattr(network, method)(A, B, **options), dtype=np.float64)
 
 
@@ -253,7 +256,8 @@ def _float32_rows(X, what):
 class PathKernel(TransformerMixin, BaseEstimator):
     """A network's path kernel as features: ``transform(X)`` is K(X, X_fit), shape (n, n_fit).
 
-    Put it before an estimator with a precomputed kernel; the NPK-SVM of the DLGN papers is::
+    Put it before an estimator with a precomputed kernel; an SVM on the NPK of a ReLU net's
+    gates (NPK-SVM) is::
 
         Pipeline([("npk", PathKernel(GatedNetClassifier(regime="relu"))),
                   ("svm", SVC(kernel="precomputed"))])
@@ -264,13 +268,15 @@ class PathKernel(TransformerMixin, BaseEstimator):
     Parameters
     ----------
     network : gatednet.Network, gatednet.ConvNetwork or estimator with ``network_``
+        A ConvNetwork takes X as flat NHWC rows (n, height * width * channels).
     kind : str, default="npk"
         "npk" (H = Sigma * Lambda), "overlap" (Lambda), "input_gram" (Sigma), "ntk" (empirical
         NTK summed over outputs), "ntk_value" (K^v), "ntk_feature" (K^f, soft gates),
         "npk_limit" / "ntk_limit" (infinite-width limits of the architecture).
     normalized : {True, False, "trace"}, default=True
-        For "npk" (ignored by the other kinds, which allow only True or False): True is Sigma * prod_l B_l (gates averaged per layer, the scale that does
-        not grow with width and depth); False the raw H; "trace" H / trace H(X_fit, X_fit)
+        For "npk" (the other kinds take only True or False, and ignore it): True is
+        Sigma * prod_l B_l (gates averaged per layer, a scale that does not grow with width and
+        depth); False the raw H; "trace" H / trace H(X_fit, X_fit)
         (one constant for train and test kernels, so the kernel stays one function).
 
     Attributes
@@ -306,8 +312,9 @@ class PathKernel(TransformerMixin, BaseEstimator):
                         self.X_fit_)
 
     def fit_transform(self, X, y=None):
-        """K(X, X): fit, then transform the same X (one symmetric kernel)."""
-        return self.fit(X, y).transform(X)
+        """K(X, X) after fitting on X: exactly symmetric, half the work of ``transform(X)``."""
+        self.fit(X, y)
+        return _compute(self.network_, self.kind, self.normalized, self.X_fit_, None)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -341,5 +348,6 @@ def path_kernel(network, kind="npk", normalized=True):
             return np.zeros((A.shape[0], B.shape[0]))
         return _compute(net, kind, normalized, A, B)
 
-    kernel.__doc__ = f"The {kind} kernel (normalized={normalized!r}) of {net!r}: k(A, B) of shape (len(A), len(B))."
+    kernel.__doc__ = (f"The {kind} kernel (normalized={normalized!r}) of {net!r}: "
+                      "k(A, B) of shape (len(A), len(B)).")
     return kernel
