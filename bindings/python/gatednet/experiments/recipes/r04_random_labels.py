@@ -160,19 +160,20 @@ def plots(results, rows_, s, out_dir):
     files = []
     # Figure 8: upstream M1(γ) on top, downstream M4(γ) below; train (dashed) and test accuracy.
     fig, ax = plt.subplots(2, 1, figsize=(6.5, 6), sharey=True)
-    for r in runs:
+    for i, r in enumerate(runs):  # one colour per γ in both panels
         for row, model in ((0, "M1"), (1, "M4")):
             c = r["curves"].get(model)
             if c is None:
                 continue
             ep = np.arange(1, len(c["test"]) + 1)
-            line, = ax[row].plot(ep, c["test"], label=f"γ = {r['gamma']} % test")
-            ax[row].plot(ep, c["train"], ls="--", color=line.get_color(), label=f"γ = {r['gamma']} % train")
+            ax[row].plot(ep, c["test"], color=f"C{i}", label=f"γ = {r['gamma']} % test")
+            ax[row].plot(ep, c["train"], ls="--", color=f"C{i}", label=f"γ = {r['gamma']} % train")
     ax[0].set_title("Figure 8: upstream M1(γ) (noisy labels), top; downstream M4(γ) (true labels), bottom",
                     fontsize=9)
     for a in ax:
-        a.set_xlabel("epoch")
+        a.set_xlabel("epoch of the phase")
         a.set_ylabel("accuracy (%)")
+        a.xaxis.get_major_locator().set_params(integer=True)
         a.legend(fontsize=7, ncol=2)
     files.append(save(fig, out_dir, "figure8_phases.png"))
     # Figure 9: every model of one run (the largest γ that has them all, else the largest γ).
@@ -186,6 +187,7 @@ def plots(results, rows_, s, out_dir):
     for a, what in zip(ax, ("train (labels of the phase)", "test (true labels)")):
         a.set_title(f"Figure 9: γ = {r['gamma']} %, {what}", fontsize=9)
         a.set_xlabel("epoch of the model's run")
+        a.xaxis.get_major_locator().set_params(integer=True)
         a.legend(fontsize=7)
     ax[0].set_ylabel("accuracy (%)")
     files.append(save(fig, out_dir, "figure9_models.png"))
