@@ -16,7 +16,7 @@ ReLU column is then 1 run, not 5; ``--seeds 5`` repeats everything). Run time at
 estimated from the multiply-adds (C1–C4 × 128 is 3.5·10⁸ per image forward; a fixed-gate DGN
 step ~4× that, decoupled ~6×) at an assumed 1.5·10¹⁰ multiply-adds/s on 2 cores: ~1.5 h per
 DGN epoch, 192 DGNs × 20 epochs ≈ 8 months — a cluster job (``--scheduler``).
-``quick`` (measured ~13 min on 2 cores shared with a load average of ~20): 16 filters, 1,000
+``quick`` (measured 949 s on 2 cores shared with a load average of 20–25): 16 filters, 1,000
 training and 1,000 test images, 3 epochs, Adam 3e-3 with batch 16 (to learn in 3 epochs), 1
 seed; of the 48 wirings the identity and 1 random permutation (drawn from the seed), each with
 x and all-ones value input (4 of 48 models per gated column).

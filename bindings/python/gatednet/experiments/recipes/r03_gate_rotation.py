@@ -15,7 +15,7 @@ The library's "tiled_rotated" wiring draws the offsets from ``wiring_seed`` (one
 Fashion-MNIST (28×28×1) replaces CIFAR-10. ``paper``: 128 filters, 10 runs, 60,000 images,
 20 epochs (not given in the paper); estimated as for conv-gates (~1.5 h per DGN epoch at an
 assumed 1.5·10¹⁰ multiply-adds/s), 30 nets × 20 epochs ≈ 5 weeks on 2 cores: distribute it.
-``quick`` (time measured on 2 loaded cores in RESULTS-papers-conv.md): 16 filters, 1,000
+``quick`` (measured 376 s on 2 cores shared with a load average of 20–25): 16 filters, 1,000
 training and 1,000 test images, 3 epochs, Adam 3e-3 with batch 16, 3 runs.
 """
 from __future__ import annotations

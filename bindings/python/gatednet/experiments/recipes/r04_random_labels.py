@@ -20,7 +20,7 @@ Fashion-MNIST (28×28×1) replaces CIFAR-10. The paper does not give the epochs 
 ``paper`` uses 60 epochs upstream, 30 downstream, 30 for a value net, 128 filters, 60,000 images,
 3 seeds — estimated from the multiply-adds (ReLU step ~1·10⁹, fixed-gate DGN step ~1.4·10⁹ per
 image at an assumed 1.5·10¹⁰ /s on 2 cores) about 5 months: a cluster job.
-``quick`` (time measured on 2 loaded cores in RESULTS-papers-conv.md): 16 filters, 1,000
+``quick`` (measured 627 s on 2 cores shared with a load average of 20–25): 16 filters, 1,000
 training and 1,000 test images, 4 epochs upstream, 3 downstream, 3 per value net, End over the
 last 2 epochs, Adam 3e-3 with batch 16, 1 seed; M3 only at γ = 0 (the only M3 a claim reads).
 """

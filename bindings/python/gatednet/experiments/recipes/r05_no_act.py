@@ -16,7 +16,7 @@ lr 0.01, momentum 0.9 at a constant rate. Fashion-MNIST (28×28×1) replaces CIF
 ``paper``: full width, 60,000 images, 32 epochs, batch 128, 5 seeds. Forward multiply-adds per
 28×28 image: VGG19 3.4·10⁸, DavidNet 1.8·10⁸; a ReLU step ~3×, a DGN-No-Act step ~6× that;
 at an assumed 1.5·10¹⁰ /s on 2 cores the whole run is about 5 weeks (a cluster job).
-``quick`` (time measured on 2 loaded cores in RESULTS-papers-conv.md): width × 1/16 (VGG19
+``quick`` (measured 371 s on 2 cores shared with a load average of 20–25): width × 1/16 (VGG19
 4–32 channels, DavidNet 4–32), 1,000 training and 1,000 test images, 4 epochs, batch 16, 2 seeds.
 """
 from __future__ import annotations

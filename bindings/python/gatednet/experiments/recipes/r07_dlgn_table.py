@@ -21,7 +21,7 @@ Fashion-MNIST (28×28×1) replaces CIFAR-10. The paper gives no epoch count; ``p
 images, 30 epochs, 26 filters, 3 seeds, and the NTK model on 10,000 training images (a 10⁴ × 10⁴
 kernel). The net is 1.9·10⁷ multiply-adds per image forward (a ReLU step ~3×, a DLGN step
 ~6× that); at an assumed 1.5·10¹⁰ /s on 2 cores, 4 nets × 30 epochs × 3 seeds ≈ 1.5 days.
-``quick`` (time measured on 2 loaded cores in RESULTS-papers-conv.md): 16 filters (width ×
+``quick`` (measured 512 s on 2 cores shared with a load average of 20–25): 16 filters (width ×
 16/26), 1,000 training and 1,000 test images, 4 epochs, Adam 2e-3 with batch 16, 2 seeds; the
 NTK model on the same 1,000 images.
 """
