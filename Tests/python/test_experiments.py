@@ -33,14 +33,22 @@ class CountingExecutor:
             on_result(t.key, t())
 
 
+def smoke_dir(tmp_path_factory, name):
+    """One folder per recipe for the whole pytest session: another test module that runs a recipe
+    at smoke size into it resumes these results instead of recomputing them."""
+    return tmp_path_factory.getbasetemp() / "recipes-smoke" / name
+
+
 @pytest.fixture(scope="module")
 def smoke_runs(tmp_path_factory):
     """Every recipe once at smoke size: {name: (out_dir, rows, verdicts, info, executor)}."""
     runs = {}
     for name in NAMES:
-        out = tmp_path_factory.mktemp(name)
+        out = smoke_dir(tmp_path_factory, name)
         counter = CountingExecutor()
         rows, verdicts, info = run_recipe(ex.get(name), size="smoke", out=out, executor=counter, progress=False)
+        if not counter.keys:  # resumed from an earlier module's run: the stored task keys
+            counter.keys = [p.stem for p in (out / "tasks").glob("*.json")]
         runs[name] = (out, rows, verdicts, info, counter)
     return runs
 
@@ -215,6 +223,12 @@ def test_data_from_npz_and_idx(tmp_path):
     np.savez(tmp_path / "partial.npz", x_train=np.zeros((2, 2)))
     with pytest.raises(ValueError, match="missing"):
         D.load(tmp_path / "partial.npz")
+
+
+def test_cli_unknown_recipe():
+    r = subprocess.run([sys.executable, "-m", "gatednet.experiments", "run", "no-such-recipe"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "no recipe 'no-such-recipe'" in r.stderr and "fc-regimes" in r.stderr
 
 
 def test_cli_run_and_distributed_flag(tmp_path):
