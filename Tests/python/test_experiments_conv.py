@@ -28,10 +28,11 @@ M = _conv.METRIC
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
-    """Each conv recipe once at smoke size: {name: (out_dir, rows, verdicts)}."""
+    """Each conv recipe once at smoke size: {name: (out_dir, rows, verdicts)}, in the session-wide
+    folder test_experiments.py uses, so whichever module runs second resumes the stored tasks."""
     runs = {}
     for name in MINE:
-        out = tmp_path_factory.mktemp(name)
+        out = tmp_path_factory.getbasetemp() / "recipes-smoke" / name
         rows, verdicts, _info = run_recipe(ex.get(name), size="smoke", out=out, progress=False)
         runs[name] = (out, rows, verdicts)
     return runs
