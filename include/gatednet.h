@@ -14,10 +14,17 @@
  *    fails with GN_ERR_BUFFER_TOO_SMALL, naming the size needed. Outputs are written, never read.
  *  - Input buffers are only read during the call; the library keeps no pointer to them.
  *  - Inputs that feed training or kernels are checked for NaN/Inf (GN_ERR_NOT_FINITE).
- *  - Handles are opaque. A handle may be used from any thread, but by one thread at a time
- *    (calls on one handle are not synchronised; distinct handles are fully independent).
- *    Passing a freed or foreign pointer as a handle gives GN_ERR_INVALID_HANDLE, never a crash,
- *    as long as the memory was not reused for another gatednet object.
+ *  - Handles are opaque ids, not pointers to memory. A handle may be used from any thread, but
+ *    by one thread at a time (calls on one handle are not synchronised; distinct handles are
+ *    fully independent). Passing a freed handle, a foreign pointer or a handle of another kind
+ *    gives GN_ERR_INVALID_HANDLE, never a crash; a freed handle stays invalid when a new
+ *    network is created after it (ids carry a generation; one id comes back only after its
+ *    slot has been freed 2^32 times).
+ *  - Re-entry. A call on a handle made from inside a call on the same handle on the same
+ *    thread (e.g. gn_train from the progress callback of gn_train or gn_kernel_compute on
+ *    that network) fails with GN_ERR_BUSY and does nothing. Other handles may be used from
+ *    callbacks. Freeing the handle from its own callback is allowed: the running call
+ *    finishes on the network, and the handle is invalid afterwards.
  *  - Nothing in this library aborts the host process on bad input.
  *  - Cores: training (FC and conv), FC prediction and evaluation, and the FC kernels use two
  *    cores by splitting their work in pieces (minibatch halves, row chunks, kernel tiles),
@@ -29,8 +36,8 @@
  *    after the last such call ends): BLAS calls made meanwhile by other threads of the host
  *    also run on one thread.
  *
- * The section "STABLE" never changes its meaning within a major version. Declarations after
- * "EXPERIMENTAL" are only visible with GN_EXPERIMENTAL defined and may change in any release.
+ * Every section is "STABLE": its meaning never changes within a major version. (There is no
+ * experimental section; GN_EXPERIMENTAL has no effect.)
  */
 #ifndef GATEDNET_H
 #define GATEDNET_H
@@ -76,6 +83,8 @@ typedef enum gn_status {
     GN_ERR_CORRUPT = 10,         /* a file or buffer that is truncated, corrupted or not ours */
     GN_ERR_CANCELLED = 11,       /* a progress callback asked to stop a computation */
     GN_ERR_OUT_OF_MEMORY = 12,   /* an allocation the call needed failed or would overflow */
+    GN_ERR_BUSY = 13,            /* the handle is already inside a call on this thread (a call
+                                    from one of its own callbacks); nothing was done */
     GN_ERR_INTERNAL = 99         /* a bug in gatednet: please report the message */
 } gn_status;
 

@@ -45,7 +45,8 @@ Errors
     :class:`ClosedNetworkError` (``ValueError``), :class:`CorruptFileError` (``ValueError``),
     :class:`FileError` (``OSError``), :class:`UnsupportedError` (``NotImplementedError``),
     :class:`OutOfMemoryError` (``MemoryError``), :class:`CancelledError` (a kernel ``progress``
-    callback returned False). Errors the binding detects itself (wrong type, shape or dtype of a
+    callback returned False), :class:`BusyError` (a call on a network from inside one of its own
+    callbacks). Errors the binding detects itself (wrong type, shape or dtype of a
     Python argument) are plain ``TypeError`` / ``ValueError`` naming the argument. No error path
     crashes the interpreter; a failed call leaves the network as it was.
 
@@ -80,6 +81,7 @@ from . import _core
 from ._core import (
     ArgumentError,
     Buffer,
+    BusyError,
     CancelledError,
     ClosedNetworkError,
     CorruptFileError,
@@ -95,7 +97,7 @@ library_version = _core.library_version
 __all__ = [
     "Network", "Buffer", "load_idx", "idx_dims", "corrupt_labels", "REGIMES",
     "GatedNetError", "ArgumentError", "ClosedNetworkError", "CorruptFileError", "FileError",
-    "UnsupportedError", "OutOfMemoryError", "CancelledError", "library_version",
+    "UnsupportedError", "OutOfMemoryError", "CancelledError", "BusyError", "library_version",
 ]
 
 # Names of the C enumerations (gatednet.h), in value order.
