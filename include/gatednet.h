@@ -13,7 +13,12 @@
  *    (floats, int32s or uint64s). The call checks the capacity before writing anything and
  *    fails with GN_ERR_BUFFER_TOO_SMALL, naming the size needed. Outputs are written, never read.
  *  - Input buffers are only read during the call; the library keeps no pointer to them.
- *  - Inputs that feed training or kernels are checked for NaN/Inf (GN_ERR_NOT_FINITE).
+ *  - Inputs that feed training or kernels are checked for NaN/Inf (GN_ERR_NOT_FINITE). So are
+ *    the results of prediction, evaluation, gates and kernels: finite inputs whose activations
+ *    overflow float32 (e.g. values near 3e38) give GN_ERR_NOT_FINITE, never NaN outputs with
+ *    GN_OK (the output buffer's contents are then unspecified).
+ *  - Strided outputs and kernels (row stride ld) span (rows - 1) * ld + cols elements; a span
+ *    that overflows is GN_ERR_INVALID_ARGUMENT naming the stride.
  *  - Handles are opaque ids, not pointers to memory. A handle may be used from any thread, but
  *    by one thread at a time (calls on one handle are not synchronised; distinct handles are
  *    fully independent). Passing a freed handle, a foreign pointer or a handle of another kind
@@ -25,7 +30,10 @@
  *    that network) fails with GN_ERR_BUSY and does nothing. Other handles may be used from
  *    callbacks. Freeing the handle from its own callback is allowed: the running call
  *    finishes on the network, and the handle is invalid afterwards.
- *  - Nothing in this library aborts the host process on bad input.
+ *  - Nothing in this library aborts the host process on bad input. Memory whose size comes
+ *    from the arguments (e.g. the n x n copy of the kernel algebra) is allocated so that a
+ *    failure returns GN_ERR_OUT_OF_MEMORY with the size in the message.
+ *  - The library (SONAME libgatednet.so) exports exactly the functions declared here.
  *  - Cores: training (FC and conv), FC prediction and evaluation, and the FC kernels use two
  *    cores by splitting their work in pieces (minibatch halves, row chunks, kernel tiles),
  *    shared between the calling thread and a worker thread the library starts on first use
@@ -76,7 +84,8 @@ typedef enum gn_status {
     GN_ERR_INVALID_HANDLE = 3,   /* not a live handle of the expected kind (freed, foreign) */
     GN_ERR_SHAPE = 4,            /* sizes that do not fit the network or each other */
     GN_ERR_BUFFER_TOO_SMALL = 5, /* an output capacity below the size needed */
-    GN_ERR_NOT_FINITE = 6,       /* NaN or Inf in an input array or parameter */
+    GN_ERR_NOT_FINITE = 6,       /* NaN or Inf in an input array or parameter, or in a result
+                                    (activations that overflow float32) */
     GN_ERR_LABEL_RANGE = 7,      /* a label outside [0, classes) */
     GN_ERR_UNSUPPORTED = 8,      /* valid request this network cannot serve (e.g. packed soft gates) */
     GN_ERR_IO = 9,               /* a file could not be opened, read, written or renamed */
@@ -524,7 +533,8 @@ gn_status gn_kernel_compute(const gn_network *net, gn_kernel_kind kind, const fl
 
 /* Kernel matrices as a kernel method. k: n x n row-major with row stride ld >= n; only the
  * upper triangle (column >= row) is read, so an upper_only kernel is enough. Computed in double
- * precision through LAPACK (OpenBLAS), on an internal n x n double copy (8 n^2 bytes).
+ * precision through LAPACK (OpenBLAS), on an internal n x n double copy (8 n^2 bytes; when it
+ * cannot be allocated, GN_ERR_OUT_OF_MEMORY before k is read).
  * Errors: GN_ERR_NULL_POINTER, GN_ERR_INVALID_ARGUMENT (n, ld, not positive definite even with
  * a ridge, no convergence), GN_ERR_NOT_FINITE, GN_ERR_BUFFER_TOO_SMALL, GN_ERR_OUT_OF_MEMORY. */
 

@@ -299,7 +299,7 @@ public func gn_conv_network_predict_classes(_ net: OpaquePointer?, _ x: UnsafePo
         let (xs, rows) = try inputMatrix(x, rows: n, cols: network.inputSize, "x", rowsName: "n")
         let o = try required(out, "out")
         try capacity(cap, needs: rows, "capacity")
-        network.predictClasses(xs, rows: rows, into: o)
+        try network.predictClasses(xs, rows: rows, into: o)
     }
 }
 

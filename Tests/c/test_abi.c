@@ -129,6 +129,8 @@ static void non_finite_activations(void) {
         gn_network *net = fc_net(regimes[r], 5);
         if (!net) return;
         CHECK_STATUS(gn_predict(net, big, N, out, N * K), GN_ERR_NOT_FINITE, "out");
+        int32_t classes[N];
+        CHECK_STATUS(gn_predict_classes(net, big, N, classes, N), GN_ERR_NOT_FINITE, "out");
         double loss = 0, acc = 0;
         CHECK_STATUS(gn_evaluate(net, big, y, N, GN_LOSS_CROSS_ENTROPY, &loss, &acc), GN_ERR_NOT_FINITE, "mean_loss");
         CHECK_STATUS(gn_kernel_compute(net, GN_KERNEL_NPK, big, N, NULL, 0, NULL, kern, N, N * N), GN_ERR_NOT_FINITE, "out");
