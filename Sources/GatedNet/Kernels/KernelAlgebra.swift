@@ -102,12 +102,13 @@ public enum KernelAlgebra {
     }
 
     /// a = scale·K + ridge·I from the upper triangle of row-major K, as a column-major lower
-    /// triangle (the strict upper part of `a` is left as is: LAPACK does not read it).
+    /// triangle, and zeros above it (LAPACK's results depend on them bit for bit).
     /// Throws `.notFinite` naming the first row of K's upper triangle with NaN or Inf.
     static func fill(_ a: Allocation<Double>, from k: UnsafePointer<Float>, n: Int, ld: Int, scale: Double, ridge: Double) throws {
         for i in 0..<n {
             let row = k + i * ld
             let col = a.pointer + i * n
+            col.update(repeating: 0, count: i)
             for j in i..<n {
                 guard row[j].isFinite else { throw GatedNetError.notFinite("k: row \(i) contains NaN or Inf") }
                 col[j] = Double(row[j]) * scale
