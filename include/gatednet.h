@@ -801,7 +801,16 @@ gn_status gn_conv_network_gates(const gn_conv_network *net, const float *x, int6
 typedef enum gn_conv_kernel_kind {
     GN_CONV_KERNEL_NPK = 0,          /* neural path kernel of the value net with its wired gates */
     GN_CONV_KERNEL_GATE_OVERLAP = 1, /* the same recursion with the input Gram replaced by 1 */
-    GN_CONV_KERNEL_INPUT_GRAM = 2    /* <xv_a, xv_b> over all entries (input_size for ONES) */
+    GN_CONV_KERNEL_INPUT_GRAM = 2,   /* <xv_a, xv_b> over all entries (input_size for ONES) */
+    /* The NPK with each layer a path passes through contributing a mean over its units: each
+     * gated layer's gate Gram divided by its channels (conv) or width (dense), a projection
+     * skip contributing 1 instead of its output channels (the analogue of the dense
+     * Sigma * prod_l B_l). Without residual blocks it is H / prod_l C_l. */
+    GN_CONV_KERNEL_NPK_NORMALIZED = 3,
+    /* H / trace H(xa, xa), the trace over all n_a rows of xa (one extra pair per row of xa);
+     * H and the trace are accumulated in double and divided before rounding to float, so the
+     * result never overflows. GN_ERR_INVALID_ARGUMENT if the trace is zero. */
+    GN_CONV_KERNEL_NPK_TRACE_NORMALIZED = 4
 } gn_conv_kernel_kind;
 
 /* Exact path kernel between xa: n_a x input_size and xb: n_b x input_size (pass the same
@@ -814,12 +823,50 @@ typedef enum gn_conv_kernel_kind {
  * so the 2^b sub-networks are never enumerated.
  * Cost per pair: O(P_0² C_0 + sum_conv P_l² (C_l + k_l²) + sum_dense width); memory 3 P_max²
  * doubles. Exact but for small n or small images (28x28: ~6e5 entries per P x P matrix).
+ * Entries are accumulated in double and rounded to float once; an entry beyond float's range
+ * (raw NPK / overlap of deep, wide nets) is GN_ERR_NOT_FINITE naming the normalised kinds,
+ * which never overflow.
  * Errors: GN_ERR_UNSUPPORTED (global max pooling), GN_ERR_OUT_OF_MEMORY (a layer with more
- * than 4096 positions), GN_ERR_BUFFER_TOO_SMALL, GN_ERR_NOT_FINITE, GN_ERR_INVALID_ARGUMENT
- * (kind, ld_out). */
+ * than 4096 positions), GN_ERR_BUFFER_TOO_SMALL, GN_ERR_NOT_FINITE (inputs, or an entry beyond
+ * float's range), GN_ERR_INVALID_ARGUMENT (kind, ld_out, zero trace). */
 gn_status gn_conv_network_kernel(const gn_conv_network *net, gn_conv_kernel_kind kind,
                                  const float *xa, int64_t n_a, const float *xb, int64_t n_b,
                                  float *out, int64_t ld_out, int64_t capacity);
+
+/* ----- hidden state (both network types) -----
+ * Pre-activations q_l or activations z_l of hidden layer `layer` of `part` for x: n x
+ * input_size (NHWC rows for conv nets) into out (caller-owned, written, never read): n x width_l
+ * floats for gn_network (layer 0 .. n_hidden-1), n x (height*width*channels of the gated layer,
+ * NHWC) for gn_conv_network (layer 0 .. n_gated-1, numbered as in gn_conv_network_gates).
+ * capacity >= that many floats.
+ *   feature part: q_l = W_l z_{l-1} (+ b_l), z_l = act(q_l) (q_l itself for a linear net);
+ *   value part:   q_l = W_l zv_{l-1} (+ b_l), zv_l = G'_l * q_l, G'_l the gates value layer l
+ *                 multiplies by (after the permutation / wiring);
+ *   a RELU (tied) network has one net: both parts give the same values.
+ * Conv nets: the activation is the gated layer's own output, before the residual skip of a
+ * block it may end is added. Rows are processed in chunks (no n-sized scratch).
+ * Thread safety: as gn_predict (one call at a time per network: uses its scratch space).
+ * Errors: GN_ERR_NULL_POINTER, GN_ERR_INVALID_HANDLE, GN_ERR_INVALID_ARGUMENT (part, layer,
+ * kind, n), GN_ERR_NOT_FINITE (x), GN_ERR_BUFFER_TOO_SMALL. */
+typedef enum gn_hidden_kind {
+    GN_HIDDEN_PRE_ACTIVATION = 0,
+    GN_HIDDEN_ACTIVATION = 1
+} gn_hidden_kind;
+
+gn_status gn_network_hidden_state(const gn_network *net, const float *x, int64_t n, gn_part part,
+                                  int64_t layer, gn_hidden_kind kind, float *out, int64_t capacity);
+gn_status gn_conv_network_hidden_state(const gn_conv_network *net, const float *x, int64_t n,
+                                       gn_part part, int64_t layer, gn_hidden_kind kind, float *out,
+                                       int64_t capacity);
+
+/* Where parameter tensor `index` (0 .. count-1, as gn_conv_network_tensor_info) sits in the
+ * layer list the network was built from: *layer gets the position of its conv / dense layer
+ * (for a residual projection, the position of the block's last layer) and *projection 1 for a
+ * projection, else 0. Unlike the tensor names, which number parameter tensors (so a projection
+ * renumbers every later name), positions do not move. Either output may be NULL.
+ * Errors: GN_ERR_INVALID_HANDLE, GN_ERR_INVALID_ARGUMENT (index). */
+gn_status gn_conv_network_tensor_layer(const gn_conv_network *net, int64_t index, int64_t *layer,
+                                       int *projection);
 
 /* Persistence, as gn_network_save / _load / _serialize / _deserialize (same flags, atomic
  * rename, CRC-32, GN_ERR_CORRUPT for a truncated, corrupted or foreign file) in a format of

@@ -116,18 +116,18 @@ func run() throws {
     func trainAndReport(_ name: String, _ net: GatedNetwork) throws -> Double {
         print("[\(name)] \(net.summary)")
         var last = 0.0
-        try train.x.withUnsafeBufferPointer { xp in
+        _ = try train.x.withUnsafeBufferPointer { xp in
             try train.y.withUnsafeBufferPointer { yp in
                 try test.x.withUnsafeBufferPointer { tx in
                     try test.y.withUnsafeBufferPointer { ty in
                         try net.train(LabelledData(x: xp.baseAddress!, y: yp.baseAddress!, rows: train.rows),
                                       test: LabelledData(x: tx.baseAddress!, y: ty.baseAddress!, rows: test.rows),
-                                      options: options) { m in
+                                      options: options, progress: { m in
                             print("  [\(name)] epoch \(m.epochInCall)/\(m.epochsInCall)  loss \(fmt(m.trainLoss))  train acc \(fmt(m.trainAccuracy))  test acc \(fmt(m.testAccuracy))  \(fmt(m.seconds, 1)) s")
                             fflush(stdout)
                             last = m.testAccuracy
                             return true
-                        }
+                        })
                     }
                 }
             }

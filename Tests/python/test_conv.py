@@ -12,7 +12,7 @@ import pytest
 import gatednet as gn
 
 TINY = [("conv", 3, 3, 1, "circular"), ("conv", 2, 3, 1, "circular"), ("gap",), ("dense", 2)]
-SMALL = [("conv", 4, 3), ("gap",), ("dense", 3)]  # input (2, 5, 5)
+SMALL = [("conv", 4, 3), ("gap",), ("dense", 3)]  # input (5, 5, 2)
 FASHION_LAYERS = [("conv", 8, 3, 2), ("conv", 16, 3, 2), ("flatten",), ("dense", 10)]  # 14x14x8, 7x7x16
 
 
@@ -26,11 +26,11 @@ def test_layer_formats_and_info(rng):
     as_dicts = [dict(kind="conv", units=4, kernel=3, stride=2, padding="valid", bias=True),
                 dict(kind="conv", units=4, kernel=3, block=1), ("conv", 4, 3, {"block": 1}),
                 {"kind": "flatten"}, ("dense", 6, True), ("dense", 3)]
-    net = gn.ConvNetwork(as_dicts, (2, 9, 9), "fixed_random_ii", seed=4)
+    net = gn.ConvNetwork(as_dicts, (9, 9, 2), "fixed_random_ii", seed=4)
     info = net.info()
     # valid 3x3 stride 2 on 9x9 -> 4x4; zero-padded 3x3 stride 1 keeps 4x4; the dense layer is gated.
     assert info["gated_shapes"] == ((4, 4, 4), (4, 4, 4), (4, 4, 4), (1, 1, 6))
-    assert info["input_shape"] == (2, 9, 9) and info["input_size"] == 162 and info["output_size"] == 3
+    assert info["input_shape"] == (9, 9, 2) and info["input_size"] == 162 and info["output_size"] == 3
     assert info["n_gated"] == 4 and info["n_blocks"] == 1 and info["regime"] == "fixed_random_ii"
     assert info["feature_frozen"] and not info["value_frozen"] and info["wiring"] == "permuted"
     assert "fixed_random_ii" in repr(net) and "residual block" in repr(net)
@@ -41,16 +41,16 @@ def test_layer_formats_and_info(rng):
     assert sum(np.asarray(t).size for t in net.tensors().values()) == net.parameter_count
     np.testing.assert_array_equal(np.asarray(net.tensor("feature.0.bias")), np.zeros((4, 1), np.float32))
     # Same seed, same weights; flat rows, NHWC images and (n, H, W) agree.
-    again = gn.ConvNetwork(as_dicts, (2, 9, 9), "fixed_random_ii", seed=4)
+    again = gn.ConvNetwork(as_dicts, (9, 9, 2), "fixed_random_ii", seed=4)
     x = rng.standard_normal((5, 9, 9, 2)).astype(np.float32)
     np.testing.assert_array_equal(np.asarray(net.predict(x)), np.asarray(again.predict(x.reshape(5, -1))))
-    one = gn.ConvNetwork(SMALL, (1, 5, 5), seed=1)
+    one = gn.ConvNetwork(SMALL, (5, 5, 1), seed=1)
     x1 = rng.standard_normal((3, 5, 5)).astype(np.float32)
     np.testing.assert_array_equal(np.asarray(one.predict(x1)), np.asarray(one.predict(x1[..., None])))
 
 
 def test_set_tensor_round_trip(rng):
-    net = gn.ConvNetwork(SMALL, (2, 5, 5), "fixed_random_ii", seed=1)
+    net = gn.ConvNetwork(SMALL, (5, 5, 2), "fixed_random_ii", seed=1)
     w = rng.standard_normal((4, 18)).astype(np.float32)
     net.set_tensor("feature.0.weight", w)  # works on the frozen part
     np.testing.assert_array_equal(np.asarray(net.tensor(0)), w)
@@ -58,19 +58,19 @@ def test_set_tensor_round_trip(rng):
         net.set_tensor(0, w[:, :5])
     with pytest.raises(gn.ArgumentError, match="NaN"):
         net.set_tensor(0, np.full(72, np.nan, np.float32))
-    with pytest.raises(gn.ArgumentError, match="index: got 9"):
+    with pytest.raises(IndexError, match=r"tensor: got 9, need -3 ... 2"):
         net.tensor(9)
     with pytest.raises(KeyError):
         net.tensor("value.7.weight")
 
 
 @pytest.mark.parametrize("arch, shape, scale, regime", [
-    ("gconv", (1, 8, 8), 1 / 16, "fixed_random_ii"),
-    ("vconv", (1, 8, 8), 1 / 16, "decoupled"),
-    ("dlgn_conv", (1, 8, 8), 0.25, "dlgn"),
-    ("resnet_small", (3, 8, 8), 0.5, "relu"),
-    ("vgg19", (3, 32, 32), 1 / 32, "fixed_random_di"),
-    ("davidnet", (3, 16, 16), 1 / 32, "dlgn_pwc"),
+    ("gconv", (8, 8, 1), 1 / 16, "fixed_random_ii"),
+    ("vconv", (8, 8, 1), 1 / 16, "decoupled"),
+    ("dlgn_conv", (8, 8, 1), 0.25, "dlgn"),
+    ("resnet_small", (8, 8, 3), 0.5, "relu"),
+    ("vgg19", (32, 32, 3), 1 / 32, "fixed_random_di"),
+    ("davidnet", (16, 16, 3), 1 / 32, "dlgn_pwc"),
 ])
 def test_named_architectures(arch, shape, scale, regime, rng):
     layers = gn.ConvNetwork.architecture_layers(arch, 10, scale)
@@ -80,7 +80,7 @@ def test_named_architectures(arch, shape, scale, regime, rng):
     assert net.info() == same.info()
     gated = [l for l in layers[:-1] if l["kind"] in ("conv", "dense")]
     assert net.n_gated == len(gated) and net.output_size == 10 and net.regime == regime
-    c, h, w = shape
+    h, w, c = shape
     x = rng.standard_normal((2, h, w, c)).astype(np.float32)
     np.testing.assert_array_equal(np.asarray(net.predict(x)), np.asarray(same.predict(x)))
     if arch == "gconv":
@@ -91,7 +91,7 @@ def test_named_architectures(arch, shape, scale, regime, rng):
 
 
 def test_paper_003_net():
-    net = gn.ConvNetwork.named("dlgn_conv", (1, 28, 28), 10, regime="dlgn")
+    net = gn.ConvNetwork.named("dlgn_conv", (28, 28, 1), 10, regime="dlgn")
     info = net.info()
     assert info["gated_shapes"] == ((28, 28, 26),) * 5 + ((1, 1, 64),)
     assert info["activation"] == "identity" and info["gate"] == "soft"
@@ -101,8 +101,8 @@ def test_paper_003_net():
 def test_every_regime_trains_one_step(regime, rng):
     source = None
     if regime == "fixed_learnt":
-        source = gn.ConvNetwork(TINY, (2, 4, 4), "relu", seed=1)
-    net = gn.ConvNetwork(TINY, (2, 4, 4), regime, gate_source=source, seed=2)
+        source = gn.ConvNetwork(TINY, (4, 4, 2), "relu", seed=1)
+    net = gn.ConvNetwork(TINY, (4, 4, 2), regime, gate_source=source, seed=2)
     x = rng.standard_normal((8, 4, 4, 2)).astype(np.float32)
     y = (np.arange(8) % 2).astype(np.int32)
     before = {k: np.array(v) for k, v in net.tensors().items()}
@@ -122,7 +122,7 @@ def test_every_regime_trains_one_step(regime, rng):
 
 def test_fashion_fixed_gates_stay_bit_identical(fashion_images):
     x, y = fashion_images
-    net = gn.ConvNetwork(FASHION_LAYERS, (1, 28, 28), "fixed_random_ii", seed=1)
+    net = gn.ConvNetwork(FASHION_LAYERS, (28, 28, 1), "fixed_random_ii", seed=1)
     before = {k: np.array(v) for k, v in net.tensors().items()}
     gates0 = np.array(net.gates(x[2000:2100], 1))
     seen = []
@@ -144,7 +144,7 @@ def test_fashion_fixed_gates_stay_bit_identical(fashion_images):
 
 
 def test_fit_callback_stops_and_propagates(rng):
-    net = gn.ConvNetwork(SMALL, (2, 5, 5), "fixed_random_ii")
+    net = gn.ConvNetwork(SMALL, (5, 5, 2), "fixed_random_ii")
     x = rng.standard_normal((20, 50)).astype(np.float32)
     y = rng.integers(0, 3, 20).astype(np.int32)
     assert len(net.fit(x, y, epochs=5, callback=lambda m: False)) == 1
@@ -164,7 +164,7 @@ def test_keyboard_interrupt_undoes_the_epoch(fashion_images):
     x, y = fashion_images
     reps = 60  # one epoch over 60 copies of 1000 images takes several seconds
     xl, yl = np.concatenate([x[:1000]] * reps), np.concatenate([y[:1000]] * reps)
-    net = gn.ConvNetwork(FASHION_LAYERS, (1, 28, 28), "fixed_random_ii", seed=1)
+    net = gn.ConvNetwork(FASHION_LAYERS, (28, 28, 1), "fixed_random_ii", seed=1)
     net.fit(x[:500], y[:500], epochs=1)
     before = np.array(net.predict(x[:50]))
     old = signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -185,7 +185,7 @@ def test_keyboard_interrupt_undoes_the_epoch(fashion_images):
 
 def test_threads_share_a_network_and_the_gil_is_released(fashion_images):
     x, y = fashion_images
-    net = gn.ConvNetwork(FASHION_LAYERS, (1, 28, 28), "fixed_random_ii", seed=1)
+    net = gn.ConvNetwork(FASHION_LAYERS, (28, 28, 1), "fixed_random_ii", seed=1)
     x4, y4 = np.concatenate([x[:1000]] * 4), np.concatenate([y[:1000]] * 4)
     t0 = time.monotonic()
     net.fit(x4, y4, epochs=1)
@@ -223,10 +223,10 @@ def test_threads_share_a_network_and_the_gil_is_released(fashion_images):
 
 
 def test_copy_feature_weights_and_freeze(rng):
-    teacher = gn.ConvNetwork(TINY, (2, 4, 4), "relu", seed=1)
+    teacher = gn.ConvNetwork(TINY, (4, 4, 2), "relu", seed=1)
     x = rng.standard_normal((6, 4, 4, 2)).astype(np.float32)
     teacher.fit(x, np.arange(6, dtype=np.int32) % 2, epochs=2, batch_size=3, lr=1e-2)
-    dgn = gn.ConvNetwork(TINY, (2, 4, 4), "decoupled", seed=2, gate="hard")
+    dgn = gn.ConvNetwork(TINY, (4, 4, 2), "decoupled", seed=2, gate="hard")
     assert not dgn.feature_frozen
     dgn.copy_feature_weights(teacher, freeze=True)
     assert dgn.feature_frozen
@@ -237,14 +237,14 @@ def test_copy_feature_weights_and_freeze(rng):
     dgn.freeze("value")
     assert dgn.value_frozen
     with pytest.raises(gn.ArgumentError, match="differ"):
-        gn.ConvNetwork(SMALL, (2, 4, 4)).copy_feature_weights(teacher)
+        gn.ConvNetwork(SMALL, (4, 4, 2)).copy_feature_weights(teacher)
     with pytest.raises(TypeError, match="source: expected a gatednet.ConvNetwork"):
         dgn.copy_feature_weights(gn.Network(32, [4], 2))
 
 
 def numpy_conv_npk(net, xa, xb):
     """MATH.md section 4 recursion for circular stride-1 conv layers + GAP + output, from the gates."""
-    c, h, w = net.input_shape
+    h, w, c = net.input_shape
     ya, yb = np.arange(h).repeat(w), np.tile(np.arange(w), h)  # position p = y*w + x
     a, b = xa.reshape(len(xa), h * w, c).astype(np.float64), xb.reshape(len(xb), h * w, c).astype(np.float64)
     ga = [np.asarray(net.gates(xa, l, wired=True), np.float64).reshape(len(xa), h * w, -1) for l in range(net.n_gated)]
@@ -267,7 +267,7 @@ def numpy_conv_npk(net, xa, xb):
 def test_npk_matches_numpy_recursion_and_is_symmetric(rng):
     # Equal shapes so that the value layers can swap gates: the kernel must use the wired ones.
     layers = [("conv", 3, 3, 1, "circular"), ("conv", 3, 3, 1, "circular"), ("gap",), ("dense", 2)]
-    net = gn.ConvNetwork(layers, (2, 4, 4), "fixed_random_ii", seed=5, permutation=[1, 0])
+    net = gn.ConvNetwork(layers, (4, 4, 2), "fixed_random_ii", seed=5, permutation=[1, 0])
     xa = rng.standard_normal((4, 4, 4, 2)).astype(np.float32)
     xb = rng.standard_normal((3, 32)).astype(np.float32)
     k = np.asarray(net.npk(xa))
@@ -286,16 +286,16 @@ def test_npk_matches_numpy_recursion_and_is_symmetric(rng):
     np.testing.assert_array_equal(ov, ov.T)
     assert np.all(np.diag(ov) > 0)
     with pytest.raises(gn.UnsupportedError):
-        gn.ConvNetwork([("conv", 2, 3), ("gmp",), ("dense", 2)], (1, 4, 4)).npk(xa[:, :, :, :1])
+        gn.ConvNetwork([("conv", 2, 3), ("gmp",), ("dense", 2)], (4, 4, 1)).npk(xa[:, :, :, :1])
 
 
 def test_wiring_permuted_and_tiled_rotated(rng):
     layers = [("conv", 3, 3), ("conv", 2, 3), ("conv", 3, 3), ("gap",), ("dense", 2)]
     x = rng.standard_normal((5, 6, 6, 1)).astype(np.float32)
-    perm = gn.ConvNetwork(layers, (1, 6, 6), "fixed_random_ii", permutation=[2, 1, 0], seed=3)
+    perm = gn.ConvNetwork(layers, (6, 6, 1), "fixed_random_ii", permutation=[2, 1, 0], seed=3)
     for l, src in enumerate([2, 1, 0]):
         np.testing.assert_array_equal(np.asarray(perm.gates(x, l, wired=True)), np.asarray(perm.gates(x, src)))
-    tiled = gn.ConvNetwork(layers, (1, 6, 6), "fixed_random_ii", wiring="tiled_rotated", wiring_seed=11, seed=3)
+    tiled = gn.ConvNetwork(layers, (6, 6, 1), "fixed_random_ii", wiring="tiled_rotated", wiring_seed=11, seed=3)
     assert tiled.info()["wiring"] == "tiled_rotated"
     own = np.concatenate([np.asarray(tiled.gates(x, l)) for l in range(3)], axis=3)
     wired = np.concatenate([np.asarray(tiled.gates(x, l, wired=True)) for l in range(3)], axis=3)
@@ -307,7 +307,7 @@ def test_wiring_permuted_and_tiled_rotated(rng):
 
 
 def test_outputs_are_zero_copy(rng):
-    net = gn.ConvNetwork(SMALL, (2, 5, 5), "fixed_random_ii")
+    net = gn.ConvNetwork(SMALL, (5, 5, 2), "fixed_random_ii")
     x = rng.standard_normal((6, 5, 5, 2)).astype(np.float32)
     for buf, shape in ((net.predict(x), (6, 3)), (net.npk(x), (6, 6)), (net.gates(x, 0), (6, 5, 5, 4)),
                        (net.tensor(0), (4, 18))):
@@ -325,7 +325,7 @@ def test_outputs_are_zero_copy(rng):
 
 def test_pickle_save_load_round_trip(tmp_path, rng):
     net = gn.ConvNetwork([("conv", 3, 3, 1, "zero", True, 1), ("conv", 3, 3, {"block": 1}), ("gap",),
-                          ("dense", 4, True), ("dense", 3)], (2, 5, 5), "decoupled", seed=8)
+                          ("dense", 4, True), ("dense", 3)], (5, 5, 2), "decoupled", seed=8)
     x = rng.standard_normal((10, 50)).astype(np.float32)
     y = rng.integers(0, 3, 10).astype(np.int32)
     net.fit(x, y, epochs=1, batch_size=5, lr=1e-2)
@@ -346,7 +346,7 @@ def test_pickle_save_load_round_trip(tmp_path, rng):
 
 
 def test_close_and_context_manager(rng):
-    net = gn.ConvNetwork(SMALL, (2, 5, 5))
+    net = gn.ConvNetwork(SMALL, (5, 5, 2))
     x = rng.standard_normal((2, 50)).astype(np.float32)
     with net as n:
         assert n is net and not net.closed
@@ -356,7 +356,7 @@ def test_close_and_context_manager(rng):
 
 
 def _closed():
-    net = gn.ConvNetwork(SMALL, (2, 5, 5), "fixed_random_ii")
+    net = gn.ConvNetwork(SMALL, (5, 5, 2), "fixed_random_ii")
     net.close()
     return net
 
@@ -368,37 +368,37 @@ NAN_X[2, 1, 3, 0] = np.nan
 
 BAD_SPECS = [
     # (id, layers, input_shape, kwargs, exception, message regex)
-    ("kernel larger than input", [("conv", 4, 7, 1, "valid"), ("dense", 3)], (2, 5, 5), {},
+    ("kernel larger than input", [("conv", 4, 7, 1, "valid"), ("dense", 3)], (5, 5, 2), {},
      gn.ArgumentError, "kernel: got 7, larger than its input"),
-    ("stride 0", [("conv", 4, 3, 0), ("dense", 3)], (2, 5, 5), {}, gn.ArgumentError, r"layers\[0\]\.stride: got 0"),
-    ("units 0", [("conv", 0, 3), ("dense", 3)], (2, 5, 5), {}, gn.ArgumentError, r"layers\[0\]\.units: got 0"),
-    ("last not dense", [("conv", 4, 3), ("gap",)], (2, 5, 5), {}, gn.ArgumentError, "last layer must be a dense"),
-    ("permutation unequal shapes", [("conv", 4, 3), ("conv", 8, 3), ("gap",), ("dense", 3)], (2, 5, 5),
+    ("stride 0", [("conv", 4, 3, 0), ("dense", 3)], (5, 5, 2), {}, gn.ArgumentError, r"layers\[0\]\.stride: got 0"),
+    ("units 0", [("conv", 0, 3), ("dense", 3)], (5, 5, 2), {}, gn.ArgumentError, r"layers\[0\]\.units: got 0"),
+    ("last not dense", [("conv", 4, 3), ("gap",)], (5, 5, 2), {}, gn.ArgumentError, "last layer must be a dense"),
+    ("permutation unequal shapes", [("conv", 4, 3), ("conv", 8, 3), ("gap",), ("dense", 3)], (5, 5, 2),
      dict(regime="custom", permutation=[1, 0]), gn.ArgumentError, r"permutation\[0\] = 1: .*need equal shapes"),
-    ("permutation length", SMALL, (2, 5, 5), dict(permutation=[0, 0]), ValueError, "permutation: got 2 entries, need 1"),
-    ("permutation repeats", [("conv", 4, 3), ("conv", 4, 3), ("gap",), ("dense", 3)], (2, 5, 5),
+    ("permutation length", SMALL, (5, 5, 2), dict(permutation=[0, 0]), ValueError, "permutation: got 2 entries, need 1"),
+    ("permutation repeats", [("conv", 4, 3), ("conv", 4, 3), ("gap",), ("dense", 3)], (5, 5, 2),
      dict(regime="custom", permutation=[0, 0]), gn.ArgumentError, "not a permutation"),
-    ("tiling unequal sizes", [("conv", 4, 3), ("conv", 4, 3, 2), ("gap",), ("dense", 3)], (2, 5, 5),
+    ("tiling unequal sizes", [("conv", 4, 3), ("conv", 4, 3, 2), ("gap",), ("dense", 3)], (5, 5, 2),
      dict(regime="fixed_random_ii", wiring="tiled_rotated"), gn.ArgumentError, "tiled_rotated"),
-    ("input shape 0", SMALL, (0, 5, 5), {}, gn.ArgumentError, "in_channels: got 0"),
-    ("input shape 2-D", SMALL, (5, 5), {}, ValueError, r"input_shape: expected \(channels, height, width\)"),
-    ("unknown kind", [("pool", 2), ("dense", 3)], (2, 5, 5), {}, ValueError, r"layers\[0\]\.kind: unknown value"),
-    ("bad padding", [("conv", 4, 3, 1, "same"), ("dense", 3)], (2, 5, 5), {}, ValueError,
+    ("input shape 0", SMALL, (5, 5, 0), {}, gn.ArgumentError, "in_channels: got 0"),
+    ("input shape 2-D", SMALL, (5, 5), {}, ValueError, r"input_shape: expected \(height, width, channels\)"),
+    ("unknown kind", [("pool", 2), ("dense", 3)], (5, 5, 2), {}, ValueError, r"layers\[0\]\.kind: unknown value"),
+    ("bad padding", [("conv", 4, 3, 1, "same"), ("dense", 3)], (5, 5, 2), {}, ValueError,
      r"layers\[0\]\.padding: unknown value 'same'"),
-    ("too many fields", [("dense", 3, False, 0, 9)], (2, 5, 5), {}, ValueError, r"layers\[0\]: dense takes at most 3"),
-    ("conv without kernel", [("conv", 3), ("dense", 3)], (2, 5, 5), {}, ValueError, r"layers\[0\]: conv needs 'kernel'"),
-    ("unknown field", [dict(kind="dense", units=3, widht=4)], (2, 5, 5), {}, ValueError, "unknown field.*widht"),
-    ("layers not a list", "conv", (2, 5, 5), {}, TypeError, "layers: expected a list"),
-    ("regime", SMALL, (2, 5, 5), dict(regime="resnet"), ValueError, "regime: unknown value"),
-    ("relu soft", SMALL, (2, 5, 5), dict(gate="soft"), gn.ArgumentError, "relu"),
-    ("beta 0", SMALL, (2, 5, 5), dict(regime="custom", gate="soft", beta=0.0), gn.ArgumentError, "beta"),
-    ("fixed_learnt no source", SMALL, (2, 5, 5), dict(regime="fixed_learnt"), gn.ArgumentError, "gate_source"),
-    ("source not conv", SMALL, (2, 5, 5), dict(regime="fixed_learnt", gate_source=gn.Network(50, [4], 3)),
+    ("too many fields", [("dense", 3, False, 0, 9)], (5, 5, 2), {}, ValueError, r"layers\[0\]: dense takes at most 3"),
+    ("conv without kernel", [("conv", 3), ("dense", 3)], (5, 5, 2), {}, ValueError, r"layers\[0\]: conv needs 'kernel'"),
+    ("unknown field", [dict(kind="dense", units=3, widht=4)], (5, 5, 2), {}, ValueError, "unknown field.*widht"),
+    ("layers not a list", "conv", (5, 5, 2), {}, TypeError, "layers: expected a list"),
+    ("regime", SMALL, (5, 5, 2), dict(regime="resnet"), ValueError, "regime: unknown value"),
+    ("relu soft", SMALL, (5, 5, 2), dict(gate="soft"), gn.ArgumentError, "relu"),
+    ("beta 0", SMALL, (5, 5, 2), dict(regime="custom", gate="soft", beta=0.0), gn.ArgumentError, "beta"),
+    ("fixed_learnt no source", SMALL, (5, 5, 2), dict(regime="fixed_learnt"), gn.ArgumentError, "gate_source"),
+    ("source not conv", SMALL, (5, 5, 2), dict(regime="fixed_learnt", gate_source=gn.Network(50, [4], 3)),
      TypeError, "gate_source: expected a gatednet.ConvNetwork"),
-    ("source closed", SMALL, (2, 5, 5), dict(regime="fixed_learnt", gate_source=_closed()),
+    ("source closed", SMALL, (5, 5, 2), dict(regime="fixed_learnt", gate_source=_closed()),
      gn.ClosedNetworkError, "closed"),
-    ("source other shape", SMALL, (2, 5, 5),
-     dict(regime="fixed_learnt", gate_source=gn.ConvNetwork([("conv", 5, 3), ("gap",), ("dense", 3)], (2, 5, 5))),
+    ("source other shape", SMALL, (5, 5, 2),
+     dict(regime="fixed_learnt", gate_source=gn.ConvNetwork([("conv", 5, 3), ("gap",), ("dense", 3)], (5, 5, 2))),
      gn.ArgumentError, "differ"),
 ]
 
@@ -413,13 +413,13 @@ def test_bad_specs(layers, shape, kwargs, exc, match):
 
 def test_bad_named():
     with pytest.raises(ValueError, match="arch: unknown value 'resnet50'"):
-        gn.ConvNetwork.named("resnet50", (3, 8, 8), 10)
+        gn.ConvNetwork.named("resnet50", (8, 8, 3), 10)
     with pytest.raises(gn.ArgumentError, match="width_scale: got 0"):
-        gn.ConvNetwork.named("gconv", (3, 8, 8), 10, width_scale=0)
+        gn.ConvNetwork.named("gconv", (8, 8, 3), 10, width_scale=0)
     with pytest.raises(gn.ArgumentError, match="classes: got 0"):
         gn.ConvNetwork.architecture_layers("gconv", 0)
     with pytest.raises(TypeError, match="unexpected keyword.*colour"):
-        gn.ConvNetwork.named("gconv", (3, 8, 8), 10, width_scale=1 / 16, colour="red")
+        gn.ConvNetwork.named("gconv", (8, 8, 3), 10, width_scale=1 / 16, colour="red")
 
 
 CALLS = [
@@ -439,7 +439,7 @@ CALLS = [
     ("y length", lambda n: n.fit(X, Y[:5]), ValueError, "y: expected 6 labels"),
     ("y out of range", lambda n: n.fit(X, Y + 3), gn.ArgumentError, r"y\[0\]: got 3"),
     ("epochs 0", lambda n: n.fit(X, Y, epochs=0), gn.ArgumentError, "epochs: got 0"),
-    ("gates layer", lambda n: n.gates(X, 3), gn.ArgumentError, "layer: got 3, need 0 ... 0"),
+    ("gates layer", lambda n: n.gates(X, 3), gn.LayerIndexError, r"layer: got 3, need -1 ... 0"),
     ("gates out shape", lambda n: n.gates(X, 0, out=np.zeros((6, 100), np.float32)), ValueError,
      r"out: expected shape \(6, 5, 5, 4\), got shape \(6, 100\)"),
     ("kernel kind", lambda n: n.kernel(X, kind="ntk"), ValueError, "kind: unknown value"),
@@ -454,7 +454,7 @@ CALLS = [
 
 @pytest.mark.parametrize("call, exc, match", [c[1:] for c in CALLS], ids=[c[0] for c in CALLS])
 def test_bad_calls(call, exc, match):
-    net = gn.ConvNetwork(SMALL, (2, 5, 5), "fixed_random_ii", seed=1)
+    net = gn.ConvNetwork(SMALL, (5, 5, 2), "fixed_random_ii", seed=1)
     before = net.to_bytes(optimizer_state=True)
     with pytest.raises(exc, match=match) as info:
         call(net)
@@ -466,7 +466,7 @@ def test_bad_calls(call, exc, match):
 
 
 def test_wrong_files(tmp_path):
-    conv = gn.ConvNetwork(SMALL, (2, 5, 5))
+    conv = gn.ConvNetwork(SMALL, (5, 5, 2))
     dense = gn.Network(50, [4], 3)
     conv.save(tmp_path / "conv.bin")
     dense.save(tmp_path / "dense.bin")

@@ -189,7 +189,7 @@ def test_kernel_algebra_against_numpy(small):
     targets = np.asarray(gn.kernel_targets(ys, 10))
     np.testing.assert_array_equal(targets, np.eye(10, dtype=np.float32)[ys])
     np.testing.assert_array_equal(np.asarray(gn.kernel_targets((ys % 2).astype(np.int32), 1)),
-                                  np.where(ys % 2 == 1, 1, -1).astype(np.float32))
+                                  np.where(ys % 2 == 1, 1, -1).astype(np.float32)[:, None])
     alpha, used = gn.kernel_ridge_fit(kk, targets, ridge=1e-3)
     ref = np.linalg.solve(k + (1e-3 + 0 * used) * np.eye(len(k)), targets)
     if used == pytest.approx(1e-3):
@@ -211,14 +211,14 @@ def test_active_paths(small):
     ap = np.asarray(net.active_paths(x))
     assert ap.dtype == np.float64
     np.testing.assert_allclose(ap, np.diag(np.asarray(net.overlap(x), np.float64)), rtol=1e-6)
-    mean, counts = net.active_paths(x, yt[:100])
+    mean, counts = net.active_paths_by_group(x, yt[:100])
     counts = np.asarray(counts)
     np.testing.assert_array_equal(counts, np.bincount(yt[:100], minlength=10))
     for c in range(10):
         if counts[c]:
             assert np.asarray(mean)[c] == pytest.approx(ap[yt[:100] == c].mean())
     with pytest.raises(gn.ArgumentError):
-        net.active_paths(x, yt[:100], n_groups=3)
+        net.active_paths_by_group(x, yt[:100], n_groups=3)
 
 
 def test_dlgn_gate_hyperplanes(rng):

@@ -51,7 +51,7 @@ def test_npk_equals_numpy_from_exported_gates(trained_relu, small):
         close(trained_relu.base_kernel(x, layer=l), base[l])
     close(trained_relu.overlap(x), overlap)
     close(trained_relu.npk(x), npk)
-    close(trained_relu.kernel("npk", x), npk)
+    close(trained_relu.kernel(x, kind="npk"), npk)
     close(trained_relu.npk(x, normalized=True), normalized)
     h = np.asarray(trained_relu.npk(x))
     np.testing.assert_array_equal(h, h.T)  # symmetric path: one triangle mirrored
@@ -111,7 +111,7 @@ def test_packed_gates_match_float_gates(trained_relu, small):
 def test_kernel_argument_errors(trained_relu, small):
     _, _, xt, _ = small
     with pytest.raises(ValueError, match="kind: unknown value 'rbf'"):
-        trained_relu.kernel("rbf", xt[:5])
+        trained_relu.kernel(xt[:5], kind="rbf")
     with pytest.raises(gn.ArgumentError, match="layer: got 3"):
         trained_relu.base_kernel(xt[:5], layer=3)
     with pytest.raises(ValueError, match=r"xb: expected a 2-D buffer of shape \(n, 784\)"):

@@ -51,7 +51,7 @@ print("ok")
 
 def test_version():
     assert gn.library_version == "0.1.0"
-    assert gn.__version__ == "0.1.0"
+    assert gn.__version__ == "0.2.0"  # the Python API of issue 11 (library ABI unchanged: 0.1.0)
     assert gn._core.header_version_number == 100
 
 

@@ -58,7 +58,25 @@ def library_dir():
     return scratch / "release"
 
 
+def without_foreign_rpaths(command):
+    """The link command without the -rpath entries the interpreter's own build put in LDSHARED
+    (e.g. pyenv's prefix), so the extension's RUNPATH is $ORIGIN alone."""
+    kept, skip = [], False
+    for arg in command:
+        if skip:
+            skip = False
+        elif arg in ("-rpath", "-Wl,-rpath"):
+            skip = True
+        elif not arg.startswith(("-Wl,-rpath,", "-Wl,-rpath=", "-Wl,-R")):
+            kept.append(arg)
+    return kept
+
+
 class BuildExt(build_ext):
+    def build_extensions(self):
+        self.compiler.linker_so = without_foreign_rpaths(self.compiler.linker_so)
+        super().build_extensions()
+
     def build_extension(self, ext):
         lib = library_dir()
         ext.library_dirs = [str(lib)]

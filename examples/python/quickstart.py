@@ -12,16 +12,18 @@ relu = gn.Network(784, [128, 128, 128], 10, regime="relu", seed=1)
 history = relu.fit(x, y, epochs=2, validation_data=(xt, yt),
                    callback=lambda m: print(f"relu epoch {m['epoch']}: test acc {m['test_accuracy']:.3f}"))
 
-# Gates copied from the trained ReLU net and frozen; a fresh value network learns on them.
-dgn = gn.Network(784, [128, 128, 128], 10, regime="fixed_learnt", gate_source=relu, seed=2)
-dgn.fit(x, y, epochs=2)
+# Gates copied from the trained ReLU net and frozen (widths and bias inherited from it); a fresh
+# value network learns on them. progress=True draws a tqdm bar (text lines without tqdm).
+dgn = gn.Network(784, None, 10, regime="fixed_learnt", gate_source=relu, seed=2)
+dgn.fit(x, y, epochs=2, progress=True)
 print(repr(dgn))
 print(f"test accuracy: relu {relu.evaluate(xt, yt)['accuracy']:.3f}, "
       f"fixed_learnt {dgn.evaluate(xt, yt)['accuracy']:.3f}")
 
-# The normalised neural path kernel of 200 test images: a Buffer that numpy views without copying.
-k = dgn.npk(xt[:200], normalized=True)
-K = np.asarray(k)
+# The normalised neural path kernel of 200 test images: a Buffer that numpy (np.asarray or
+# np.from_dlpack) and torch (torch.from_dlpack) view without copying.
+k = dgn.npk(xt[:200], normalized="layer")
+K = np.from_dlpack(k)
 assert np.shares_memory(K, np.asarray(k)) and K.shape == (200, 200)
 same = yt[:200, None] == yt[None, :200]
 cos = K / np.sqrt(np.outer(np.diag(K), np.diag(K)))

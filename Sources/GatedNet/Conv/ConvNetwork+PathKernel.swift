@@ -8,6 +8,13 @@ public enum ConvKernelKind: Int, Sendable {
     case gateOverlap = 1
     /// Σ = ⟨xv_a, xv_b⟩ over all input entries (C·H·W for the all-ones input).
     case inputGram = 2
+    /// The NPK with every layer a path passes through contributing a mean over its units
+    /// instead of a sum: each gated layer's gate Gram is divided by its channels (conv) or
+    /// width (dense), and a projection skip contributes 1 instead of its output channels (the
+    /// analogue of Σ ⊙ Π_l B_l). Without residual blocks this is H / Π_l C_l.
+    case npkNormalized = 3
+    /// H / trace H(xa, xa), the trace over all rows of xa; H and the trace in double precision.
+    case npkTraceNormalized = 4
 }
 
 /// The kernel recursion's state for one pair: a P×P position matrix before pooling, a scalar
@@ -77,8 +84,8 @@ extension ConvNetwork {
             return
         }
         try checkPathKernelSupport()
-        let ga = allGates(xa, rows: na, wired: true)
-        let gb = symmetric ? ga : allGates(xb, rows: nb, wired: true)
+        let normalized = kind == .npkNormalized
+        let fromInput = kind != .gateOverlap
         var tables: [Int: [Int32]] = [:]
         var skipSources = Set<Int>()
         for (i, op) in plan.ops.enumerated() {
@@ -95,26 +102,46 @@ extension ConvNetwork {
         let p0 = input.positions, c0 = input.channels
         var s0 = [Double](repeating: 1, count: p0 * p0)
         let gram = FloatBuffer(count: max(p0 * p0, plan.gatedShapes.map { $0.positions * $0.positions }.max() ?? 1))
+        /// H(a_i, b_j) in double for gates ga / gb and inputs a / b.
+        func pair(_ a: UnsafePointer<Float>, _ i: Int, _ b: UnsafePointer<Float>, _ j: Int,
+                  _ gatesA: [FloatBuffer], _ gatesB: [FloatBuffer]) -> Double {
+            if fromInput {
+                if ones {
+                    for e in 0..<(p0 * p0) { s0[e] = Double(c0) }
+                } else {
+                    BLAS.gemm(transA: false, transB: true, m: p0, n: p0, k: c0, a: a + i * d, lda: c0,
+                              b: b + j * d, ldb: c0, c: gram.pointer, ldc: p0)
+                    for e in 0..<(p0 * p0) { s0[e] = Double(gram.pointer[e]) }
+                }
+            }
+            return pairKernel(s0: s0, ga: gatesA, gb: gatesB, i: i, j: j, tables: tables, skipSources: skipSources, gram: gram,
+                              normalized: normalized)
+        }
+        let ga = allGates(xa, rows: na, wired: true)
+        let gb = symmetric ? ga : allGates(xb, rows: nb, wired: true)
+        var scale: Double = 1
+        if kind == .npkTraceNormalized {
+            var trace: Double = 0
+            for i in 0..<na { trace += pair(xa, i, xa, i, ga, ga) }
+            guard trace > 0 && trace.isFinite else {
+                throw GatedNetError.invalidArgument("trace: H(xa, xa) has trace \(trace); the trace-normalised kernel needs a positive, finite trace")
+            }
+            scale = 1 / trace
+        }
         for i in 0..<na {
             for j in (symmetric ? i : 0)..<nb {
-                if kind == .npk {
-                    if ones {
-                        for e in 0..<(p0 * p0) { s0[e] = Double(c0) }
-                    } else {
-                        BLAS.gemm(transA: false, transB: true, m: p0, n: p0, k: c0, a: xa + i * d, lda: c0,
-                                  b: xb + j * d, ldb: c0, c: gram.pointer, ldc: p0)
-                        for e in 0..<(p0 * p0) { s0[e] = Double(gram.pointer[e]) }
-                    }
+                let k = Float(pair(xa, i, xb, j, ga, gb) * scale)
+                guard k.isFinite else {
+                    throw GatedNetError.notFinite("kernel: entry (\(i), \(j)) exceeds the float32 range (3.4e38); use the normalised kinds (npk_normalized, npk_trace_normalized)")
                 }
-                let k = pairKernel(s0: s0, ga: ga, gb: gb, i: i, j: j, tables: tables, skipSources: skipSources, gram: gram)
-                out.pointer[i * out.ld + j] = Float(k)
-                if symmetric { out.pointer[j * out.ld + i] = Float(k) }
+                out.pointer[i * out.ld + j] = k
+                if symmetric { out.pointer[j * out.ld + i] = k }
             }
         }
     }
 
     private func pairKernel(s0: [Double], ga: [FloatBuffer], gb: [FloatBuffer], i: Int, j: Int, tables: [Int: [Int32]],
-                            skipSources: Set<Int>, gram: FloatBuffer) -> Double {
+                            skipSources: Set<Int>, gram: FloatBuffer, normalized: Bool) -> Double {
         var state = PairState.spatial(s0, positions: inputShape.positions)
         var saved: [Int: PairState] = [:]
         if skipSources.contains(-1) { saved[-1] = state }
@@ -132,6 +159,7 @@ extension ConvNetwork {
                 let pout = g.output.positions, kk = g.kernel * g.kernel
                 let table = tables[index]!
                 let l = op.gated!, c = g.output.channels
+                let unit = normalized ? 1 / Double(c) : 1
                 BLAS.gemm(transA: false, transB: true, m: pout, n: pout, k: c, a: ga[l].pointer + i * pout * c, lda: c,
                           b: gb[l].pointer + j * pout * c, ldb: c, c: gram.pointer, ldc: pout)
                 var next = [Double](repeating: 0, count: pout * pout)
@@ -146,7 +174,7 @@ extension ConvNetwork {
                                     let a = t[p * kk + o], b = t[q * kk + o]
                                     if a >= 0 && b >= 0 { acc += sp[Int(a) * pin + Int(b)] }
                                 }
-                                next[p * pout + q] = acc * gg
+                                next[p * pout + q] = acc * gg * unit
                             }
                         }
                     }
@@ -159,7 +187,7 @@ extension ConvNetwork {
                     var dot: Double = 0
                     let a = ga[l].pointer + i * w, b = gb[l].pointer + j * w
                     for u in 0..<w { dot += Double(a[u]) * Double(b[u]) }
-                    state = .scalar(base * dot)
+                    state = .scalar(base * dot / (normalized ? Double(w) : 1))
                 } else {
                     state = .scalar(base)
                 }
@@ -170,7 +198,7 @@ extension ConvNetwork {
             case .residual(let skip, let proj, let g):
                 var skipped = saved[skip]!
                 if let p = proj {
-                    let fanOut = plan.params[p].fanOut
+                    let fanOut = normalized ? 1 : plan.params[p].fanOut
                     if let g, case .spatial(let s, let pin) = skipped {
                         let t = tables[index]!, pout = g.output.positions
                         var m = [Double](repeating: 0, count: pout * pout)

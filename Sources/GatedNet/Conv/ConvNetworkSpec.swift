@@ -150,6 +150,8 @@ struct ParamInfo {
     enum Role { case gated(Int), output, projection }
     let fanOut: Int, fanIn: Int, bias: Bool
     let role: Role
+    /// Position in the layer list: the conv / dense layer, or a projection's block's last layer.
+    let layer: Int
 }
 
 /// The layer list compiled into ops with shapes, parameter tensors and gated layers.
@@ -190,13 +192,13 @@ struct ConvPlan {
             params.append(p)
             return params.count - 1
         }
-        func closeBlock() throws {
+        func closeBlock(lastLayer: Int) throws {
             guard blockId != 0 else { return }
             let out = shape
             var proj: Int? = nil, geom: ConvGeometry? = nil
             if out != blockInShape {
                 if blockHasDense {
-                    proj = try addParam(ParamInfo(fanOut: out.size, fanIn: blockInShape.size, bias: false, role: .projection))
+                    proj = try addParam(ParamInfo(fanOut: out.size, fanIn: blockInShape.size, bias: false, role: .projection, layer: lastLayer))
                 } else {
                     let g = ConvGeometry(input: blockInShape,
                                          output: TensorShape(height: (blockInShape.height - 1) / blockStride + 1,
@@ -206,7 +208,7 @@ struct ConvPlan {
                     guard g.output == out else {
                         throw GatedNetError.shape("residual block \(blockId): input \(blockInShape) and output \(out) cannot be matched by a 1x1 projection of stride \(blockStride) (use zero or circular padding inside blocks)")
                     }
-                    proj = try addParam(ParamInfo(fanOut: out.channels, fanIn: blockInShape.channels, bias: false, role: .projection))
+                    proj = try addParam(ParamInfo(fanOut: out.channels, fanIn: blockInShape.channels, bias: false, role: .projection, layer: lastLayer))
                     geom = g
                 }
             }
@@ -221,7 +223,7 @@ struct ConvPlan {
             let isOutput = i == spec.layers.count - 1
             let gatedKind = l.kind == .conv || (l.kind == .dense && !isOutput)
             guard l.block >= 0 else { throw bad("\(name).block: got \(l.block), need >= 0") }
-            if l.block != blockId { try closeBlock() }
+            if l.block != blockId { try closeBlock(lastLayer: i - 1) }
             if l.block != 0 && l.block != blockId {
                 guard !closed.contains(l.block) else { throw bad("\(name).block: block \(l.block) is not contiguous") }
                 guard gatedKind else { throw bad("\(name).block: only conv and hidden dense layers can be inside a residual block") }
@@ -251,7 +253,7 @@ struct ConvPlan {
                     throw GatedNetError.outOfMemory("\(name): output \(oh) x \(ow) x \(l.outChannels) exceeds 2^31 values per sample")
                 }
                 let g = ConvGeometry(input: shape, output: out, kernel: l.kernel, stride: l.stride, pad: pad, circular: l.padding == .circular)
-                let p = try addParam(ParamInfo(fanOut: l.outChannels, fanIn: g.patch, bias: l.bias, role: .gated(gatedShapes.count)))
+                let p = try addParam(ParamInfo(fanOut: l.outChannels, fanIn: g.patch, bias: l.bias, role: .gated(gatedShapes.count), layer: i))
                 ops.append(PlanOp(step: .conv(param: p, geometry: g), source: current, inShape: shape, outShape: out, gated: gatedShapes.count))
                 gatedShapes.append(out); gatedOps.append(ops.count - 1)
                 if blockId != 0 { blockStride *= l.stride }
@@ -260,7 +262,7 @@ struct ConvPlan {
                 guard l.outChannels >= 1 && l.outChannels <= limit else { throw bad("\(name).units: got \(l.outChannels), need 1 ... \(limit)") }
                 let out = TensorShape(height: 1, width: 1, channels: l.outChannels)
                 let role: ParamInfo.Role = isOutput ? .output : .gated(gatedShapes.count)
-                let p = try addParam(ParamInfo(fanOut: l.outChannels, fanIn: shape.size, bias: l.bias, role: role))
+                let p = try addParam(ParamInfo(fanOut: l.outChannels, fanIn: shape.size, bias: l.bias, role: role, layer: i))
                 ops.append(PlanOp(step: .dense(param: p), source: current, inShape: shape, outShape: out, gated: isOutput ? nil : gatedShapes.count))
                 if !isOutput { gatedShapes.append(out); gatedOps.append(ops.count - 1) }
                 if blockId != 0 { blockHasDense = true }
@@ -277,7 +279,7 @@ struct ConvPlan {
             }
             current = ops.count - 1
         }
-        try closeBlock()
+        try closeBlock(lastLayer: spec.layers.count - 1)
         guard !gatedShapes.isEmpty else { throw bad("layers: need at least one gated (conv or hidden dense) layer") }
     }
 }

@@ -13,8 +13,40 @@ Quick start::
     H = np.asarray(dgn.npk(xt[:200]))          # a view of library-owned memory
 
 Convolutional and residual DGNs are :class:`ConvNetwork` objects, built from a layer list or a
-named architecture (``ConvNetwork.named("gconv", ...)``), with the same regimes, ``fit``,
-kernels and persistence; their inputs are NHWC images (``(n, H, W, C)`` or flat rows).
+named architecture (``ConvNetwork.named("gconv", (32, 32, 3), 10)``), with the same regimes,
+``fit``, kernels and persistence; their inputs are NHWC images (``(n, H, W, C)`` or flat rows)
+and ``input_shape`` is ``(height, width, channels)``.
+
+One API for both classes
+    :class:`Network` and :class:`ConvNetwork` share method names, argument order and options:
+    ``kernel(xa, xb=None, kind="npk", *, layer, out, progress, ...)``,
+    ``npk(xa, xb=None, *, normalized=False | "layer" | "trace", out)``, ``overlap``,
+    ``input_gram``, ``gates(x, layer=None, *, out)``, ``preactivations`` / ``activations(x,
+    part="feature" | "value", layer=None, *, out)`` (the hidden state of either part),
+    ``weights`` / ``bias(part, layer, *, out)``, ``tensors()`` (every weight in one call),
+    ``fit(..., progress=False, callback=None)``, ``evaluate``, ``predict(x, *, out)``. Buffers
+    given as ``out=`` are keyword-only. ``layer`` arguments use Python indexing (``-1`` is the
+    last); an index out of range raises :class:`LayerIndexError` (an IndexError and a
+    ValueError). ConvNetwork weights are addressed by position in the layer list, which a
+    residual projection does not shift.
+
+DLPack
+    :class:`Buffer` implements ``__dlpack__`` / ``__dlpack_device__`` (CPU): ``np.from_dlpack(k)``,
+    ``torch.from_dlpack(k)`` and ``jax.dlpack`` take kernels and outputs without a copy; the
+    consumer's array keeps the memory alive after the Buffer is gone.
+
+Progress
+    ``fit(..., progress=True)`` and kernel calls with ``progress=True`` show a tqdm bar
+    (``tqdm.auto``: a widget in Jupyter), or plain text lines on stderr without tqdm. A callable
+    ``progress`` / ``callback`` is still called as before.
+
+Changes in 0.2 (notebooks written for 0.1)
+    ``Network.kernel(kind, xa, xb)`` is now ``kernel(xa, xb, kind)`` (the old order warns);
+    ``ConvNetwork(input_shape=...)`` is (height, width, channels), not (channels, height, width)
+    (a tuple that reads as CHW raises ValueError saying so); ``out=`` is keyword-only (also
+    ``gates``' ``out``, ``wired``, ``packed`` and ``npk``'s ``normalized``); ``active_paths(x, groups)`` is
+    ``active_paths_by_group(x, groups)``; ``kernel_targets(labels, 1)`` is (n, 1);
+    ``fit(lr=None)`` raises ValueError.
 
 Inputs
     Any object with the buffer protocol (numpy arrays, memoryview, array.array). ``x`` arguments
@@ -26,8 +58,9 @@ Inputs
       float32 array for the duration of the call (float64 rounded to nearest float32);
     * any other dtype: ``TypeError``; objects without the buffer protocol (lists): ``TypeError``.
 
-    Labels ``y`` are 1-D integer buffers with one entry per row of ``x``: int32 C-contiguous is
-    used in place; other integer dtypes are copied (values must fit in int32). Wrong shapes
+    Labels ``y`` are 1-D integer or bool buffers with one entry per row of ``x``: int32
+    C-contiguous is used in place; other integer dtypes and bool are copied (values must fit in
+    int32); the kernel helpers take labels the same way. Wrong shapes
     raise ``ValueError`` naming the argument. NaN/Inf in inputs raise ``ArgumentError``
     (a ``ValueError``).
 
@@ -47,15 +80,21 @@ Errors
     :class:`OutOfMemoryError` (``MemoryError``), :class:`CancelledError` (a kernel ``progress``
     callback returned False), :class:`BusyError` (a call on a network from inside one of its own
     callbacks). Errors the binding detects itself (wrong type, shape or dtype of a
-    Python argument) are plain ``TypeError`` / ``ValueError`` naming the argument. No error path
-    crashes the interpreter; a failed call leaves the network as it was.
+    Python argument) are plain ``TypeError`` / ``ValueError`` naming the argument. Messages name
+    Python arguments and values, never the C function. No error path crashes the interpreter; a
+    failed call leaves the network as it was.
 
 Kernel suite
     NTKs (:meth:`Network.ntk`), infinite-width
-    limits, kernel blocks and tiles, kernel progress callbacks, :meth:`Network.active_paths`,
+    limits, kernel blocks and tiles, kernel progress callbacks, :meth:`Network.active_paths`
+    (and :meth:`Network.active_paths_by_group`),
     :meth:`Network.gate_hyperplanes`, and kernel algebra on any float32 matrix:
     :func:`kernel_eigenvalues`, :func:`kernel_nu`, :func:`kernel_ridge_fit`,
-    :func:`kernel_ridge_predict`, :func:`kernel_targets`, :func:`kernel_classes`.
+    :func:`kernel_ridge_predict`, :func:`kernel_targets`, :func:`kernel_classes`. Each returns
+    one shape whatever its options (targets are always (n, classes or 1)).
+
+Typing
+    The package ships ``py.typed`` and a stub of the C extension (``_core.pyi``).
 
 Threads
     The GIL is released while the library computes (training, prediction, gates, kernels,
@@ -76,6 +115,7 @@ Ctrl-C
 from __future__ import annotations
 
 import os as _os
+import warnings as _warnings
 
 from . import _core
 from ._core import (
@@ -91,14 +131,27 @@ from ._core import (
     UnsupportedError,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 library_version = _core.library_version
 
 __all__ = [
-    "Network", "Buffer", "load_idx", "idx_dims", "corrupt_labels", "REGIMES",
+    "Network", "ConvNetwork", "Buffer", "load_idx", "idx_dims", "corrupt_labels", "REGIMES",
     "GatedNetError", "ArgumentError", "ClosedNetworkError", "CorruptFileError", "FileError",
-    "UnsupportedError", "OutOfMemoryError", "CancelledError", "BusyError", "library_version",
+    "UnsupportedError", "OutOfMemoryError", "CancelledError", "BusyError", "LayerIndexError",
+    "library_version", "kernel_classes", "kernel_eigenvalues", "kernel_nu", "kernel_ridge_fit",
+    "kernel_ridge_predict", "kernel_targets",
 ]
+
+
+class LayerIndexError(ArgumentError, IndexError):
+    """A ``layer`` argument outside the network's layers (Python indexing: -n ... n-1).
+
+    Both an :class:`ArgumentError` (so a ValueError, with status GN_ERR_INVALID_ARGUMENT, as
+    the library reports a bad layer) and an IndexError."""
+
+    status = 1
+    status_name = "GN_ERR_INVALID_ARGUMENT"
+
 
 # Names of the C enumerations (gatednet.h), in value order.
 REGIMES = ("custom", "relu", "decoupled", "fixed_learnt", "fixed_random_ii", "fixed_random_di",
@@ -108,13 +161,16 @@ _GATES = ("hard", "soft")
 _VALUE_INPUTS = ("x", "ones")
 _INITS = ("gaussian", "bernoulli")
 _PARTS = ("feature", "value")
+_HIDDEN = ("preactivation", "activation")
 _OPTIMIZERS = ("sgd", "adam")
 _LOSSES = ("cross_entropy", "squared")
 _KERNELS = ("input_gram", "base", "overlap", "npk", "npk_normalized", "npk_trace_normalized",
             "ntk_value", "ntk_feature", "ntk_cross", "ntk", "npk_limit", "ntk_limit")
 _GATE_PATHS = ("auto", "float", "packed")
 _ALIASES = {"linear": "identity", "fixed_learned": "fixed_learnt", "ce": "cross_entropy",
-            "mse": "squared"}
+            "mse": "squared", "gate_overlap": "overlap"}
+# npk(normalized=...) -> kernel kind (both classes name their kinds alike).
+_NPK_KINDS = {False: "npk", True: "npk_normalized", "layer": "npk_normalized", "trace": "npk_trace_normalized"}
 
 
 def _code(value, names, what):
@@ -131,6 +187,45 @@ def _code(value, names, what):
     if not 0 <= value < len(names):
         raise ValueError(f"{what}: {value} out of range 0..{len(names) - 1}")
     return value
+
+
+def _index(value, count, what="layer", error=LayerIndexError):
+    """A Python index (negative counts from the end) into `count` items -> 0 .. count-1."""
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise TypeError(f"{what}: expected an int, got {type(value).__name__}")
+    i = value.__index__()
+    if not -count <= i < count:
+        raise error(f"{what}: got {i}, need {-count} ... {count - 1} ({count} {what}s)")
+    return i + count if i < 0 else i
+
+
+def _npk_kind(normalized):
+    try:
+        return _NPK_KINDS[normalized]
+    except (KeyError, TypeError):
+        raise ValueError(f"normalized: expected False, 'layer' (or True) or 'trace', got {normalized!r}") from None
+
+
+def _progress_callback(progress, desc):
+    """progress=True -> (FractionProgress, closer); a callable or None passes through."""
+    if progress is True:
+        from ._progress import FractionProgress
+        bar = FractionProgress(desc)
+        return bar, bar.close
+    if progress is False:
+        return None, None
+    return progress, None
+
+
+def _check_lr(lr):
+    if lr is None:
+        raise ValueError("lr: got None; pass a learning rate > 0 (the default is 3e-4)")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) and not hasattr(lr, "__float__"):
+        raise TypeError(f"lr: expected a number, got {type(lr).__name__}")
+    v = float(lr)
+    if not v > 0 or v == float("inf"):
+        raise ValueError(f"lr: got {lr!r}, need a finite number > 0")
+    return v
 
 
 class _Shared:
@@ -160,21 +255,84 @@ class _Shared:
         self._set_frozen(_code(part, _PARTS, "part"), False)
 
     def _fit(self, x, y, epochs, batch_size, lr, optimizer, loss, momentum, weight_decay, adam_betas,
-             adam_epsilon, shuffle_seed, validation_data, callback, **extra):
+             adam_epsilon, shuffle_seed, validation_data, callback, progress, **extra):
+        lr = _check_lr(lr)
         xt = yt = None
         if validation_data is not None:
-            xt, yt = validation_data
-        b1, b2 = adam_betas
-        return self._train(
-            x, y, xt, yt, optimizer=_code(optimizer, _OPTIMIZERS, "optimizer"),
-            loss=_code(loss, _LOSSES, "loss"), learning_rate=lr, momentum=momentum,
-            weight_decay=weight_decay, adam_beta1=b1, adam_beta2=b2, adam_epsilon=adam_epsilon,
-            batch_size=batch_size, epochs=epochs, shuffle_seed=shuffle_seed, callback=callback, **extra)
+            try:
+                xt, yt = validation_data
+            except (TypeError, ValueError):
+                raise ValueError("validation_data: expected a pair (x_test, y_test)") from None
+        try:
+            b1, b2 = (float(b) for b in adam_betas)
+        except (TypeError, ValueError):
+            raise ValueError(f"adam_betas: expected a pair (beta1, beta2), got {adam_betas!r}") from None
+        if not (0 <= b1 < 1 and 0 <= b2 < 1):
+            raise ValueError(f"adam_betas: got {tuple(adam_betas)!r}, need 0 <= beta < 1 for both")
+        bar = None
+        if progress:
+            from ._progress import EpochProgress
+            bar = EpochProgress(epochs if isinstance(epochs, int) else 0, desc=f"fit {type(self).__name__}")
+            user = callback
+
+            def callback(metrics):
+                bar.update(metrics)
+                return None if user is None else user(metrics)
+        try:
+            return self._train(
+                x, y, xt, yt, optimizer=_code(optimizer, _OPTIMIZERS, "optimizer"),
+                loss=_code(loss, _LOSSES, "loss"), learning_rate=lr, momentum=momentum,
+                weight_decay=weight_decay, adam_beta1=b1, adam_beta2=b2, adam_epsilon=adam_epsilon,
+                batch_size=batch_size, epochs=epochs, shuffle_seed=shuffle_seed, callback=callback, **extra)
+        finally:
+            if bar is not None:
+                bar.close()
 
     def evaluate(self, x, y, loss="cross_entropy"):
         """Mean loss and accuracy over (x, y): ``{"loss": float, "accuracy": float}``."""
         mean_loss, accuracy = self._evaluate(x, y, _code(loss, _LOSSES, "loss"))
         return {"loss": mean_loss, "accuracy": accuracy}
+
+    # ---- hidden state ---------------------------------------------------------------------------
+
+    def _hidden(self, x, part, layer, kind, out):
+        p = _code(part, _PARTS, "part")
+        n = self._hidden_count()
+        if layer is None:
+            if out is not None:
+                raise ValueError("out: only with a single layer")
+            return [self._hidden_state(x, p, l, kind) for l in range(n)]
+        return self._hidden_state(x, p, _index(layer, n), kind, out)
+
+    def preactivations(self, x, part="feature", layer=None, *, out=None):
+        """Pre-activations q_l of hidden ``layer`` of ``part`` ("feature" or "value") for x.
+
+        Feature net: q_l = W_l z_{l-1} (+ b_l), whose sign (hard) or sigmoid (soft) is the gate;
+        value net: q_l = W_l zv_{l-1} (+ b_l), before the gates multiply it. ``layer`` is an
+        index over the hidden (gated) layers, negative from the end; ``None`` gives a list with
+        every layer. Returns a float32 Buffer: (n, width) for a Network, (n, H, W, C) for a
+        ConvNetwork. A ReLU (tied) network has one net: both parts agree."""
+        return self._hidden(x, part, layer, 0, out)
+
+    def activations(self, x, part="feature", layer=None, *, out=None):
+        """Activations z_l of hidden ``layer`` of ``part``: relu(q_l) (or q_l, linear feature
+        net) in the feature net, G'_l * q_l in the value net (G'_l the gates value layer l
+        multiplies by). Conv nets: the layer's own output, before a residual skip is added.
+        Same indexing and shapes as :meth:`preactivations`."""
+        return self._hidden(x, part, layer, 1, out)
+
+    def copy_feature_weights(self, source, freeze=True):
+        """Copy the feature (gating) weights of ``source`` (e.g. a trained ReLU network of the same
+        shape) into this network, and freeze them if ``freeze``. Shapes and biases must agree."""
+        try:
+            super().copy_feature_weights(source, freeze)
+        except GatedNetError as e:
+            text = str(e)
+            if not text.startswith("src: "):
+                raise
+            err = type(e)("source: " + text[5:])
+            err.status, err.status_name = e.status, e.status_name
+            raise err from None
 
     # ---- copies and pickling ---------------------------------------------------------------------
 
@@ -209,7 +367,10 @@ class Network(_Shared, _core.Network):
     - ``bias``, ``feature_head``, ``feature_frozen`` (custom only): bools
     - ``init``: ``"gaussian"`` or ``"bernoulli"``; ``init_scale`` > 0 (default sqrt 2)
     - ``seed``: every random draw of the construction flows from it (default 0)
-    - ``gate_source``: trained Network whose feature weights a ``fixed_learnt`` net copies
+    - ``gate_source``: trained Network whose feature weights a ``fixed_learnt`` net copies. The
+      new net inherits its shape settings unless told otherwise: ``bias`` (None: the source's)
+      and ``hidden_widths`` (None: the source's); an explicit mismatch raises ValueError naming
+      the argument.
 
     ``Network(**net.spec)`` rebuilds the same architecture (fresh weights).
     A Network is a context manager (``close()`` on exit), can be pickled and copied (through
@@ -220,10 +381,29 @@ class Network(_Shared, _core.Network):
                  gate=None, beta=None, value_input=None, permutation=None, bias=None,
                  feature_head=None, feature_frozen=None, init=None, init_scale=None, seed=0,
                  gate_source=None):
+        code = _code(regime, REGIMES, "regime")
+        if gate_source is not None and code == REGIMES.index("fixed_learnt") and isinstance(gate_source, Network) \
+                and not gate_source.closed:
+            src = gate_source._info()
+            if hidden_widths is None:
+                hidden_widths = list(src["hidden_widths"])
+            if bias is None:
+                bias = src["bias"]
+            elif bool(bias) != src["bias"]:
+                raise ValueError(f"bias: got {bias!r}, but gate_source has bias={src['bias']}; a fixed_learnt "
+                                 "net copies gate_source's feature layers (leave bias=None to inherit it)")
+            widths = [hidden_widths] if isinstance(hidden_widths, int) else list(hidden_widths)
+            if input_size != src["input_size"]:
+                raise ValueError(f"input_size: got {input_size}, but gate_source has input_size={src['input_size']}")
+            if tuple(widths) != tuple(src["hidden_widths"]):
+                raise ValueError(f"hidden_widths: got {widths}, but gate_source has {list(src['hidden_widths'])} "
+                                 "(pass None to inherit them)")
+        if hidden_widths is None:
+            raise ValueError("hidden_widths: None is only allowed with regime='fixed_learnt' and a gate_source")
         if isinstance(hidden_widths, int):
             hidden_widths = [hidden_widths]
         super().__init__(
-            input_size, list(hidden_widths), output_size, _code(regime, REGIMES, "regime"),
+            input_size, list(hidden_widths), output_size, code,
             activation=_code(activation, _ACTIVATIONS, "activation"),
             gate=_code(gate, _GATES, "gate"), beta=beta,
             value_input=_code(value_input, _VALUE_INPUTS, "value_input"),
@@ -231,6 +411,9 @@ class Network(_Shared, _core.Network):
             bias=bias, feature_head=feature_head, feature_frozen=feature_frozen,
             init=_code(init, _INITS, "init"), init_scale=init_scale, seed=seed,
             gate_source=gate_source)
+
+    def _hidden_count(self):
+        return len(self._info()["hidden_widths"])
 
     # ---- description -------------------------------------------------------------------------
 
@@ -266,26 +449,56 @@ class Network(_Shared, _core.Network):
 
     # ---- parameters --------------------------------------------------------------------------
 
-    def weights(self, part="value", layer=0, out=None):
+    def _weight_layer(self, layer):
+        return _index(layer, self._hidden_count() + 1)
+
+    def weights(self, part="value", layer=0, *, out=None):
         """Weight matrix (fan_out x fan_in) of ``layer`` of ``part`` ("feature" or "value").
 
-        Layers 0..n_hidden-1 are hidden; layer n_hidden is the output layer (the value net's,
-        or the feature head). Returns a copy as a Buffer (or fills ``out``)."""
-        return self._get_weights(_code(part, _PARTS, "part"), layer, out)
+        Layers 0..n_hidden-1 are hidden; layer n_hidden (or -1) is the output layer (the value
+        net's, or the feature head). Returns a copy as a Buffer (or fills ``out``)."""
+        return self._get_weights(_code(part, _PARTS, "part"), self._weight_layer(layer), out)
 
-    def bias(self, part="value", layer=0, out=None):
+    def bias(self, part="value", layer=0, *, out=None):
         """Bias vector of a layer (UnsupportedError if the network has no biases)."""
-        return self._get_weights(_code(part, _PARTS, "part"), layer, out, True)
+        return self._get_weights(_code(part, _PARTS, "part"), self._weight_layer(layer), out, True)
 
     def set_weights(self, part, layer, w):
         """Replace a weight matrix (any float buffer with fan_out*fan_in elements, row-major)."""
-        self._set_weights(_code(part, _PARTS, "part"), layer, w)
+        self._set_weights(_code(part, _PARTS, "part"), self._weight_layer(layer), w)
+
+    def tensor_names(self):
+        """Names of every parameter tensor, as :meth:`tensors` keys them: "feature.0.weight",
+        "value.2.bias", ...; layer n_hidden is the output layer (the value net's, or the feature
+        head). A ReLU (tied) network has feature tensors only."""
+        d = self._info()
+        h = len(d["hidden_widths"])
+        names = []
+        for part in ("feature", "value"):
+            if part == "value" and d["tied"]:
+                continue
+            for layer in range(h + 1):
+                if part == "feature" and layer == h and not (d["feature_head"] or d["tied"]):
+                    continue
+                names.append(f"{part}.{layer}.weight")
+                if d["bias"]:
+                    names.append(f"{part}.{layer}.bias")
+        return names
+
+    def tensors(self):
+        """Every parameter tensor as {name: Buffer} (copies; names as :meth:`tensor_names`):
+        weights (fan_out, fan_in), biases (fan_out,)."""
+        result = {}
+        for name in self.tensor_names():
+            part, layer, kind = name.split(".")
+            result[name] = self._get_weights(_PARTS.index(part), int(layer), None, kind == "bias")
+        return result
 
     # ---- training and evaluation --------------------------------------------------------------
 
     def fit(self, x, y, epochs=1, *, batch_size=32, lr=3e-4, optimizer="adam", loss="cross_entropy",
             momentum=0.9, weight_decay=0.0, adam_betas=(0.9, 0.999), adam_epsilon=1e-8,
-            shuffle_seed=0, validation_data=None, train_feature_head=False, callback=None):
+            shuffle_seed=0, validation_data=None, train_feature_head=False, callback=None, progress=False):
         """Train for ``epochs`` epochs; returns one metrics dict per epoch run.
 
         Each dict has ``epoch`` (over the network's life), ``epoch_in_call``, ``epochs_in_call``,
@@ -293,13 +506,16 @@ class Network(_Shared, _core.Network):
         ``test_loss``, ``test_accuracy`` (on ``validation_data=(x_test, y_test)`` after the
         epoch; None without it) and ``seconds``.
 
-        ``callback(metrics)`` is called after every epoch with that dict (e.g. to update a tqdm
-        bar). Returning False (or another falsy value except None) stops training after that
-        epoch; an exception raised in it stops training and propagates out of ``fit`` with its
-        traceback. The callback must not use this network (GatedNetError); the epochs that ran
-        are kept in either case, and the network stays usable. Ctrl-C stops within about 0.1 s
-        with KeyboardInterrupt; the interrupted epoch is undone, completed ones are kept.
+        ``progress=True`` shows a bar over the epochs with the latest metrics (tqdm.auto, so a
+        widget in Jupyter; without tqdm, one text line per epoch on stderr).
+        ``callback(metrics)`` is called after every epoch with that dict. Returning False (or
+        another falsy value except None) stops training after that epoch; an exception raised
+        in it stops training and propagates out of ``fit`` with its traceback. The callback
+        must not use this network (GatedNetError); the epochs that ran are kept in either case,
+        and the network stays usable. Ctrl-C stops within about 0.1 s with KeyboardInterrupt;
+        the interrupted epoch is undone, completed ones are kept.
 
+        ``lr``: the learning rate, a number > 0 (None is an error, not the default).
         ``optimizer``: "adam" (``adam_betas``, ``adam_epsilon``) or "sgd" (``momentum``);
         ``loss``: "cross_entropy" or "squared"; ``weight_decay``: L2 coefficient; epoch e of
         the network's life is shuffled from (``shuffle_seed``, e). ``train_feature_head``: train
@@ -308,25 +524,27 @@ class Network(_Shared, _core.Network):
         raised.
         """
         return self._fit(x, y, epochs, batch_size, lr, optimizer, loss, momentum, weight_decay, adam_betas,
-                         adam_epsilon, shuffle_seed, validation_data, callback,
+                         adam_epsilon, shuffle_seed, validation_data, callback, progress,
                          train_feature_head=train_feature_head)
 
     # ---- gates and kernels ----------------------------------------------------------------------
 
-    def gates(self, x, layer=None, out=None, packed=False):
+    def gates(self, x, layer=None, *, out=None, packed=False):
         """Gates of the feature net for x.
 
-        ``layer`` an int: a Buffer of shape (n, width(layer)) float32 (0/1 for hard gates,
-        sigmoid values for soft). ``layer=None``: a list with every hidden layer (feature-net
-        numbering, i.e. before the permutation). ``packed=True`` (hard gates only): uint64 words,
-        shape (n, ceil(width/64)); gate j of row i is bit j%64 of word [i, j//64]."""
+        ``layer`` an int (negative counts from the end): a Buffer of shape (n, width(layer))
+        float32 (0/1 for hard gates, sigmoid values for soft). ``layer=None``: a list with every
+        hidden layer (feature-net numbering, i.e. before the permutation). ``packed=True`` (hard
+        gates only): uint64 words, shape (n, ceil(width/64)); gate j of row i is bit j%64 of word
+        [i, j//64]."""
+        n = self._hidden_count()
         if layer is None:
             if out is not None:
                 raise ValueError("out: only with a single layer")
-            return [self._gates(x, l, None, packed) for l in range(self.n_hidden)]
-        return self._gates(x, layer, out, packed)
+            return [self._gates(x, l, None, packed) for l in range(n)]
+        return self._gates(x, _index(layer, n), out, packed)
 
-    def kernel(self, kind, xa, xb=None, layer=0, out=None, *, output=None, rows=None, cols=None,
+    def kernel(self, xa, xb=None, kind="npk", *, layer=0, out=None, output=None, rows=None, cols=None,
                upper_only=False, gate_path="auto", ntk_scaling=False, progress=None):
         """Kernel matrix (float32 Buffer) between batches ``xa`` and ``xb``.
 
@@ -345,41 +563,52 @@ class Network(_Shared, _core.Network):
         over the rows of xa / xb (end None: through the last row); the result is that block.
         ``gate_path``: "auto", "float" or "packed" (bit-packed popcount, hard gates).
         ``out``: a writable float32 buffer of the result's shape whose rows may be strided.
-        ``progress(fraction)`` is called after each tile (at most 512 x 512 entries); returning
-        False cancels (CancelledError); an exception in it propagates. Ctrl-C interrupts the
-        computation at the next tile with KeyboardInterrupt.
+        ``progress=True`` shows a bar (tqdm.auto; text lines without tqdm); a callable
+        ``progress(fraction)`` is called after each tile (at most 512 x 512 entries) instead:
+        returning False cancels (CancelledError), an exception in it propagates. Ctrl-C
+        interrupts the computation at the next tile with KeyboardInterrupt.
+
+        The argument order was ``kernel(kind, xa, xb)`` before version 0.2; that order still
+        works (a string first) with a DeprecationWarning.
         """
+        if isinstance(xa, str):
+            _warnings.warn("Network.kernel(kind, xa, xb) is deprecated: use kernel(xa, xb, kind)",
+                           DeprecationWarning, stacklevel=2)
+            xa, xb, kind = xb, (None if isinstance(kind, str) else kind), xa
         code = _code(kind, _KERNELS, "kind")
         rb, rc = _block(rows, "rows")
         cb, cc = _block(cols, "cols")
-        return self._kernel_compute(
-            code, xa, xb, layer=layer, output=-1 if output is None else output, row_begin=rb,
-            row_count=rc, col_begin=cb, col_count=cc, upper_only=upper_only,
-            gate_path=_code(gate_path, _GATE_PATHS, "gate_path"), ntk_scaling=ntk_scaling, out=out,
-            progress=progress)
+        callback, close = _progress_callback(progress, f"kernel {_KERNELS[code]}")
+        try:
+            return self._kernel_compute(
+                code, xa, xb, layer=_index(layer, self._hidden_count()), output=-1 if output is None else output,
+                row_begin=rb, row_count=rc, col_begin=cb, col_count=cc, upper_only=upper_only,
+                gate_path=_code(gate_path, _GATE_PATHS, "gate_path"), ntk_scaling=ntk_scaling, out=out,
+                progress=callback)
+        finally:
+            if close is not None:
+                close()
 
-    def input_gram(self, xa, xb=None, out=None, **options):
+    def input_gram(self, xa, xb=None, *, out=None, **options):
         """Sigma = Xa Xb^T of the value input (d_in * 11^T for value input "ones")."""
-        return self.kernel("input_gram", xa, xb, out=out, **options)
+        return self.kernel(xa, xb, "input_gram", out=out, **options)
 
-    def base_kernel(self, xa, xb=None, layer=0, out=None, **options):
-        """B_l = G_l(xa) G_l(xb)^T / width_l for hidden ``layer``."""
-        return self.kernel("base", xa, xb, layer, out, **options)
+    def base_kernel(self, xa, xb=None, layer=0, *, out=None, **options):
+        """B_l = G_l(xa) G_l(xb)^T / width_l for hidden ``layer`` (negative from the end)."""
+        return self.kernel(xa, xb, "base", layer=layer, out=out, **options)
 
-    def overlap(self, xa, xb=None, out=None, **options):
+    def overlap(self, xa, xb=None, *, out=None, **options):
         """Lambda = Hadamard product over hidden layers of G_l(xa) G_l(xb)^T (active-path overlap)."""
-        return self.kernel("overlap", xa, xb, out=out, **options)
+        return self.kernel(xa, xb, "overlap", out=out, **options)
 
-    def npk(self, xa, xb=None, normalized=False, out=None, **options):
+    def npk(self, xa, xb=None, *, normalized=False, out=None, **options):
         """Neural path kernel H = Sigma * Lambda.
 
-        ``normalized=True``: Sigma * prod_l B_l; ``normalized="trace"``: H / trace H(xa, xa)."""
-        kind = {False: "npk", True: "npk_normalized", "trace": "npk_trace_normalized"}.get(normalized)
-        if kind is None:
-            raise ValueError(f"normalized: expected False, True or 'trace', got {normalized!r}")
-        return self.kernel(kind, xa, xb, out=out, **options)
+        ``normalized="layer"`` (or True): Sigma * prod_l B_l, each layer's gate overlap divided by
+        its width; ``normalized="trace"``: H / trace H(xa, xa). Options as :meth:`kernel`."""
+        return self.kernel(xa, xb, _npk_kind(normalized), out=out, **options)
 
-    def ntk(self, xa, xb=None, part=None, output=None, ntk_scaling=False, out=None, **options):
+    def ntk(self, xa, xb=None, part=None, output=None, ntk_scaling=False, *, out=None, **options):
         """Empirical neural tangent kernel (kernel suite).
 
         ``part``: None (the weights training changes: K^v + K^f), "value" (K^v), "feature"
@@ -388,30 +617,37 @@ class Network(_Shared, _core.Network):
         kind = {None: "ntk", "value": "ntk_value", "feature": "ntk_feature", "cross": "ntk_cross"}.get(part)
         if kind is None:
             raise ValueError(f"part: expected None, 'value', 'feature' or 'cross', got {part!r}")
-        return self.kernel(kind, xa, xb, output=output, ntk_scaling=ntk_scaling, out=out, **options)
+        return self.kernel(xa, xb, kind, output=output, ntk_scaling=ntk_scaling, out=out, **options)
 
-    def npk_limit(self, xa, xb=None, out=None, **options):
+    def npk_limit(self, xa, xb=None, *, out=None, **options):
         """Infinite-width normalised NPK of random hard gates for this architecture."""
-        return self.kernel("npk_limit", xa, xb, out=out, **options)
+        return self.kernel(xa, xb, "npk_limit", out=out, **options)
 
-    def ntk_limit(self, xa, xb=None, output=None, out=None, **options):
+    def ntk_limit(self, xa, xb=None, output=None, *, out=None, **options):
         """Infinite-width NTK of a ReLU network of this shape (NTK parametrisation)."""
-        return self.kernel("ntk_limit", xa, xb, output=output, out=out, **options)
+        return self.kernel(xa, xb, "ntk_limit", output=output, out=out, **options)
 
     def active_paths(self, x, groups=None, n_groups=None):
-        """Active paths from one input node per row of x: prod_l sum_i G_l(x)_i (float64 Buffer).
-
-        With ``groups`` (one int per row, e.g. class labels, in [0, n_groups); n_groups defaults
-        to output_size) returns ``(mean, counts)``: mean per group (NaN if empty) and rows per
-        group (int64)."""
+        """Active paths from one input node per row of x: prod_l sum_i G_l(x)_i, a float64
+        Buffer of shape (n,). Per group (e.g. class) means: :meth:`active_paths_by_group`
+        (passing ``groups`` here is deprecated: it changed the return type)."""
         if groups is None:
             return self._active_paths(x)
+        _warnings.warn("active_paths(x, groups) is deprecated: use active_paths_by_group(x, groups)",
+                       DeprecationWarning, stacklevel=2)
+        return self.active_paths_by_group(x, groups, n_groups)
+
+    def active_paths_by_group(self, x, groups, n_groups=None):
+        """Mean active paths per group: ``(mean, counts)``, Buffers of shape (n_groups,):
+        float64 means (NaN for an empty group) and int64 row counts. ``groups``: one int per
+        row of x (any integer or bool dtype, e.g. class labels) in [0, n_groups); n_groups
+        defaults to output_size."""
         return self._active_paths(x, groups, self.output_size if n_groups is None else n_groups)
 
     def gate_hyperplanes(self, layer):
         """Effective hyperplanes of a linear gating net (DLGN): gate i of ``layer`` is on iff
         <normals[i], x> + offsets[i] > 0. Returns (normals (width, input_size), offsets (width,))."""
-        return self._gate_hyperplanes(layer)
+        return self._gate_hyperplanes(_index(layer, self._hidden_count()))
 
 
 def _block(spec, name):
@@ -444,8 +680,6 @@ def _restore(cls, data):
 
 from ._core import (kernel_classes, kernel_eigenvalues, kernel_nu, kernel_ridge_fit,  # noqa: E402
                     kernel_ridge_predict, kernel_targets)
-__all__ += ["kernel_classes", "kernel_eigenvalues", "kernel_nu", "kernel_ridge_fit",
-            "kernel_ridge_predict", "kernel_targets"]
 
 
 def idx_dims(path):
@@ -475,7 +709,7 @@ _LAYER_ALIASES = {"gap": "global_avg_pool", "avg_pool": "global_avg_pool", "gmp"
 _PADDINGS = ("zero", "circular", "valid")
 _WIRINGS = ("permuted", "tiled_rotated")
 _ARCHITECTURES = ("gconv", "vconv", "dlgn_conv", "resnet_small", "vgg19", "davidnet")
-_CONV_KERNELS = ("npk", "gate_overlap", "input_gram")
+_CONV_KERNELS = ("npk", "overlap", "input_gram", "npk_normalized", "npk_trace_normalized")
 _LAYER_FIELDS = ("kind", "units", "kernel", "stride", "padding", "bias", "block")
 
 
@@ -519,7 +753,8 @@ def _layer_tuple(layer, index):
             raise TypeError(f"{where}.{field}: expected an int, got {type(v).__name__}")
         ints.append(int(v))
     units, kernel, stride, block = ints
-    return (code, units, kernel, stride, padding, 1 if d.get("bias", False) else 0, block)
+    bias = d.get("bias")
+    return (code, units, kernel, stride, padding, None if bias is None else (1 if bias else 0), block)
 
 
 def _layer_dict(t):
@@ -545,15 +780,48 @@ def _conv_overrides(activation, gate, beta, value_input, permutation, wiring, wi
                 seed=seed, gate_source=gate_source)
 
 
+def _shape_hwc(shape):
+    """input_shape -> (channels, height, width) for the C spec. NHWC: (height, width, channels),
+    or a dict {"height", "width", "channels"}. A tuple that reads as (channels, height, width)
+    is refused: its first entry a usual channel count (<= 4) and its last a larger one."""
+    if isinstance(shape, dict):
+        try:
+            h, w, c = shape["height"], shape["width"], shape["channels"]
+        except KeyError as e:
+            raise ValueError(f"input_shape: a dict needs 'height', 'width' and 'channels', missing {e}") from None
+        unambiguous = True
+    else:
+        try:
+            h, w, c = shape
+        except (TypeError, ValueError):
+            raise ValueError(f"input_shape: expected (height, width, channels), got {shape!r}") from None
+        unambiguous = False
+    for name, v in (("height", h), ("width", w), ("channels", c)):
+        if isinstance(v, bool) or not hasattr(v, "__index__"):
+            raise TypeError(f"input_shape: {name} must be an int, got {v!r}")
+    h, w, c = int(h), int(w), int(c)
+    if not unambiguous and h <= 4 < c:
+        raise ValueError(
+            f"input_shape: {tuple(shape)!r} reads as (channels, height, width); input_shape is "
+            f"(height, width, channels) since gatednet 0.2, as the NHWC arrays are: use ({w}, {c}, {h}) "
+            f"if that is what you meant, or input_shape={{'height': {h}, 'width': {w}, 'channels': {c}}} "
+            f"for a {h} x {w} image with {c} channels")
+    return (c, h, w)
+
+
 class ConvNetwork(_Shared, _core.ConvNetwork):
     """A convolutional / residual deep gated network (MATH.md sections 4-5), built from a layer list.
 
     ``ConvNetwork(layers, input_shape, regime="relu", **spec)``
 
-    ``input_shape`` is ``(channels, height, width)``. Input arrays are NHWC: images of shape
-    ``(n, height, width, channels)`` (channel index fastest), or flat rows ``(n, height*width*
-    channels)`` in that order, or ``(n, height, width)`` for one channel. A 4-D array of another
-    shape (e.g. NCHW) raises ValueError naming the argument even when its size matches.
+    ``input_shape`` is ``(height, width, channels)``, the NHWC order of the data (before
+    gatednet 0.2 it was (channels, height, width); a tuple that reads as that order, such as
+    ``(1, 28, 28)`` or ``(3, 32, 32)``, raises ValueError saying so; a dict
+    ``{"height": h, "width": w, "channels": c}`` is never ambiguous). Input arrays are NHWC:
+    images of shape ``(n, height, width, channels)`` (channel index fastest), or flat rows
+    ``(n, height*width*channels)`` in that order, or ``(n, height, width)`` for one channel. A
+    4-D array of another shape (e.g. NCHW) raises ValueError naming the argument even when its
+    size matches.
 
     ``layers``: a list; each entry a tuple with the kind first, or a dict with the same names:
 
@@ -563,9 +831,11 @@ class ConvNetwork(_Shared, _core.ConvNetwork):
     - ``("gap",)`` / ``("global_avg_pool",)``, ``("gmp",)`` / ``("global_max_pool",)``, ``("flatten",)``.
 
     A tuple may end with a dict of the remaining fields, e.g. ``("conv", 16, 3, {"block": 1})``.
-    Conv layers and every dense layer but the last are gated (numbered 0.. in list order); the
-    last layer must be dense (the output). Consecutive gated layers with the same ``block`` id
-    > 0 form a residual block (identity skip, or a learnt 1x1 projection when shapes change).
+    Conv layers and every dense layer but the last are gated (numbered 0.. in list order, the
+    numbering of :meth:`gates`, :meth:`preactivations` and :meth:`activations`); the last layer
+    must be dense (the output). Consecutive gated layers with the same ``block`` id > 0 form a
+    residual block (identity skip, or a learnt 1x1 projection when shapes change). Weights are
+    addressed by position in this list (:meth:`weights`), which a projection does not shift.
 
     ``regime`` and the keyword overrides are as for :class:`Network` (``activation``, ``gate``,
     ``beta``, ``value_input``, ``permutation`` (one entry per gated layer), ``feature_frozen``,
@@ -584,7 +854,23 @@ class ConvNetwork(_Shared, _core.ConvNetwork):
         if isinstance(layers, (str, bytes, dict)) or not hasattr(layers, "__iter__"):
             raise TypeError(f"layers: expected a list of layer tuples or dicts, got {type(layers).__name__}")
         encoded = [_layer_tuple(layer, i) for i, layer in enumerate(layers)]
-        super().__init__(encoded, _shape3(input_shape), _code(regime, REGIMES, "regime"),
+        code = _code(regime, REGIMES, "regime")
+        inherited = set()
+        if gate_source is not None and code == REGIMES.index("fixed_learnt") and isinstance(gate_source, ConvNetwork) \
+                and not gate_source.closed:
+            inherited = gate_source._feature_bias_positions()
+        for i, t in enumerate(encoded):
+            if t[5] is None:
+                bias = 1 if i in inherited and i < len(encoded) - 1 else 0  # not the output layer
+            else:
+                bias = t[5]
+                if inherited or gate_source is not None and code == REGIMES.index("fixed_learnt"):
+                    if t[0] in (0, 1) and i < len(encoded) - 1 and bool(bias) != (i in inherited):
+                        raise ValueError(f"layers[{i}].bias: got {bool(bias)}, but gate_source's layer {i} has "
+                                         f"bias={i in inherited}; a fixed_learnt net copies gate_source's feature "
+                                         "layers (leave bias out to inherit it)")
+            encoded[i] = t[:5] + (bias,) + t[6:]
+        super().__init__(encoded, _shape_hwc(input_shape), code,
                          **_conv_overrides(activation, gate, beta, value_input, permutation, wiring,
                                            wiring_seed, feature_frozen, init, init_scale, seed, gate_source))
 
@@ -593,9 +879,10 @@ class ConvNetwork(_Shared, _core.ConvNetwork):
         """A named architecture: "gconv", "vconv" (paper 001), "dlgn_conv" (paper 003),
         "resnet_small", "vgg19" or "davidnet", with ``classes`` outputs and every channel /
         unit count multiplied by ``width_scale`` (0 < width_scale <= 64; rounded, >= 1).
-        ``overrides`` are the keyword arguments of the constructor."""
+        ``input_shape`` is (height, width, channels). ``overrides`` are the keyword arguments
+        of the constructor."""
         net = cls.__new__(cls)
-        _core.ConvNetwork.__init__(net, None, _shape3(input_shape), _code(regime, REGIMES, "regime"),
+        _core.ConvNetwork.__init__(net, None, _shape_hwc(input_shape), _code(regime, REGIMES, "regime"),
                                    arch=_code(arch, _ARCHITECTURES, "arch"), classes=classes,
                                    width_scale=float(width_scale), **_conv_overrides(**{
                                        k: overrides.pop(k, None) for k in (
@@ -613,18 +900,25 @@ class ConvNetwork(_Shared, _core.ConvNetwork):
                 _core.ConvNetwork._architecture_layers(_code(arch, _ARCHITECTURES, "arch"), classes,
                                                        float(width_scale))]
 
+    def _hidden_count(self):
+        return self._info()["n_gated"]
+
     # ---- description -------------------------------------------------------------------------
 
     def info(self):
-        """Architecture and state as a dict (enum fields as names; gated_shapes as (H, W, C))."""
+        """Architecture and state as a dict (enum fields as names; input_shape and gated_shapes
+        as (H, W, C))."""
         d = self._named_info()
+        c, h, w = d["input_shape"]
+        d["input_shape"] = (h, w, c)
         d["wiring"] = _WIRINGS[d["wiring"]]
         return d
 
-    input_shape = property(lambda self: self._info()["input_shape"], doc="(channels, height, width).")
-    input_size = property(lambda self: self._info()["input_size"], doc="channels * height * width.")
+    input_shape = property(lambda self: self.info()["input_shape"], doc="(height, width, channels).")
+    input_size = property(lambda self: self._info()["input_size"], doc="height * width * channels.")
     output_size = property(lambda self: self._info()["output_size"], doc="Number of outputs.")
     n_gated = property(lambda self: self._info()["n_gated"], doc="Number of gated layers.")
+    n_hidden = property(lambda self: self._info()["n_gated"], doc="Number of gated (hidden) layers, as Network.n_hidden.")
     gated_shapes = property(lambda self: self._info()["gated_shapes"], doc="(H, W, C) per gated layer.")
     regime = property(lambda self: REGIMES[self._info()["regime"]], doc="Regime name.")
     parameter_count = property(lambda self: self._info()["parameter_count"], doc="Scalars in both nets.")
@@ -635,8 +929,25 @@ class ConvNetwork(_Shared, _core.ConvNetwork):
     # ---- parameters --------------------------------------------------------------------------
 
     def tensor_names(self):
-        """Names of the parameter tensors in library order, e.g. "value.3.weight"."""
+        """Names of the parameter tensors in library order, e.g. "value.3.weight" (3 numbers the
+        parameter tensors of the net, so a residual projection shifts later numbers; see
+        :meth:`tensor_layers` and :meth:`weights` for positions in the layer list)."""
         return [self._tensor_info(i)[0] for i in range(self.tensor_count())]
+
+    def tensor_layers(self):
+        """For each tensor of :meth:`tensor_names`: ``(position, is_projection)``, its layer's
+        position in the layer list (a projection: its residual block's last layer)."""
+        return [self._tensor_layer(i) for i in range(self.tensor_count())]
+
+    def _feature_bias_positions(self):
+        """Layer-list positions whose feature-net layer has a bias (what fixed_learnt copies)."""
+        return {pos for (pos, proj), name in zip(self.tensor_layers(), self.tensor_names())
+                if not proj and name.startswith("feature.") and name.endswith(".bias")}
+
+    @property
+    def n_layers(self):
+        """Number of entries of the layer list the network was built from."""
+        return self._tensor_layer(self.tensor_count() - 1)[0] + 1
 
     def _tensor_index(self, tensor):
         if isinstance(tensor, str):
@@ -644,9 +955,40 @@ class ConvNetwork(_Shared, _core.ConvNetwork):
             if tensor not in names:
                 raise KeyError(f"tensor: no parameter named {tensor!r}")
             return names.index(tensor)
-        return tensor
+        return _index(tensor, self.tensor_count(), "tensor", IndexError)
 
-    def tensor(self, tensor, out=None):
+    def _tensor_at(self, part, layer, bias, projection):
+        """Index of the tensor of ``part`` at layer-list position ``layer``."""
+        p = _PARTS[_code(part, _PARTS, "part")]
+        if self._info()["tied"]:
+            p = "feature"
+        positions = self.tensor_layers()
+        count = positions[-1][0] + 1
+        pos = _index(layer, count)
+        kind = "bias" if bias else "weight"
+        for i, ((at, proj), name) in enumerate(zip(positions, self.tensor_names())):
+            if at == pos and proj == bool(projection) and name.startswith(p + ".") and name.endswith("." + kind):
+                return i
+        what = "projection " if projection else ""
+        raise ValueError(f"layer: layers[{pos}] has no {p} {what}{kind} (pooling and flatten layers have no "
+                         "parameters, biases need bias=True, a projection sits at its block's last layer)")
+
+    def weights(self, part="value", layer=0, *, projection=False, out=None):
+        """Weight matrix of the conv / dense layer at position ``layer`` of the layer list
+        (negative from the end; a residual projection shifts nothing) of ``part``: fan_out x
+        fan_in, a conv's fan_in index (ky*k + kx)*in_channels + c. ``projection=True``: the
+        1x1 projection of the residual block whose last layer is at ``layer``. A copy (Buffer)."""
+        return self._get_tensor(self._tensor_at(part, layer, False, projection), out)
+
+    def bias(self, part="value", layer=0, *, out=None):
+        """Bias of the layer at position ``layer`` of the list (fan_out x 1); ValueError if it has none."""
+        return self._get_tensor(self._tensor_at(part, layer, True, False), out)
+
+    def set_weights(self, part, layer, w, *, projection=False):
+        """Replace the weights of the layer at position ``layer`` (see :meth:`weights`)."""
+        self._set_tensor(self._tensor_at(part, layer, False, projection), w)
+
+    def tensor(self, tensor, *, out=None):
         """A copy of a parameter tensor (index or name) as a float32 Buffer (rows, cols):
         weights fan_out x fan_in (conv fan_in index (ky*k + kx)*in_channels + c), biases fan_out x 1."""
         return self._get_tensor(self._tensor_index(tensor), out)
@@ -663,50 +1005,68 @@ class ConvNetwork(_Shared, _core.ConvNetwork):
 
     def fit(self, x, y, epochs=1, *, batch_size=32, lr=3e-4, optimizer="adam", loss="cross_entropy",
             momentum=0.9, weight_decay=0.0, adam_betas=(0.9, 0.999), adam_epsilon=1e-8,
-            shuffle_seed=0, validation_data=None, callback=None):
+            shuffle_seed=0, validation_data=None, callback=None, progress=False):
         """Train for ``epochs`` epochs; returns one metrics dict per epoch run.
 
-        Same options, metrics, callback, Ctrl-C and divergence semantics as :meth:`Network.fit`
-        (conv nets have no feature head, so there is no ``train_feature_head``)."""
+        Same options, metrics, callback, ``progress`` bar, Ctrl-C and divergence semantics as
+        :meth:`Network.fit` (conv nets have no feature head, so there is no
+        ``train_feature_head``)."""
         return self._fit(x, y, epochs, batch_size, lr, optimizer, loss, momentum, weight_decay, adam_betas,
-                         adam_epsilon, shuffle_seed, validation_data, callback)
+                         adam_epsilon, shuffle_seed, validation_data, callback, progress)
 
     # ---- gates and kernels ----------------------------------------------------------------------
 
-    def gates(self, x, layer=None, wired=False, out=None):
-        """Gates of gated ``layer`` for x as a float32 Buffer of shape (n, H, W, C) (NHWC of the layer).
+    def gates(self, x, layer=None, *, out=None, wired=False):
+        """Gates of gated ``layer`` (negative from the end) for x as a float32 Buffer of shape
+        (n, H, W, C) (NHWC of the layer).
 
         ``wired=False``: the feature net's own gates; ``wired=True``: the gates value layer
         ``layer`` multiplies by (after permutation / tiling). ``layer=None``: a list, every layer."""
+        n = self._hidden_count()
         if layer is None:
             if out is not None:
                 raise ValueError("out: only with a single layer")
-            return [self._gates(x, l, wired) for l in range(self.n_gated)]
-        return self._gates(x, layer, wired, out)
+            return [self._gates(x, l, wired) for l in range(n)]
+        return self._gates(x, _index(layer, n), wired, out)
 
-    def kernel(self, xa, xb=None, kind="npk", out=None):
+    def kernel(self, xa, xb=None, kind="npk", *, layer=None, out=None, progress=None):
         """Exact path kernel (float32 Buffer, n_a x n_b) between batches ``xa`` and ``xb``.
 
         ``kind``: "npk" (neural path kernel of the value net with its wired gates),
-        "gate_overlap" (the same recursion with the input Gram replaced by 1) or "input_gram".
+        "npk_normalized" (each layer a path passes through contributes a mean over its units:
+        the gate Gram of a layer divided by its channels or width, a projection skip counting
+        1; without residual blocks H / prod_l C_l), "npk_trace_normalized" (H / trace H(xa,
+        xa), in double before rounding: never overflows), "overlap" (alias "gate_overlap": the
+        same recursion with the input Gram replaced by 1) or "input_gram". Raw kinds whose
+        entries pass float32's range (deep, wide nets) raise ArgumentError naming the
+        normalised kinds. ``layer`` is accepted for the signature Network.kernel shares and
+        must be None (conv nets have no per-layer kernel).
         ``xb=None``: xb = xa (symmetric). ``out``: a writable float32 buffer whose rows may be
-        strided. Cost per pair grows with the squared number of positions: small images or n only.
+        strided. ``progress=True`` shows a bar (tqdm.auto; text without tqdm); a callable
+        ``progress(fraction)`` is called after each block of rows (returning False cancels
+        with CancelledError); the trace-normalised kind reports once, at the end. Cost per pair
+        grows with the squared number of positions: small images or n only.
         UnsupportedError for nets with global max pooling."""
-        if kind == "overlap":
-            kind = "gate_overlap"
-        return self._kernel(_code(kind, _CONV_KERNELS, "kind"), xa, xb, out)
+        if layer is not None:
+            raise ValueError(f"layer: got {layer!r}; conv path kernels have no layer argument (pass None)")
+        code = _code(kind, _CONV_KERNELS, "kind")
+        callback, close = _progress_callback(progress, f"kernel {_CONV_KERNELS[code]}")
+        try:
+            return self._kernel(code, xa, xb, out, callback)
+        finally:
+            if close is not None:
+                close()
 
-    def npk(self, xa, xb=None, out=None):
-        """Neural path kernel H(xa, xb) (see :meth:`kernel`)."""
-        return self.kernel(xa, xb, "npk", out)
+    def npk(self, xa, xb=None, *, normalized=False, out=None, **options):
+        """Neural path kernel H(xa, xb); ``normalized`` False, "layer" (or True) or "trace" as
+        :meth:`Network.npk` (kinds "npk", "npk_normalized", "npk_trace_normalized" of
+        :meth:`kernel`, which documents the options)."""
+        return self.kernel(xa, xb, _npk_kind(normalized), out=out, **options)
 
+    def overlap(self, xa, xb=None, *, out=None, **options):
+        """The gates' share of the NPK (the recursion with the input Gram replaced by 1)."""
+        return self.kernel(xa, xb, "overlap", out=out, **options)
 
-def _shape3(shape):
-    try:
-        c, h, w = shape
-    except (TypeError, ValueError):
-        raise ValueError(f"input_shape: expected (channels, height, width), got {shape!r}") from None
-    return (c, h, w)
-
-
-__all__ += ["ConvNetwork"]
+    def input_gram(self, xa, xb=None, *, out=None, **options):
+        """Sigma = <xv_a, xv_b> of the value input over all entries."""
+        return self.kernel(xa, xb, "input_gram", out=out, **options)

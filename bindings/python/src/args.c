@@ -217,9 +217,9 @@ int gnpy_input_i32_vector(PyObject *obj, const char *name, Py_ssize_t rows, gnpy
     int is_signed;
     switch (code) {
     case 'b': case 'h': case 'i': case 'l': case 'q': is_signed = 1; break;
-    case 'B': case 'H': case 'I': case 'L': case 'Q': is_signed = 0; break;
+    case 'B': case 'H': case 'I': case 'L': case 'Q': case '?': is_signed = 0; break;
     default:
-        PyErr_Format(PyExc_TypeError, "%s: expected integer labels (int32 is used in place), got %s",
+        PyErr_Format(PyExc_TypeError, "%s: expected integer or bool labels (int32 is used in place), got %s",
                      name, dtype_name(v->format));
         goto fail;
     }
@@ -275,6 +275,37 @@ int gnpy_input_i32_vector(PyObject *obj, const char *name, Py_ssize_t rows, gnpy
 fail:
     gnpy_input_release(in);
     return -1;
+}
+
+int gnpy_input_f32_values(PyObject *obj, const char *name, Py_ssize_t count, gnpy_input *in) {
+    Py_buffer probe;
+    char code = 0;
+    memset(in, 0, sizeof *in);
+    if (PyObject_CheckBuffer(obj) && PyObject_GetBuffer(obj, &probe, PyBUF_STRIDES | PyBUF_FORMAT) == 0) {
+        code = format_code(probe.format);
+        PyBuffer_Release(&probe);
+    } else {
+        PyErr_Clear();
+    }
+    if (code == 'f' || code == 'd' || code == 0) return gnpy_input_f32_flat(obj, name, count, in);
+    /* Integer or bool values: through the label reader (1-D, range-checked), then to float. */
+    gnpy_input labels;
+    if (gnpy_input_i32_vector(obj, name, count, &labels) < 0) return -1;
+    float *dst = PyMem_RawMalloc((size_t)(count > 0 ? count : 1) * sizeof(float));
+    if (dst == NULL) {
+        gnpy_input_release(&labels);
+        PyErr_NoMemory();
+        return -1;
+    }
+    const int32_t *src = labels.data;
+    for (Py_ssize_t i = 0; i < count; i++) dst[i] = (float)src[i];
+    gnpy_input_release(&labels);
+    in->copy = dst;
+    in->data = dst;
+    in->rows = count;
+    in->cols = 1;
+    in->ld = 1;
+    return 0;
 }
 
 int gnpy_input_f32_strided(PyObject *obj, const char *name, gnpy_input *in) {

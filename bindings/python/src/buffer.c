@@ -186,9 +186,189 @@ static PyObject *buffer_tobytes(GNPy_Buffer *self, PyObject *unused) {
     return PyBytes_FromStringAndSize(self->data, self->nitems * self->itemsize);
 }
 
+/* ---- DLPack (https://dmlc.github.io/dlpack/latest/): the structs of dlpack.h v1.0, declared
+ * here from the specification so that the binding needs no extra header. ---------------------- */
+
+typedef struct { int32_t device_type; int32_t device_id; } gnpy_dl_device;
+typedef struct { uint8_t code; uint8_t bits; uint16_t lanes; } gnpy_dl_dtype;
+typedef struct {
+    void *data;
+    gnpy_dl_device device;
+    int32_t ndim;
+    gnpy_dl_dtype dtype;
+    int64_t *shape;
+    int64_t *strides; /* in elements */
+    uint64_t byte_offset;
+} gnpy_dl_tensor;
+typedef struct gnpy_dl_managed {
+    gnpy_dl_tensor dl_tensor;
+    void *manager_ctx;
+    void (*deleter)(struct gnpy_dl_managed *self);
+} gnpy_dl_managed;
+typedef struct { uint32_t major; uint32_t minor; } gnpy_dl_version;
+typedef struct gnpy_dl_managed_versioned {
+    gnpy_dl_version version;
+    void *manager_ctx;
+    void (*deleter)(struct gnpy_dl_managed_versioned *self);
+    uint64_t flags;
+    gnpy_dl_tensor dl_tensor;
+} gnpy_dl_managed_versioned;
+
+enum { GNPY_DL_CPU = 1, GNPY_DL_INT = 0, GNPY_DL_UINT = 1, GNPY_DL_FLOAT = 2 };
+#define GNPY_DL_FLAG_IS_COPIED ((uint64_t)1 << 1)
+
+/* Drop the Buffer reference a DLPack tensor holds. Consumers may call deleters from any thread,
+ * with or without the GIL; after interpreter shutdown the memory is left to the process exit. */
+static void release_owner(void *owner) {
+    if (owner == NULL || !Py_IsInitialized()) return;
+    PyGILState_STATE g = PyGILState_Ensure();
+    Py_DECREF((PyObject *)owner);
+    PyGILState_Release(g);
+}
+
+static void dl_delete(gnpy_dl_managed *m) {
+    release_owner(m->manager_ctx);
+    free(m);
+}
+
+static void dl_delete_versioned(gnpy_dl_managed_versioned *m) {
+    release_owner(m->manager_ctx);
+    free(m);
+}
+
+/* Capsule destructors: a capsule never consumed (still named "dltensor...") owns its tensor. */
+static void dl_capsule_destructor(PyObject *capsule) {
+    if (PyCapsule_IsValid(capsule, "dltensor")) {
+        gnpy_dl_managed *m = PyCapsule_GetPointer(capsule, "dltensor");
+        if (m != NULL && m->deleter != NULL) m->deleter(m);
+    }
+    PyErr_Clear();
+}
+
+static void dl_capsule_destructor_versioned(PyObject *capsule) {
+    if (PyCapsule_IsValid(capsule, "dltensor_versioned")) {
+        gnpy_dl_managed_versioned *m = PyCapsule_GetPointer(capsule, "dltensor_versioned");
+        if (m != NULL && m->deleter != NULL) m->deleter(m);
+    }
+    PyErr_Clear();
+}
+
+/* Fill t for b (shape and strides in the storage after the struct) and take a reference to b. */
+static void dl_fill(gnpy_dl_tensor *t, GNPy_Buffer *b, int64_t *dims) {
+    t->data = b->data;
+    t->device.device_type = GNPY_DL_CPU;
+    t->device.device_id = 0;
+    t->ndim = b->ndim;
+    switch (b->format[0]) {
+    case 'f': t->dtype.code = GNPY_DL_FLOAT; t->dtype.bits = 32; break;
+    case 'd': t->dtype.code = GNPY_DL_FLOAT; t->dtype.bits = 64; break;
+    case 'i': t->dtype.code = GNPY_DL_INT; t->dtype.bits = 32; break;
+    case 'q': t->dtype.code = GNPY_DL_INT; t->dtype.bits = 64; break;
+    default: t->dtype.code = GNPY_DL_UINT; t->dtype.bits = 64; break;
+    }
+    t->dtype.lanes = 1;
+    t->shape = dims;
+    t->strides = dims + b->ndim;
+    for (int i = 0; i < b->ndim; i++) {
+        dims[i] = b->shape[i];
+        dims[b->ndim + i] = b->strides[i] / b->itemsize;
+    }
+    t->byte_offset = 0;
+}
+
+static int dl_parse_version(PyObject *v, long *major) {
+    *major = 0;
+    if (v == NULL || v == Py_None) return 0;
+    PyObject *seq = PySequence_Fast(v, "max_version: expected a (major, minor) tuple");
+    if (seq == NULL) return -1;
+    if (PySequence_Fast_GET_SIZE(seq) != 2) {
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_TypeError, "max_version: expected a (major, minor) tuple");
+        return -1;
+    }
+    *major = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, 0));
+    Py_DECREF(seq);
+    return *major == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+static PyObject *buffer_dlpack(GNPy_Buffer *self, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"stream", "max_version", "dl_device", "copy", NULL};
+    PyObject *stream = Py_None, *max_version = Py_None, *dl_device = Py_None, *copy = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O$OOO:__dlpack__", kwlist, &stream, &max_version, &dl_device,
+                                     &copy))
+        return NULL;
+    /* CPU memory: no stream to synchronise with (None; -1 is accepted as "no synchronisation"). */
+    if (stream != Py_None) {
+        long v = PyLong_Check(stream) ? PyLong_AsLong(stream) : 0;
+        if (!PyLong_Check(stream) || v != -1) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_BufferError, "stream: a gatednet.Buffer lives in CPU memory; pass stream=None");
+            return NULL;
+        }
+    }
+    if (dl_device != Py_None) {
+        int type = -1, id = -1;
+        if (!PyArg_ParseTuple(dl_device, "ii;dl_device: expected (device_type, device_id)", &type, &id)) return NULL;
+        if (type != GNPY_DL_CPU || id != 0) {
+            PyErr_Format(PyExc_BufferError, "dl_device: (%d, %d) requested, a gatednet.Buffer is on the CPU (1, 0)",
+                         type, id);
+            return NULL;
+        }
+    }
+    long major = 0;
+    if (dl_parse_version(max_version, &major) < 0) return NULL;
+    int want_copy = copy != Py_None && PyObject_IsTrue(copy);
+    if (want_copy < 0) return NULL;
+    GNPy_Buffer *owner = self;
+    if (want_copy) {
+        owner = gnpy_buffer_new(self->format[0], self->ndim, self->shape);
+        if (owner == NULL) return NULL;
+        memcpy(owner->data, self->data, (size_t)(self->nitems * self->itemsize));
+    } else {
+        Py_INCREF(self);
+    }
+    size_t dims_bytes = 2 * (size_t)owner->ndim * sizeof(int64_t);
+    PyObject *capsule = NULL;
+    if (major >= 1) {
+        gnpy_dl_managed_versioned *m = malloc(sizeof *m + dims_bytes);
+        if (m == NULL) { Py_DECREF(owner); return PyErr_NoMemory(); }
+        m->version.major = 1;
+        m->version.minor = 0;
+        m->manager_ctx = owner;
+        m->deleter = dl_delete_versioned;
+        m->flags = want_copy ? GNPY_DL_FLAG_IS_COPIED : 0;
+        dl_fill(&m->dl_tensor, owner, (int64_t *)(m + 1));
+        capsule = PyCapsule_New(m, "dltensor_versioned", dl_capsule_destructor_versioned);
+        if (capsule == NULL) { Py_DECREF(owner); free(m); }
+    } else {
+        gnpy_dl_managed *m = malloc(sizeof *m + dims_bytes);
+        if (m == NULL) { Py_DECREF(owner); return PyErr_NoMemory(); }
+        m->manager_ctx = owner;
+        m->deleter = dl_delete;
+        dl_fill(&m->dl_tensor, owner, (int64_t *)(m + 1));
+        capsule = PyCapsule_New(m, "dltensor", dl_capsule_destructor);
+        if (capsule == NULL) { Py_DECREF(owner); free(m); }
+    }
+    return capsule;
+}
+
+static PyObject *buffer_dlpack_device(GNPy_Buffer *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    return Py_BuildValue("(ii)", GNPY_DL_CPU, 0);
+}
+
 static PyMethodDef buffer_methods[] = {
     {"tolist", (PyCFunction)buffer_tolist, METH_NOARGS, "The elements as nested lists."},
     {"tobytes", (PyCFunction)buffer_tobytes, METH_NOARGS, "A bytes copy of the raw data."},
+    {"__dlpack__", (PyCFunction)(void (*)(void))buffer_dlpack, METH_VARARGS | METH_KEYWORDS,
+     "__dlpack__(stream=None, *, max_version=None, dl_device=None, copy=None) -> PyCapsule\n\n"
+     "Export the Buffer as a DLPack tensor (CPU, C order) sharing its memory: numpy.from_dlpack,\n"
+     "torch.from_dlpack and jax.dlpack take it without a copy. The consumer's tensor keeps the\n"
+     "Buffer's memory alive. max_version >= (1, 0) gives a versioned capsule\n"
+     "('dltensor_versioned'), else the unversioned one ('dltensor'). copy=True exports a copy."},
+    {"__dlpack_device__", (PyCFunction)buffer_dlpack_device, METH_NOARGS,
+     "__dlpack_device__() -> (1, 0)\n\nThe DLPack device: kDLCPU, device 0."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -227,7 +407,8 @@ PyTypeObject GNPy_BufferType = {
               "uint64 'Q'; C order).\n\n"
               "Exposes the buffer protocol: numpy.asarray(buf) and memoryview(buf) are views\n"
               "sharing its memory (writable). The memory is freed when the Buffer and all views\n"
-              "are gone; it does not depend on the Network that produced it.",
+              "are gone; it does not depend on the Network that produced it.\n\n"
+              "DLPack: numpy.from_dlpack(buf) and torch.from_dlpack(buf) share the memory too.",
     .tp_weaklistoffset = offsetof(GNPy_Buffer, weakrefs),
     .tp_methods = buffer_methods,
     .tp_getset = buffer_getset,

@@ -354,7 +354,7 @@ static PyObject *conv_set_tensor(GNPy_ConvNetwork *self, PyObject *args) {
 static PyObject *predict_common(GNPy_ConvNetwork *self, PyObject *args, PyObject *kwargs, int classes) {
     static char *kwlist[] = {"x", "out", NULL};
     PyObject *x_obj, *out = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O:predict", kwlist, &x_obj, &out)) return NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$O:predict", kwlist, &x_obj, &out)) return NULL;
     if (gnpy_begin(self) < 0) return NULL;
     gn_conv_network_info info;
     gnpy_input x = {0};
@@ -442,13 +442,129 @@ done:
     return r;
 }
 
-static PyObject *conv_kernel(GNPy_ConvNetwork *self, PyObject *args, PyObject *kwargs) {
-    static char *kwlist[] = {"kind", "xa", "xb", "out", NULL};
-    int kind;
-    PyObject *xa_obj, *xb_obj = Py_None, *out = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iO|OO:kernel", kwlist, &kind, &xa_obj, &xb_obj, &out))
+static PyObject *conv_hidden_state(GNPy_ConvNetwork *self, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"x", "part", "layer", "kind", "out", NULL};
+    PyObject *x_obj, *out = Py_None;
+    int part, kind;
+    long long layer;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OiLi|O:hidden_state", kwlist, &x_obj, &part, &layer, &kind, &out))
         return NULL;
-    return gnpy_kernel_matrix(self, kind, 0, xa_obj, xb_obj, out);
+    if (gnpy_begin(self) < 0) return NULL;
+    gn_conv_network_info info;
+    gnpy_input x = {0};
+    gnpy_output o = {0};
+    PyObject *r = NULL;
+    int64_t h = 0, w = 0, c = 0;
+    gn_status s;
+    if (get_info(self, &info) < 0) goto done;
+    if ((s = gn_conv_network_gated_shape(self->net, layer, &h, &w, &c)) != GN_OK) { gnpy_raise(s); goto done; }
+    if (conv_input(x_obj, "x", &info, &x) < 0) goto done;
+    Py_ssize_t shape[4] = {x.rows, (Py_ssize_t)h, (Py_ssize_t)w, (Py_ssize_t)c};
+    if (out != Py_None && out_shape_check(out, shape) < 0) goto done;
+    if (gnpy_output_prepare(out, "out", 'f', 4, shape, 0, &o) < 0) goto done;
+    Py_BEGIN_ALLOW_THREADS
+    s = gn_conv_network_hidden_state(self->net, x.data, x.rows, (gn_part)part, layer, (gn_hidden_kind)kind, o.data,
+                                     o.capacity);
+    Py_END_ALLOW_THREADS
+    r = gnpy_output_status(&o, s);
+done:
+    gnpy_input_release(&x);
+    gnpy_end(self);
+    return r;
+}
+
+/* progress(fraction) after a block, then a Ctrl-C check; -1 (exception set) to stop, with
+ * CancelledError when the callback returned a falsy value other than None. */
+static int block_progress(PyObject *progress, double fraction) {
+    PyObject *f = PyFloat_FromDouble(fraction);
+    if (f == NULL) return -1;
+    PyObject *r = PyObject_CallOneArg(progress, f);
+    Py_DECREF(f);
+    if (r == NULL) return -1;
+    int stop = 0;
+    if (r != Py_None) {
+        int t = PyObject_IsTrue(r);
+        if (t < 0) { Py_DECREF(r); return -1; }
+        stop = !t;
+    }
+    Py_DECREF(r);
+    if (stop) {
+        gnpy_raise_msg(GN_ERR_CANCELLED, "kernel: cancelled by the progress callback");
+        return -1;
+    }
+    return PyErr_CheckSignals();
+}
+
+/* With a progress callback the kernel is computed by blocks of rows (about 32 blocks), the
+ * callback called after each: symmetric kernels take the rows' upper part (columns from the
+ * block's first row on) and mirror it, so no pair is computed twice outside the diagonal
+ * blocks. The trace-normalised kind needs the trace over all of xa: one call, one report. */
+static PyObject *conv_kernel(GNPy_ConvNetwork *self, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"kind", "xa", "xb", "out", "progress", NULL};
+    int kind;
+    PyObject *xa_obj, *xb_obj = Py_None, *out = Py_None, *progress = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iO|OOO:kernel", kwlist, &kind, &xa_obj, &xb_obj, &out, &progress))
+        return NULL;
+    if (progress == Py_None) return gnpy_kernel_matrix(self, kind, 0, xa_obj, xb_obj, out);
+    if (!PyCallable_Check(progress)) {
+        PyErr_Format(PyExc_TypeError, "progress: expected a callable, got %.100s", Py_TYPE(progress)->tp_name);
+        return NULL;
+    }
+    if (gnpy_begin(self) < 0) return NULL;
+    gnpy_input xa = {0}, xb = {0};
+    const gnpy_input *b;
+    gnpy_output o = {0};
+    PyObject *r = NULL;
+    int ok = 0;
+    if (gnpy_input_pair(self, xa_obj, xb_obj, &xa, &xb, &b) < 0) goto done;
+    Py_ssize_t shape[2] = {xa.rows, b->rows};
+    if (gnpy_output_prepare(out, "out", 'f', 2, shape, 1, &o) < 0) goto done;
+    const float *xa_data = xa.data, *xb_data = b->data;
+    float *dst = o.data;
+    int64_t n_a = xa.rows, n_b = b->rows, ld = o.ld, d = xa.cols;
+    int symmetric = xb_obj == Py_None;
+    int64_t step = kind == GN_CONV_KERNEL_NPK_TRACE_NORMALIZED ? n_a : (n_a + 31) / 32;
+    gn_status s = GN_OK;
+    for (int64_t r0 = 0; r0 < n_a; r0 += step) {
+        int64_t rows = n_a - r0 < step ? n_a - r0 : step;
+        int64_t c0 = symmetric && step < n_a ? r0 : 0;
+        const float *a = xa_data + r0 * d;
+        const float *bb = symmetric && step >= n_a ? a : xb_data + c0 * d;
+        float *corner = dst + r0 * ld + c0;
+        int64_t cap = (rows - 1) * ld + (n_b - c0);
+        Py_BEGIN_ALLOW_THREADS
+        s = gn_conv_network_kernel(self->net, (gn_conv_kernel_kind)kind, a, rows, bb, n_b - c0, corner, ld, cap);
+        Py_END_ALLOW_THREADS
+        if (s != GN_OK) { gnpy_raise(s); goto done; }
+        if (symmetric && step < n_a)
+            for (int64_t i = r0; i < r0 + rows; i++)
+                for (int64_t j = r0 + rows; j < n_a; j++) dst[j * ld + i] = dst[i * ld + j];
+        double done_pairs = (double)(r0 + rows), total = (double)n_a;
+        if (symmetric) { /* upper-triangle work: rows r0.. take n - r0 columns */
+            done_pairs = (double)(r0 + rows) * (double)n_a - 0.5 * (double)(r0 + rows) * (double)(r0 + rows - 1);
+            total = 0.5 * (double)n_a * (double)(n_a + 1);
+        }
+        if (block_progress(progress, done_pairs / total > 1 ? 1 : done_pairs / total) < 0) goto done;
+    }
+    ok = 1;
+done:
+    r = gnpy_output_finish(&o, ok);
+    gnpy_input_release(&xa);
+    gnpy_input_release(&xb);
+    gnpy_end(self);
+    return r;
+}
+
+static PyObject *conv_tensor_layer(GNPy_ConvNetwork *self, PyObject *args) {
+    long long index;
+    if (!PyArg_ParseTuple(args, "L:tensor_layer", &index)) return NULL;
+    if (gnpy_begin(self) < 0) return NULL;
+    int64_t layer = 0;
+    int projection = 0;
+    gn_status s = gn_conv_network_tensor_layer(self->net, index, &layer, &projection);
+    gnpy_end(self);
+    if (s != GN_OK) return gnpy_raise(s);
+    return Py_BuildValue("(LO)", (long long)layer, projection ? Py_True : Py_False);
 }
 
 /* ---- type ------------------------------------------------------------------------------------ */
@@ -469,14 +585,18 @@ static PyMethodDef conv_methods[] = {
      "_get_tensor(index, out=None) -> Buffer (rows, cols)"},
     {"_set_tensor", (PyCFunction)conv_set_tensor, METH_VARARGS, "_set_tensor(index, values)"},
     {"predict", (PyCFunction)(void (*)(void))conv_predict, METH_VARARGS | METH_KEYWORDS,
-     "predict(x, out=None) -> Buffer\n\nOutputs (logits), shape (n, output_size) float32. x: (n, H, W, C) "
+     "predict($self, x, *, out=None)\n--\n\nReturns a Buffer. Outputs (logits), shape (n, output_size) float32. x: (n, H, W, C) "
      "NHWC or (n, H*W*C)."},
     {"predict_classes", (PyCFunction)(void (*)(void))conv_predict_classes, METH_VARARGS | METH_KEYWORDS,
-     "predict_classes(x, out=None) -> Buffer\n\nArg-max class per row (int32, shape (n,))."},
+     "predict_classes($self, x, *, out=None)\n--\n\nReturns a Buffer. Arg-max class per row (int32, shape (n,))."},
     {"_gates", (PyCFunction)(void (*)(void))conv_gates, METH_VARARGS | METH_KEYWORDS,
      "_gates(x, layer, wired=False, out=None) -> Buffer (n, H, W, C)"},
     {"_kernel", (PyCFunction)(void (*)(void))conv_kernel, METH_VARARGS | METH_KEYWORDS,
-     "_kernel(kind, xa, xb=None, out=None) -> Buffer"},
+     "_kernel(kind, xa, xb=None, out=None, progress=None) -> Buffer"},
+    {"_hidden_state", (PyCFunction)(void (*)(void))conv_hidden_state, METH_VARARGS | METH_KEYWORDS,
+     "_hidden_state(x, part, layer, kind, out=None) -> Buffer (n, H, W, C)"},
+    {"_tensor_layer", (PyCFunction)conv_tensor_layer, METH_VARARGS,
+     "_tensor_layer(index) -> (layer-list position, is_projection)"},
     GNPY_HANDLE_FILE_METHODS("ConvNetwork", conv_ops,
                              "Write a versioned, checksummed conv network file atomically. Raises FileError.",
                              " (also for a gatednet.Network file)"),

@@ -64,6 +64,9 @@ int gnpy_input_f32_matrix(PyObject *obj, const char *name, Py_ssize_t cols, gnpy
 int gnpy_input_i32_vector(PyObject *obj, const char *name, Py_ssize_t rows, gnpy_input *in);
 /* A 1-D or N-D float32 array of exactly `count` elements (set_weights). */
 int gnpy_input_f32_flat(PyObject *obj, const char *name, Py_ssize_t count, gnpy_input *in);
+/* `count` values as float32: float buffers as gnpy_input_f32_flat; a 1-D integer or bool buffer
+ * (e.g. +-1 or 0/1 labels) is converted (values must fit in int32). */
+int gnpy_input_f32_values(PyObject *obj, const char *name, Py_ssize_t count, gnpy_input *in);
 /* Any 2-D float matrix (converted like x); ld = cols. */
 int gnpy_input_f32_strided(PyObject *obj, const char *name, gnpy_input *in);
 /* A 2-D float32 matrix whose rows may be spaced (row stride ld >= cols): in place; other

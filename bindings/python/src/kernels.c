@@ -35,7 +35,7 @@ static PyObject *kf_nu(PyObject *m, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OO:kernel_nu", &k_obj, &y_obj)) return NULL;
     gnpy_input k, y;
     if (square_kernel(k_obj, "k", &k) < 0) return NULL;
-    if (gnpy_input_f32_flat(y_obj, "y", k.rows, &y) < 0) { gnpy_input_release(&k); return NULL; }
+    if (gnpy_input_f32_values(y_obj, "y", k.rows, &y) < 0) { gnpy_input_release(&k); return NULL; }
     double nu = 0, ridge = 0;
     gn_status s;
     Py_BEGIN_ALLOW_THREADS
@@ -58,7 +58,7 @@ static int targets_input(PyObject *obj, const char *name, Py_ssize_t n, gnpy_inp
         PyErr_Clear();
     }
     if (one_d) {
-        if (gnpy_input_f32_flat(obj, name, n, t) < 0) return -1;
+        if (gnpy_input_f32_values(obj, name, n, t) < 0) return -1;
         *cols = 1;
         return 0;
     }
@@ -126,7 +126,7 @@ static PyObject *kf_targets(PyObject *m, PyObject *args) {
     gnpy_input y;
     if (gnpy_input_i32_vector(y_obj, "labels", -1, &y) < 0) return NULL;
     Py_ssize_t shape[2] = {y.rows, classes > 1 ? (Py_ssize_t)classes : 1};
-    GNPy_Buffer *out = classes >= 1 ? gnpy_buffer_new('f', classes > 1 ? 2 : 1, shape) : NULL;
+    GNPy_Buffer *out = classes >= 1 ? gnpy_buffer_new('f', 2, shape) : NULL;
     gn_status s = GN_OK;
     if (classes < 1) {
         PyErr_Format(PyExc_ValueError, "classes: got %lld, need >= 1", classes);
@@ -180,13 +180,16 @@ PyMethodDef gnpy_kernel_functions[] = {
      "kernel_eigenvalues(k) -> Buffer\n\nEigenvalues (float64, largest first) of a symmetric n x n "
      "kernel; only the upper triangle is read."},
     {"kernel_nu", (PyCFunction)kf_nu, METH_VARARGS,
-     "kernel_nu(k, y) -> (nu, ridge_used)\n\nnu = y^T (k/trace k)^-1 y by Cholesky (paper 001 sec. 6)."},
+     "kernel_nu(k, y) -> (nu, ridge_used)\n\nnu = y^T (k/trace k)^-1 y by Cholesky (paper 001 sec. 6). y: n "
+     "values of any float, integer or bool dtype (e.g. +-1 labels)."},
     {"kernel_ridge_fit", (PyCFunction)(void (*)(void))kf_ridge_fit, METH_VARARGS | METH_KEYWORDS,
      "kernel_ridge_fit(k, targets, ridge=0.0) -> (alpha, ridge_used)\n\nalpha = (k + ridge I)^-1 targets."},
     {"kernel_ridge_predict", (PyCFunction)kf_ridge_predict, METH_VARARGS,
      "kernel_ridge_predict(k_test, alpha) -> Buffer\n\nk_test (m x n) @ alpha (n x t)."},
     {"kernel_targets", (PyCFunction)kf_targets, METH_VARARGS,
-     "kernel_targets(labels, classes) -> Buffer\n\nOne-hot rows (classes > 1) or -1/+1 (classes = 1)."},
+     "kernel_targets(labels, classes) -> Buffer\n\nTargets of shape (n, classes) float32: one-hot rows for "
+     "classes > 1; for classes = 1 one column, -1 / +1 for labels 0 / 1. labels: any integer or "
+     "bool dtype."},
     {"kernel_classes", (PyCFunction)kf_classes, METH_O,
      "kernel_classes(scores) -> Buffer\n\nArg-max per row (int32); 1-D or t = 1: 1 where score > 0."},
     {NULL, NULL, 0, NULL},

@@ -13,7 +13,30 @@ static PyObject *GNPy_CorruptError;
 static PyObject *GNPy_CancelledError;
 static PyObject *GNPy_OutOfMemoryError;
 
-PyObject *gnpy_raise(gn_status status) { return gnpy_raise_msg(status, gn_last_error()); }
+/* The library's message with what names C rather than Python removed: the leading
+ * "gn_function: " and the "spec->" / "opts->" of struct fields, which the binding fills from
+ * keyword arguments of the same name. */
+static void python_message(const char *msg, char *buf, size_t capacity) {
+    const char *p = msg;
+    if (strncmp(p, "gn_", 3) == 0) {
+        const char *q = p + 3;
+        while ((*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') || *q == '_') q++;
+        if (q[0] == ':' && q[1] == ' ') p = q + 2;
+    }
+    size_t n = 0;
+    while (*p != '\0' && n + 1 < capacity) {
+        if (strncmp(p, "spec->", 6) == 0) { p += 6; continue; }
+        if (strncmp(p, "opts->", 6) == 0) { p += 6; continue; }
+        buf[n++] = *p++;
+    }
+    buf[n] = '\0';
+}
+
+PyObject *gnpy_raise(gn_status status) {
+    char buf[2048];
+    python_message(gn_last_error(), buf, sizeof buf);
+    return gnpy_raise_msg(status, buf);
+}
 
 PyObject *gnpy_raise_msg(gn_status status, const char *msg) {
     PyObject *cls;

@@ -253,7 +253,7 @@ done:
 static PyObject *predict_common(GNPy_Network *self, PyObject *args, PyObject *kwargs, int which) {
     static char *kwlist[] = {"x", "out", NULL};
     PyObject *x_obj, *out = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O:predict", kwlist, &x_obj, &out)) return NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$O:predict", kwlist, &x_obj, &out)) return NULL;
     return per_row(self, x_obj, out, which, 0);
 }
 
@@ -287,6 +287,36 @@ static PyObject *network_kernel(GNPy_Network *self, PyObject *args, PyObject *kw
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iO|OLO:kernel", kwlist, &kind, &xa_obj, &xb_obj, &layer, &out))
         return NULL;
     return gnpy_kernel_matrix(self, kind, layer, xa_obj, xb_obj, out);
+}
+
+static PyObject *network_hidden_state(GNPy_Network *self, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"x", "part", "layer", "kind", "out", NULL};
+    PyObject *x_obj, *out = Py_None;
+    int part, kind;
+    long long layer;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OiLi|O:hidden_state", kwlist, &x_obj, &part, &layer, &kind, &out))
+        return NULL;
+    if (gnpy_begin(self) < 0) return NULL;
+    gn_network_info info;
+    gnpy_input x = {0};
+    gnpy_output o = {0};
+    PyObject *r = NULL;
+    int64_t width = 0;
+    gn_status s;
+    if (get_info(self, &info) < 0) goto done;
+    if ((s = gn_network_hidden_width(self->net, layer, &width)) != GN_OK) { gnpy_raise(s); goto done; }
+    if (gnpy_input_f32_matrix(x_obj, "x", (Py_ssize_t)info.input_size, &x) < 0) goto done;
+    Py_ssize_t shape[2] = {x.rows, (Py_ssize_t)width};
+    if (gnpy_output_prepare(out, "out", 'f', 2, shape, 0, &o) < 0) goto done;
+    Py_BEGIN_ALLOW_THREADS
+    s = gn_network_hidden_state(self->net, x.data, x.rows, (gn_part)part, layer, (gn_hidden_kind)kind, o.data,
+                                o.capacity);
+    Py_END_ALLOW_THREADS
+    r = gnpy_output_status(&o, s);
+done:
+    gnpy_input_release(&x);
+    gnpy_end(self);
+    return r;
 }
 
 /* ---- kernel suite (gn_kernel_compute and friends) ----------------------------------------- */
@@ -454,14 +484,16 @@ static PyMethodDef network_methods[] = {
      "copy_feature_weights(source, freeze=True)\n\nCopy the feature (gating) weights of `source` (e.g. a "
      "trained ReLU network) into this network and freeze them if `freeze`. Shapes must agree."},
     {"predict", (PyCFunction)(void (*)(void))network_predict, METH_VARARGS | METH_KEYWORDS,
-     "predict(x, out=None) -> Buffer\n\nOutputs (logits), shape (n, output_size) float32."},
+     "predict($self, x, *, out=None)\n--\n\nReturns a Buffer. Outputs (logits), shape (n, output_size) float32."},
     {"predict_classes", (PyCFunction)(void (*)(void))network_predict_classes, METH_VARARGS | METH_KEYWORDS,
-     "predict_classes(x, out=None) -> Buffer\n\nArg-max class per row (int32, shape (n,)); for "
+     "predict_classes($self, x, *, out=None)\n--\n\nReturns a Buffer. Arg-max class per row (int32, shape (n,)); for "
      "output_size 1, 1 where the output is > 0."},
     {"predict_feature_head", (PyCFunction)(void (*)(void))network_predict_feature_head, METH_VARARGS | METH_KEYWORDS,
-     "predict_feature_head(x, out=None) -> Buffer\n\nOutputs of the feature net through its own head."},
+     "predict_feature_head($self, x, *, out=None)\n--\n\nReturns a Buffer. Outputs of the feature net through its own head."},
     {"_gates", (PyCFunction)(void (*)(void))network_gates, METH_VARARGS | METH_KEYWORDS,
      "_gates(x, layer, out=None, packed=False) -> Buffer"},
+    {"_hidden_state", (PyCFunction)(void (*)(void))network_hidden_state, METH_VARARGS | METH_KEYWORDS,
+     "_hidden_state(x, part, layer, kind, out=None) -> Buffer (n, width)"},
     {"_kernel", (PyCFunction)(void (*)(void))network_kernel, METH_VARARGS | METH_KEYWORDS,
      "_kernel(kind, xa, xb=None, layer=0, out=None) -> Buffer"},
     {"_kernel_compute", (PyCFunction)(void (*)(void))network_kernel_compute, METH_VARARGS | METH_KEYWORDS,
