@@ -37,12 +37,17 @@
  *  - Cores: training (FC and conv), FC prediction and evaluation, and the FC kernels use two
  *    cores by splitting their work in pieces (minibatch halves, row chunks, kernel tiles),
  *    shared between the calling thread and a worker thread the library starts on first use
- *    (one per process; a fork()ed child starts its own). The pieces depend only on the sizes,
+ *    (one per process; a fork()ed child computes every piece on its calling thread, see fork()
+ *    below). The pieces depend only on the sizes,
  *    and each piece's numbers do not depend on the thread that computes it, so a seed gives
  *    the same numbers on one core or two. Callbacks are only called from the calling thread.
  *    While such a call runs, OpenBLAS is set to one thread (a process-wide setting, restored
  *    after the last such call ends): BLAS calls made meanwhile by other threads of the host
  *    also run on one thread.
+ *  - fork(). A child may go on using the library (handles included), on one core: it starts no
+ *    worker thread, because the Swift runtime's one-time locks identify the thread that forked
+ *    by its parent's thread id, and a new thread waiting on such a lock livelocks. For the same
+ *    reason, a forked child should call the library from one thread only.
  *
  * Every section is "STABLE": its meaning never changes within a major version. (There is no
  * experimental section; GN_EXPERIMENTAL has no effect.)

@@ -569,7 +569,7 @@ static void test_training_reproducible(void) {
 
 /* Training splits each minibatch over the calling thread and the library's worker thread.
  * Two host threads training at once (the second finds the worker busy and runs both halves
- * itself), and a fork()ed child (which must start its own worker), give the same bits. */
+ * itself), and a fork()ed child (which runs both halves itself), give the same bits. */
 typedef struct {
     gn_network *net;
     gn_status status;

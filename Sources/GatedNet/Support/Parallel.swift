@@ -18,11 +18,10 @@ func inParallel(_ body: (Int) -> Void) {
 }
 
 /// Every lazy global of the engine (Swift initialises a global or static `let` on first use,
-/// under a per-global lock), touched once by the calling thread before any part runs, so no
-/// part is ever the first to touch one. In a fork()ed child, two threads initialising one
-/// global at the same time livelock: the Swift runtime's lock records the forking thread under
-/// the thread id it cached before the fork, and the other thread's futex wait on that id fails
-/// forever (FUTEX_LOCK_PI: ESRCH). A new lazy global read inside parts must be added here.
+/// under a per-global lock), touched once by the calling thread before any part runs, so the
+/// two parts never race to initialise one. (In a fork()ed child such a race livelocks; there
+/// the worker is not used at all, see parallel.c, as generic metadata has the same locks.)
+/// A new lazy global read inside parts belongs here.
 private let lazyGlobalsReady: Int = {
     var sum = minimumSplitRows + kernelTile + evaluationChunk + scratchLimit + NetworkSpec.maxFloats
     sum += ConvWorkspace.colBudget + ConvWorkspace.winoBudget + ConvGeometry.winogradMinChannels
