@@ -143,7 +143,7 @@ done
 
 # --- fork()ed children using both cores, against this library and, when present, the debug
 # build (.build/debug, made by `swift test`; GN_DEBUG_LIBDIR overrides): no child may hang
-# (Tests/c/fork_stress.c). GN_FORK_RUNS children each (default 10).
+# (Tests/c/fork_stress.c). GN_FORK_RUNS children each (default 50).
 fork_libs=("$LIBDIR")
 DEBUG_LIBDIR=${GN_DEBUG_LIBDIR:-$ROOT/.build/debug}
 if [ -f "$DEBUG_LIBDIR/libgatednet.so" ] && [ "$(readlink -f "$DEBUG_LIBDIR")" != "$(readlink -f "$LIBDIR")" ]; then
@@ -157,7 +157,7 @@ for lib in "${fork_libs[@]}"; do
         fail "fork_stress: does not compile"; sed 's/^/     /' "$OUT/fork.cc.log"; continue
     fi
     start=$(now)
-    timeout 900 "$OUT/fork_stress" "${GN_FORK_RUNS:-10}" >"$OUT/fork.log" 2>&1
+    timeout 900 "$OUT/fork_stress" "${GN_FORK_RUNS:-50}" >"$OUT/fork.log" 2>&1
     result=$(grep '^RESULT ' "$OUT/fork.log" | tail -n 1)
     if [ -n "$result" ] && [ "$(echo "$result" | awk '{print $4}')" = 0 ]; then
         pass "fork_stress against $lib: $(grep 'runs,' "$OUT/fork.log") ($(elapsed "$start")s)"
