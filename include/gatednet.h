@@ -13,24 +13,44 @@
  *    (floats, int32s or uint64s). The call checks the capacity before writing anything and
  *    fails with GN_ERR_BUFFER_TOO_SMALL, naming the size needed. Outputs are written, never read.
  *  - Input buffers are only read during the call; the library keeps no pointer to them.
- *  - Inputs that feed training or kernels are checked for NaN/Inf (GN_ERR_NOT_FINITE).
- *  - Handles are opaque. A handle may be used from any thread, but by one thread at a time
- *    (calls on one handle are not synchronised; distinct handles are fully independent).
- *    Passing a freed or foreign pointer as a handle gives GN_ERR_INVALID_HANDLE, never a crash,
- *    as long as the memory was not reused for another gatednet object.
- *  - Nothing in this library aborts the host process on bad input.
+ *  - Inputs that feed training or kernels are checked for NaN/Inf (GN_ERR_NOT_FINITE). So are
+ *    the results of prediction, evaluation, gates and kernels: finite inputs whose activations
+ *    overflow float32 (e.g. values near 3e38) give GN_ERR_NOT_FINITE, never NaN outputs with
+ *    GN_OK (the output buffer's contents are then unspecified).
+ *  - Strided outputs and kernels (row stride ld) span (rows - 1) * ld + cols elements; a span
+ *    that overflows is GN_ERR_INVALID_ARGUMENT naming the stride.
+ *  - Handles are opaque ids, not pointers to memory. A handle may be used from any thread, but
+ *    by one thread at a time (calls on one handle are not synchronised; distinct handles are
+ *    fully independent). Passing a freed handle, a foreign pointer or a handle of another kind
+ *    gives GN_ERR_INVALID_HANDLE, never a crash; a freed handle stays invalid when a new
+ *    network is created after it (ids carry a generation; one id comes back only after its
+ *    slot has been freed 2^32 times).
+ *  - Re-entry. A call on a handle made from inside a call on the same handle on the same
+ *    thread (e.g. gn_train from the progress callback of gn_train or gn_kernel_compute on
+ *    that network) fails with GN_ERR_BUSY and does nothing. Other handles may be used from
+ *    callbacks. Freeing the handle from its own callback is allowed: the running call
+ *    finishes on the network, and the handle is invalid afterwards.
+ *  - Nothing in this library aborts the host process on bad input. Memory whose size comes
+ *    from the arguments (e.g. the n x n copy of the kernel algebra) is allocated so that a
+ *    failure returns GN_ERR_OUT_OF_MEMORY with the size in the message.
+ *  - The library (SONAME libgatednet.so) exports exactly the functions declared here.
  *  - Cores: training (FC and conv), FC prediction and evaluation, and the FC and conv kernels
  *    use two cores by splitting their work in pieces (minibatch halves, row chunks, kernel tiles),
  *    shared between the calling thread and a worker thread the library starts on first use
- *    (one per process; a fork()ed child starts its own). The pieces depend only on the sizes,
+ *    (one per process; a fork()ed child computes every piece on its calling thread, see fork()
+ *    below). The pieces depend only on the sizes,
  *    and each piece's numbers do not depend on the thread that computes it, so a seed gives
  *    the same numbers on one core or two. Callbacks are only called from the calling thread.
  *    While such a call runs, OpenBLAS is set to one thread (a process-wide setting, restored
  *    after the last such call ends): BLAS calls made meanwhile by other threads of the host
  *    also run on one thread.
+ *  - fork(). A child may go on using the library (handles included), on one core: it starts no
+ *    worker thread, because the Swift runtime's one-time locks identify the thread that forked
+ *    by its parent's thread id, and a new thread waiting on such a lock livelocks. For the same
+ *    reason, a forked child should call the library from one thread only.
  *
- * The section "STABLE" never changes its meaning within a major version. Declarations after
- * "EXPERIMENTAL" are only visible with GN_EXPERIMENTAL defined and may change in any release.
+ * Every section is "STABLE": its meaning never changes within a major version. (There is no
+ * experimental section; GN_EXPERIMENTAL has no effect.)
  */
 #ifndef GATEDNET_H
 #define GATEDNET_H
@@ -69,14 +89,17 @@ typedef enum gn_status {
     GN_ERR_INVALID_HANDLE = 3,   /* not a live handle of the expected kind (freed, foreign) */
     GN_ERR_SHAPE = 4,            /* sizes that do not fit the network or each other */
     GN_ERR_BUFFER_TOO_SMALL = 5, /* an output capacity below the size needed */
-    GN_ERR_NOT_FINITE = 6,       /* NaN or Inf in an input array or parameter, or a result
-                                  * beyond float's range (raw NPK / overlap of deep nets) */
+    GN_ERR_NOT_FINITE = 6,       /* NaN or Inf in an input array or parameter, or in a result
+                                    (activations that overflow float32; a raw NPK / overlap
+                                    beyond float's range) */
     GN_ERR_LABEL_RANGE = 7,      /* a label outside [0, classes) */
     GN_ERR_UNSUPPORTED = 8,      /* valid request this network cannot serve (e.g. packed soft gates) */
     GN_ERR_IO = 9,               /* a file could not be opened, read, written or renamed */
     GN_ERR_CORRUPT = 10,         /* a file or buffer that is truncated, corrupted or not ours */
     GN_ERR_CANCELLED = 11,       /* a progress callback asked to stop a computation */
     GN_ERR_OUT_OF_MEMORY = 12,   /* an allocation the call needed failed or would overflow */
+    GN_ERR_BUSY = 13,            /* the handle is already inside a call on this thread (a call
+                                    from one of its own callbacks); nothing was done */
     GN_ERR_INTERNAL = 99         /* a bug in gatednet: please report the message */
 } gn_status;
 
@@ -556,7 +579,8 @@ gn_status gn_kernel_compute(const gn_network *net, gn_kernel_kind kind, const fl
 
 /* Kernel matrices as a kernel method. k: n x n row-major with row stride ld >= n; only the
  * upper triangle (column >= row) is read, so an upper_only kernel is enough. Computed in double
- * precision through LAPACK (OpenBLAS), on an internal n x n double copy (8 n^2 bytes).
+ * precision through LAPACK (OpenBLAS), on an internal n x n double copy (8 n^2 bytes; when it
+ * cannot be allocated, GN_ERR_OUT_OF_MEMORY before k is read).
  * Errors: GN_ERR_NULL_POINTER, GN_ERR_INVALID_ARGUMENT (n, ld, not positive definite even with
  * a ridge, no convergence), GN_ERR_NOT_FINITE, GN_ERR_BUFFER_TOO_SMALL, GN_ERR_OUT_OF_MEMORY. */
 

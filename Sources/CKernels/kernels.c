@@ -42,17 +42,21 @@ GN_CLONES void gnk_hard_gate(const float *restrict q, float *restrict g, size_t 
     for (size_t i = 0; i < n; i++) g[i] = q[i] > 0.0f ? 1.0f : 0.0f;
 }
 
-/* exp(x) for x in [-87, 88]: 2^k * e^r with |r| <= ln2/2, degree-6 polynomial (rel. err ~2e-7). */
+/* exp(x) for x in [-87, 88]: 2^k * e^r with |r| <= ln2/2, degree-6 polynomial (rel. err ~2e-7).
+ * Defined for every input, without undefined behaviour: x below -87 (and -Inf) gives exp(-87),
+ * x above 88 (and +Inf) gives exp(88), NaN gives NaN. The clamped k is in [-126, 127], so the
+ * exponent field k + 127 is in [1, 254]. */
 static inline float gn_expf(float x) {
-    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-    float kf = __builtin_roundf(x * 1.44269504088896341f);
-    float r = x - kf * 0.693145751953125f;
+    float c = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    c = c == c ? c : 0.0f; /* NaN: compute on 0 (no conversion of NaN), return NaN below */
+    float kf = __builtin_roundf(c * 1.44269504088896341f);
+    float r = c - kf * 0.693145751953125f;
     r = r - kf * 1.428606765330187e-06f;
     float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.166666672f + r * (0.0416666418f + r * (0.00833336729f + r * 0.00138888892f)))));
-    int32_t bits = ((int32_t)kf + 127) << 23;
+    uint32_t bits = (uint32_t)((int32_t)kf + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    return x == x ? p * scale : x;
 }
 
 GN_CLONES void gnk_soft_gate(const float *restrict q, float *restrict g, size_t n, float beta) {

@@ -53,22 +53,26 @@ static void *worker(void *start) {
     return NULL;
 }
 
+// In a fork()ed child no worker is started: both parts run on the calling thread. The Swift
+// runtime's one-time initialisations (lazy globals, the first use of a generic type's metadata)
+// take a lock that records its owner by a thread id the runtime caches per thread; the forking
+// thread's cached id is its parent's, so when it holds such a lock and a new thread of the
+// child waits for it, both livelock (FUTEX_LOCK_PI fails with ESRCH forever). Parts run Swift
+// code, so no second thread may run parts in a forked child. Installed when the library is
+// loaded, so every child of every process that has the library is covered.
 static void reset_in_child(void) {
-    // The worker thread does not exist in a forked child; start afresh.
     pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
     pthread_cond_t c = PTHREAD_COND_INITIALIZER;
     busy = m;
     sleep_lock = m;
     wake = c;
     atomic_store(&sleeping, 0);
-    started = 0;
+    started = -1;
 }
 
-static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
-static void install_fork_handler(void) { pthread_atfork(NULL, NULL, reset_in_child); }
+__attribute__((constructor)) static void install_fork_handler(void) { pthread_atfork(NULL, NULL, reset_in_child); }
 
 static int start_worker(void) {
-    pthread_once(&fork_once, install_fork_handler);
     pthread_attr_t attr;
     pthread_t thread;
     if (pthread_attr_init(&attr) != 0) return -1;

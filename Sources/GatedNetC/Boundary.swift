@@ -2,58 +2,6 @@ import CGatedNetABI
 import GatedNet
 import Glibc
 
-/// Live handles. A handle is an unretained pointer to a box object registered here; it is
-/// valid only while registered, so freed, foreign or doubly-freed pointers, and handles of
-/// another kind (a `gn_network` passed where another handle type is expected), are detected,
-/// never followed. Every handle type of the C API goes through this one registry.
-final class NetworkBox {
-    let network: GatedNetwork
-    init(_ network: GatedNetwork) { self.network = network }
-}
-
-enum Handles {
-    private static let mutex: UnsafeMutablePointer<pthread_mutex_t> = {
-        let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-        pthread_mutex_init(m, nil)
-        return m
-    }()
-    nonisolated(unsafe) private static var live: [UnsafeMutableRawPointer: AnyObject] = [:]
-
-    /// Register a box object and return its opaque handle (the box stays alive until `release`).
-    static func register(box: AnyObject) -> OpaquePointer {
-        let raw = Unmanaged.passUnretained(box).toOpaque()
-        pthread_mutex_lock(mutex)
-        live[raw] = box
-        pthread_mutex_unlock(mutex)
-        return OpaquePointer(raw)
-    }
-
-    static func register(_ net: GatedNetwork) -> OpaquePointer { register(box: NetworkBox(net)) }
-
-    /// The live box of type `T` behind `handle`; `kind` names the C type in messages.
-    static func lookup<T: AnyObject>(_ handle: OpaquePointer?, as _: T.Type, kind: String, _ name: String) throws -> T {
-        guard let h = handle else { throw BoundaryError.nullPointer("\(name): is NULL") }
-        pthread_mutex_lock(mutex)
-        let box = live[UnsafeMutableRawPointer(h)]
-        pthread_mutex_unlock(mutex)
-        guard let b = box else { throw BoundaryError.invalidHandle("\(name): not a live \(kind) (freed or foreign pointer)") }
-        guard let typed = b as? T else { throw BoundaryError.invalidHandle("\(name): a handle of another kind, not a \(kind)") }
-        return typed
-    }
-
-    static func network(_ handle: OpaquePointer?, _ name: String) throws -> GatedNetwork {
-        try lookup(handle, as: NetworkBox.self, kind: "gn_network", name).network
-    }
-
-    /// Unregister a handle of type `T` (ignores NULL, unknown pointers and other kinds).
-    static func release<T: AnyObject>(_ handle: OpaquePointer?, as _: T.Type) {
-        guard let h = handle else { return }
-        pthread_mutex_lock(mutex)
-        if live[UnsafeMutableRawPointer(h)] is T { live.removeValue(forKey: UnsafeMutableRawPointer(h)) }
-        pthread_mutex_unlock(mutex)
-    }
-}
-
 /// A required pointer argument.
 @inline(__always)
 func required<T>(_ p: T?, _ name: String) throws -> T {
@@ -75,6 +23,7 @@ func inputMatrix(_ p: UnsafePointer<Float>?, rows: Int64, cols: Int, _ name: Str
     let n = try count(rows, rowsName)
     let x = try required(p, name)
     let total = try checkedCount(n, cols, what: name)
+    guard total <= Int.max / 8 else { throw GatedNetError.invalidArgument("\(rowsName): got \(rows); \(rows) x \(cols) values exceed the address space") }
     if finite {
         guard isAllFinite(x, total) else { throw GatedNetError.notFinite("\(name): contains NaN or Inf") }
     }
@@ -88,13 +37,18 @@ func capacity(_ cap: Int64, needs needed: Int, _ name: String) throws {
     }
 }
 
-/// Elements a rows × cols output with row stride `ld` spans: (rows − 1)·ld + cols, after
-/// checking ld ≥ cols and that nothing overflows.
+/// Elements a rows × cols matrix with row stride `ld` spans: (rows − 1)·ld + cols, after
+/// checking ld ≥ cols and that nothing overflows, even as a byte count of 8-byte elements (a
+/// larger span cannot be a real buffer). Every strided buffer of the API is sized by this one
+/// function.
 func stridedSpan(rows: Int, cols: Int, ld: Int64, _ ldName: String = "ld_out") throws -> Int {
+    guard rows >= 1 && cols >= 1 else { throw GatedNetError.invalidArgument("\(ldName): a \(rows) x \(cols) matrix has no elements") }
     guard ld >= Int64(cols) else { throw GatedNetError.invalidArgument("\(ldName): got \(ld), need >= \(cols) (the number of columns)") }
     let (span, o1) = (rows - 1).multipliedReportingOverflow(by: Int(ld))
     let (total, o2) = span.addingReportingOverflow(cols)
-    guard !o1 && !o2 else { throw GatedNetError.invalidArgument("\(ldName): got \(ld); (rows - 1) * \(ldName) + cols overflows") }
+    guard !o1 && !o2 && total <= Int.max / 8 else {
+        throw GatedNetError.invalidArgument("\(ldName): got \(ld); (rows - 1) * \(ldName) + cols = (\(rows) - 1) * \(ld) + \(cols) overflows the address space")
+    }
     return total
 }
 
@@ -174,4 +128,24 @@ func path(_ p: UnsafePointer<CChar>?, _ name: String) throws -> FilePath {
     let c = try required(p, name)
     guard c.pointee != 0 else { throw GatedNetError.invalidArgument("\(name): is empty") }
     return try FilePath(cString: c)
+}
+
+/// Results the engine computed (rows × cols, row stride `ld`) must be finite: NaN or Inf there
+/// means the activations overflowed float32 for these (finite) inputs. `upperOnly`: only the
+/// entries with column >= row were written, and only they are read.
+func finiteResult(_ p: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int? = nil, upperOnly: Bool = false,
+                  _ name: String) throws {
+    let stride = ld ?? cols
+    for r in 0..<rows {
+        let first = upperOnly ? min(r, cols) : 0
+        guard !isAllFinite(p + r * stride + first, cols - first) else { continue }
+        throw GatedNetError.notFinite("\(name): row \(r) came out NaN or Inf (the network's values overflow float32 for these inputs; scale them down)")
+    }
+}
+
+/// A loss or other statistic the engine computed must be finite (see `finiteResult`).
+func finiteResult(_ v: Double, _ name: String) throws {
+    guard v.isFinite else {
+        throw GatedNetError.notFinite("\(name): came out \(v) (the network's values overflow float32 for these inputs; scale them down)")
+    }
 }

@@ -6,6 +6,8 @@ import Glibc
 enum BoundaryError: Error {
     case nullPointer(String)
     case invalidHandle(String)
+    /// A call on a handle from inside another call on it, on the same thread.
+    case busy(String)
     case internalError(String)
 }
 
@@ -28,10 +30,11 @@ func lastErrorPointer() -> UnsafePointer<CChar>? {
     return UnsafePointer(p.assumingMemoryBound(to: CChar.self))
 }
 
-/// Run `body`, translating every thrown error into a status code and the thread's message.
+/// Run `body` as one call (`CallScope`), translating every thrown error into a status code and
+/// the thread's message.
 func guarded(_ function: String, _ body: () throws -> Void) -> gn_status {
     do {
-        try body()
+        try CallScope.run(body)
         return GN_OK
     } catch let e as GatedNetError {
         let status: gn_status
@@ -53,6 +56,7 @@ func guarded(_ function: String, _ body: () throws -> Void) -> gn_status {
         switch e {
         case .nullPointer(let m): setLastError("\(function): \(m)"); return GN_ERR_NULL_POINTER
         case .invalidHandle(let m): setLastError("\(function): \(m)"); return GN_ERR_INVALID_HANDLE
+        case .busy(let m): setLastError("\(function): \(m)"); return GN_ERR_BUSY
         case .internalError(let m): setLastError("\(function): internal error: \(m)"); return GN_ERR_INTERNAL
         }
     } catch {
@@ -80,6 +84,7 @@ private let statusNames: [UInt32: UnsafePointer<CChar>] = {
         (GN_ERR_NOT_FINITE, "GN_ERR_NOT_FINITE"), (GN_ERR_LABEL_RANGE, "GN_ERR_LABEL_RANGE"),
         (GN_ERR_UNSUPPORTED, "GN_ERR_UNSUPPORTED"), (GN_ERR_IO, "GN_ERR_IO"), (GN_ERR_CORRUPT, "GN_ERR_CORRUPT"),
         (GN_ERR_CANCELLED, "GN_ERR_CANCELLED"), (GN_ERR_OUT_OF_MEMORY, "GN_ERR_OUT_OF_MEMORY"),
+        (GN_ERR_BUSY, "GN_ERR_BUSY"),
         (GN_ERR_INTERNAL, "GN_ERR_INTERNAL"),
     ]
     var table: [UInt32: UnsafePointer<CChar>] = [:]

@@ -287,6 +287,7 @@ public func gn_conv_network_predict(_ net: OpaquePointer?, _ x: UnsafePointer<Fl
         let o = try required(out, "out")
         try capacity(cap, needs: try checkedCount(rows, network.outputSize, what: "out"), "capacity")
         network.predict(xs, rows: rows, into: o)
+        try finiteResult(o, rows: rows, cols: network.outputSize, "out")
     }
 }
 
@@ -298,7 +299,7 @@ public func gn_conv_network_predict_classes(_ net: OpaquePointer?, _ x: UnsafePo
         let (xs, rows) = try inputMatrix(x, rows: n, cols: network.inputSize, "x", rowsName: "n")
         let o = try required(out, "out")
         try capacity(cap, needs: rows, "capacity")
-        network.predictClasses(xs, rows: rows, into: o)
+        try network.predictClasses(xs, rows: rows, into: o)
     }
 }
 
@@ -310,6 +311,7 @@ public func gn_conv_network_evaluate(_ net: OpaquePointer?, _ x: UnsafePointer<F
         let network = try convNetwork(net, "net")
         let (xs, rows) = try inputMatrix(x, rows: n, cols: network.inputSize, "x", rowsName: "n")
         let r = try network.evaluate(LabelledData(x: xs, y: try required(y, "y"), rows: rows), loss: try lossKind(l))
+        try finiteResult(r.loss, "mean_loss")
         meanLoss?.pointee = r.loss
         accuracy?.pointee = r.accuracy
     }
@@ -325,6 +327,7 @@ public func gn_conv_network_gates(_ net: OpaquePointer?, _ x: UnsafePointer<Floa
         let o = try required(out, "out")
         try capacity(cap, needs: try checkedCount(rows, network.gatedShapes[l].size, what: "out"), "capacity")
         try network.gates(xs, rows: rows, layer: l, wired: wired != 0, into: o)
+        try finiteResult(o, rows: rows, cols: network.gatedShapes[l].size, "out")
     }
 }
 
@@ -335,16 +338,16 @@ public func gn_conv_network_kernel(_ net: OpaquePointer?, _ kind: gn_conv_kernel
     guarded("gn_conv_network_kernel") {
         let network = try convNetwork(net, "net")
         let k: ConvKernelKind = try enumValue(kind.rawValue, "kind")
-        let (a, ra) = try inputMatrix(xa, rows: na, cols: network.inputSize, "xa", rowsName: "n_a")
-        let (b, rb) = try inputMatrix(xb, rows: nb, cols: network.inputSize, "xb", rowsName: "n_b")
-        guard ld >= Int64(rb) else { throw GatedNetError.invalidArgument("ld_out: got \(ld), need >= n_b = \(rb)") }
+        let ra = try count(na, "n_a"), rb = try count(nb, "n_b")
         let o = try required(out, "out")
-        let ldInt = try count(ld, "ld_out")
-        let needed = try checkedCount(ra - 1, ldInt, what: "out") + rb
-        try capacity(cap, needs: needed, "capacity")
+        try capacity(cap, needs: try stridedSpan(rows: ra, cols: rb, ld: ld), "capacity")
+        let ldInt = Int(ld)
+        let (a, _) = try inputMatrix(xa, rows: na, cols: network.inputSize, "xa", rowsName: "n_a")
+        let (b, _) = try inputMatrix(xb, rows: nb, cols: network.inputSize, "xb", rowsName: "n_b")
         if k != .inputGram { try network.checkPathKernelSupport() }
         try network.pathKernel(k, xa: a, na: ra, xb: b, nb: rb, symmetric: a == b && ra == rb,
                                out: KernelOutput(pointer: o, rows: ra, cols: rb, ld: ldInt))
+        try finiteResult(o, rows: ra, cols: rb, ld: ldInt, "out")
     }
 }
 

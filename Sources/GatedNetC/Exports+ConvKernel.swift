@@ -40,5 +40,6 @@ public func gn_conv_network_kernel_compute(_ net: OpaquePointer?, _ kind: gn_con
         try capacity(cap, needs: try stridedSpan(rows: r, cols: cl, ld: ld), "capacity")
         try network.pathKernel(k, xa: a, na: rowsA, xb: b, nb: rowsB, symmetric: symmetric,
                                out: KernelOutput(pointer: o, rows: r, cols: cl, ld: Int(ld)), options: options)
+        try finiteResult(o, rows: r, cols: cl, ld: Int(ld), "out")
     }
 }

@@ -100,18 +100,17 @@ public func gn_kernel_compute(_ net: OpaquePointer?, _ kind: gn_kernel_kind, _ x
         try capacity(cap, needs: try stridedSpan(rows: rows.count, cols: cols.count, ld: ld), "capacity")
         try network.kernel(choice, xa: a, na: rowsA, xb: b, nb: rowsB, symmetric: symmetric,
                            out: KernelOutput(pointer: o, rows: rows.count, cols: cols.count, ld: Int(ld)), options: options)
+        try finiteResult(o, rows: rows.count, cols: cols.count, ld: Int(ld), upperOnly: options.upperOnly, "out")
     }
 }
 
-/// A square kernel argument n × n with row stride ld, whose upper triangle is finite.
+/// A square kernel argument n × n with row stride ld (the engine checks that the upper
+/// triangle it reads is finite, after allocating its n × n copy, so a size the machine cannot
+/// serve fails fast with GN_ERR_OUT_OF_MEMORY).
 private func kernelMatrix(_ k: UnsafePointer<Float>?, _ n: Int64, _ ld: Int64) throws -> (UnsafePointer<Float>, Int, Int) {
     let rows = try count(n, "n")
     let p = try required(k, "k")
-    guard ld >= n else { throw GatedNetError.invalidArgument("ld: got \(ld), need >= n = \(n)") }
-    _ = try checkedCount(rows, Int(ld), what: "k")
-    for i in 0..<rows where !isAllFinite(p + i * Int(ld) + i, rows - i) {
-        throw GatedNetError.notFinite("k: row \(i) contains NaN or Inf")
-    }
+    _ = try stridedSpan(rows: rows, cols: rows, ld: ld, "ld")
     return (p, rows, Int(ld))
 }
 
@@ -122,8 +121,7 @@ public func gn_kernel_eigenvalues(_ k: UnsafePointer<Float>?, _ n: Int64, _ ld: 
         let (p, rows, stride) = try kernelMatrix(k, n, ld)
         let o = try required(values, "values")
         try capacity(cap, needs: rows, "capacity")
-        let ev = try KernelAlgebra.eigenvalues(p, n: rows, ld: stride)
-        ev.withUnsafeBufferPointer { o.update(from: $0.baseAddress!, count: rows) }
+        try KernelAlgebra.eigenvalues(p, n: rows, ld: stride, into: o)
     }
 }
 
@@ -163,8 +161,7 @@ public func gn_kernel_ridge_predict(_ kTest: UnsafePointer<Float>?, _ m: Int64, 
     guarded("gn_kernel_ridge_predict") {
         let rowsM = try count(m, "m"), cols = try count(n, "n"), outs = try count(t, "t")
         let k = try required(kTest, "k_test")
-        guard ld >= n else { throw GatedNetError.invalidArgument("ld: got \(ld), need >= n = \(n)") }
-        _ = try checkedCount(rowsM, Int(ld), what: "k_test")
+        _ = try stridedSpan(rows: rowsM, cols: cols, ld: ld, "ld")
         for i in 0..<rowsM where !isAllFinite(k + i * Int(ld), cols) {
             throw GatedNetError.notFinite("k_test: row \(i) contains NaN or Inf")
         }
@@ -175,6 +172,7 @@ public func gn_kernel_ridge_predict(_ kTest: UnsafePointer<Float>?, _ m: Int64, 
             throw GatedNetError.outOfMemory("k_test: sizes beyond 2^31 - 1 are not supported by BLAS")
         }
         KernelAlgebra.ridgePredict(k, m: rowsM, n: cols, ld: Int(ld), alpha: a, t: outs, out: o)
+        try finiteResult(o, rows: rowsM, cols: outs, "out")
     }
 }
 

@@ -18,6 +18,7 @@ public func gn_gates(_ net: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int
         let o = try required(out, "out")
         try capacity(cap, needs: try checkedCount(rows, network.hiddenWidths[l], what: "out"), "capacity")
         try network.gates(xs, rows: rows, layer: l, into: o)
+        try finiteResult(o, rows: rows, cols: network.hiddenWidths[l], "out")
     }
 }
 
@@ -68,5 +69,6 @@ public func gn_kernel(_ net: OpaquePointer?, _ kind: gn_kernel_kind, _ layer: In
         try capacity(cap, needs: try stridedSpan(rows: rowsA, cols: rowsB, ld: ld), "capacity")
         try network.kernel(k, xa: a, na: rowsA, xb: b, nb: rowsB, symmetric: symmetric,
                            out: KernelOutput(pointer: o, rows: rowsA, cols: rowsB, ld: Int(ld)))
+        try finiteResult(o, rows: rowsA, cols: rowsB, ld: Int(ld), "out")
     }
 }

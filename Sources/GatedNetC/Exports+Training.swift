@@ -118,6 +118,7 @@ public func gn_predict(_ net: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: I
         let o = try required(out, "out")
         try capacity(cap, needs: try checkedCount(rows, network.outputSize, what: "out"), "capacity")
         try network.predict(xs, rows: rows, into: o)
+        try finiteResult(o, rows: rows, cols: network.outputSize, "out")
     }
 }
 
@@ -130,6 +131,7 @@ public func gn_predict_feature_head(_ net: OpaquePointer?, _ x: UnsafePointer<Fl
         let o = try required(out, "out")
         try capacity(cap, needs: try checkedCount(rows, network.outputSize, what: "out"), "capacity")
         try network.predict(xs, rows: rows, into: o, featureHead: true)
+        try finiteResult(o, rows: rows, cols: network.outputSize, "out")
     }
 }
 
@@ -141,7 +143,7 @@ public func gn_predict_classes(_ net: OpaquePointer?, _ x: UnsafePointer<Float>?
         let (xs, rows) = try inputMatrix(x, rows: n, cols: network.inputSize, "x", rowsName: "n")
         let o = try required(out, "out")
         try capacity(cap, needs: rows, "capacity")
-        network.predictClasses(xs, rows: rows, into: o)
+        try network.predictClasses(xs, rows: rows, into: o)
     }
 }
 
@@ -152,6 +154,7 @@ public func gn_evaluate(_ net: OpaquePointer?, _ x: UnsafePointer<Float>?, _ y: 
         let network = try Handles.network(net, "net")
         let (xs, rows) = try inputMatrix(x, rows: n, cols: network.inputSize, "x", rowsName: "n")
         let r = try network.evaluate(LabelledData(x: xs, y: try labels(y, "y"), rows: rows), loss: try lossKind(l))
+        try finiteResult(r.loss, "mean_loss")
         meanLoss?.pointee = r.loss
         accuracy?.pointee = r.accuracy
     }

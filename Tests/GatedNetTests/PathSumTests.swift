@@ -69,8 +69,8 @@ struct PathSumTests {
         let x = seededUniform(n * 4, seed: 103)
         let all = try net.outputs(x), head = try net.outputs(x, featureHead: true)
         var classes = [Int32](repeating: -1, count: n)
-        x.withUnsafeBufferPointer { xp in
-            classes.withUnsafeMutableBufferPointer { net.predictClasses(xp.baseAddress!, rows: n, into: $0.baseAddress!) }
+        try x.withUnsafeBufferPointer { xp in
+            try classes.withUnsafeMutableBufferPointer { try net.predictClasses(xp.baseAddress!, rows: n, into: $0.baseAddress!) }
         }
         for r in stride(from: 0, to: n, by: 97) + [evaluationChunk - 1, evaluationChunk, n - 1] {
             let xr = Array(x[(r * 4)..<(r * 4 + 4)])

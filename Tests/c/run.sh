@@ -8,7 +8,9 @@
 # and run from the repository root, each with a 300 s timeout. The header alone is compiled
 # as C++11, C99 and C89 (-pedantic -Werror, with and without GN_EXPERIMENTAL), and a C++
 # program is linked and run. test_bad_inputs also runs under valgrind memcheck when valgrind
-# is installed (GN_VALGRIND=0 skips it).
+# is installed (GN_VALGRIND=0 skips it). The library's exported symbols are compared with the
+# header's functions, the C kernels run under UBSan (Tests/c/ubsan_kernels.c), and
+# Tests/c/fork_stress.c runs against this library and the debug build when there is one.
 #
 # Counting: a test program prints "RESULT <name> <passed> <failed>" (testing.h) and its
 # assertion checks are added up (a section of a program that crashes counts as one failed
@@ -62,6 +64,34 @@ else
     sed 's/^/     /' "$OUT/hdr.log"
 fi
 
+# --- exported symbols: exactly the functions include/gatednet.h declares (both directions),
+# all of them functions, and a SONAME. Declarations are read from the preprocessed header (no
+# comments); the library's exported symbols are its global defined dynamic symbols.
+hdr_funcs=$(gcc -E -P -x c include/gatednet.h | grep -oE '\bgn_[a-z0-9_]+[[:space:]]*\(' | sed 's/[ (]//g' | sort -u)
+lib_syms=$(nm -D --defined-only "$LIBDIR/libgatednet.so" | awk '$2 ~ /^[A-Z]$/ {print $3}' | sed 's/@.*//' | sort -u)
+lib_funcs=$(nm -D --defined-only "$LIBDIR/libgatednet.so" | awk '$2 == "T" {print $3}' | sed 's/@.*//' | sort -u)
+missing=$(comm -23 <(echo "$hdr_funcs") <(echo "$lib_funcs"))
+extra=$(comm -13 <(echo "$hdr_funcs") <(echo "$lib_syms"))
+if [ -n "$hdr_funcs" ] && [ -z "$missing" ] && [ -z "$extra" ]; then
+    pass "the library exports exactly the $(echo "$hdr_funcs" | wc -l) functions of gatednet.h"
+else
+    fail "exported symbols differ from gatednet.h: missing [$(echo $missing)], extra $(echo "$extra" | wc -w) [$(echo $extra | cut -c1-300)]"
+fi
+soname=$(readelf -d "$LIBDIR/libgatednet.so" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
+if [ -n "$soname" ]; then pass "SONAME $soname"; else fail "libgatednet.so has no SONAME"; fi
+
+# --- the element-wise C kernels compiled from source with UBSan (float-cast-overflow included:
+# GCC's -fsanitize=undefined leaves it out) on NaN, +-Inf and huge inputs.
+UBFLAGS=(-std=c11 -O1 -Wall -Wextra -Werror -fsanitize=undefined,float-cast-overflow -fno-sanitize-recover=all
+         -I Sources/CKernels/include)
+if gcc "${UBFLAGS[@]}" -o "$OUT/ubsan_kernels" Tests/c/ubsan_kernels.c -lm 2>"$OUT/ub.cc.log" \
+    && "$OUT/ubsan_kernels" >"$OUT/ub.log" 2>&1; then
+    pass "C kernels under UBSan: $(grep '^RESULT' "$OUT/ub.log" | awk '{print $3}') checks, no undefined behaviour"
+else
+    fail "C kernels under UBSan"
+    cat "$OUT/ub.cc.log" "$OUT/ub.log" 2>/dev/null | head -n 20 | sed 's/^/     /'
+fi
+
 # --- test programs -------------------------------------------------------------------------
 for src in Tests/c/test_*.c; do
     [ -e "$src" ] || continue
@@ -108,6 +138,32 @@ for src in examples/c/*.c; do
     else
         fail "$name: exit status $? ($(elapsed "$start")s)"
         tail -n 20 "$OUT/$name.log" | sed 's/^/     /'
+    fi
+done
+
+# --- fork()ed children using both cores, against this library and, when present, the debug
+# build (.build/debug, made by `swift test`; GN_DEBUG_LIBDIR overrides): no child may hang
+# (Tests/c/fork_stress.c). GN_FORK_RUNS children each (default 50).
+fork_libs=("$LIBDIR")
+DEBUG_LIBDIR=${GN_DEBUG_LIBDIR:-$ROOT/.build/debug}
+if [ -f "$DEBUG_LIBDIR/libgatednet.so" ] && [ "$(readlink -f "$DEBUG_LIBDIR")" != "$(readlink -f "$LIBDIR")" ]; then
+    fork_libs+=("$DEBUG_LIBDIR")
+else
+    echo "info no debug build in $DEBUG_LIBDIR: fork_stress runs against $LIBDIR only"
+fi
+for lib in "${fork_libs[@]}"; do
+    if ! gcc "${CFLAGS[@]}" -o "$OUT/fork_stress" Tests/c/fork_stress.c -L "$lib" -lgatednet -Wl,-rpath,"$lib" -lm -lpthread \
+        2>"$OUT/fork.cc.log"; then
+        fail "fork_stress: does not compile"; sed 's/^/     /' "$OUT/fork.cc.log"; continue
+    fi
+    start=$(now)
+    timeout 900 "$OUT/fork_stress" "${GN_FORK_RUNS:-50}" >"$OUT/fork.log" 2>&1
+    result=$(grep '^RESULT ' "$OUT/fork.log" | tail -n 1)
+    if [ -n "$result" ] && [ "$(echo "$result" | awk '{print $4}')" = 0 ]; then
+        pass "fork_stress against $lib: $(grep 'runs,' "$OUT/fork.log") ($(elapsed "$start")s)"
+    else
+        fail "fork_stress against $lib ($(elapsed "$start")s)"
+        tail -n 20 "$OUT/fork.log" | sed 's/^/     /'
     fi
 done
 

@@ -9,8 +9,9 @@ typedef void (*gnk_task)(void *context, int part);
 // Runs task(context, 0) on the calling thread and task(context, 1) on the worker thread, and
 // returns when both have returned. The worker runs with the caller's MXCSR (denormal flushing,
 // rounding). When the worker is busy (another thread's call, or a nested call) or cannot be
-// started, both parts run on the calling thread, one after the other. Safe across fork(): the
-// child starts a new worker on first use.
+// started, both parts run on the calling thread, one after the other. Safe across fork(): a
+// forked child never starts a worker and runs both parts on the calling thread (parallel.c says
+// why).
 void gnk_parallel2(gnk_task task, void *context);
 
 // 1 if gnk_parallel2 would currently run the two parts concurrently (worker started and idle).

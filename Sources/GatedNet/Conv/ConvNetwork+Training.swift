@@ -121,12 +121,16 @@ extension ConvNetwork {
         }
     }
 
-    /// Predicted class per row.
-    public func predictClasses(_ x: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Int32>) {
+    /// Predicted class per row. Throws `.notFinite` naming the first row whose outputs are NaN
+    /// or Inf (activations that overflow float32), which has no class.
+    public func predictClasses(_ x: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Int32>) throws {
         let ws = workspace(rows: min(evaluationRows, rows), gradients: false)
-        forEachChunk(rows: rows, chunk: ws.capacity) { start, n in
+        try forEachChunk(rows: rows, chunk: ws.capacity) { start, n in
             let o = forward(x + start * inputSize, rows: n, ws: ws)
-            for r in 0..<n { out[start + r] = Int32(predictedClass(o + r * outputSize, k: outputSize)) }
+            for r in 0..<n {
+                guard isAllFinite(o + r * outputSize, outputSize) else { throw nonFiniteOutputs(row: start + r) }
+                out[start + r] = Int32(predictedClass(o + r * outputSize, k: outputSize))
+            }
         }
     }
 

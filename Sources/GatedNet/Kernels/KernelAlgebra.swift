@@ -7,36 +7,49 @@ import CBLAS
 public enum KernelAlgebra {
     /// Eigenvalues of the symmetric kernel, largest first.
     public static func eigenvalues(_ k: UnsafePointer<Float>, n: Int, ld: Int) throws -> [Double] {
-        var a = try upperToLapack(k, n: n, ld: ld, scale: 1, ridge: 0)
+        var values = [Double](repeating: 0, count: n)
+        try values.withUnsafeMutableBufferPointer { try eigenvalues(k, n: n, ld: ld, into: $0.baseAddress!) }
+        return values
+    }
+
+    /// Eigenvalues of the symmetric kernel, largest first, into `values` (n).
+    public static func eigenvalues(_ k: UnsafePointer<Float>, n: Int, ld: Int, into values: UnsafeMutablePointer<Double>) throws {
+        let a = try lapackCopy(n)
+        try fill(a, from: k, n: n, ld: ld, scale: 1, ridge: 0)
         var jobz = CChar(UInt8(ascii: "N")), uplo = CChar(UInt8(ascii: "L"))
         var nn = Int32(n), lda = Int32(n), info: Int32 = 0
-        var w = [Double](repeating: 0, count: n)
+        let w = try Allocation<Double>(count: n, what: "eigenvalues")
         var lwork: Int32 = -1, liwork: Int32 = -1
         var wq = 0.0, iq: Int32 = 0
-        dsyevd_(&jobz, &uplo, &nn, &a, &lda, &w, &wq, &lwork, &iq, &liwork, &info)
+        dsyevd_(&jobz, &uplo, &nn, a.pointer, &lda, w.pointer, &wq, &lwork, &iq, &liwork, &info)
         lwork = Int32(max(wq, Double(2 * n + 1)))
         liwork = max(iq, 1)
-        var work = [Double](repeating: 0, count: Int(lwork))
-        var iwork = [Int32](repeating: 0, count: Int(liwork))
-        dsyevd_(&jobz, &uplo, &nn, &a, &lda, &w, &work, &lwork, &iwork, &liwork, &info)
+        let work = try Allocation<Double>(count: Int(lwork), what: "eigenvalue workspace")
+        let iwork = try Allocation<Int32>(count: Int(liwork), what: "eigenvalue workspace")
+        dsyevd_(&jobz, &uplo, &nn, a.pointer, &lda, w.pointer, work.pointer, &lwork, iwork.pointer, &liwork, &info)
         guard info == 0 else { throw GatedNetError.invalidArgument("k: the eigenvalue solver did not converge (dsyevd info \(info))") }
-        return w.reversed()
+        for i in 0..<n { values[i] = w.pointer[n - 1 - i] }
     }
 
     /// ν = yᵀ Ĥ⁻¹ y with Ĥ = K / trace(K), by Cholesky. When Ĥ is not numerically positive
     /// definite, the smallest ridge in 1e-12 · 10^j (j = 0 ... 10) times the mean diagonal
     /// that makes it so is added, and returned (0 when none was needed).
     public static func nu(_ k: UnsafePointer<Float>, n: Int, ld: Int, y: UnsafePointer<Float>) throws -> (nu: Double, ridge: Double) {
+        let factor = try lapackCopy(n)  // first: a size the machine cannot serve fails fast
+        let b = try Allocation<Double>(count: n, what: "nu right-hand side")
         var trace = 0.0
-        for i in 0..<n { trace += Double(k[i * ld + i]) }
+        for i in 0..<n {
+            guard k[i * ld + i].isFinite else { throw GatedNetError.notFinite("k: row \(i) contains NaN or Inf") }
+            trace += Double(k[i * ld + i])
+        }
         guard trace > 0 && trace.isFinite else {
             throw GatedNetError.invalidArgument("k: trace is \(trace), need a positive finite trace")
         }
-        let (factor, ridge) = try cholesky(k, n: n, ld: ld, scale: 1 / trace, ridge: 0)
-        var b = (0..<n).map { Double(y[$0]) }
-        try solve(factor, n: n, b: &b, nrhs: 1)
+        let ridge = try cholesky(k, n: n, ld: ld, scale: 1 / trace, ridge: 0, into: factor)
+        for i in 0..<n { b.pointer[i] = Double(y[i]) }
+        try solve(factor, n: n, b: b, nrhs: 1)
         var s = 0.0
-        for i in 0..<n { s += Double(y[i]) * b[i] }
+        for i in 0..<n { s += Double(y[i]) * b.pointer[i] }
         return (s, ridge)
     }
 
@@ -44,11 +57,13 @@ public enum KernelAlgebra {
     /// ridge actually used (larger than asked when K + ridge·I was not positive definite).
     public static func ridgeFit(_ k: UnsafePointer<Float>, n: Int, ld: Int, targets: UnsafePointer<Float>, t: Int,
                                 ridge: Double, alpha: UnsafeMutablePointer<Float>) throws -> Double {
-        let (factor, used) = try cholesky(k, n: n, ld: ld, scale: 1, ridge: ridge)
-        var b = [Double](repeating: 0, count: n * t)
-        for i in 0..<n { for c in 0..<t { b[c * n + i] = Double(targets[i * t + c]) } }
-        try solve(factor, n: n, b: &b, nrhs: t)
-        for i in 0..<n { for c in 0..<t { alpha[i * t + c] = Float(b[c * n + i]) } }
+        try checkOrder(n)
+        let factor = try lapackCopy(n)
+        let b = try Allocation<Double>(count: try checkedCount(n, t, what: "ridge targets"), what: "ridge targets")
+        let used = try cholesky(k, n: n, ld: ld, scale: 1, ridge: ridge, into: factor)
+        for i in 0..<n { for c in 0..<t { b.pointer[c * n + i] = Double(targets[i * t + c]) } }
+        try solve(factor, n: n, b: b, nrhs: t)
+        for i in 0..<n { for c in 0..<t { alpha[i * t + c] = Float(b.pointer[c * n + i]) } }
         return used
     }
 
@@ -80,31 +95,43 @@ public enum KernelAlgebra {
         guard n <= Int(Int32.max) / 2 else { throw GatedNetError.outOfMemory("n: got \(n), LAPACK needs n <= 2^30") }
     }
 
-    /// scale·K + ridge·I from the upper triangle of row-major K, as a column-major lower triangle.
-    static func upperToLapack(_ k: UnsafePointer<Float>, n: Int, ld: Int, scale: Double, ridge: Double) throws -> [Double] {
+    /// The n × n double matrix LAPACK works on (8 n² bytes; `.outOfMemory` if unavailable).
+    static func lapackCopy(_ n: Int) throws -> Allocation<Double> {
         try checkOrder(n)
-        var a = [Double](repeating: 0, count: try checkedCount(n, n, what: "kernel copy"))
-        for i in 0..<n {
-            let row = k + i * ld
-            for j in i..<n { a[i * n + j] = Double(row[j]) * scale }
-            a[i * n + i] += ridge
-        }
-        return a
+        return try Allocation<Double>(count: try checkedCount(n, n, what: "kernel copy (n x n doubles)"), what: "kernel copy (n x n doubles)")
     }
 
-    /// Cholesky factor of scale·K + r·I with r = ridge, raised as described in `nu` if needed.
-    static func cholesky(_ k: UnsafePointer<Float>, n: Int, ld: Int, scale: Double, ridge: Double) throws -> ([Double], Double) {
+    /// a = scale·K + ridge·I from the upper triangle of row-major K, as a column-major lower
+    /// triangle, and zeros above it (LAPACK's results depend on them bit for bit).
+    /// Throws `.notFinite` naming the first row of K's upper triangle with NaN or Inf.
+    static func fill(_ a: Allocation<Double>, from k: UnsafePointer<Float>, n: Int, ld: Int, scale: Double, ridge: Double) throws {
+        for i in 0..<n {
+            let row = k + i * ld
+            let col = a.pointer + i * n
+            col.update(repeating: 0, count: i)
+            for j in i..<n {
+                guard row[j].isFinite else { throw GatedNetError.notFinite("k: row \(i) contains NaN or Inf") }
+                col[j] = Double(row[j]) * scale
+            }
+            col[i] += ridge
+        }
+    }
+
+    /// Cholesky factor of scale·K + r·I into `a`, with r = ridge raised as described in `nu`
+    /// if needed; returns r.
+    static func cholesky(_ k: UnsafePointer<Float>, n: Int, ld: Int, scale: Double, ridge: Double,
+                         into a: Allocation<Double>) throws -> Double {
         var meanDiag = 0.0
         for i in 0..<n { meanDiag += Double(k[i * ld + i]) * scale }
         meanDiag = max(meanDiag / Double(n), Double.leastNormalMagnitude)
         var r = ridge
         var step = 0
         while true {
-            var a = try upperToLapack(k, n: n, ld: ld, scale: scale, ridge: r)
+            try fill(a, from: k, n: n, ld: ld, scale: scale, ridge: r)
             var uplo = CChar(UInt8(ascii: "L"))
             var nn = Int32(n), lda = Int32(n), info: Int32 = 0
-            dpotrf_(&uplo, &nn, &a, &lda, &info)
-            if info == 0 { return (a, r) }
+            dpotrf_(&uplo, &nn, a.pointer, &lda, &info)
+            if info == 0 { return r }
             guard info > 0, step <= 10 else {
                 throw GatedNetError.invalidArgument("k: not positive definite even with a ridge of \(r) (mean diagonal \(meanDiag)); dpotrf info \(info)")
             }
@@ -115,11 +142,10 @@ public enum KernelAlgebra {
 
     static func pow10(_ j: Int) -> Double { (0..<j).reduce(1.0) { x, _ in x * 10 } }
 
-    static func solve(_ factor: [Double], n: Int, b: inout [Double], nrhs: Int) throws {
+    static func solve(_ factor: Allocation<Double>, n: Int, b: Allocation<Double>, nrhs: Int) throws {
         var uplo = CChar(UInt8(ascii: "L"))
         var nn = Int32(n), lda = Int32(n), nr = Int32(nrhs), ldb = Int32(n), info: Int32 = 0
-        var f = factor
-        dpotrs_(&uplo, &nn, &nr, &f, &lda, &b, &ldb, &info)
+        dpotrs_(&uplo, &nn, &nr, factor.pointer, &lda, b.pointer, &ldb, &info)
         guard info == 0 else { throw GatedNetError.invalidArgument("k: triangular solve failed (dpotrs info \(info))") }
     }
 }

@@ -24,6 +24,11 @@ public enum GatedNetError: Error, Equatable, CustomStringConvertible {
     public var description: String { message }
 }
 
+/// The error for a row of outputs that came out NaN or Inf from finite inputs.
+func nonFiniteOutputs(row: Int) -> GatedNetError {
+    .notFinite("out: row \(row) came out NaN or Inf (the network's values overflow float32 for these inputs; scale them down)")
+}
+
 /// Checked product of sizes: throws instead of overflowing.
 @inlinable
 public func checkedCount(_ factors: Int..., what: String) throws -> Int {

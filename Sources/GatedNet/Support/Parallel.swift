@@ -5,6 +5,7 @@ import CKernels
 /// thread and `body(1)` on gatednet's worker thread, or both on the caller when the worker is
 /// busy. Callers split work so that the result does not depend on which thread runs a part.
 func inParallel(_ body: (Int) -> Void) {
+    keep(lazyGlobalsReady)
     guard parallelWorkerEnabled else { body(0); body(1); return }
     withoutActuallyEscaping(body) { escapable in
         var closure = escapable
@@ -15,6 +16,22 @@ func inParallel(_ body: (Int) -> Void) {
         }
     }
 }
+
+/// Every lazy global of the engine (Swift initialises a global or static `let` on first use,
+/// under a per-global lock), touched once by the calling thread before any part runs, so the
+/// two parts never race to initialise one. (In a fork()ed child such a race livelocks; there
+/// the worker is not used at all, see parallel.c, as generic metadata has the same locks.)
+/// A new lazy global read inside parts belongs here.
+private let lazyGlobalsReady: Int = {
+    var sum = minimumSplitRows + kernelTile + evaluationChunk + scratchLimit + NetworkSpec.maxFloats
+    sum += ConvWorkspace.colBudget + ConvWorkspace.winoBudget + ConvGeometry.winogradMinChannels
+    sum += Winograd.flipped.reduce(0, +) + (parallelWorkerEnabled ? 1 : 0)
+    return sum
+}()
+
+/// Keeps a value's computation (and the lazy initialisations it implies) from being optimised away.
+@inline(never) @_optimize(none)
+private func keep(_ value: Int) {}
 
 /// The rows of `part` (0 or 1) when `rows` rows are split in two halves (the first half takes
 /// the odd row).

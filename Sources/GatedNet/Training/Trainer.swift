@@ -206,12 +206,21 @@ extension GatedNetwork {
         }
     }
 
-    /// Predicted class per row.
-    public func predictClasses(_ x: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Int32>) {
-        forEachChunkInParallel(rows: rows, chunk: evaluationChunk) { start, n, ws, _ in
-            forward(x + start * inputSize, rows: n, ws: ws, target: .network)
-            for r in 0..<n { out[start + r] = Int32(predictedClass(ws.out.pointer + r * outputSize, k: outputSize)) }
+    /// Predicted class per row. Throws `.notFinite` naming the first row whose outputs are NaN
+    /// or Inf (activations that overflow float32), which has no class.
+    public func predictClasses(_ x: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Int32>) throws {
+        var firstBad = [Int](repeating: .max, count: 2)  // per part
+        firstBad.withUnsafeMutableBufferPointer { bad in
+            forEachChunkInParallel(rows: rows, chunk: evaluationChunk) { start, n, ws, part in
+                forward(x + start * inputSize, rows: n, ws: ws, target: .network)
+                for r in 0..<n {
+                    let logits = ws.out.pointer + r * outputSize
+                    if !isAllFinite(logits, outputSize) { bad[part] = min(bad[part], start + r) }
+                    out[start + r] = Int32(predictedClass(logits, k: outputSize))
+                }
+            }
         }
+        if let r = firstBad.min(), r != .max { throw nonFiniteOutputs(row: r) }
     }
 }
 

@@ -78,7 +78,8 @@ Errors
     :class:`ClosedNetworkError` (``ValueError``), :class:`CorruptFileError` (``ValueError``),
     :class:`FileError` (``OSError``), :class:`UnsupportedError` (``NotImplementedError``),
     :class:`OutOfMemoryError` (``MemoryError``), :class:`CancelledError` (a kernel ``progress``
-    callback returned False). Errors the binding detects itself (wrong type, shape or dtype of a
+    callback returned False), :class:`BusyError` (a call on a network from inside one of its own
+    callbacks). Errors the binding detects itself (wrong type, shape or dtype of a
     Python argument) are plain ``TypeError`` / ``ValueError`` naming the argument. Messages name
     Python arguments and values, never the C function. No error path crashes the interpreter; a
     failed call leaves the network as it was.
@@ -120,6 +121,7 @@ from . import _core
 from ._core import (
     ArgumentError,
     Buffer,
+    BusyError,
     CancelledError,
     ClosedNetworkError,
     CorruptFileError,
@@ -135,9 +137,9 @@ library_version = _core.library_version
 __all__ = [
     "Network", "ConvNetwork", "Buffer", "load_idx", "idx_dims", "corrupt_labels", "REGIMES",
     "GatedNetError", "ArgumentError", "ClosedNetworkError", "CorruptFileError", "FileError",
-    "UnsupportedError", "OutOfMemoryError", "CancelledError", "LayerIndexError", "library_version",
-    "kernel_classes", "kernel_eigenvalues", "kernel_nu", "kernel_ridge_fit", "kernel_ridge_predict",
-    "kernel_targets",
+    "UnsupportedError", "OutOfMemoryError", "CancelledError", "BusyError", "LayerIndexError",
+    "library_version", "kernel_classes", "kernel_eigenvalues", "kernel_nu", "kernel_ridge_fit",
+    "kernel_ridge_predict", "kernel_targets",
 ]
 
 

@@ -41,7 +41,9 @@ GNPy_Buffer *gnpy_buffer_new(char format, int ndim, const Py_ssize_t *shape) {
     void *p = aligned_alloc(64, rounded);
     if (p == NULL) {
         Py_DECREF(b);
-        return (GNPy_Buffer *)PyErr_NoMemory();
+        return (GNPy_Buffer *)PyErr_Format(PyExc_MemoryError,
+                                           "gatednet: cannot allocate %zu bytes (%.1f GB) for a result of %zd values",
+                                           rounded, (double)rounded / 1e9, n);
     }
     memset(p, 0, rounded);
     b->data = p;

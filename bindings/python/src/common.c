@@ -35,7 +35,7 @@ void gnpy_handle_dealloc(GNPy_Handle *self) {
 static int acquire_one(GNPy_Handle *self) {
     unsigned long me = PyThread_get_thread_ident();
     if (self->owner == me) {
-        PyErr_SetString(GNPy_Error, self->ops->busy_message);
+        PyErr_SetString(GNPy_BusyError, self->ops->busy_message);
         return -1;
     }
     if (!PyThread_acquire_lock(self->lock, NOWAIT_LOCK)) {

@@ -20,6 +20,7 @@ PyObject *gnpy_raise(gn_status status);
 PyObject *gnpy_raise_msg(gn_status status, const char *msg);
 extern PyObject *GNPy_Error;        /* GatedNetError(RuntimeError) */
 extern PyObject *GNPy_ClosedError;  /* ClosedNetworkError(GatedNetError, ValueError) */
+extern PyObject *GNPy_BusyError;    /* BusyError(GatedNetError): re-entry from a callback */
 
 /* ---- Buffer: memory owned by the extension, exported through the buffer protocol ----- */
 

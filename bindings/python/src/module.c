@@ -5,6 +5,7 @@
 
 PyObject *GNPy_Error;
 PyObject *GNPy_ClosedError;
+PyObject *GNPy_BusyError;
 static PyObject *GNPy_ArgumentError;
 static PyObject *GNPy_UnsupportedError;
 static PyObject *GNPy_FileError;
@@ -52,6 +53,7 @@ PyObject *gnpy_raise_msg(gn_status status, const char *msg) {
     case GN_ERR_CORRUPT: cls = GNPy_CorruptError; break;
     case GN_ERR_CANCELLED: cls = GNPy_CancelledError; break;
     case GN_ERR_OUT_OF_MEMORY: cls = GNPy_OutOfMemoryError; break;
+    case GN_ERR_BUSY: cls = GNPy_BusyError; break;
     default: cls = GNPy_Error; break;
     }
     PyObject *text = PyUnicode_DecodeUTF8(msg, (Py_ssize_t)strlen(msg), "replace");
@@ -274,6 +276,10 @@ PyMODINIT_FUNC PyInit__core(void) {
     if (GNPy_FileError == NULL) goto fail;
     GNPy_CancelledError = new_error(m, "CancelledError", GNPy_Error, "A computation was cancelled.");
     if (GNPy_CancelledError == NULL) goto fail;
+    GNPy_BusyError = new_error(m, "BusyError", GNPy_Error,
+                               "A call on a network from inside one of its own callbacks (a fit progress "
+                               "callback or a kernel progress callback of the same network; GN_ERR_BUSY).");
+    if (GNPy_BusyError == NULL) goto fail;
     b = bases2(GNPy_Error, PyExc_MemoryError);
     if (b == NULL) goto fail;
     GNPy_OutOfMemoryError = new_error(m, "OutOfMemoryError", b,

@@ -1,0 +1,375 @@
+"""gatednet.distributed on real Dask components: a LocalCluster of processes, and a scheduler and
+two workers started with the `dask scheduler` / `dask worker` commands."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import gatednet as gn
+
+pytest.importorskip("distributed")
+zarr = pytest.importorskip("zarr")
+from distributed import Client, LocalCluster  # noqa: E402
+
+from gatednet import distributed as gd  # noqa: E402
+
+# Workers import this module's task functions by name: LocalCluster workers inherit sys.path;
+# the processes started from the command line get PYTHONPATH (test_dask_scheduler_and_worker_commands).
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as c:
+        yield c
+
+
+@pytest.fixture
+def client(cluster):
+    with Client(cluster) as c:
+        yield c
+
+
+@pytest.fixture
+def net():
+    src = gn.Network(12, [16, 8], 3, regime="relu", seed=3)
+    return gn.Network(12, [16, 8], 3, regime="fixed_learnt", gate_source=src, seed=4)
+
+
+@pytest.fixture
+def data(tmp_path):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((45, 12)).astype(np.float32)
+    xt = rng.standard_normal((13, 12)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    return x, xt, tmp_path / "x.npy"
+
+
+# ---- tiled kernels ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind, options", [
+    ("npk", {}), ("npk_normalized", {}), ("npk_trace_normalized", {}), ("base", {"layer": 1}),
+    ("overlap", {}), ("ntk_value", {"output": 1}), ("npk_limit", {}),
+])
+def test_symmetric_tiles_equal_one_library_call(client, net, data, tmp_path, kind, options):
+    x, _, xpath = data
+    K = gd.kernel_to_zarr(net, xpath, tmp_path / "K.zarr", kind=kind, tile=16, client=client, **options)
+    want = np.asarray(net.kernel(kind, x, **options))
+    got = K[...]
+    assert got.shape == (45, 45) and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-6 * np.abs(want).max())
+    np.testing.assert_array_equal(got, got.T)  # lower tiles are the upper ones transposed
+    assert gd.tiles_done(tmp_path / "K.zarr") == (6, 6)  # 3 x 3 tiles, upper triangle only
+
+
+def test_cross_kernel_scattered_inputs_and_lazy_array(client, net, data, tmp_path):
+    x, xt, xpath = data
+    K = gd.kernel_to_zarr(net.to_bytes(), xt, tmp_path / "Kt.zarr", xb=xpath, kind="npk", tile=8, client=client)
+    want = np.asarray(net.npk(xt, x))
+    np.testing.assert_allclose(K[...], want, rtol=2e-5)
+    lazy = gd.kernel_array(net, xt, xb=x, kind="npk", tile=8)
+    assert lazy.chunks == ((8, 5), (8,) * 5 + (5,))
+    np.testing.assert_array_equal(lazy.compute(scheduler="sync"), K[...])
+    sym = gd.kernel_array(net, xpath, kind="npk", tile=16)
+    np.testing.assert_array_equal(client.compute(sym).result(),
+                                  gd.kernel_to_zarr(net, xpath, tmp_path / "K.zarr", tile=16, client=client)[...])
+
+
+def test_conv_network_tiles(client, tmp_path):
+    net = gn.ConvNetwork([("conv", 4, 3, 1, "circular"), ("conv", 4, 3, 1, "circular"), ("gap",), ("dense", 3)],
+                         (1, 5, 5), regime="relu", seed=2)
+    x = np.random.default_rng(1).standard_normal((19, 5, 5, 1)).astype(np.float32)
+    path = tmp_path / "conv.gn"
+    net.save(path)
+    K = gd.kernel_to_zarr(path, x, tmp_path / "K.zarr", kind="npk", tile=7, client=client)
+    np.testing.assert_allclose(K[...], np.asarray(net.npk(x)), rtol=2e-5)
+    with pytest.raises(ValueError, match="not a ConvNetwork kernel"):
+        gd.kernel_to_zarr(path, x, tmp_path / "K2.zarr", kind="ntk", client=client)
+
+
+# ---- fault tolerance ----------------------------------------------------------------------------
+
+def uninterrupted(net, x, tile):
+    """The same tiles computed in this process in one go (dask's synchronous scheduler)."""
+    return gd.kernel_array(net, x, kind="npk", tile=tile).compute(scheduler="sync")
+
+
+def test_restarted_client_resumes_and_matches_uninterrupted_run(cluster, net, data, tmp_path):
+    x, _, xpath = data
+    full = uninterrupted(net, xpath, 8)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_three(done, total):
+        if done >= 3:
+            raise Stop
+
+    with Client(cluster) as c:  # the client dies mid-run
+        with pytest.raises(Stop):
+            gd.kernel_to_zarr(net, xpath, tmp_path / "K.zarr", kind="npk", tile=8, client=c,
+                              progress=stop_after_three)
+    finished, total = gd.tiles_done(tmp_path / "K.zarr")
+    assert 3 <= finished < total == 21  # 6 x 6 tiles, upper triangle
+    seen = []
+    with Client(cluster) as c:  # a new client resumes: finished tiles are skipped
+        K = gd.kernel_to_zarr(net, xpath, tmp_path / "K.zarr", kind="npk", tile=8, client=c,
+                              progress=lambda d, t: seen.append(d))
+    assert seen[0] >= finished and seen[-1] == total and len(seen) <= total - finished + 1
+    np.testing.assert_array_equal(K[...], full)  # bit for bit
+
+
+def test_killed_worker_process_run_completes_bit_for_bit(net, tmp_path):
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((72, 12)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    ref = uninterrupted(net, tmp_path / "x.npy", 6)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cl, \
+            Client(cl) as c:
+        pids = list(c.run(os.getpid).values())
+        state = {}
+
+        def run():
+            try:
+                state["K"] = gd.kernel_to_zarr(net, tmp_path / "x.npy", tmp_path / "K.zarr", tile=6, client=c)[...]
+            except BaseException as e:  # reported below
+                state["error"] = e
+
+        t = threading.Thread(target=run)
+        t.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if (tmp_path / "K.zarr").exists():
+                try:
+                    finished, total = gd.tiles_done(tmp_path / "K.zarr")
+                except Exception:
+                    finished = 0
+                if finished >= 5:
+                    break
+            time.sleep(0.01)
+        os.kill(pids[0], signal.SIGKILL)  # the worker process dies mid-run
+        killed_at, total = gd.tiles_done(tmp_path / "K.zarr")
+        t.join(120)
+        assert not t.is_alive() and "error" not in state, state.get("error")
+    assert killed_at < total == 78  # 12 x 12 tiles, upper triangle
+    np.testing.assert_array_equal(state["K"], ref)
+
+
+# ---- bad input ---------------------------------------------------------------------------------
+
+def test_bad_inputs_fail_before_work_and_keep_what_was_written(client, net, data, tmp_path):
+    x, _, xpath = data
+    good = gd.kernel_to_zarr(net, xpath, tmp_path / "K.zarr", tile=16, client=client)[...]
+    before = {p: p.read_bytes() for p in (tmp_path / "K.zarr").rglob("*") if p.is_file()}
+
+    # a store holding another shape, dtype or computation
+    with pytest.raises(ValueError, match=r"shape \(45, 45\) .*needs shape \(40, 40\)"):
+        gd.kernel_to_zarr(net, x[:40], tmp_path / "K.zarr", tile=16, client=client)
+    with pytest.raises(ValueError, match="another computation.*kind"):
+        gd.kernel_to_zarr(net, xpath, tmp_path / "K.zarr", kind="overlap", tile=16, client=client)
+    g = zarr.open_group(tmp_path / "f64.zarr", mode="w")
+    g.create_array("kernel", shape=(45, 45), chunks=(16, 16), dtype="float64")
+    with pytest.raises(ValueError, match="dtype float64.*float32"):
+        gd.kernel_to_zarr(net, xpath, tmp_path / "f64.zarr", tile=16, client=client)
+    zarr.open_array(tmp_path / "plain.zarr", mode="w", shape=(3,), dtype="f4")
+    with pytest.raises(ValueError, match="not a zarr group"):
+        gd.kernel_to_zarr(net, xpath, tmp_path / "plain.zarr", tile=16, client=client)
+
+    # a network file that is not ours, or damaged
+    (tmp_path / "other.bin").write_bytes(b"PK\x03\x04 a zip, not a network" * 10)
+    with pytest.raises(ValueError, match="not a gatednet network file"):
+        gd.kernel_to_zarr(tmp_path / "other.bin", xpath, tmp_path / "new.zarr", client=client)
+    blob = bytearray(net.to_bytes())
+    blob[40] ^= 0xFF
+    with pytest.raises(gn.CorruptFileError):
+        gd.kernel_to_zarr(bytes(blob), xpath, tmp_path / "new.zarr", client=client)
+
+    # inputs with NaN, in memory or in a file; wrong width
+    bad = x.copy()
+    bad[30, 2] = np.nan
+    with pytest.raises(ValueError, match="row 30 contains NaN"):
+        gd.kernel_to_zarr(net, bad, tmp_path / "new.zarr", client=client)
+    np.save(tmp_path / "bad.npy", bad)
+    with pytest.raises(ValueError, match="row 30 contains NaN"):
+        gd.kernel_to_zarr(net, tmp_path / "bad.npy", tmp_path / "new.zarr", client=client)
+    with pytest.raises(ValueError, match="rows of 11 values, the network takes 12"):
+        gd.kernel_to_zarr(net, x[:, :11], tmp_path / "new.zarr", client=client)
+    assert not (tmp_path / "new.zarr").exists()
+
+    # a scheduler that does not answer
+    t0 = time.monotonic()
+    with pytest.raises(ConnectionError, match=r"no Dask scheduler answered at 'tcp://127.0.0.1:9' within 2 s"):
+        gd.connect("tcp://127.0.0.1:9", timeout=2)
+    assert time.monotonic() - t0 < 15
+    with pytest.raises(ConnectionError, match="within 1 s"):
+        gd.DaskExecutor("tcp://127.0.0.1:9", timeout=1).run(tasks_of(train_tiny, [0]), print)
+
+    after = {p: p.read_bytes() for p in (tmp_path / "K.zarr").rglob("*") if p.is_file()}
+    assert after == before
+    np.testing.assert_array_equal(zarr.open_group(tmp_path / "K.zarr")["kernel"][...], good)
+
+
+# ---- kernel ridge beyond memory -----------------------------------------------------------------
+
+def test_ridge_on_zarr_matches_dense_solve(client, tmp_path):
+    import dask
+    from scipy.linalg import solve
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((150, 10)).astype(np.float32)
+    xt = rng.standard_normal((31, 10)).astype(np.float32)
+    y = (x[:, 0] * x[:, 1] > 0).astype(np.int32) + (x[:, 2] > 0)
+    net = gn.Network(10, [32, 32], 3, regime="fixed_random_ii", seed=1)
+    gd.kernel_to_zarr(net, x, tmp_path / "K.zarr", kind="npk_normalized", tile=64, client=client)
+    gd.kernel_to_zarr(net, xt, tmp_path / "Kt.zarr", xb=x, kind="npk_normalized", tile=64, client=client)
+    K = np.asarray(net.npk(x, normalized=True), dtype=np.float64)
+    Kt = np.asarray(net.npk(xt, x, normalized=True), dtype=np.float64)
+    T = np.asarray(gn.kernel_targets(y, 3))
+    diag = gd.kernel_diagonal(tmp_path / "K.zarr", client=client)
+    np.testing.assert_allclose(diag, np.diag(K), rtol=1e-5)
+    ridge = 1e-3 * diag.mean()
+    dense = solve(K + ridge * np.eye(150), T, assume_a="pos")
+    # passes over K as one Dask task per row panel of tiles, on the cluster
+    on_cluster, info = gd.ridge_fit(tmp_path / "K.zarr", T, ridge, rank=40, tol=1e-5, client=client)
+    assert info["residual"] <= 1e-5
+    np.testing.assert_allclose(on_cluster, dense, rtol=1e-2, atol=1e-4 * np.abs(dense).max())
+    with dask.config.set(scheduler="threads"):  # the same passes in this process (fast for a test)
+        alpha, info = gd.ridge_fit(tmp_path / "K.zarr", T, ridge, rank=40, tol=1e-9)
+        assert info["residual"] <= 1e-9
+        np.testing.assert_allclose(alpha, dense, rtol=1e-4, atol=1e-6 * np.abs(dense).max())
+        _, plain = gd.ridge_fit(tmp_path / "K.zarr", T, ridge, rank=0, tol=1e-9, max_iter=info["passes"])
+        assert plain["residual"] > 10 * info["residual"]  # the preconditioner saves passes
+        lazy_kernel = gd.kernel_array(net, x, kind="npk_normalized", tile=64).persist(scheduler="sync")
+        lazy, _ = gd.ridge_fit(lazy_kernel, T, ridge, rank=40, tol=1e-9)
+        np.testing.assert_allclose(lazy, alpha, rtol=1e-6, atol=1e-9 * np.abs(dense).max())  # same K
+        single, _ = gd.ridge_fit(lazy_kernel, T[:, 1], ridge, rank=40, tol=1e-9)
+        assert single.shape == (150,)
+        np.testing.assert_allclose(single, dense[:, 1], rtol=1e-4, atol=1e-6 * np.abs(dense).max())
+    lib, _ = gn.kernel_ridge_fit(np.asarray(K, np.float32), T, ridge)
+    np.testing.assert_allclose(alpha, np.asarray(lib), rtol=2e-3, atol=1e-4 * np.abs(dense).max())
+    scores = gd.ridge_predict(tmp_path / "Kt.zarr", alpha, client=client)
+    np.testing.assert_allclose(scores, Kt @ dense, rtol=1e-4, atol=1e-6)
+
+
+def test_ridge_refuses_unfinished_store(cluster, net, data, tmp_path):
+    _, _, xpath = data
+
+    def stop(done, total):
+        if done >= 2:
+            raise KeyboardInterrupt
+
+    with Client(cluster) as c, pytest.raises(KeyboardInterrupt):
+        gd.kernel_to_zarr(net, xpath, tmp_path / "K.zarr", tile=4, client=c, progress=stop)
+    with pytest.raises(ValueError, match="tiles unfinished"):
+        gd.ridge_fit(tmp_path / "K.zarr", np.ones(45), 1.0)
+
+
+# ---- sweeps -------------------------------------------------------------------------------------
+
+def train_tiny(seed, epochs):
+    """A real (tiny) training: a ReLU net on a fixed synthetic problem; JSON result."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 8)).astype(np.float32)
+    y = (x[:, 0] + x[:, 1] > 0).astype(np.int32)
+    net = gn.Network(8, [16], 2, regime="relu", seed=seed)
+    net.fit(x, y, epochs=epochs, lr=1e-2, batch_size=20)
+    return {"seed": seed, "accuracy": net.evaluate(x, y)["accuracy"]}
+
+
+def fail_on_three(seed, epochs):
+    if seed == 3:
+        raise ArithmeticError("seed 3 diverged")
+    return train_tiny(seed, epochs)
+
+
+def tasks_of(fn, seeds):
+    return [SimpleNamespace(key=f"seed={s}", fn=fn, kwargs={"seed": s, "epochs": 2}) for s in seeds]
+
+
+def test_executor_reports_each_result_and_equals_local_runs(client):
+    got = {}
+    gd.DaskExecutor(client=client).run(tasks_of(train_tiny, range(6)), lambda k, r: got.__setitem__(k, r))
+    assert got == {f"seed={s}": train_tiny(s, 2) for s in range(6)}  # same seeds, same bits
+    json.dumps(got)
+
+
+def test_executor_keeps_results_when_a_task_fails(client):
+    got = {}
+    with pytest.raises(gd.TaskFailed, match="1 of 5 tasks failed; 'seed=3': ArithmeticError: seed 3 diverged") as e:
+        gd.DaskExecutor(client=client).run(tasks_of(fail_on_three, range(5)), lambda k, r: got.__setitem__(k, r))
+    assert set(e.value.failures) == {"seed=3"}
+    assert set(got) == {"seed=0", "seed=1", "seed=2", "seed=4"}
+    with pytest.raises(ValueError, match="duplicate keys 'seed=1'"):
+        gd.DaskExecutor(client=client).run(tasks_of(train_tiny, [1, 1]), print)
+    with pytest.raises(ValueError, match="module-level function"):
+        gd.DaskExecutor(client=client).run([SimpleNamespace(key="a", fn=lambda: 1, kwargs={})], print)
+
+
+def test_recipe_sweep_on_cluster_persists_and_resumes(client, tmp_path):
+    import dataclasses
+
+    experiments = pytest.importorskip("gatednet.experiments")
+    recipe = dataclasses.replace(experiments.get("dlgn-halfspaces"), plots=None)  # tables only: fast
+    out = tmp_path / "halfspaces"
+    ex = gd.DaskExecutor(client=client)
+    rows = experiments.run(recipe, size="smoke", out=out, executor=ex, progress=False)
+    info = json.loads((out / "run.json").read_text())
+    assert info["tasks_run"] == info["tasks"] > 1 and "DaskExecutor" in info["executor"]
+    stored = sorted((out / "tasks").glob("*.json"))
+    assert len(stored) == info["tasks"] and len(rows) >= info["tasks"]
+    # a task run here gives the bits a worker gave
+    record = json.loads(stored[0].read_text())
+    task = next(t for t in experiments.get("dlgn-halfspaces").tasks(
+        experiments.get("dlgn-halfspaces").settings("smoke"), [0], info["data"]) if t.key == record["key"])
+    assert json.loads(json.dumps(task())) == record["result"]
+    # a second run resumes: nothing is sent to the cluster
+    experiments.run(recipe, size="smoke", out=out, executor=ex, progress=False)
+    info = json.loads((out / "run.json").read_text())
+    assert info["tasks_run"] == 0 and info["tasks_resumed"] == info["tasks"]
+
+
+# ---- the dask command-line tools ------------------------------------------------------------------
+
+def test_dask_scheduler_and_worker_commands(net, data, tmp_path):
+    x, _, xpath = data
+    bindir = Path(sys.executable).parent
+    sched_file = tmp_path / "scheduler.json"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent))
+    procs = [subprocess.Popen([str(bindir / "dask"), "scheduler", "--scheduler-file", str(sched_file),
+                               "--host", "127.0.0.1", "--port", "0", "--no-dashboard"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
+    try:
+        deadline = time.monotonic() + 60
+        while not sched_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        address = json.loads(sched_file.read_text())["address"]
+        for _ in range(2):
+            procs.append(subprocess.Popen([str(bindir / "dask"), "worker", address, "--nthreads", "1",
+                                           "--no-dashboard", "--local-directory", str(tmp_path)],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+        client = gd.connect(address, timeout=30)
+        try:
+            client.wait_for_workers(2, timeout=60)
+            K = gd.kernel_to_zarr(net, xpath, tmp_path / "K.zarr", tile=16, client=client)
+            np.testing.assert_allclose(K[...], np.asarray(net.npk(x)), rtol=2e-5)
+            got = {}
+            with gd.DaskExecutor(address) as ex:
+                ex.run(tasks_of(train_tiny, range(3)), lambda k, r: got.__setitem__(k, r))
+            assert got == {f"seed={s}": train_tiny(s, 2) for s in range(3)}
+            client.shutdown()  # stops the scheduler and its workers
+        finally:
+            client.close()
+        for p in procs:
+            assert p.wait(30) is not None
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()

@@ -1,0 +1,228 @@
+"""Benchmarks of gatednet.distributed on real Fashion-MNIST (results: benchmarks/DISTRIBUTED.md).
+
+    python benchmarks/distributed.py overhead --n 10000          # Dask tiles vs one library call
+    python benchmarks/distributed.py scaling --n 20000 40000      # NPK to zarr: s per entry, worker RSS
+    python benchmarks/distributed.py sweep --tasks 8              # models/hour on 1 and 2 workers
+    python benchmarks/distributed.py curve --n 1000 5000 10000 20000   # kernel ridge learning curve
+
+Every command prints a markdown table. --workdir holds the .npy inputs and zarr stores
+(default /tmp/gatednet-distributed-bench; stores are deleted after use unless --keep).
+"""
+
+import os
+import sys
+
+# This file is named distributed.py: keep its directory off sys.path so that `import distributed`
+# finds Dask's package, not this script.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path = [p for p in sys.path if os.path.abspath(p or os.getcwd()) != _HERE]
+
+import argparse  # noqa: E402
+import resource  # noqa: E402
+import shutil  # noqa: E402
+import time  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import gatednet as gn  # noqa: E402
+from gatednet import distributed as gd  # noqa: E402
+
+DATA = os.environ.get("GATEDNET_FASHION_DIR", "/usr/share/datasets/fashion-mnist")
+WIDTHS = [128] * 4
+
+
+def fashion():
+    def read(name, scale=None):
+        return np.asarray(gn.load_idx(os.path.join(DATA, name), scale))
+    x = read("train-images-idx3-ubyte.gz", 1 / 255).reshape(-1, 784)
+    y = read("train-labels-idx1-ubyte.gz").astype(np.int32)
+    xt = read("t10k-images-idx3-ubyte.gz", 1 / 255).reshape(-1, 784)
+    yt = read("t10k-labels-idx1-ubyte.gz").astype(np.int32)
+    return x, y, xt, yt
+
+
+def npy(workdir, name, arr):
+    path = os.path.join(workdir, name + ".npy")
+    np.save(path, np.ascontiguousarray(arr, dtype=np.float32))
+    return path
+
+
+def drop(path, keep):
+    if not keep:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def load():
+    return os.getloadavg()[0]
+
+
+def worker_peak_rss_mb(client):
+    return {w: r / 1024 for w, r in client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss).items()}
+
+
+def gated_network(x, y, seed=1, epochs=5):
+    """A ReLU net trained on (x, y) and the fixed-learnt DGN on its gates, trained on the same data."""
+    relu = gn.Network(784, WIDTHS, 10, regime="relu", seed=seed)
+    relu.fit(x, y, epochs=epochs, lr=1e-3)
+    dgn = gn.Network(784, WIDTHS, 10, regime="fixed_learnt", gate_source=relu, seed=seed + 1)
+    dgn.fit(x, y, epochs=epochs, lr=1e-3)
+    return relu, dgn
+
+
+def overhead(args, data):
+    x, y, _, _ = data
+    net = gn.Network(784, WIDTHS, 10, regime="fixed_random_ii", seed=1)
+    xs = x[:args.n]
+    path = npy(args.workdir, f"x{args.n}", xs)
+    rows = []
+    client = gd.connect(workers=args.workers)
+    try:
+        for rep in range(args.repeat):
+            t0 = time.perf_counter()
+            direct = net.kernel(args.kind, xs)
+            t_direct = time.perf_counter() - t0
+            del direct
+            store = os.path.join(args.workdir, "overhead.zarr")
+            t0 = time.perf_counter()
+            gd.kernel_to_zarr(net, path, store, kind=args.kind, tile=args.tile, client=client, overwrite=True)
+            t_dask = time.perf_counter() - t0
+            drop(store, args.keep)
+            rows.append((rep, t_direct, t_dask, t_dask / t_direct, load()))
+    finally:
+        gd.close_client(client)
+    print(f"\n### Overhead: {args.kind}, n = {args.n}, tile {args.tile}, {args.workers} workers\n")
+    print("| run | direct call (s) | gatednet.distributed to zarr (s) | ratio | load avg |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r[0]} | {r[1]:.1f} | {r[2]:.1f} | {r[3]:.2f} | {r[4]:.1f} |")
+
+
+def scaling(args, data):
+    x, _, _, _ = data
+    net = gn.Network(784, WIDTHS, 10, regime="fixed_random_ii", seed=1)
+    rows = []
+    for n in args.n:
+        path = npy(args.workdir, f"x{n}", x[:n])
+        client = gd.connect(workers=args.workers)  # fresh workers: their peak RSS is this run's
+        try:
+            store = os.path.join(args.workdir, f"scaling{n}.zarr")
+            t0 = time.perf_counter()
+            gd.kernel_to_zarr(net, path, store, kind=args.kind, tile=args.tile, client=client, overwrite=True)
+            seconds = time.perf_counter() - t0
+            rss = worker_peak_rss_mb(client)
+        finally:
+            gd.close_client(client)
+        drop(store, args.keep)
+        rows.append((n, seconds, seconds / (n * (n + 1) / 2) * 1e9, max(rss.values()), n * n * 4 / 1e9, load()))
+        print(rows[-1], flush=True)
+    print(f"\n### Scaling: {args.kind} to zarr, tile {args.tile}, {args.workers} workers\n")
+    print("| n | store (GB) | wall (s) | ns per computed entry (upper triangle) | peak RSS per worker (MB) | load avg |")
+    print("|---|---|---|---|---|---|")
+    for n, s, ns, rss, gb, la in rows:
+        print(f"| {n} | {gb:.1f} | {s:.0f} | {ns:.2f} | {rss:.0f} | {la:.1f} |")
+
+
+def sweep_task(seed, n, epochs):
+    """One sweep model: a ReLU net 784-128x4-10 trained on n Fashion-MNIST images, test accuracy."""
+    x, y, xt, yt = fashion()
+    net = gn.Network(784, WIDTHS, 10, regime="relu", seed=seed)
+    net.fit(x[:n], y[:n], epochs=epochs, lr=1e-3, shuffle_seed=seed)
+    return {"seed": seed, "accuracy": net.evaluate(xt, yt)["accuracy"]}
+
+
+def sweep(args, data):
+    rows = []
+    for workers in (1, 2):
+        tasks = [SimpleNamespace(key=f"seed={s}", fn=sweep_task, kwargs={"seed": s, "n": args.sweep_n, "epochs": 1})
+                 for s in range(args.tasks)]
+        got = {}
+        with gd.DaskExecutor(workers=workers) as ex:
+            ex.client.wait_for_workers(workers)
+            t0 = time.perf_counter()
+            ex.run(tasks, lambda k, r: got.__setitem__(k, r))
+            seconds = time.perf_counter() - t0
+        assert len(got) == args.tasks
+        rows.append((workers, seconds, args.tasks / seconds * 3600, load()))
+        print(rows[-1], flush=True)
+    print(f"\n### Sweep throughput: {args.tasks} models (ReLU 784-128x4-10, {args.sweep_n} images, 1 epoch)\n")
+    print("| workers | wall (s) | models per hour | load avg |")
+    print("|---|---|---|---|")
+    for w, s, mph, la in rows:
+        print(f"| {w} | {s:.0f} | {mph:.0f} | {la:.1f} |")
+
+
+def curve(args, data):
+    x, y, xt, yt = data
+    xt, yt = xt[:args.test], yt[:args.test]
+    test_path = npy(args.workdir, "xtest", xt)
+    rows = []
+    client = gd.connect(workers=args.workers)
+    try:
+        for n in args.n:
+            xs, ys = x[:n], y[:n]
+            path = npy(args.workdir, f"x{n}", xs)
+            epochs = int(min(50, max(5, 200_000 // n)))
+            t0 = time.perf_counter()
+            relu, dgn = gated_network(xs, ys, epochs=epochs)
+            t_train = time.perf_counter() - t0
+            acc_relu, acc_dgn = relu.evaluate(xt, yt)["accuracy"], dgn.evaluate(xt, yt)["accuracy"]
+            targets = np.asarray(gn.kernel_targets(ys, 10))
+            for kind in ("npk_normalized", "npk_limit"):
+                K = os.path.join(args.workdir, f"K{n}-{kind}.zarr")
+                Kt = os.path.join(args.workdir, f"Kt{n}-{kind}.zarr")
+                t0 = time.perf_counter()
+                gd.kernel_to_zarr(dgn, path, K, kind=kind, tile=args.tile, client=client)
+                gd.kernel_to_zarr(dgn, test_path, Kt, xb=path, kind=kind, tile=args.tile, client=client)
+                t_kernel = time.perf_counter() - t0
+                ridge = args.ridge * gd.kernel_diagonal(K, client=client).mean()
+                alpha, info = gd.ridge_fit(K, targets, ridge, rank=min(args.rank, n), tol=args.tol,
+                                           max_iter=args.max_iter, client=client)
+                t0 = time.perf_counter()
+                acc = float((gd.ridge_predict(Kt, alpha, client=client).argmax(1) == yt).mean())
+                t_pred = time.perf_counter() - t0
+                rows.append((n, kind, acc, acc_dgn, acc_relu, t_kernel, info["seconds"], info["passes"],
+                             info["residual"], t_pred, t_train, load()))
+                print(rows[-1], flush=True)
+                drop(K, args.keep)
+                drop(Kt, args.keep)
+    finally:
+        gd.close_client(client)
+    print(f"\n### Learning curve: kernel ridge on Fashion-MNIST ({args.test} test images), 784-128x4-10\n")
+    print("| n | kernel | kernel acc | DGN (same gates) acc | ReLU acc | kernels (s) | ridge CG (s) | passes | "
+          "residual | predict (s) | train both nets (s) | load avg |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r[0]} | {r[1]} | {r[2]:.4f} | {r[3]:.4f} | {r[4]:.4f} | {r[5]:.0f} | {r[6]:.0f} | {r[7]} | "
+              f"{r[8]:.1e} | {r[9]:.1f} | {r[10]:.0f} | {r[11]:.1f} |")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", choices=("overhead", "scaling", "sweep", "curve"))
+    p.add_argument("--n", type=int, nargs="+", default=None)
+    p.add_argument("--kind", default="npk_normalized")
+    p.add_argument("--tile", type=int, default=2048)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--tasks", type=int, default=8)
+    p.add_argument("--sweep-n", type=int, default=10000)
+    p.add_argument("--test", type=int, default=10000)
+    p.add_argument("--ridge", type=float, default=1e-2, help="ridge as a fraction of the mean diagonal")
+    p.add_argument("--rank", type=int, default=500, help="Nystrom preconditioner rank")
+    p.add_argument("--tol", type=float, default=1e-4)
+    p.add_argument("--max-iter", type=int, default=200)
+    p.add_argument("--workdir", default="/tmp/gatednet-distributed-bench")
+    p.add_argument("--keep", action="store_true")
+    args = p.parse_args()
+    os.makedirs(args.workdir, exist_ok=True)
+    if args.n is None:
+        args.n = {"overhead": 10000, "scaling": [20000, 40000], "curve": [1000, 5000, 10000, 20000]}.get(args.what)
+    if args.what == "overhead" and isinstance(args.n, list):
+        args.n = args.n[0]
+    print(f"gatednet {gn.library_version}, {os.cpu_count()} cores, load avg {load():.1f} at start", flush=True)
+    {"overhead": overhead, "scaling": scaling, "sweep": sweep, "curve": curve}[args.what](args, fashion())
+
+
+if __name__ == "__main__":
+    main()

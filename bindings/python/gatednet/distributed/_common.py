@@ -1,0 +1,179 @@
+"""Shared pieces of gatednet.distributed: networks as bytes, inputs, clients.
+
+Everything here runs either on the client (validation, before any work is sent) or on a worker
+(cached per worker process, so the network is deserialised and an input file mapped once)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+import gatednet as gn
+
+_MAGICS = {b"GATEDNET": "Network", b"GNCONVNT": "ConvNetwork"}
+
+
+def network_bytes(net):
+    """(bytes, class name) of a network given as a Network / ConvNetwork, a file path or bytes.
+
+    A file or bytes that is not a gatednet network raises ValueError here, before anything is
+    sent to a cluster; a damaged gatednet file raises gatednet.CorruptFileError."""
+    if isinstance(net, (gn.Network, gn.ConvNetwork)):
+        if net.closed:
+            raise ValueError("net: the network is closed")
+        data = bytes(net.to_bytes())
+        cls = type(net).__name__
+    else:
+        if isinstance(net, (str, os.PathLike)):
+            path = Path(net)
+            if not path.is_file():
+                raise FileNotFoundError(f"net: no network file at {str(path)!r}")
+            data = path.read_bytes()
+            where = f"net: {str(path)!r}"
+        elif isinstance(net, (bytes, bytearray, memoryview)):
+            data = bytes(net)
+            where = "net: the given bytes"
+        else:
+            raise TypeError(f"net: expected a gatednet Network, ConvNetwork, a file path or bytes, "
+                            f"got {type(net).__name__}")
+        cls = _MAGICS.get(data[:8])
+        if cls is None:
+            raise ValueError(f"{where} is not a gatednet network file (first bytes {data[:8]!r}, "
+                             f"expected b'GATEDNET' or b'GNCONVNT')")
+        getattr(gn, cls).from_bytes(data).close()  # checks version, length and CRC-32 now
+    return data, cls
+
+
+def digest(*parts):
+    """Hex SHA-256 over byte strings (identifies a network or input set in a store's attributes)."""
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p if isinstance(p, (bytes, bytearray, memoryview)) else str(p).encode())
+    return h.hexdigest()
+
+
+class Inputs:
+    """Inputs for workers: a .npy file every worker memory-maps (a path on a shared filesystem),
+    or an in-memory float32 array the client scatters once.
+
+    The client builds it (checks shape, dtype and that every value is finite); ``spec`` is what
+    travels to the workers (a path string, or the array itself)."""
+
+    def __init__(self, x, name, input_size):
+        if isinstance(x, (str, os.PathLike)):
+            path = os.path.abspath(os.fspath(x))
+            try:
+                arr = np.load(path, mmap_mode="r")
+            except (OSError, ValueError) as e:
+                raise ValueError(f"{name}: cannot read {path!r} as a .npy file ({e})") from None
+            if arr.dtype != np.float32 or not arr.flags.c_contiguous:
+                raise ValueError(f"{name}: {path!r} holds {arr.dtype} (C order {arr.flags.c_contiguous}); "
+                                 f"expected a C-order float32 .npy so workers can map it in place")
+            self.spec = path
+        else:
+            arr = np.ascontiguousarray(np.asarray(x), dtype=np.float32)
+            self.spec = None  # the array itself, scattered by the caller
+        if arr.ndim < 2 or arr.shape[0] == 0:
+            raise ValueError(f"{name}: expected at least one row of inputs (n, ...), got shape {arr.shape}")
+        self.n = arr.shape[0]
+        self.array = arr.reshape(self.n, -1)
+        if self.array.shape[1] != input_size:
+            raise ValueError(f"{name}: rows of {self.array.shape[1]} values, the network takes "
+                             f"{input_size} (shape {arr.shape})")
+        step = max(1, (1 << 24) // max(1, input_size))  # check 64 MB at a time
+        for b in range(0, self.n, step):
+            block = self.array[b:b + step]
+            if not np.isfinite(block).all():
+                bad = b + int(np.argwhere(~np.isfinite(block))[0][0])
+                raise ValueError(f"{name}: row {bad} contains NaN or Inf")
+        self._digest = None
+
+    def digest(self):
+        if self._digest is None:
+            h = hashlib.sha256(str(self.array.shape).encode())
+            step = max(1, (1 << 24) // self.array.shape[1])
+            for b in range(0, self.n, step):
+                h.update(np.ascontiguousarray(self.array[b:b + step]).data)
+            self._digest = h.hexdigest()
+        return self._digest
+
+
+# ---- worker side (cached per process) ---------------------------------------------------------
+
+_NETS = {}
+_MAPS = {}
+
+
+def worker_network(data, cls, token):
+    """The network ``data`` deserialised once per worker process (keyed by its digest)."""
+    net = _NETS.get(token)
+    if net is None:
+        if len(_NETS) >= 4:
+            _NETS.clear()
+        net = _NETS[token] = getattr(gn, cls).from_bytes(data)
+    return net
+
+
+def worker_inputs(spec):
+    """A worker's view of inputs: a memory-mapped .npy (path, mapped once) or the array itself."""
+    if isinstance(spec, str):
+        arr = _MAPS.get(spec)
+        if arr is None:
+            arr = np.load(spec, mmap_mode="r")
+            arr = _MAPS[spec] = arr.reshape(arr.shape[0], -1)
+        return arr
+    return spec
+
+
+# ---- clients ---------------------------------------------------------------------------------
+
+def connect(scheduler=None, workers=None, timeout=10.0, threads_per_worker=1, **cluster_options):
+    """A distributed.Client: to the scheduler at ``scheduler`` (e.g. "tcp://host:8786"), or to a
+    new LocalCluster of ``workers`` processes (one thread each by default: the library already
+    uses two threads per call). A scheduler that does not answer within ``timeout`` seconds
+    raises ConnectionError naming the address; nothing is sent before that."""
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None and workers is not None:
+        raise ValueError("give either scheduler= (an address) or workers= (a local cluster), not both")
+    if scheduler is not None:
+        if not isinstance(scheduler, str) or not scheduler:
+            raise TypeError(f"scheduler: expected an address such as 'tcp://host:8786', got {scheduler!r}")
+        try:
+            return Client(scheduler, timeout=timeout)
+        except (OSError, TimeoutError) as e:
+            raise ConnectionError(f"no Dask scheduler answered at {scheduler!r} within {timeout:g} s "
+                                  f"({type(e).__name__}: {e})") from None
+    if workers is None:
+        raise ValueError("give scheduler= (an address) or workers= (the number of local worker processes)")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers: expected a positive number of processes, got {workers!r}")
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
+                           dashboard_address=":0", **cluster_options)
+    client = Client(cluster, timeout=timeout)
+    client._gatednet_owns_cluster = cluster  # closed with close_client
+    return client
+
+
+def close_client(client):
+    """Close a client from connect(), and its LocalCluster if connect() started one."""
+    cluster = getattr(client, "_gatednet_owns_cluster", None)
+    client.close()
+    if cluster is not None:
+        cluster.close()
+
+
+def default_client(client):
+    """``client`` or the current default distributed.Client (ValueError if there is none)."""
+    if client is not None:
+        return client
+    from distributed import default_client as current
+
+    try:
+        return current()
+    except ValueError:
+        raise ValueError("client: no Dask client; pass client=gatednet.distributed.connect(workers=2) "
+                         "or connect(scheduler='tcp://host:8786')") from None

@@ -1,0 +1,125 @@
+"""Run experiment tasks (trainings of a sweep) as Dask tasks.
+
+The executor contract of gatednet.experiments: a task has ``key`` (unique str), ``fn`` (a
+module-level function, pickled by reference) and ``kwargs`` (plain values), and returns a
+JSON-serialisable result; ``run(tasks, on_result)`` calls ``on_result(key, result)`` in the
+calling process as each task finishes (any order), so the runner can persist it at once."""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import uuid
+
+from ._common import close_client, connect
+
+
+def _call(fn, kwargs):
+    """Worker side: run one task and check its result can be persisted as JSON."""
+    result = fn(**kwargs)
+    try:
+        json.dumps(result)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"result of {getattr(fn, '__qualname__', fn)!r} is not JSON-serialisable: {e}") from None
+    return result
+
+
+class TaskFailed(RuntimeError):
+    """One or more tasks raised; ``failures`` maps each failed key to its exception."""
+
+    def __init__(self, failures, total):
+        self.failures = failures
+        key, exc = next(iter(failures.items()))
+        more = f" (and {len(failures) - 1} more: {', '.join(list(failures)[1:4])})" if len(failures) > 1 else ""
+        super().__init__(f"{len(failures)} of {total} tasks failed; {key!r}: {type(exc).__name__}: {exc}{more}")
+
+
+class DaskExecutor:
+    """Executor on a Dask cluster.
+
+    ``scheduler``: address of a running scheduler ("tcp://host:8786", started with
+    ``dask scheduler``; workers with ``dask worker ADDRESS``); ``workers``: without a scheduler,
+    start a LocalCluster of that many processes (one thread each; default: os.cpu_count()).
+    ``client``: use an existing distributed.Client instead. ``timeout``: seconds to wait for
+    the scheduler (ConnectionError after it, before any task is sent). The connection is made
+    on first use and closed by :meth:`close` (or ``with``); a cluster it started is shut down.
+
+    ``run`` sends every task at once (the scheduler balances them), reports results as they
+    finish, and lets the other tasks finish when one fails so their results are kept; it then
+    raises :class:`TaskFailed` (a RuntimeError) naming the failed keys. An exception raised by
+    ``on_result`` cancels the remaining tasks and propagates.
+    """
+
+    def __init__(self, scheduler=None, workers=None, *, client=None, timeout=10.0, **cluster_options):
+        if client is not None and (scheduler is not None or workers is not None):
+            raise ValueError("give client= or scheduler=/workers=, not both")
+        if scheduler is not None and workers is not None:
+            raise ValueError("give either scheduler= (an address) or workers= (a local cluster), not both")
+        self.scheduler, self.workers, self.timeout = scheduler, workers, timeout
+        self._options = cluster_options
+        self._client = client
+        self._owned = False
+
+    @property
+    def client(self):
+        if self._client is None:
+            workers = self.workers if self.scheduler is not None or self.workers is not None else os.cpu_count()
+            self._client = connect(self.scheduler, None if self.scheduler else workers, self.timeout,
+                                   **self._options)
+            self._owned = True
+            atexit.register(self.close)  # e.g. the experiments CLI, which does not close executors
+        return self._client
+
+    def run(self, tasks, on_result):
+        from distributed import as_completed
+
+        tasks = list(tasks)
+        keys = [t.key for t in tasks]
+        if len(set(keys)) != len(keys):
+            dup = sorted({k for k in keys if keys.count(k) > 1})
+            raise ValueError(f"tasks: duplicate keys {', '.join(map(repr, dup[:5]))}")
+        for t in tasks:
+            if not isinstance(t.key, str):
+                raise TypeError(f"task key {t.key!r}: expected a str")
+            name = getattr(t.fn, "__qualname__", "")
+            if not callable(t.fn) or "<lambda>" in name or "<locals>" in name:
+                raise ValueError(f"task {t.key!r}: fn must be a module-level function (workers import it "
+                                 f"by name), got {t.fn!r}")
+        if not tasks:
+            return
+        client = self.client
+        run = uuid.uuid4().hex[:8]
+        futures = {client.submit(_call, t.fn, dict(t.kwargs), key=f"gatednet-task-{run}-{n}", pure=False): t.key
+                   for n, t in enumerate(tasks)}
+        failures = {}
+        try:
+            for fut in as_completed(futures):
+                key = futures[fut]
+                if fut.status == "error":
+                    failures[key] = fut.exception()
+                    continue
+                result = fut.result()
+                fut.release()
+                on_result(key, result)
+        finally:
+            client.cancel([f for f in futures if not f.done()])
+        if failures:
+            raise TaskFailed(failures, len(tasks)) from next(iter(failures.values()))
+
+    def close(self):
+        if self._client is not None and self._owned:
+            atexit.unregister(self.close)
+            close_client(self._client)
+        self._client = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __repr__(self):
+        where = self.scheduler or (f"LocalCluster({self.workers} workers)" if self.workers else "default")
+        return f"<gatednet.distributed.DaskExecutor {where}>"

@@ -1,0 +1,283 @@
+"""Kernels of a saved network over n inputs, computed tile by tile on Dask workers.
+
+Layout of a store (a zarr group on a filesystem every worker sees):
+
+    kernel   n_a x n_b float32, chunks tile x tile (one tile = one chunk: writes never race)
+    done     tiles_a x tiles_b uint8, chunks 1 x 1: done[i, j] = 1 once tile (i, j) is written
+             (for a symmetric kernel: tile (i, j), i <= j, and its transpose (j, i))
+    attrs["gatednet"]  what the store holds (kind, options, shapes, tile, network and input
+             digests), so that a resumed run can only continue the same computation.
+
+A task computes one tile with the library, writes its chunk(s), then its marker. A worker
+killed between the two leaves the marker unset and the tile is computed again, with the same
+bits (the library's results depend only on the sizes), so a resumed or retried run equals an
+uninterrupted one bit for bit.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+import numpy as np
+
+import gatednet as gn
+
+from ._common import Inputs, default_client, digest, network_bytes, worker_inputs, worker_network
+
+FC_KINDS = gn._KERNELS
+CONV_KINDS = ("npk", "gate_overlap", "input_gram")
+FORMAT = 1
+
+
+def _plan(net, x, kind, xb, tile, layer, output, gate_path, ntk_scaling):
+    """Validate everything on the client; returns (plan dict, net bytes, Inputs a, Inputs b|None)."""
+    data, cls = network_bytes(net)
+    probe = getattr(gn, cls).from_bytes(data)
+    input_size = probe.input_size
+    probe.close()
+    if cls == "ConvNetwork":
+        kind = "gate_overlap" if kind == "overlap" else kind
+        if kind not in CONV_KINDS:
+            raise ValueError(f"kind: {kind!r} is not a ConvNetwork kernel ({', '.join(CONV_KINDS)})")
+        if (layer, output, gate_path, ntk_scaling) != (0, None, "auto", False):
+            raise ValueError("layer / output / gate_path / ntk_scaling: only for Network kernels")
+    else:
+        kind = FC_KINDS[gn._code(kind, FC_KINDS, "kind")]  # an unknown kind: ValueError naming the kinds
+        gn._code(gate_path, gn._GATE_PATHS, "gate_path")
+    if isinstance(tile, bool) or not isinstance(tile, (int, np.integer)) or tile < 1:
+        raise ValueError(f"tile: expected a positive number of rows per tile, got {tile!r}")
+    a = Inputs(x, "x", input_size)
+    b = None if xb is None else Inputs(xb, "xb", input_size)
+    n_b = a.n if b is None else b.n
+    plan = {
+        "format": FORMAT, "cls": cls, "kind": kind, "layer": int(layer),
+        "output": None if output is None else int(output), "gate_path": gate_path,
+        "ntk_scaling": bool(ntk_scaling), "n_a": a.n, "n_b": n_b, "tile": int(tile),
+        "symmetric": b is None, "network_sha256": digest(data),
+    }
+    return plan, data, a, b
+
+
+def tile_bounds(plan, i, j):
+    t = plan["tile"]
+    return i * t, min(plan["n_a"], (i + 1) * t), j * t, min(plan["n_b"], (j + 1) * t)
+
+
+def tile_grid(plan):
+    """(tiles along rows, tiles along columns) and the tiles to compute (upper ones if symmetric)."""
+    t = plan["tile"]
+    ta, tb = -(-plan["n_a"] // t), -(-plan["n_b"] // t)
+    tiles = [(i, j) for i in range(ta) for j in range(tb) if not plan["symmetric"] or j >= i]
+    return ta, tb, tiles
+
+
+def compute_tile(plan, net, xa, xb, i, j):
+    """One tile K[r0:r1, c0:c1] as a float32 numpy array, by one library call.
+
+    Path kernels are per pair of inputs, so a tile is the kernel of the two row slices; the
+    trace-normalised NPK divides by the trace over ALL rows, so it uses the library's block
+    options on the whole inputs instead. A diagonal tile of a symmetric kernel is a symmetric
+    call (one triangle computed, mirrored)."""
+    r0, r1, c0, c1 = tile_bounds(plan, i, j)
+    diag = plan["symmetric"] and i == j
+    kind = plan["kind"]
+    if plan["cls"] == "ConvNetwork":
+        k = net.kernel(xa[r0:r1], None if diag else xb[c0:c1], kind=kind)
+    else:
+        opts = dict(layer=plan["layer"], output=plan["output"], gate_path=plan["gate_path"],
+                    ntk_scaling=plan["ntk_scaling"])
+        if kind == "npk_trace_normalized":
+            k = net.kernel(kind, xa, None if plan["symmetric"] else xb, rows=(r0, r1), cols=(c0, c1), **opts)
+        else:
+            k = net.kernel(kind, xa[r0:r1], None if diag else xb[c0:c1], **opts)
+    return np.asarray(k)
+
+
+def _worker_tile(plan, data, xa_spec, xb_spec, i, j):
+    net = worker_network(data, plan["cls"], plan["network_sha256"])
+    xa = worker_inputs(xa_spec)
+    xb = xa if xb_spec is None else worker_inputs(xb_spec)
+    return compute_tile(plan, net, xa, xb, i, j)
+
+
+# ---- zarr stores ------------------------------------------------------------------------------
+
+def _describe(plan, a, b):
+    d = dict(plan)
+    d["inputs_sha256"] = a.digest() if b is None else digest(a.digest(), b.digest())
+    return d
+
+
+def _check_store(path, plan, attrs):
+    """None if nothing is at ``path``; the open group if it holds this computation; else ValueError.
+
+    Runs before any work is sent and writes nothing."""
+    import zarr
+
+    if not os.path.exists(path):
+        return None
+    try:
+        g = zarr.open_group(path, mode="r+")
+    except Exception as e:  # zarr raises several types for "not a group"
+        raise ValueError(f"store: {path!r} exists and is not a zarr group ({type(e).__name__}: {e}); "
+                         f"give a new path") from None
+    shape = (plan["n_a"], plan["n_b"])
+    t = plan["tile"]
+    if "kernel" in g:
+        k = g["kernel"]
+        if tuple(k.shape) != shape or k.dtype != np.float32:
+            raise ValueError(f"store: {path!r} holds a kernel of shape {tuple(k.shape)} and dtype {k.dtype}; "
+                             f"this run needs shape {shape} float32 (give a new path, or overwrite=True)")
+        if tuple(k.chunks) != (min(t, shape[0]), min(t, shape[1])):
+            raise ValueError(f"store: {path!r} has chunks {tuple(k.chunks)}, this run tiles by {t} "
+                             f"(pass tile={k.chunks[0]} to resume it)")
+    old = g.attrs.get("gatednet")
+    if old is None or "kernel" not in g or "done" not in g:
+        raise ValueError(f"store: {path!r} is a zarr group but not a gatednet kernel store; give a new path")
+    if old != attrs:
+        diff = sorted(k for k in set(old) | set(attrs) if old.get(k) != attrs.get(k))
+        raise ValueError(f"store: {path!r} holds another computation (differs in {', '.join(diff)}); "
+                         f"give a new path, or overwrite=True to replace it")
+    return g
+
+
+def _create_store(path, plan, attrs):
+    import zarr
+
+    ta, tb, _ = tile_grid(plan)
+    t = plan["tile"]
+    g = zarr.open_group(path, mode="w")
+    g.create_array("kernel", shape=(plan["n_a"], plan["n_b"]), chunks=(min(t, plan["n_a"]), min(t, plan["n_b"])),
+                   dtype="float32", fill_value=0.0, compressors=None)
+    g.create_array("done", shape=(ta, tb), chunks=(1, 1), dtype="uint8", fill_value=0, compressors=None)
+    g.attrs["gatednet"] = attrs
+    return g
+
+
+def _zarr_tile_task(plan, path, data, xa_spec, xb_spec, i, j):
+    """Worker task: compute tile (i, j), write it (and its transpose), then mark it done."""
+    import zarr
+
+    t0 = time.perf_counter()
+    k = _worker_tile(plan, data, xa_spec, xb_spec, i, j)
+    t1 = time.perf_counter()
+    g = zarr.open_group(path, mode="r+")
+    arr = g["kernel"]
+    r0, r1, c0, c1 = tile_bounds(plan, i, j)
+    arr[r0:r1, c0:c1] = k
+    if plan["symmetric"] and i != j:
+        arr[c0:c1, r0:r1] = k.T
+    g["done"][i, j] = 1
+    return i, j, t1 - t0, time.perf_counter() - t1
+
+
+def kernel_to_zarr(net, x, store, *, kind="npk", xb=None, tile=2048, client=None, layer=0, output=None,
+                   gate_path="auto", ntk_scaling=False, overwrite=False, progress=None):
+    """Compute a kernel of ``net`` over the rows of ``x`` (or ``x`` x ``xb``) on Dask workers into
+    the zarr store ``store``; returns the ``kernel`` zarr array (``dask.array.from_zarr`` views it).
+
+    ``net``: a Network / ConvNetwork, a saved network file or its bytes (sent once to each worker).
+    ``x`` / ``xb``: a path to a C-order float32 .npy file every worker can read (memory-mapped,
+    the way to go for big n), or an array (scattered once). ``kind`` and ``layer`` / ``output``
+    / ``gate_path`` / ``ntk_scaling``: as for :meth:`gatednet.Network.kernel` (ConvNetwork:
+    "npk", "gate_overlap", "input_gram"). ``xb=None``: the symmetric kernel of x, of which only
+    the upper tiles are computed (each also written transposed).
+
+    One task per ``tile`` x ``tile`` block (one zarr chunk). Tiles already marked done in an
+    existing store of the same computation are skipped, so calling again after a crash, a killed
+    worker or a restarted client finishes the job; the result equals an uninterrupted run bit
+    for bit. Worker memory: a few tiles plus the library's per-call scratch, whatever n is.
+
+    Raises, before any work is sent: ValueError for a network file that is not gatednet's,
+    inputs with NaN/Inf or of the wrong width, a store holding another shape, dtype or
+    computation (``overwrite=True`` replaces it; nothing is deleted otherwise). A failing tile
+    raises RuntimeError naming the tile; finished tiles stay recorded.
+
+    ``progress(done, total)`` is called in this process as tiles finish. ``client``: a
+    distributed.Client (default: the current one).
+    """
+    plan, data, a, b = _plan(net, x, kind, xb, tile, layer, output, gate_path, ntk_scaling)
+    path = os.path.abspath(os.fspath(store))
+    attrs = _describe(plan, a, b)
+    client = default_client(client)
+    group = None if overwrite else _check_store(path, plan, attrs)
+    if group is None:
+        group = _create_store(path, plan, attrs)
+    _, _, tiles = tile_grid(plan)
+    done = group["done"][...]
+    todo = [(i, j) for i, j in tiles if not done[i, j]]
+    if progress is not None:
+        progress(len(tiles) - len(todo), len(tiles))
+    if todo:
+        _run_tiles(client, plan, path, data, a, b, todo, len(tiles), progress)
+    return group["kernel"]
+
+
+def _run_tiles(client, plan, path, data, a, b, todo, total, progress):
+    from distributed import as_completed
+
+    run = uuid.uuid4().hex[:8]
+    net_f = client.scatter(data, broadcast=True, hash=False)
+    xa_spec = a.spec if a.spec is not None else client.scatter(a.array, broadcast=True, hash=False)
+    xb_spec = None
+    if b is not None:
+        xb_spec = b.spec if b.spec is not None else client.scatter(b.array, broadcast=True, hash=False)
+    futures = [client.submit(_zarr_tile_task, plan, path, net_f, xa_spec, xb_spec, i, j,
+                             key=f"gatednet-tile-{i}-{j}-{run}", pure=False) for i, j in todo]
+    finished = total - len(todo)
+    try:
+        for fut in as_completed(futures):
+            if fut.status == "error":
+                i, j = todo[futures.index(fut)]
+                raise RuntimeError(f"tile ({i}, {j}) of {path!r} failed on a worker: "
+                                   f"{type(fut.exception()).__name__}: {fut.exception()}") from fut.exception()
+            fut.release()
+            finished += 1
+            if progress is not None:
+                progress(finished, total)
+    finally:
+        client.cancel([f for f in futures if not f.done()])
+
+
+def tiles_done(store):
+    """(finished, total) tiles of a store (what a resumed run would skip)."""
+    import zarr
+
+    g = zarr.open_group(os.fspath(store), mode="r")
+    attrs = g.attrs["gatednet"]
+    _, _, tiles = tile_grid(attrs)
+    done = g["done"][...]
+    return sum(int(done[i, j]) for i, j in tiles), len(tiles)
+
+
+# ---- lazy dask arrays -------------------------------------------------------------------------
+
+def _transposed(k):
+    return np.ascontiguousarray(k.T)
+
+
+def kernel_array(net, x, *, kind="npk", xb=None, tile=2048, layer=0, output=None, gate_path="auto",
+                 ntk_scaling=False):
+    """The same kernel as a lazy dask array (chunks = tiles), computed when you compute it (e.g.
+    ``.to_zarr``, a reduction, or ``K @ v`` streamed over tiles). For a symmetric kernel a lower
+    tile is the transpose of the upper tile's task result. Inputs as for :func:`kernel_to_zarr`."""
+    import dask
+    import dask.array as da
+
+    plan, data, a, b = _plan(net, x, kind, xb, tile, layer, output, gate_path, ntk_scaling)
+    net_d = dask.delayed(data, pure=True)
+    xa_d = a.spec if a.spec is not None else dask.delayed(a.array, pure=True)
+    xb_d = None if b is None else (b.spec if b.spec is not None else dask.delayed(b.array, pure=True))
+    ta, tb, tiles = tile_grid(plan)
+    upper = {(i, j): dask.delayed(_worker_tile, pure=True)(plan, net_d, xa_d, xb_d, i, j) for i, j in tiles}
+    rows = []
+    for i in range(ta):
+        row = []
+        for j in range(tb):
+            r0, r1, c0, c1 = tile_bounds(plan, i, j)
+            d = upper[(i, j)] if (i, j) in upper else dask.delayed(_transposed, pure=True)(upper[(j, i)])
+            row.append(da.from_delayed(d, shape=(r1 - r0, c1 - c0), dtype=np.float32))
+        rows.append(row)
+    return da.block(rows)

@@ -1,0 +1,89 @@
+"""What the conv recipes of "Duality simplifies..." and "Half-space feature learning" share:
+the C1–C4 net of the duality paper's Figure 4, image data, training that keeps the per-epoch
+curve, and the hidden maps of Figure 5.
+
+Not a recipe (the leading underscore keeps it out of ``list``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from gatednet.experiments import data as D
+from gatednet.experiments.common import train
+
+METRIC = "test accuracy %"
+TRAIN_METRIC = "train accuracy %"
+# "Duality simplifies...", Table 1 / §4.2 optimiser: Adam 3e-4, batch 32.
+ADAM = dict(optimizer="adam", lr=3e-4, batch_size=32)
+
+
+def c1_c4(filters, classes):
+    """Figure 4 of "Duality simplifies...": C1..C4, each ``filters`` filters 3x3 stride 1 (zero
+    padding keeps 28x28, so gates of all four layers share a shape and can be permuted or tiled),
+    global average pooling, a dense output layer."""
+    return [("conv", int(filters), 3, 1, "zero")] * 4 + [("gap",), ("dense", int(classes))]
+
+
+def images(data, n_train, n_test):
+    """(x, y, xt, yt, shape, classes): the first n_train / n_test rows of the dataset at ``data``,
+    flat NHWC rows (the dataset's shape ``(C, H, W)``)."""
+    ds = D.load(data)
+    x, y = D.subset(ds.x_train, ds.y_train, n_train)
+    xt, yt = D.subset(ds.x_test, ds.y_test, n_test)
+    return x, y, xt, yt, ds.shape, ds.classes
+
+
+def fit_curve(net, x, y, epochs, label, validation, **fit):
+    """Train with progress; the per-epoch curve as {"train": [%], "test": [%]} (test: on
+    ``validation``, the true labels)."""
+    hist = train(net, x, y, epochs, label, validation, **fit)
+    return {"train": [100.0 * m["train_accuracy"] for m in hist],
+            "test": [100.0 * m["test_accuracy"] for m in hist]}
+
+
+def best(curve):
+    """Best test accuracy of a run (the papers' "best performance in each run")."""
+    return max(curve["test"])
+
+
+def end(curve, last):
+    """Mean test accuracy over the last ``last`` epochs (Table 2's "End")."""
+    return float(np.mean(curve["test"][-last:]))
+
+
+# ---- Figure 5: hidden maps of the feature and the value net ---------------------------------
+
+def _conv_same(z, w, k):
+    """One zero-padded k x k stride-1 convolution of an (H, W, C) map with a library weight
+    (fan_out x k*k*C, fan_in index (ky*k + kx)*C + c), as the engine computes it."""
+    h, wd, c = z.shape
+    p = k // 2
+    zp = np.pad(z, ((p, p), (p, p), (0, 0)))
+    patches = np.lib.stride_tricks.sliding_window_view(zp, (k, k), axis=(0, 1))  # H, W, C, k, k
+    patches = patches.transpose(0, 1, 3, 4, 2).reshape(h, wd, k * k * c)
+    return patches @ np.asarray(w, dtype=np.float64).T
+
+
+def hidden_maps(net, image, layers, value_ones):
+    """Hidden outputs of the gated conv layers for one input image (flat NHWC row), as two lists
+    of (H, W, C) arrays: the feature net's (ReLU of its pre-activations) and the value net's
+    (its pre-activations times the wired gates the library reports, on an all-ones input when
+    ``value_ones``). Only for nets whose gated layers are the leading zero-padded, stride-1,
+    bias-free convs of ``layers`` (C1–C4). The library does not export hidden outputs, so the
+    convolutions are redone here in numpy; the gates come from the library (``net.gates``)."""
+    c, h, w = net.input_shape
+    x = np.asarray(image, dtype=np.float64).reshape(h, w, c)
+    convs = [layer for layer in layers if layer[0] == "conv"]
+    feature, value = [], []
+    zf = x
+    zv = np.ones_like(x) if value_ones else x
+    row = np.ascontiguousarray(np.asarray(image, dtype=np.float32).reshape(1, -1))
+    for l, layer in enumerate(convs):
+        k = layer[2]
+        qf = _conv_same(zf, net.tensor(f"feature.{l}.weight"), k)
+        zf = np.maximum(qf, 0.0)
+        feature.append(zf)
+        gates = np.asarray(net.gates(row, l, wired=True), dtype=np.float64)[0]
+        zv = _conv_same(zv, net.tensor(f"value.{l}.weight"), k) * gates
+        value.append(zv)
+    return feature, value
