@@ -84,7 +84,7 @@ def test_cross_kernel_scattered_inputs_and_lazy_array(client, net, data, tmp_pat
 
 def test_conv_network_tiles(client, tmp_path):
     net = gn.ConvNetwork([("conv", 4, 3, 1, "circular"), ("conv", 4, 3, 1, "circular"), ("gap",), ("dense", 3)],
-                         (1, 5, 5), regime="relu", seed=2)
+                         (5, 5, 1), regime="relu", seed=2)
     x = np.random.default_rng(1).standard_normal((19, 5, 5, 1)).astype(np.float32)
     path = tmp_path / "conv.gn"
     net.save(path)

@@ -27,7 +27,7 @@ def test_save_to_a_latin1_name_creates_exactly_that_name(tmp_path):
                                       np.asarray(net.weights("value", 0)))
     with pytest.raises(gn.FileError, match=r"caf\\xFF\.gnet"):
         gn.Network.load(d + b"/caf\xff.gnet")  # never written: must not find caf\xe9.gnet
-    conv = gn.ConvNetwork(SMALL, (1, 5, 5), seed=2)
+    conv = gn.ConvNetwork(SMALL, (5, 5, 1), seed=2)
     conv.save(d + b"/\xe9conv.gnet")
     assert sorted(os.listdir(d)) == [b"caf\xe9.gnet", b"\xe9conv.gnet"]
     assert gn.ConvNetwork.load(d + b"/\xe9conv.gnet").to_bytes() == conv.to_bytes()
@@ -87,7 +87,7 @@ def test_non_finite_weights_behind_a_valid_checksum_are_corrupt(tmp_path, bad):
     (tmp_path / "p.gnet").write_bytes(data)
     with pytest.raises(gn.CorruptFileError, match="NaN or Inf"):
         gn.Network.load(tmp_path / "p.gnet")
-    conv = gn.ConvNetwork(SMALL, (1, 5, 5), seed=4)
+    conv = gn.ConvNetwork(SMALL, (5, 5, 1), seed=4)
     t = float(np.asarray(conv.tensor(0)).ravel()[2])
     with pytest.raises(gn.CorruptFileError, match="NaN or Inf"):
         gn.ConvNetwork.from_bytes(poisoned(conv.to_bytes(), t, bad))

@@ -70,7 +70,7 @@ def run_model(data, model, seed, width, depth, n_train, n_test, clusters, epochs
                 net.fit(x, y, epochs=1, batch_size=batch, lr=lr, shuffle_seed=derive_seed("shuffle", seed))
             pred = np.asarray(net.predict_classes(xt))
             right = pred == yt
-            paths, _ = net.active_paths(xt, hard_t, 2)
+            paths, _ = net.active_paths_by_group(xt, hard_t, 2)
             paths = np.asarray(paths)
             curve["epoch"].append(epoch)
             curve["acc_easy"].append(100 * float(right[hard_t == 0].mean()))

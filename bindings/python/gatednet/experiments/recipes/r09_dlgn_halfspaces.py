@@ -49,7 +49,7 @@ def run_model(model, seed, width, depth, n_train, n_test, epochs, lr, batch, low
               loss="squared", shuffle_seed=derive_seed("shuffle", seed))
         train_loss = net.evaluate(x, y, loss="squared")["loss"]
         test_acc = 100 * net.evaluate(xt, yt, loss="squared")["accuracy"]
-        means, _counts = net.active_paths(xt, top, 2)
+        means, _counts = net.active_paths_by_group(xt, top, 2)
         means = np.asarray(means)
         out = {"model": model, "seed": seed, "train_loss": train_loss, "test_accuracy": test_acc,
                "paths_top": float(means[1]), "paths_bottom": float(means[0])}
