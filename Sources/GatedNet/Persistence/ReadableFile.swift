@@ -61,18 +61,6 @@ private func fileTypeName(_ mode: mode_t) -> String {
     }
 }
 
-/// `count` bytes whose size comes from outside (a file, a caller's n), or `.outOfMemory` —
-/// never a trap: refused when larger than the machine's physical memory (so the answer does not
-/// depend on the overcommit policy) or when malloc fails. Release it with `free`.
-func allocateBytes(_ count: Int, for what: String) throws -> UnsafeMutableRawBufferPointer {
-    let physical = Int(sysconf(Int32(_SC_PHYS_PAGES))).multipliedReportingOverflow(by: Int(sysconf(Int32(_SC_PAGESIZE))))
-    guard count >= 0, physical.overflow || physical.partialValue <= 0 || count <= physical.partialValue,
-          let p = malloc(max(count, 1)) else {
-        throw GatedNetError.outOfMemory("\(what): cannot allocate \(count) bytes")
-    }
-    return UnsafeMutableRawBufferPointer(start: p, count: count)
-}
-
 /// The whole contents of a regular file (its size at opening); `.io` with the OS reason.
 func readFile(_ path: FilePath) throws -> [UInt8] {
     let file = try ReadableFile(path, what: "read")

@@ -10,10 +10,8 @@ public final class Allocation<Element> {
     /// Uninitialised memory for `count` values.
     public init(count: Int, what: String) throws {
         let bytes = try checkedCount(Swift.max(count, 1), MemoryLayout<Element>.stride, what: what)
-        guard let raw = malloc(bytes) else {
-            throw GatedNetError.outOfMemory("\(what): cannot allocate \(bytes) bytes (\(Allocation.readable(bytes)) for \(count) values)")
-        }
-        pointer = raw.bindMemory(to: Element.self, capacity: Swift.max(count, 1))
+        let raw = try allocateBytes(bytes, for: "\(what) (\(count) values)")
+        pointer = raw.baseAddress!.bindMemory(to: Element.self, capacity: Swift.max(count, 1))
         self.count = count
     }
 
@@ -32,4 +30,17 @@ public final class Allocation<Element> {
         while v >= 1000 && u < units.count - 1 { v /= 1000; u += 1 }
         return u == 0 ? "\(bytes) bytes" : "\((v * 10).rounded() / 10) \(units[u])"
     }
+}
+
+/// `count` bytes whose size comes from outside (a file, a caller's n), or `.outOfMemory` naming
+/// `what` and the size — never a trap: refused when larger than the machine's physical memory
+/// (so the answer does not depend on the overcommit policy) or when malloc fails. Release with
+/// `free`. The one allocation rule for caller-sized memory (`Allocation` uses it too).
+func allocateBytes(_ count: Int, for what: String) throws -> UnsafeMutableRawBufferPointer {
+    let physical = Int(sysconf(Int32(_SC_PHYS_PAGES))).multipliedReportingOverflow(by: Int(sysconf(Int32(_SC_PAGESIZE))))
+    guard count >= 0, physical.overflow || physical.partialValue <= 0 || count <= physical.partialValue,
+          let p = malloc(max(count, 1)) else {
+        throw GatedNetError.outOfMemory("\(what): cannot allocate \(count) bytes (\(Allocation<UInt8>.readable(count)))")
+    }
+    return UnsafeMutableRawBufferPointer(start: p, count: count)
 }
