@@ -564,7 +564,10 @@ gn_status gn_kernel_options_init(gn_kernel_options *opts);
  * and ld_out = n; for a symmetric kernel only the tiles with col_begin >= row_begin are needed.
  * Temporary memory: the gates (packed: n_rows * sum_l width_l / 8 bytes; float: 32x that) or the
  * NTK factors (R + C) x (sum_l fan_in_l + K * sum_l width_l) floats, K = 1 or output_size, plus a
- * few 512 x 512 tiles; never a second R x C matrix. opts may be NULL for the defaults.
+ * few 512 x 512 tiles; never a second R x C matrix. A call whose temporary memory (bounded as
+ * float gates, or for NTK kinds twice the factors) exceeds the machine's physical memory fails
+ * with GN_ERR_OUT_OF_MEMORY, naming the bytes, before allocating it: use smaller blocks.
+ * opts may be NULL for the defaults.
  * Cost: path kernels O(R C (d_in + sum_l width_l)) (popcount on 64 gates per word when packed);
  * NTK O(R C (sum_l fan_in_l + K sum_l width_l)) through BLAS; limits O(R C (d_in + n_hidden)).
  * Errors: GN_ERR_NULL_POINTER, GN_ERR_INVALID_HANDLE, GN_ERR_SHAPE, GN_ERR_NOT_FINITE (inputs;

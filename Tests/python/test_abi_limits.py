@@ -69,3 +69,13 @@ def test_kernel_eigenvalues_too_large_for_memory():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("OOM") and "34359738368 bytes" in r.stdout, r.stdout
+
+
+def test_kernel_scratch_beyond_memory_is_a_memory_error_not_an_abort():
+    # 2^26 rows x 2^16 gates: the float gates of the rows alone would be 17.6 TB (the NTK's
+    # factors 70 TB). Refused with the size before any caller-sized scratch is allocated.
+    net = gn.Network(1, [2 ** 16], 1, regime="fixed_random_ii", seed=1)
+    x = np.ones((2 ** 26, 1), np.float32)
+    for kind in ("npk", "overlap", "ntk"):
+        with pytest.raises(MemoryError, match=r"kernel scratch: cannot allocate \d+ bytes \(\d+\.\d TB\)"):
+            net.kernel(x, x[:1], kind=kind)

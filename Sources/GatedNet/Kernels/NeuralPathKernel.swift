@@ -97,6 +97,7 @@ extension GatedNetwork {
         let block = KernelBlock(a: xa + rows.lowerBound * inputSize, rowsA: rows.count,
                                 b: xb + cols.lowerBound * inputSize, rowsB: cols.count,
                                 symmetric: symmetric && rows == cols, out: out, options: options)
+        try requireMemory(try kernelScratchBytes(choice, block, traceRows: na), for: "kernel scratch")
         switch choice {
         case .path(let kind):
             try pathKernel(kind, block)
@@ -107,6 +108,25 @@ extension GatedNetwork {
             try tangentKernel(part, block)
         case .npkLimit, .ntkLimit:
             try limitKernel(choice == .ntkLimit, block)
+        }
+    }
+
+    /// Bytes of the per-row scratch a kernel call allocates (float gates of its rows, the NTK
+    /// factors, the trace pass over xa), as documented in the header: the number the memory
+    /// check refuses before anything of a caller-sized block is allocated.
+    func kernelScratchBytes(_ choice: KernelChoice, _ k: KernelBlock, traceRows: Int) throws -> Int {
+        let rows = k.rowsA + (k.symmetric ? 0 : k.rowsB)
+        let widths = hiddenWidths.reduce(0, +)
+        switch choice {
+        case .path, .npkTraceNormalized:
+            let trace = choice == .npkTraceNormalized ? traceRows : 0
+            return try checkedCount(rows + trace, widths, 4, what: "kernel scratch")
+        case .tangent:
+            let fanIns = (0...hiddenCount).reduce(0) { $0 + valueLayer($1).fanIn }
+            let perRow = try checkedCount(2, fanIns + outputSize * widths, what: "kernel scratch")
+            return try checkedCount(rows, perRow, 4, what: "kernel scratch")
+        case .npkLimit, .ntkLimit:
+            return try checkedCount(rows, inputSize, 8, what: "kernel scratch")
         }
     }
 

@@ -37,10 +37,20 @@ public final class Allocation<Element> {
 /// (so the answer does not depend on the overcommit policy) or when malloc fails. Release with
 /// `free`. The one allocation rule for caller-sized memory (`Allocation` uses it too).
 func allocateBytes(_ count: Int, for what: String) throws -> UnsafeMutableRawBufferPointer {
-    let physical = Int(sysconf(Int32(_SC_PHYS_PAGES))).multipliedReportingOverflow(by: Int(sysconf(Int32(_SC_PAGESIZE))))
-    guard count >= 0, physical.overflow || physical.partialValue <= 0 || count <= physical.partialValue,
-          let p = malloc(max(count, 1)) else {
-        throw GatedNetError.outOfMemory("\(what): cannot allocate \(count) bytes (\(Allocation<UInt8>.readable(count)))")
-    }
+    try requireMemory(count, for: what)
+    guard let p = malloc(max(count, 1)) else { throw outOfMemory(count, what) }
     return UnsafeMutableRawBufferPointer(start: p, count: count)
+}
+
+/// The check of `allocateBytes` alone, for work that allocates `bytes` of scratch in several
+/// buffers (e.g. the gates of a kernel's rows): `.outOfMemory` when more than physical memory.
+func requireMemory(_ bytes: Int, for what: String) throws {
+    let physical = Int(sysconf(Int32(_SC_PHYS_PAGES))).multipliedReportingOverflow(by: Int(sysconf(Int32(_SC_PAGESIZE))))
+    guard bytes >= 0, physical.overflow || physical.partialValue <= 0 || bytes <= physical.partialValue else {
+        throw outOfMemory(bytes, what)
+    }
+}
+
+private func outOfMemory(_ bytes: Int, _ what: String) -> GatedNetError {
+    .outOfMemory("\(what): cannot allocate \(bytes) bytes (\(Allocation<UInt8>.readable(bytes)))")
 }
