@@ -35,7 +35,7 @@ SH
         chmod +x "$wrap/$cc"
     done
     echo "== $name: C tests"
-    PATH="$wrap:$PATH" LD_PRELOAD="$rt" GN_VALGRIND=0 ASAN_OPTIONS=detect_leaks=0 \
+    PATH="$wrap:$PATH" LD_PRELOAD="$rt" GN_VALGRIND=0 ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 \
         UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 bash Tests/c/run.sh "$scratch/release"
     echo "== $name: fuzzer ($fuzz_seconds s)"
     PATH="$wrap:$PATH" LD_PRELOAD="$rt" ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 \
