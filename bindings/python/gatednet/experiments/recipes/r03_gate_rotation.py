@@ -56,8 +56,7 @@ def run(data, column, filters, seed, n_train, n_test, epochs, fit, maps):
             add(FL, fit_curve(net, x, y, epochs, f"fixed learnt rotated seed {seed}", (xt, yt), **fit))
             if maps:
                 feature, value = hidden_maps(net, xt[0], layers, value_ones=True)
-                c, h, w = shape
-                out["maps"] = {"image": np.asarray(xt[0]).reshape(h, w, c).tolist(),
+                out["maps"] = {"image": np.asarray(xt[0]).reshape(shape).tolist(),
                                "feature": [m[:, :, :MAP_CHANNELS].tolist() for m in feature],
                                "value": [m[:, :, :MAP_CHANNELS].tolist() for m in value]}
     return out
@@ -127,7 +126,8 @@ def plots(results, rows_, s, out_dir):
     return [save(fig, out_dir, "figure5_hidden_maps.png")]
 
 
-_FIT_QUICK = dict(optimizer="adam", lr=3e-3, batch_size=16)
+_FIT_SMOKE = dict(optimizer="adam", lr=3e-3, batch_size=16)
+_FIT_QUICK = dict(optimizer="adam", lr=1e-2, batch_size=32)  # as conv-gates (measured there)
 RECIPE = Recipe(
     name="gate-rotation",
     title="Tiling + rotation of conv gates with all-ones value input (fixed learnt, decoupled)",
@@ -135,8 +135,8 @@ RECIPE = Recipe(
     reproduces="§4.1, Figure 5",
     paper_dataset="CIFAR-10",
     sizes={
-        "smoke": dict(seeds=1, filters=2, n_train=100, n_test=100, epochs=1, fit=_FIT_QUICK),
-        "quick": dict(seeds=3, filters=16, n_train=1000, n_test=1000, epochs=3, fit=_FIT_QUICK),
+        "smoke": dict(seeds=1, filters=2, n_train=100, n_test=100, epochs=1, fit=_FIT_SMOKE),
+        "quick": dict(seeds=2, filters=16, n_train=3000, n_test=1000, epochs=4, fit=_FIT_QUICK),
         "paper": dict(seeds=10, filters=128, n_train=60000, n_test=10000, epochs=20,
                       fit=dict(optimizer="adam", lr=3e-4, batch_size=32)),
     },

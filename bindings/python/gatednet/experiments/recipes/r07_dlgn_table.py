@@ -168,7 +168,7 @@ RECIPE = Recipe(
     sizes={
         "smoke": dict(seeds=1, models=_ALL, width_scale=2 / 26, n_train=100, n_test=100, epochs=1,
                       fit=dict(optimizer="adam", lr=1e-3, batch_size=32), ntk_train=100, ridge=1e-3),
-        "quick": dict(seeds=2, models=_ALL, width_scale=16 / 26, n_train=1000, n_test=1000, epochs=4,
+        "quick": dict(seeds=2, models=_ALL, width_scale=16 / 26, n_train=3000, n_test=1000, epochs=4,
                       fit=dict(optimizer="adam", lr=2e-3, batch_size=16), ntk_train=1000, ridge=1e-3),
         "paper": dict(seeds=3, models=_ALL, width_scale=1.0, n_train=60000, n_test=10000, epochs=30,
                       fit=dict(optimizer="adam", lr=2e-4, batch_size=32), ntk_train=10000, ridge=1e-3),
