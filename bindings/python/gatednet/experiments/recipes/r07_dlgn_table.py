@@ -21,9 +21,9 @@ Fashion-MNIST (28×28×1) replaces CIFAR-10. The paper gives no epoch count; ``p
 images, 30 epochs, 26 filters, 3 seeds, and the NTK model on 10,000 training images (a 10⁴ × 10⁴
 kernel). The net is 1.9·10⁷ multiply-adds per image forward (a ReLU step ~3×, a DLGN step
 ~6× that); at an assumed 1.5·10¹⁰ /s on 2 cores, 4 nets × 30 epochs × 3 seeds ≈ 1.5 days.
-``quick`` (measured 512 s on 2 cores shared with a load average of 20–25): 16 filters (width ×
-16/26), 1,000 training and 1,000 test images, 4 epochs, Adam 2e-3 with batch 16, 2 seeds; the
-NTK model on the same 1,000 images.
+``quick`` (QUICK_TIME): 16 filters (width × 16/26), 3,000 training
+and 1,000 test images, 4 epochs, Adam 2e-3 with batch 16, 2 seeds; the NTK model on the first
+1,000 of them.
 """
 from __future__ import annotations
 
@@ -181,6 +181,6 @@ RECIPE = Recipe(
 Fashion-MNIST, ~40 % on CIFAR-10): the DLN and the NTK model are much closer to the gated nets here,
 which is a property of the data, not of the nets. The NTK model is the fully connected analogue
 (784-128×5-64-10 ReLU net at initialisation): the library has no conv NTK. `quick` uses 16 filters
-instead of 26, 1,000 images, 4 epochs and Adam 2e-3 (batch 16) instead of 2e-4 (to learn in 4 epochs);
+instead of 26, 3,000 images, 4 epochs and Adam 2e-3 (batch 16) instead of 2e-4 (to learn in 4 epochs);
 accuracies are the last epoch's.""",
 )
