@@ -225,6 +225,7 @@ RECIPE = Recipe(
 and 4 of the 48 wirings per gated column (identity and one random permutation, each with x and
 all-ones value input): the gated nets reach 73–79 %, the ReLU net less (it learns its gates and
 weights at once and is the slowest learner at this budget); none is converged, so run-to-run
-noise (a point or more) is of the size of the 1-point tolerance. The ReLU column is 1 run per seed (it is the fixed-learnt column's source).
+noise (a point or more) is of the size of the 1-point tolerance. The ReLU column is 1 run per
+seed (it is the fixed-learnt column's source).
 "Best" is the best test accuracy over the epochs of a run, as in the paper.""",
 )
