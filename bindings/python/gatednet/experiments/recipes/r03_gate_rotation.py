@@ -15,7 +15,8 @@ The library's "tiled_rotated" wiring draws the offsets from ``wiring_seed`` (one
 Fashion-MNIST (28×28×1) replaces CIFAR-10. ``paper``: 128 filters, 10 runs, 60,000 images,
 20 epochs (not given in the paper); estimated as for conv-gates (~1.5 h per DGN epoch at an
 assumed 1.5·10¹⁰ multiply-adds/s), 30 nets × 20 epochs ≈ 5 weeks on 2 cores: distribute it.
-``quick`` (measured: 135 s of CPU time, 17 min wall on 2 cores at a load average of 15–20):
+``quick`` (measured: 4.3 min wall, 167 s of CPU time, on 2 cores at a load average of ~5; 17 min
+wall at a load of 15–20):
 16 filters, 3,000 training and 1,000 test images, 4 epochs, Adam 1e-2 with batch 32 (the
 learning rate measured for conv-gates), 2 runs.
 """
