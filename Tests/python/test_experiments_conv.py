@@ -125,8 +125,8 @@ def test_hidden_maps_reproduce_the_library(rng):
     (library wired gates, all-ones input, rotated) pooled through the output layer give predict."""
     layers = _conv.c1_c4(3, 10)
     x = rng.random((1, 784)).astype(np.float32)
-    source = gn.ConvNetwork(layers, (1, 28, 28), "relu", seed=1)
-    net = gn.ConvNetwork(layers, (1, 28, 28), "fixed_learnt", gate_source=source, seed=2,
+    source = gn.ConvNetwork(layers, (28, 28, 1), "relu", seed=1)
+    net = gn.ConvNetwork(layers, (28, 28, 1), "fixed_learnt", gate_source=source, seed=2,
                          wiring="tiled_rotated", wiring_seed=5, value_input="ones")
     feature, value = _conv.hidden_maps(net, x[0], layers, value_ones=True)
     for l, f in enumerate(feature):
@@ -138,7 +138,7 @@ def test_hidden_maps_reproduce_the_library(rng):
 
 
 def test_deep_linear_net_is_affine(rng):
-    net = dt.deep_linear((1, 8, 8), 3, 4 / 26, seed=1)
+    net = dt.deep_linear((8, 8, 1), 3, 4 / 26, seed=1)
     a, b = rng.random((2, 64)).astype(np.float32)
     for l in range(net.n_gated):
         assert np.asarray(net.gates(np.stack([a, b]), l)).min() == 1.0  # every gate on

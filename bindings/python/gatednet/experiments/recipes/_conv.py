@@ -26,11 +26,13 @@ def c1_c4(filters, classes):
 
 def images(data, n_train, n_test):
     """(x, y, xt, yt, shape, classes): the first n_train / n_test rows of the dataset at ``data``,
-    flat NHWC rows (the dataset's shape ``(C, H, W)``)."""
+    flat NHWC rows; ``shape`` is (height, width, channels), the ConvNetwork input_shape order (the
+    dataset stores (C, H, W))."""
     ds = D.load(data)
     x, y = D.subset(ds.x_train, ds.y_train, n_train)
     xt, yt = D.subset(ds.x_test, ds.y_test, n_test)
-    return x, y, xt, yt, ds.shape, ds.classes
+    c, h, w = ds.shape
+    return x, y, xt, yt, (h, w, c), ds.classes
 
 
 def fit_curve(net, x, y, epochs, label, validation, **fit):
@@ -71,7 +73,7 @@ def hidden_maps(net, image, layers, value_ones):
     ``value_ones``). Only for nets whose gated layers are the leading zero-padded, stride-1,
     bias-free convs of ``layers`` (C1–C4). The library does not export hidden outputs, so the
     convolutions are redone here in numpy; the gates come from the library (``net.gates``)."""
-    c, h, w = net.input_shape
+    h, w, c = net.input_shape
     x = np.asarray(image, dtype=np.float64).reshape(h, w, c)
     convs = [layer for layer in layers if layer[0] == "conv"]
     feature, value = [], []
