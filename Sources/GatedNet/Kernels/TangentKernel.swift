@@ -196,23 +196,58 @@ extension GatedNetwork {
         // Two tile buffers per part of fillKernelTiles' parallel loop.
         let t1 = (0..<2).map { _ in FloatBuffer(count: tileArea(k.rowsA, k.rowsB)) }
         let t2 = (0..<2).map { _ in FloatBuffer(count: tileArea(k.rowsA, k.rowsB)) }
-        try fillKernelTiles(rows: k.rowsA, cols: k.rowsB, symmetric: k.symmetric, upperOnly: k.options.upperOnly,
+        let symmetric = k.symmetric
+        try fillKernelTiles(rows: k.rowsA, cols: k.rowsB, symmetric: symmetric, upperOnly: k.options.upperOnly,
                             out: k.out, progress: k.options.progress, what: "kernel", parallel: !k.options.serialTiles) { half, i0, ti, j0, tj, acc in
-            acc.update(repeating: 0, count: ti * tj)
-            for t in terms {
-                BLAS.gemm(transA: false, transB: true, m: ti, n: tj, k: t.fanIn, a: t.za.pointer + i0 * t.fanIn, lda: t.fanIn,
-                          b: t.zb.pointer + j0 * t.fanIn, ldb: t.fanIn, c: t1[half].pointer, ldc: tj)
-                let z = t1[half].pointer, s = t.scale
-                if let da = t.da, let db = t.db {
-                    BLAS.gemm(transA: false, transB: true, m: ti, n: tj, k: t.width, a: da.pointer + i0 * t.width, lda: t.width,
-                              b: db.pointer + j0 * t.width, ldb: t.width, c: t2[half].pointer, ldc: tj)
-                    let g = t2[half].pointer
-                    for i in 0..<(ti * tj) { acc[i] += (z[i] * s + bias) * g[i] }
-                } else {
-                    let c = Float(kk)
-                    for i in 0..<(ti * tj) { acc[i] += (z[i] * s + bias) * c }
+            // A diagonal tile of a symmetric kernel is computed in row strips that start at the
+            // diagonal (about half its GEMM work), and its lower triangle is mirrored. Entries
+            // keep their bits: each is the same dot products in the same order either way.
+            let diagonal = symmetric && i0 == j0
+            let strip = diagonal ? tangentDiagonalStrip : ti
+            let z = t1[half].pointer, g = t2[half].pointer
+            var r0 = 0
+            while r0 < ti {
+                let rs = min(strip, ti - r0), c0 = diagonal ? r0 : 0, cn = tj - c0
+                let at = r0 * tj + c0  // the strip's first entry in the tile buffers (row stride tj)
+                for (index, t) in terms.enumerated() {
+                    BLAS.gemm(transA: false, transB: true, m: rs, n: cn, k: t.fanIn, a: t.za.pointer + (i0 + r0) * t.fanIn, lda: t.fanIn,
+                              b: t.zb.pointer + (j0 + c0) * t.fanIn, ldb: t.fanIn, c: z + at, ldc: tj)
+                    let s = t.scale, first = index == 0
+                    if let da = t.da, let db = t.db {
+                        BLAS.gemm(transA: false, transB: true, m: rs, n: cn, k: t.width, a: da.pointer + (i0 + r0) * t.width, lda: t.width,
+                                  b: db.pointer + (j0 + c0) * t.width, ldb: t.width, c: g + at, ldc: tj)
+                        for r in 0..<rs {
+                            let o = at + r * tj, a = acc + o, zr = z + o, gr = g + o
+                            if first {
+                                for c in 0..<cn { a[c] = 0 + (zr[c] * s + bias) * gr[c] }
+                            } else {
+                                for c in 0..<cn { a[c] += (zr[c] * s + bias) * gr[c] }
+                            }
+                        }
+                    } else {
+                        let kc = Float(kk)
+                        for r in 0..<rs {
+                            let o = at + r * tj, a = acc + o, zr = z + o
+                            if first {
+                                for c in 0..<cn { a[c] = 0 + (zr[c] * s + bias) * kc }
+                            } else {
+                                for c in 0..<cn { a[c] += (zr[c] * s + bias) * kc }
+                            }
+                        }
+                    }
+                }
+                r0 += rs
+            }
+            if diagonal {
+                for i in 1..<max(ti, 1) {
+                    let row = acc + i * tj
+                    for j in 0..<i { row[j] = acc[j * tj + i] }
                 }
             }
         }
     }
 }
+
+/// Rows per strip of a symmetric kernel's diagonal tiles (`tangentKernel`): smaller strips skip
+/// more of the tile's lower triangle, larger ones keep the GEMMs efficient.
+let tangentDiagonalStrip = 64
