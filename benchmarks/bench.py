@@ -208,7 +208,7 @@ def plan(args):
         sh = W.ntk_ref_shapes(n)
         P.append(dict(id=f"ntk_empirical_{n}", group="4 NTK", unit="s",
                       label="empirical NTK, ReLU MLP (sum over 10 outputs)", size=f"n={n}",
-                      tasks=tasks, target=3.0, best_of=True, check="kernel", ref=sh, scale_n=n, min_runs=2,
+                      tasks=tasks, target=3.0, best_of=True, check="kernel", ref=sh, scale_n=n, min_runs=1,
                       slow_seconds=min(args.slow_seconds, 60),
                       flops=W.ntk_empirical_flops(n),
                       runs=args.runs if smoke else min(args.runs, 5 if n <= 1000 else 3)))
@@ -258,11 +258,11 @@ def plan(args):
 # Interpreters / peers
 # --------------------------------------------------------------------------------------
 
-def probe_python(python, module):
+def probe_python(python, module, code=None):
     if not python or not os.path.exists(python):
         return f"interpreter {python} missing"
     try:
-        p = subprocess.run([python, "-c", f"import {module}"], capture_output=True, text=True,
+        p = subprocess.run([python, "-c", code or f"import {module}"], capture_output=True, text=True,
                            timeout=300)
     except subprocess.TimeoutExpired:
         return f"import {module} timed out"
@@ -291,7 +291,11 @@ def interpreters(args):
     out["torch"] = {"unavailable": f"not installed: {install_log.get('torch', why)}"} if why else venv_t
     why = probe_python(venv_t, "numpy")
     out["numpy"] = {"unavailable": f"not installed: {why}"} if why else venv_t
-    why = probe_python(venv_nt, "neural_tangents")
+    # as worker_nt.py imports it: nt's TensorFlow bridge stood in for (installed --no-deps)
+    why = probe_python(venv_nt, "neural_tangents", code=(
+        "import sys, types\ntry:\n    import tensorflow\nexcept ImportError:\n"
+        "    sys.modules['neural_tangents.experimental'] = types.ModuleType('x')\n"
+        "import neural_tangents"))
     out["neural-tangents"] = ({"unavailable": f"not installed: {install_log.get('nt', why)}"}
                               if why else venv_nt)
     return out

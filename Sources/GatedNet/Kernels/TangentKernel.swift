@@ -8,6 +8,10 @@ final class TangentSide {
     /// Feature layers 0 ..< h: inputs and Δ (soft gates only).
     var zf: [FloatBuffer] = []
     var df: [FloatBuffer] = []
+    /// Value layer h − 1 with several outputs: Δ[o, i] = W_head[o, i] g_i, so the Δ Gram summed
+    /// over the outputs is Σ_i g_i g'_i ‖W_head[:, i]‖²; this holds g_i ‖W_head[:, i]‖ (rows × w),
+    /// a K times shorter inner dimension than `dv[h − 1]`.
+    var dvLast: FloatBuffer?
 }
 
 extension GatedNetwork {
@@ -19,11 +23,21 @@ extension GatedNetwork {
     }
 
     /// Z and Δ of every layer for `rows` rows of x, outputs `outputs` (MATH.md §4, empirical NTK).
-    func tangentSide(_ x: UnsafePointer<Float>, rows: Int, outputs: [Int], feature: Bool) -> TangentSide {
+    func tangentSide(_ x: UnsafePointer<Float>, rows: Int, outputs: [Int], feature: Bool,
+                     compressLast: Bool = false) -> TangentSide {
         let h = hiddenCount, k = outputs.count, d = inputSize
         let side = TangentSide()
         side.zv = (0...h).map { FloatBuffer(count: rows * valueLayer($0).fanIn) }
         side.dv = (0..<h).map { FloatBuffer(count: rows * k * hiddenWidths[$0]) }
+        // ‖W_head[:, i]‖ over the selected outputs (summed in double).
+        var headNorm: [Float] = []
+        if compressLast {
+            let w = hiddenWidths[h - 1], head = valueLayer(h).weight.pointer
+            side.dvLast = FloatBuffer(count: rows * w)
+            headNorm = (0..<w).map { i in
+                Float(outputs.reduce(0.0) { acc, o in let v = Double(head[o * w + i]); return acc + v * v }.squareRoot())
+            }
+        }
         if feature {
             side.zf = (0..<h).map { FloatBuffer(count: rows * featureLayers[$0].fanIn) }
             side.df = (0..<h).map { FloatBuffer(count: rows * k * hiddenWidths[$0]) }
@@ -74,6 +88,13 @@ extension GatedNetwork {
                     for oi in 0..<k {
                         let base = (r * k + oi) * w
                         for i in 0..<w { dv[base + i] = dz[base + i] * gr[i] }
+                    }
+                }
+                if l == h - 1, let last = side.dvLast {
+                    let dc = last.pointer + start * w
+                    for r in 0..<n {
+                        let gr = g + r * w
+                        for i in 0..<w { dc[r * w + i] = gr[i] * headNorm[i] }
                     }
                 }
                 if feature {
@@ -164,8 +185,10 @@ extension GatedNetwork {
         let perRow = (0...hiddenCount).reduce(0) { $0 + valueLayer($1).fanIn } * (needFeature ? 2 : 1)
             + hiddenWidths.reduce(0, +) * outputs.count * (needFeature ? 2 : 1)
         _ = try checkedCount(k.rowsA + k.rowsB, perRow, MemoryLayout<Float>.size, what: "NTK factors")
-        let sa = tangentSide(k.a, rows: k.rowsA, outputs: outputs, feature: needFeature)
-        let sb = k.symmetric ? sa : tangentSide(k.b, rows: k.rowsB, outputs: outputs, feature: needFeature)
+        // Value layer h − 1's Δ Gram through ‖W_head[:, i]‖ when it saves work (several outputs).
+        let compress = value && outputs.count > 1 && hiddenCount > 0
+        let sa = tangentSide(k.a, rows: k.rowsA, outputs: outputs, feature: needFeature, compressLast: compress)
+        let sb = k.symmetric ? sa : tangentSide(k.b, rows: k.rowsB, outputs: outputs, feature: needFeature, compressLast: compress)
         let s2 = spec.initScale * spec.initScale
         func scale(_ fanIn: Int) -> Float { k.options.ntkScaling ? s2 / Float(fanIn) : 1 }
         let kk = outputs.count
@@ -174,6 +197,11 @@ extension GatedNetwork {
         if value {
             for l in 0...h {
                 let fanIn = valueLayer(l).fanIn
+                if l == h - 1, let ca = sa.dvLast, let cb = sb.dvLast {
+                    terms.append(TangentTerm(za: sa.zv[l], zb: sb.zv[l], fanIn: fanIn, da: ca, db: cb,
+                                             width: hiddenWidths[l], scale: scale(fanIn)))
+                    continue
+                }
                 terms.append(TangentTerm(za: sa.zv[l], zb: sb.zv[l], fanIn: fanIn, da: l < h ? sa.dv[l] : nil,
                                          db: l < h ? sb.dv[l] : nil, width: l < h ? kk * hiddenWidths[l] : 0, scale: scale(fanIn)))
             }
