@@ -135,10 +135,12 @@ def run_sides(sides, runs, log, timeout, slow_seconds=None, min_runs=3):
                         and statistics.mean(done) * (runs - len(done)) > slow_seconds):
                     log.write(f"{w.side}: stopping after {len(done)} runs, too slow for the time budget\n")
                     w.stopped = True
+                    results[w.side] = w.finish()  # its memory is freed before the next side runs
             if len(live) > 1:
                 time.sleep(0.05)  # let the other side's BLAS/OpenMP threads go idle
     for w in live:
-        results[w.side] = w.finish()
+        if w.side not in results:
+            results[w.side] = w.finish()
     return results
 
 
@@ -196,7 +198,7 @@ def plan(args):
                                                       "pairs": pairs}},
                       target=3.0 if n == 10000 else None, mem_target=1.1,
                       ref=W.npk_ref_shapes(n), flops=W.npk_flops(n), check="npk"))
-    for n in ([100] if smoke else [1000, 5000]):
+    for n in ([100] if smoke else [500, 1000, 5000]):  # targets at 1000 and 5000
         t = {"workload": "ntk_empirical", "n": n,
              "weights_dir": os.path.join(args.scratch, f"weights_ntk_{n}")}
         # neural-tangents' three implementations, each jitted and compiled ahead of time (no
@@ -208,7 +210,7 @@ def plan(args):
         sh = W.ntk_ref_shapes(n)
         P.append(dict(id=f"ntk_empirical_{n}", group="4 NTK", unit="s",
                       label="empirical NTK, ReLU MLP (sum over 10 outputs)", size=f"n={n}",
-                      tasks=tasks, target=3.0, best_of=True, check="kernel", ref=sh, scale_n=n, min_runs=1,
+                      tasks=tasks, target=None if n == 500 else 3.0, best_of=True, check="kernel", ref=sh, scale_n=n, min_runs=1,
                       slow_seconds=min(args.slow_seconds, 60),
                       flops=W.ntk_empirical_flops(n),
                       runs=args.runs if smoke else min(args.runs, 5 if n <= 1000 else 3)))

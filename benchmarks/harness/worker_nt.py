@@ -56,15 +56,17 @@ def ntk_empirical(task):
         params = new
     impl = task.get("implementation", 1)
     n_params = sum(int(np.prod(a.shape)) for p in params if p for a in p if a is not None)
-    if impl == 1:
-        # Jacobian contraction holds the n x K x P Jacobian: 8.7 GiB peak at n = 1000 here
-        # (6.2 GiB of Jacobian, x 1.4). Refuse what cannot fit in the memory available now.
-        need = 1.4 * n * CLASSES * n_params * 4
-        avail = _mem_available()
-        if avail and need > avail:
-            return {"unavailable": f"not run: implementation 1 (Jacobian contraction) needs about "
-                                   f"{need / 2**30:.0f} GiB for the {n} x {CLASSES} x {n_params} "
-                                   f"Jacobian, {avail / 2**30:.0f} GiB available"}
+    # Refuse what cannot fit in the memory available now (a shared machine must not swap or
+    # OOM-kill): implementation 1 holds the n x K x P Jacobian (8.7 GiB peak at n = 1000 here,
+    # 6.2 GiB of it the Jacobian); implementation 2 held 15 GiB resident at n = 1000 (3.6 GiB
+    # peak at n = 500), growing as n².
+    need = {1: 1.4 * n * CLASSES * n_params * 4, 2: 16 * 2**30 * (n / 1000) ** 2}.get(impl, 0)
+    avail = _mem_available()
+    if avail and need > 0.8 * avail:
+        what = (f"the {n} x {CLASSES} x {n_params} Jacobian" if impl == 1 else
+                "its NTK-vector products (15 GiB resident at n = 1000 when stopped, growing as n²)")
+        return {"unavailable": f"not run: implementation {impl} needs about {need / 2**30:.0f} GiB for "
+                               f"{what}; {avail / 2**30:.0f} GiB available"}
     x = jax.numpy.asarray(inputs(n))
     fn = jax.jit(nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,), vmap_axes=0,
                                      implementation=impl))
