@@ -586,6 +586,17 @@ def machine_info(args, interp, log):
 
 # --------------------------------------------------------------------------------------
 
+def write_outputs(P, results, gemm, machine, args, t_start):
+    rows = build_rows(P, results, gemm)
+    md = markdown(rows, machine, args, time.time() - t_start)
+    with open(os.path.join(args.out, "results.md"), "w") as f:
+        f.write(md)
+    write_csv(rows, os.path.join(args.out, "results.csv"))
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump({"machine": machine, "results": results, "gemm": gemm}, f, indent=1, default=str)
+    return rows, md
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, one run, gatednet (+numpy)")
@@ -663,14 +674,9 @@ def main():
                          f"{s}: {statistics.median(r['times']):.4g}s"
                          + (f" [{r['config']}]" if r.get("config") else ""))
         print(f"[{time.time() - t_start:6.0f}s] {c['id']:28s} " + " | ".join(brief), flush=True)
-    rows = build_rows(P, results, gemm)
-    elapsed = time.time() - t_start
-    md = markdown(rows, machine, args, elapsed)
-    with open(os.path.join(args.out, "results.md"), "w") as f:
-        f.write(md)
-    write_csv(rows, os.path.join(args.out, "results.csv"))
-    with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump({"machine": machine, "results": results, "gemm": gemm}, f, indent=1, default=str)
+        # the outputs so far, rewritten after every comparison (an interrupted run keeps them)
+        write_outputs([q for q in P if q["id"] in results], results, gemm, machine, args, t_start)
+    rows, md = write_outputs(P, results, gemm, machine, args, t_start)
     shutil.rmtree(args.scratch, ignore_errors=True)
     print()
     print(md)

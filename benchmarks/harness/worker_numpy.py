@@ -85,6 +85,8 @@ def npk(task):
     forms = [f for f in task.get("forms", "plain").split(",") if f in FORMS]
     if len(forms) > 1:
         label, run, tried = common.pick_fastest([(f, form(FORMS[f])) for f in forms], trials=1)
+        if label is None:
+            raise RuntimeError("every NPK form failed: " + common.tried_text(tried))
     else:
         label, run, tried = forms[0], form(FORMS[forms[0]])(), {}
     res = common.measure(run, task["runs"], task.get("warmup", 1))

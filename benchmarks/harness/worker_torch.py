@@ -15,29 +15,46 @@ torch.set_num_threads(MAX_THREADS)
 
 
 def configured(task, model, make_step, extra=""):
-    """Pick the fastest configuration a PyTorch user would try: 1 or 2 threads (up to
-    BENCH_THREADS), eager or torch.compile (task['compile']: auto tries both), each timed on
-    the workload itself. make_step(module) returns the call to time. Returns (run, text)."""
-    threads = sorted({1, MAX_THREADS})
-    modes = {"auto": ["eager", "compile"], "on": ["compile"], "off": ["eager"]}[task.get("compile", "auto")]
-    compiled = {}
+    """Pick the fastest configuration a PyTorch user would try, each timed on the workload
+    itself: first 1 or 2 threads (up to BENCH_THREADS) in eager mode, then torch.compile
+    (inductor, default mode) at the better thread count against eager (task['compile']: auto
+    tries both; on / off only one). One compilation per workload: inductor's CPU kernels are
+    specialised to the thread count they are compiled under. make_step(module) returns the
+    call to time. Returns (run, text)."""
+    threads = [int(t) for t in task.get("threads", sorted({1, MAX_THREADS}))]
+    mode = task.get("compile", "auto")
 
-    def module(mode):
-        if mode == "eager":
-            return model
-        if "m" not in compiled:
-            compiled["m"] = torch.compile(model)  # inductor, default mode
-        return compiled["m"]
-
-    def cand(mode, t):
+    def cand(m, t):
         def make():
             torch.set_num_threads(t)
-            return make_step(module(mode))
-        return (f"{mode}/{t}t", make)
-    label, run, tried = common.pick_fastest([cand(m, t) for m in modes for t in threads])
-    mode, t = label.split("/")
-    text = (f"{t[:-1]} thread{'s' if t != '1t' else ''}, "
-            f"{'torch.compile (inductor)' if mode == 'compile' else 'eager'}{extra}; "
+            if m == "eager":
+                return make_step(model)
+            if "compiled" not in holder:
+                holder["compiled"] = torch.compile(model)
+            return make_step(holder["compiled"])
+        return (f"{m}/{t}t", make)
+    holder = {}
+    tried = {}
+    if mode != "on" and len(threads) > 1:
+        label, run, tried = common.pick_fastest([cand("eager", t) for t in threads])
+        t = int(label.split("/")[1][:-1])
+    else:
+        t = threads[-1] if mode == "on" else threads[0]
+        label, run = None, None
+    if mode != "off":
+        c_label, c_run, more = common.pick_fastest([cand("compile", t)])
+        tried.update(more)
+        eager_t = tried.get(f"eager/{t}t")
+        if c_label and (mode == "on" or not isinstance(eager_t, float) or more[c_label] < eager_t):
+            label, run = c_label, c_run
+        elif label:
+            run = cand("eager", t)[1]()  # back to eager (compile failed or was slower)
+    if label is None:  # compile off with one thread count, or compile failed without a thread round
+        label, run, more = common.pick_fastest([cand("eager", t)])
+        tried.update(more)
+    m, tt = label.split("/")
+    text = (f"{tt[:-1]} thread{'s' if tt != '1t' else ''}, "
+            f"{'torch.compile (inductor)' if m == 'compile' else 'eager'}{extra}; "
             f"fastest of {common.tried_text(tried)}")
     return run, text
 
