@@ -618,6 +618,7 @@ def main():
     args = ap.parse_args()
     args.runs = args.runs or (1 if args.smoke else 7)
     args.nt_implementations = [int(v) for v in args.nt_implementations.split(",") if v]
+    args.out = os.path.abspath(args.out)  # workers run in harness/: relative paths would move
     os.makedirs(args.out, exist_ok=True)
     args.scratch_root = args.out
     args.scratch = tempfile.mkdtemp(prefix="scratch-", dir=args.out)
