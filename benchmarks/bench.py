@@ -30,6 +30,11 @@ WORKER = {"gatednet": "worker_gatednet.py", "torch": "worker_torch.py",
           "numpy": "worker_numpy.py", "neural-tangents": "worker_nt.py"}
 
 
+def base_side(side):
+    """'neural-tangents/3' (one configuration of a peer) -> 'neural-tangents'."""
+    return side.split("/")[0]
+
+
 # --------------------------------------------------------------------------------------
 # Worker processes
 # --------------------------------------------------------------------------------------
@@ -38,9 +43,9 @@ class Worker:
     """One side of a comparison in its own interpreter, paced over stdin/stdout."""
 
     def __init__(self, side, python, task, log, timeout):
-        self.side, self.timeout, self.result = side, timeout, None
+        self.side, self.timeout, self.result, self.stopped = side, timeout, None, False
         env = dict(os.environ, BENCH_INTERACTIVE="1")
-        self.p = subprocess.Popen([python, os.path.join(HARNESS, WORKER[side]), json.dumps(task)],
+        self.p = subprocess.Popen([python, os.path.join(HARNESS, WORKER[base_side(side)]), json.dumps(task)],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                                   text=True, env=env, cwd=HARNESS)
         self.q = queue.Queue()
@@ -103,8 +108,8 @@ class Worker:
 def run_sides(sides, runs, log, timeout, slow_seconds=None, min_runs=3):
     """sides: list of (side, python or unavailable-reason dict, task). Returns {side: result}.
     Warm-ups run one side after the other; timed runs alternate A B, B A, ...
-    If slow_seconds is given and the rounds would take longer than that (judged from the
-    first round), the remaining rounds stop after min_runs: reported as fewer runs."""
+    If slow_seconds is given, a side whose remaining runs would take longer than that (judged
+    from its runs so far) stops after min_runs while the others go on: reported as fewer runs."""
     results, live = {}, []
     for side, python, task in sides:
         if isinstance(python, dict):
@@ -117,20 +122,25 @@ def run_sides(sides, runs, log, timeout, slow_seconds=None, min_runs=3):
             live.append(w)
         else:
             results[side] = w.finish()
+    spent = {id(w): [] for w in live}
     for r in range(runs):
-        t_round = time.monotonic()
         order = live if r % 2 == 0 else live[::-1]
         for w in order:
-            if w.result is None:
-                w.run_once()
+            if w.result is None and not w.stopped:
+                t = w.run_once()
+                if t is not None:
+                    spent[id(w)].append(t)
+                done = spent[id(w)]
+                if (slow_seconds and len(done) >= min_runs
+                        and statistics.mean(done) * (runs - len(done)) > slow_seconds):
+                    log.write(f"{w.side}: stopping after {len(done)} runs, too slow for the time budget\n")
+                    w.stopped = True
+                    results[w.side] = w.finish()  # its memory is freed before the next side runs
             if len(live) > 1:
                 time.sleep(0.05)  # let the other side's BLAS/OpenMP threads go idle
-        if (slow_seconds and r + 1 >= min_runs
-                and (time.monotonic() - t_round) * (runs - r - 1) > slow_seconds):
-            log.write(f"stopping after {r + 1} rounds: too slow for the time budget\n")
-            break
     for w in live:
-        results[w.side] = w.finish()
+        if w.side not in results:
+            results[w.side] = w.finish()
     return results
 
 
@@ -188,29 +198,38 @@ def plan(args):
                                                       "pairs": pairs}},
                       target=3.0 if n == 10000 else None, mem_target=1.1,
                       ref=W.npk_ref_shapes(n), flops=W.npk_flops(n), check="npk"))
-    for n in ([100] if smoke else [500, 1000]):
-        t = {"workload": "ntk_empirical", "n": n, "implementation": args.nt_implementation,
+    for n in ([100] if smoke else [500, 1000, 5000]):  # targets at 1000 and 5000
+        t = {"workload": "ntk_empirical", "n": n,
              "weights_dir": os.path.join(args.scratch, f"weights_ntk_{n}")}
-        # neural-tangents needs up to a minute per call here: compiled ahead of time, no
-        # warm-up call, at most 5 timed runs (shown in the table when fewer)
+        # neural-tangents' three implementations, each jitted and compiled ahead of time (no
+        # warm-up call needed); the target applies to the fastest. Implementation 1 needs up
+        # to a minute per call: the slow-rounds rule stops it after 3 rounds.
+        tasks = {"gatednet": t}
+        for impl in (args.nt_implementations[-1:] if smoke else args.nt_implementations):
+            tasks[f"neural-tangents/{impl}"] = dict(t, implementation=impl, warmup=0)
+        sh = W.ntk_ref_shapes(n)
         P.append(dict(id=f"ntk_empirical_{n}", group="4 NTK", unit="s",
                       label="empirical NTK, ReLU MLP (sum over 10 outputs)", size=f"n={n}",
-                      tasks={"gatednet": t, "neural-tangents": dict(t, warmup=0)}, target=20.0,
-                      check="kernel", runs=args.runs if smoke else min(args.runs, 5)))
+                      tasks=tasks, target=None if n == 500 else 3.0, best_of=True, check="kernel", ref=sh, scale_n=n, min_runs=1,
+                      slow_seconds=min(args.slow_seconds, 60),
+                      flops=W.ntk_empirical_flops(n),
+                      runs=args.runs if smoke else min(args.runs, 5 if n <= 1000 else 3)))
     n = 200 if smoke else 2000
     t = {"workload": "ntk_infinite", "n": n, "depth": 6}
     P.append(dict(id=f"ntk_infinite_{n}", group="4 NTK", unit="s", label="infinite-width NTK, depth 6",
                   size=f"n={n}", tasks={"gatednet": t, "neural-tangents": t}, target=1.0,
-                  check="kernel"))
+                  check="kernel", ref=[(min(n, 2048), min(n, 2048), W.D_IN)],
+                  flops=n * (n + 1) / 2 * 2.0 * W.D_IN))
+    conv_batches = [(8, 1)] if smoke else [(32, 3), (128, 2)]  # (batch, steps per timed run)
     for regime in (["fixed_hard"] if smoke else ["fixed_hard", "decoupled_soft"]):
-        ct = {"workload": "conv_train", "batch": 8 if smoke else 32, "steps": 1 if smoke else 3,
-              "regime": regime}
-        sh = W.conv_train_shapes(regime, ct["batch"])
-        P.append(dict(id=f"conv_train_{regime}", group="5 conv DGN", unit="samples/s",
-                      label=f"GCONV DGN training {regime} (28x28x1)",
-                      size=f"batch {ct['batch']} x {ct['steps']} steps",
-                      tasks={"gatednet": ct, "torch": ct}, target=1.0, ref=sh,
-                      flops=W.flops(sh) * ct["steps"]))
+        for b, steps in conv_batches:
+            ct = {"workload": "conv_train", "batch": b, "steps": steps, "regime": regime}
+            sh = W.conv_train_shapes(regime, b)
+            P.append(dict(id=f"conv_train_{regime}_b{b}", group="5 conv DGN", unit="samples/s",
+                          label=f"GCONV DGN training {regime} (28x28x1)",
+                          size=f"batch {b} x {steps} steps",
+                          tasks={"gatednet": ct, "torch": ct}, target=1.0, ref=sh,
+                          flops=W.flops(sh) * steps, runs=min(args.runs, 5)))
     # in memory up to 10000, then a memory-mapped file from 10000 (both at 10000: the file's
     # own cost is visible apart from the n² law)
     sizes = ([(300, False), (600, True)] if smoke else
@@ -222,9 +241,18 @@ def plan(args):
         P.append(dict(id=f"scaling_{n}" + ("_mmap" if mm else ""), group="6 NPK scaling", unit="s",
                       label="FC NPK scaling", size=f"n={n}", tasks={"gatednet": t}, target=None,
                       ref=W.npk_ref_shapes(n), flops=W.npk_flops(n), scaling=n))
+    for c in P:  # how each peer is configured (each worker picks and reports its best)
+        for side, task in c["tasks"].items():
+            if base_side(side) == "torch":
+                task["compile"] = args.torch_compile
+            if base_side(side) == "numpy":
+                task["forms"] = args.numpy_forms
     if args.only:
         keep = args.only.split(",")
         P = [c for c in P if any(k in c["id"] for k in keep)]
+    if args.skip:
+        drop = args.skip.split(",")
+        P = [c for c in P if not any(k in c["id"] for k in drop)]
     return P
 
 
@@ -232,11 +260,11 @@ def plan(args):
 # Interpreters / peers
 # --------------------------------------------------------------------------------------
 
-def probe_python(python, module):
+def probe_python(python, module, code=None):
     if not python or not os.path.exists(python):
         return f"interpreter {python} missing"
     try:
-        p = subprocess.run([python, "-c", f"import {module}"], capture_output=True, text=True,
+        p = subprocess.run([python, "-c", code or f"import {module}"], capture_output=True, text=True,
                            timeout=300)
     except subprocess.TimeoutExpired:
         return f"import {module} timed out"
@@ -265,7 +293,11 @@ def interpreters(args):
     out["torch"] = {"unavailable": f"not installed: {install_log.get('torch', why)}"} if why else venv_t
     why = probe_python(venv_t, "numpy")
     out["numpy"] = {"unavailable": f"not installed: {why}"} if why else venv_t
-    why = probe_python(venv_nt, "neural_tangents")
+    # as worker_nt.py imports it: nt's TensorFlow bridge stood in for (installed --no-deps)
+    why = probe_python(venv_nt, "neural_tangents", code=(
+        "import sys, types\ntry:\n    import tensorflow\nexcept ImportError:\n"
+        "    sys.modules['neural_tangents.experimental'] = types.ModuleType('x')\n"
+        "import neural_tangents"))
     out["neural-tangents"] = ({"unavailable": f"not installed: {install_log.get('nt', why)}"}
                               if why else venv_nt)
     return out
@@ -323,6 +355,7 @@ def items_of(c, res):
 def build_rows(P, results, gemm):
     rows = []
     for c in P:
+        n_before = len(rows)
         r = results.get(c["id"], {})
         gn = r.get("gatednet")
         gfail = describe_failure(gn)
@@ -355,6 +388,7 @@ def build_rows(P, results, gemm):
                 pfail = describe_failure(pr)
                 row["peer"] = peer
                 row["peer_status"] = pfail or "ok"
+                row["peer_config"] = (pr or {}).get("config")
                 if not pfail:
                     ps = stats(pr, c["unit"], items_of(c, pr))
                     row.update(peer_median=ps[0], peer_min=ps[1], peer_max=ps[2],
@@ -378,18 +412,27 @@ def build_rows(P, results, gemm):
                                 for i, j, v in pr["samples"] if (i, j) in want]
                         if errs:
                             row["check_rel_err"] = max(errs)
+            rows.append(row)
+        if c.get("best_of"):  # the target applies to the fastest configuration of the peer
+            mine = [x for x in rows if x["id"] == c["id"]]
+            ok = [x for x in mine if x.get("ratio") is not None]
+            best = min(ok, key=lambda x: x["ratio"]) if ok else None
+            for x in mine:
+                x["fastest_peer"] = x is best
+                if best is not None and x is not best:
+                    x["target"] = None
+        for row in rows[n_before:]:
             tgt = row.get("target")
             if tgt is not None:
                 row["met"] = ("yes" if row.get("ratio", 0) >= tgt else "NO") if "ratio" in row else "n/a"
             if c.get("mem_target") and row.get("gn_peak_over_output") is not None:
                 row["mem_met"] = "yes" if row["gn_peak_over_output"] <= c["mem_target"] else "NO"
-            rows.append(row)
     return rows
 
 
 CSV_FIELDS = ["id", "group", "workload", "size", "unit", "load", "gn_status", "gn_median", "gn_min",
               "gn_max", "gn_runs", "peer", "peer_status", "peer_median", "peer_min", "peer_max",
-              "peer_runs", "ratio", "paired_ratio", "target", "met", "gn_peak_bytes", "peer_peak_bytes",
+              "peer_runs", "peer_config", "fastest_peer", "ratio", "paired_ratio", "target", "met", "gn_peak_bytes", "peer_peak_bytes",
               "output_bytes", "gn_peak_over_output", "mem_met", "gn_gflops",
               "sgemm_gflops_same_shapes", "fraction_of_sgemm", "check_rel_err", "mode"]
 
@@ -415,8 +458,8 @@ def markdown(rows, machine, args, elapsed):
         if machine.get(k):
             L.append(f"- {machine[k]}")
     L.append("")
-    L.append("| workload | size | gatednet | peer | peer result | ratio | target | met | gatednet peak mem | peer peak mem | GFLOP/s (of sgemm peak) | load |")
-    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    L.append("| workload | size | gatednet | peer | peer configuration | peer result | ratio | target | met | gatednet peak mem | peer peak mem | gatednet GFLOP/s (% of sgemm) | load |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         unit = r["unit"]
         if r["gn_status"] == "ok":
@@ -449,7 +492,11 @@ def markdown(rows, machine, args, elapsed):
             frac = f"{r['gn_gflops']:.0f}"
             if r.get("fraction_of_sgemm") is not None:
                 frac += f" ({100 * r['fraction_of_sgemm']:.0f}% of {r['sgemm_gflops_same_shapes']:.0f})"
-        L.append(f"| {r['workload']} | {r['size']} | {g} | {r.get('peer') or '–'} | {p} | {ratio} | "
+        peer = r.get("peer") or "–"
+        if r.get("fastest_peer"):
+            peer += " (fastest)"
+        cfg = (r.get("peer_config") or "–").replace("|", "/")
+        L.append(f"| {r['workload']} | {r['size']} | {g} | {peer} | {cfg} | {p} | {ratio} | "
                  f"{tgt} | {met} | {gm} | {fmt_mem(r.get('peer_peak_bytes'))} | {frac} | {r.get('load') or '–'} |")
     L.append("")
     scal = [r for r in rows if r["group"] == "6 NPK scaling" and r["gn_status"] == "ok"]
@@ -539,6 +586,17 @@ def machine_info(args, interp, log):
 
 # --------------------------------------------------------------------------------------
 
+def write_outputs(P, results, gemm, machine, args, t_start):
+    rows = build_rows(P, results, gemm)
+    md = markdown(rows, machine, args, time.time() - t_start)
+    with open(os.path.join(args.out, "results.md"), "w") as f:
+        f.write(md)
+    write_csv(rows, os.path.join(args.out, "results.csv"))
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump({"machine": machine, "results": results, "gemm": gemm}, f, indent=1, default=str)
+    return rows, md
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, one run, gatednet (+numpy)")
@@ -547,13 +605,20 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "out"), help="output directory")
     ap.add_argument("--train-samples", type=int, default=15000)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--nt-implementation", type=int, default=1,
-                    help="neural-tangents NtkImplementation for empirical_ntk_fn")
+    ap.add_argument("--nt-implementations", default="1,2,3",
+                    help="neural-tangents NtkImplementations of empirical_ntk_fn to run (each reported)")
+    ap.add_argument("--torch-compile", choices=("auto", "on", "off"), default="auto",
+                    help="auto: time eager and torch.compile per workload and keep the faster")
+    ap.add_argument("--numpy-forms", default="plain,tiled",
+                    help="numpy NPK forms to try; the faster is timed")
+    ap.add_argument("--skip", default=None, help="comma-separated id substrings to leave out")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per worker step")
     ap.add_argument("--slow-seconds", type=float, default=240,
                     help="stop a comparison's timed rounds at 3 if the rest would take longer")
     args = ap.parse_args()
     args.runs = args.runs or (1 if args.smoke else 7)
+    args.nt_implementations = [int(v) for v in args.nt_implementations.split(",") if v]
+    args.out = os.path.abspath(args.out)  # workers run in harness/: relative paths would move
     os.makedirs(args.out, exist_ok=True)
     args.scratch_root = args.out
     args.scratch = tempfile.mkdtemp(prefix="scratch-", dir=args.out)
@@ -575,16 +640,31 @@ def main():
         print(machine[k])
     gemm = {}
     results = {}
+    history = {}  # (group, label, side) -> (n, median seconds) of sized comparisons
     for c in P:
         sides = []
         for s in c["tasks"]:
             task = c["tasks"][s]
             if s == "gatednet" and c.get("ref"):  # GEMM-only speed measured after each run
                 task = dict(task, ref_shapes=c["ref"], ref_seconds=0.01 if args.smoke else 0.1)
-            sides.append((s, interp[s], task))
+            sides.append((s, interp[base_side(s)], task))
         load = open("/proc/loadavg").read().split()[0] if os.path.exists("/proc/loadavg") else "?"
+        for i, (s, py, task) in enumerate(sides):  # too slow at this size, judged from a smaller one
+            prev = history.get((c["group"], c["label"], s))
+            if prev and c.get("scale_n") and not isinstance(py, dict) and not args.smoke:
+                n0, t0 = prev
+                guess = t0 * (c["scale_n"] / n0) ** 2
+                if guess * c.get("min_runs", 3) > c.get("slow_seconds", args.slow_seconds):
+                    sides[i] = (s, {"unavailable": (
+                        f"not run: {t0:.3g} s a call at n={n0}, so about {guess:.0f} s at n={c['scale_n']} "
+                        f"by the n² law; {c.get('min_runs', 3)} runs exceed this comparison's "
+                        f"{c.get('slow_seconds', args.slow_seconds):.0f} s budget")}, task)
         results[c["id"]] = run_sides(sides, c.get("runs", args.runs), log, args.timeout,
-                                     slow_seconds=None if args.smoke else args.slow_seconds)
+                                     slow_seconds=None if args.smoke else c.get("slow_seconds", args.slow_seconds),
+                                     min_runs=c.get("min_runs", 3))
+        for s, r in results[c["id"]].items():
+            if c.get("scale_n") and isinstance(r, dict) and r.get("times"):
+                history[(c["group"], c["label"], s)] = (c["scale_n"], statistics.median(r["times"]))
         results[c["id"]]["_load"] = load
         brief = []
         for s, r in results[c["id"]].items():
@@ -592,16 +672,12 @@ def main():
                 continue
             fail = describe_failure(r)
             brief.append(f"{s}: {fail[:80]}" if fail else
-                         f"{s}: {statistics.median(r['times']):.4g}s")
+                         f"{s}: {statistics.median(r['times']):.4g}s"
+                         + (f" [{r['config']}]" if r.get("config") else ""))
         print(f"[{time.time() - t_start:6.0f}s] {c['id']:28s} " + " | ".join(brief), flush=True)
-    rows = build_rows(P, results, gemm)
-    elapsed = time.time() - t_start
-    md = markdown(rows, machine, args, elapsed)
-    with open(os.path.join(args.out, "results.md"), "w") as f:
-        f.write(md)
-    write_csv(rows, os.path.join(args.out, "results.csv"))
-    with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump({"machine": machine, "results": results, "gemm": gemm}, f, indent=1, default=str)
+        # the outputs so far, rewritten after every comparison (an interrupted run keeps them)
+        write_outputs([q for q in P if q["id"] in results], results, gemm, machine, args, t_start)
+    rows, md = write_outputs(P, results, gemm, machine, args, t_start)
     shutil.rmtree(args.scratch, ignore_errors=True)
     print()
     print(md)

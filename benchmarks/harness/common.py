@@ -196,3 +196,39 @@ class SgemmReference:
 def sgemm_reference(shapes, min_seconds=0.3, lib=None):
     """GFLOP/s of SgemmReference(shapes), repeated for >= min_seconds."""
     return SgemmReference(shapes, lib).gflops(min_seconds)
+
+
+def pick_fastest(candidates, trials=2, warmup=1):
+    """The fastest of several configurations of one workload, as a user tuning it would find.
+
+    candidates: list of (label, make) where make() applies the configuration (threads ...) and
+    returns the call to time; it may raise (e.g. torch.compile without a compiler), which is
+    recorded. Each candidate gets `warmup` untimed calls (compilation) and `trials` timed ones;
+    its score is its fastest trial. Returns (label, run, tried) with tried = {label: seconds or
+    error text}; the winner's make() is applied again last so its settings are the live ones.
+    (None, None, tried) when every candidate failed."""
+    tried, best = {}, None
+    for label, make in candidates:
+        try:
+            run = make()
+            for _ in range(warmup):
+                run()
+            ts = []
+            for _ in range(trials):
+                t0 = time.perf_counter()
+                run()
+                ts.append(time.perf_counter() - t0)
+            tried[label] = min(ts)
+            if best is None or tried[label] < tried[best[0]]:
+                best = (label, make)
+        except Exception as e:  # reported in the configuration text, never hidden
+            tried[label] = f"failed: {type(e).__name__}: {str(e)[:120]}"
+    if best is None:
+        return None, None, tried
+    return best[0], best[1](), tried
+
+
+def tried_text(tried):
+    """'a 0.41 s, b 0.52 s' for the configuration column."""
+    return ", ".join(f"{k} {v:.3g} s" if isinstance(v, float) else f"{k} {v}"
+                     for k, v in tried.items())

@@ -11,6 +11,12 @@ from workloads import CLASSES, D_IN, DEPTH_HIDDEN, WIDTH  # noqa: E402
 
 import numpy as np  # noqa: E402
 import jax  # noqa: E402
+
+try:  # neural_tangents/__init__ imports its TensorFlow bridge (experimental.empirical_tf), which
+    import tensorflow  # noqa: F401  needs tensorflow and tf2jax; run.sh installs nt --no-deps
+except ImportError:  # without them, so stand in an empty module: the JAX API never uses it
+    import types
+    sys.modules["neural_tangents.experimental"] = types.ModuleType("neural_tangents.experimental")
 import neural_tangents as nt  # noqa: E402
 from neural_tangents import stax  # noqa: E402
 
@@ -48,8 +54,20 @@ def ntk_empirical(task):
             else:
                 new.append(p)
         params = new
-    x = jax.numpy.asarray(inputs(n))
     impl = task.get("implementation", 1)
+    n_params = sum(int(np.prod(a.shape)) for p in params if p for a in p if a is not None)
+    # Refuse what cannot fit in the memory available now (a shared machine must not swap or
+    # OOM-kill): implementation 1 holds the n x K x P Jacobian (8.7 GiB peak at n = 1000 here,
+    # 6.2 GiB of it the Jacobian); implementation 2 held 15 GiB resident at n = 1000 (3.6 GiB
+    # peak at n = 500), growing as n².
+    need = {1: 1.4 * n * CLASSES * n_params * 4, 2: 16 * 2**30 * (n / 1000) ** 2}.get(impl, 0)
+    avail = _mem_available()
+    if avail and need > 0.8 * avail:
+        what = (f"the {n} x {CLASSES} x {n_params} Jacobian" if impl == 1 else
+                "its NTK-vector products (15 GiB resident at n = 1000 when stopped, growing as n²)")
+        return {"unavailable": f"not run: implementation {impl} needs about {need / 2**30:.0f} GiB for "
+                               f"{what}; {avail / 2**30:.0f} GiB available"}
+    x = jax.numpy.asarray(inputs(n))
     fn = jax.jit(nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,), vmap_axes=0,
                                      implementation=impl))
     fn = fn.lower(x, None, params).compile()  # ahead of time: no compile inside a timed run
@@ -61,9 +79,23 @@ def ntk_empirical(task):
     res = common.measure(run, task["runs"], task.get("warmup", 1))
     k = np.asarray(holder["k"])
     # trace_axes=(-1,) averages over the outputs; gatednet's output=-1 sums them: x CLASSES
-    res.update(items=n, implementation=str(nt.NtkImplementation(impl)),
+    name = nt.NtkImplementation(impl).name
+    res["config"] = (f"implementation={impl} ({name}), jax.jit(empirical_ntk_fn(trace_axes=(-1,), "
+                     f"vmap_axes=0)) compiled ahead of time, jax {jax.__version__}")
+    res.update(items=n, implementation=name,
                samples=[[i, j, CLASSES * float(k[i, j])] for i, j in common.sample_pairs(n)])
     return res
+
+
+def _mem_available():
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 def ntk_infinite(task):
@@ -78,7 +110,9 @@ def ntk_infinite(task):
         holder["k"] = fn(x).block_until_ready()
     res = common.measure(run, task["runs"], task.get("warmup", 1))
     k = np.asarray(holder["k"])
-    res.update(items=n, samples=[[i, j, float(k[i, j])] for i, j in common.sample_pairs(n)])
+    res.update(items=n, samples=[[i, j, float(k[i, j])] for i, j in common.sample_pairs(n)],
+               config=f"stax kernel_fn(x, None, 'ntk') under jax.jit, compiled ahead of time, "
+                      f"jax {jax.__version__}")
     return res
 
 

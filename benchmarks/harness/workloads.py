@@ -90,3 +90,19 @@ def conv_train_shapes(regime, batch):
         fwd_bwd(layers + dense, regime == "decoupled_soft")
     fwd_bwd(layers + dense + out, True)
     return shapes
+
+
+def ntk_empirical_flops(n):
+    """Useful flops of the layer-wise empirical NTK of the ReLU MLP summed over the outputs,
+    one triangle: per entry 2·Σ_l (fan_in_l + K·w_l) (the Z Gram and the Δ Gram of each layer;
+    the output layer has no Δ Gram)."""
+    fans = FC_SIZES[:-1]
+    per_entry = 2.0 * (sum(fans) + CLASSES * WIDTH * DEPTH_HIDDEN)
+    return n * (n + 1) / 2 * per_entry
+
+
+def ntk_ref_shapes(n):
+    """The GEMMs of ntk_empirical_flops at a square size: Z Grams (k = fan_in) and Δ Grams
+    (k = K·w)."""
+    t = min(n, 2048)
+    return [(t, t, f) for f in FC_SIZES[:-1]] + [(t, t, CLASSES * WIDTH)] * DEPTH_HIDDEN

@@ -8,6 +8,10 @@ final class TangentSide {
     /// Feature layers 0 ..< h: inputs and Δ (soft gates only).
     var zf: [FloatBuffer] = []
     var df: [FloatBuffer] = []
+    /// Value layer h − 1 with several outputs: Δ[o, i] = W_head[o, i] g_i, so the Δ Gram summed
+    /// over the outputs is Σ_i g_i g'_i ‖W_head[:, i]‖²; this holds g_i ‖W_head[:, i]‖ (rows × w),
+    /// a K times shorter inner dimension than `dv[h − 1]`.
+    var dvLast: FloatBuffer?
 }
 
 extension GatedNetwork {
@@ -19,11 +23,21 @@ extension GatedNetwork {
     }
 
     /// Z and Δ of every layer for `rows` rows of x, outputs `outputs` (MATH.md §4, empirical NTK).
-    func tangentSide(_ x: UnsafePointer<Float>, rows: Int, outputs: [Int], feature: Bool) -> TangentSide {
+    func tangentSide(_ x: UnsafePointer<Float>, rows: Int, outputs: [Int], feature: Bool,
+                     compressLast: Bool = false) -> TangentSide {
         let h = hiddenCount, k = outputs.count, d = inputSize
         let side = TangentSide()
         side.zv = (0...h).map { FloatBuffer(count: rows * valueLayer($0).fanIn) }
         side.dv = (0..<h).map { FloatBuffer(count: rows * k * hiddenWidths[$0]) }
+        // ‖W_head[:, i]‖ over the selected outputs (summed in double).
+        var headNorm: [Float] = []
+        if compressLast {
+            let w = hiddenWidths[h - 1], head = valueLayer(h).weight.pointer
+            side.dvLast = FloatBuffer(count: rows * w)
+            headNorm = (0..<w).map { i in
+                Float(outputs.reduce(0.0) { acc, o in let v = Double(head[o * w + i]); return acc + v * v }.squareRoot())
+            }
+        }
         if feature {
             side.zf = (0..<h).map { FloatBuffer(count: rows * featureLayers[$0].fanIn) }
             side.df = (0..<h).map { FloatBuffer(count: rows * k * hiddenWidths[$0]) }
@@ -74,6 +88,13 @@ extension GatedNetwork {
                     for oi in 0..<k {
                         let base = (r * k + oi) * w
                         for i in 0..<w { dv[base + i] = dz[base + i] * gr[i] }
+                    }
+                }
+                if l == h - 1, let last = side.dvLast {
+                    let dc = last.pointer + start * w
+                    for r in 0..<n {
+                        let gr = g + r * w
+                        for i in 0..<w { dc[r * w + i] = gr[i] * headNorm[i] }
                     }
                 }
                 if feature {
@@ -164,8 +185,10 @@ extension GatedNetwork {
         let perRow = (0...hiddenCount).reduce(0) { $0 + valueLayer($1).fanIn } * (needFeature ? 2 : 1)
             + hiddenWidths.reduce(0, +) * outputs.count * (needFeature ? 2 : 1)
         _ = try checkedCount(k.rowsA + k.rowsB, perRow, MemoryLayout<Float>.size, what: "NTK factors")
-        let sa = tangentSide(k.a, rows: k.rowsA, outputs: outputs, feature: needFeature)
-        let sb = k.symmetric ? sa : tangentSide(k.b, rows: k.rowsB, outputs: outputs, feature: needFeature)
+        // Value layer h − 1's Δ Gram through ‖W_head[:, i]‖ when it saves work (several outputs).
+        let compress = value && outputs.count > 1 && hiddenCount > 0
+        let sa = tangentSide(k.a, rows: k.rowsA, outputs: outputs, feature: needFeature, compressLast: compress)
+        let sb = k.symmetric ? sa : tangentSide(k.b, rows: k.rowsB, outputs: outputs, feature: needFeature, compressLast: compress)
         let s2 = spec.initScale * spec.initScale
         func scale(_ fanIn: Int) -> Float { k.options.ntkScaling ? s2 / Float(fanIn) : 1 }
         let kk = outputs.count
@@ -174,6 +197,11 @@ extension GatedNetwork {
         if value {
             for l in 0...h {
                 let fanIn = valueLayer(l).fanIn
+                if l == h - 1, let ca = sa.dvLast, let cb = sb.dvLast {
+                    terms.append(TangentTerm(za: sa.zv[l], zb: sb.zv[l], fanIn: fanIn, da: ca, db: cb,
+                                             width: hiddenWidths[l], scale: scale(fanIn)))
+                    continue
+                }
                 terms.append(TangentTerm(za: sa.zv[l], zb: sb.zv[l], fanIn: fanIn, da: l < h ? sa.dv[l] : nil,
                                          db: l < h ? sb.dv[l] : nil, width: l < h ? kk * hiddenWidths[l] : 0, scale: scale(fanIn)))
             }
@@ -196,23 +224,58 @@ extension GatedNetwork {
         // Two tile buffers per part of fillKernelTiles' parallel loop.
         let t1 = (0..<2).map { _ in FloatBuffer(count: tileArea(k.rowsA, k.rowsB)) }
         let t2 = (0..<2).map { _ in FloatBuffer(count: tileArea(k.rowsA, k.rowsB)) }
-        try fillKernelTiles(rows: k.rowsA, cols: k.rowsB, symmetric: k.symmetric, upperOnly: k.options.upperOnly,
+        let symmetric = k.symmetric
+        try fillKernelTiles(rows: k.rowsA, cols: k.rowsB, symmetric: symmetric, upperOnly: k.options.upperOnly,
                             out: k.out, progress: k.options.progress, what: "kernel", parallel: !k.options.serialTiles) { half, i0, ti, j0, tj, acc in
-            acc.update(repeating: 0, count: ti * tj)
-            for t in terms {
-                BLAS.gemm(transA: false, transB: true, m: ti, n: tj, k: t.fanIn, a: t.za.pointer + i0 * t.fanIn, lda: t.fanIn,
-                          b: t.zb.pointer + j0 * t.fanIn, ldb: t.fanIn, c: t1[half].pointer, ldc: tj)
-                let z = t1[half].pointer, s = t.scale
-                if let da = t.da, let db = t.db {
-                    BLAS.gemm(transA: false, transB: true, m: ti, n: tj, k: t.width, a: da.pointer + i0 * t.width, lda: t.width,
-                              b: db.pointer + j0 * t.width, ldb: t.width, c: t2[half].pointer, ldc: tj)
-                    let g = t2[half].pointer
-                    for i in 0..<(ti * tj) { acc[i] += (z[i] * s + bias) * g[i] }
-                } else {
-                    let c = Float(kk)
-                    for i in 0..<(ti * tj) { acc[i] += (z[i] * s + bias) * c }
+            // A diagonal tile of a symmetric kernel is computed in row strips that start at the
+            // diagonal (about half its GEMM work), and its lower triangle is mirrored. Entries
+            // keep their bits: each is the same dot products in the same order either way.
+            let diagonal = symmetric && i0 == j0
+            let strip = diagonal ? tangentDiagonalStrip : ti
+            let z = t1[half].pointer, g = t2[half].pointer
+            var r0 = 0
+            while r0 < ti {
+                let rs = min(strip, ti - r0), c0 = diagonal ? r0 : 0, cn = tj - c0
+                let at = r0 * tj + c0  // the strip's first entry in the tile buffers (row stride tj)
+                for (index, t) in terms.enumerated() {
+                    BLAS.gemm(transA: false, transB: true, m: rs, n: cn, k: t.fanIn, a: t.za.pointer + (i0 + r0) * t.fanIn, lda: t.fanIn,
+                              b: t.zb.pointer + (j0 + c0) * t.fanIn, ldb: t.fanIn, c: z + at, ldc: tj)
+                    let s = t.scale, first = index == 0
+                    if let da = t.da, let db = t.db {
+                        BLAS.gemm(transA: false, transB: true, m: rs, n: cn, k: t.width, a: da.pointer + (i0 + r0) * t.width, lda: t.width,
+                                  b: db.pointer + (j0 + c0) * t.width, ldb: t.width, c: g + at, ldc: tj)
+                        for r in 0..<rs {
+                            let o = at + r * tj, a = acc + o, zr = z + o, gr = g + o
+                            if first {
+                                for c in 0..<cn { a[c] = 0 + (zr[c] * s + bias) * gr[c] }
+                            } else {
+                                for c in 0..<cn { a[c] += (zr[c] * s + bias) * gr[c] }
+                            }
+                        }
+                    } else {
+                        let kc = Float(kk)
+                        for r in 0..<rs {
+                            let o = at + r * tj, a = acc + o, zr = z + o
+                            if first {
+                                for c in 0..<cn { a[c] = 0 + (zr[c] * s + bias) * kc }
+                            } else {
+                                for c in 0..<cn { a[c] += (zr[c] * s + bias) * kc }
+                            }
+                        }
+                    }
+                }
+                r0 += rs
+            }
+            if diagonal {
+                for i in 1..<max(ti, 1) {
+                    let row = acc + i * tj
+                    for j in 0..<i { row[j] = acc[j * tj + i] }
                 }
             }
         }
     }
 }
+
+/// Rows per strip of a symmetric kernel's diagonal tiles (`tangentKernel`): smaller strips skip
+/// more of the tile's lower triangle, larger ones keep the GEMMs efficient.
+let tangentDiagonalStrip = 64
