@@ -970,7 +970,34 @@ static int regression_4(void *unused) {
     return bad;
 }
 
+/* Conv kernels of a net with 160,000 input positions: the input Gram needs no P x P scratch
+ * (it aborted allocating 340 GB), the path kernels are refused with GN_ERR_OUT_OF_MEMORY. */
+static int regression_5(void *unused) {
+    (void)unused;
+    int bad = 0;
+    gn_layer_spec layers[3] = {{GN_LAYER_CONV, 1, 1, 4, GN_PAD_VALID, 0, 0},
+                               {GN_LAYER_GLOBAL_AVG_POOL, 0, 0, 0, GN_PAD_ZERO, 0, 0},
+                               {GN_LAYER_DENSE, 2, 0, 0, GN_PAD_ZERO, 0, 0}};
+    gn_conv_network_spec spec;
+    gn_conv_network *net = NULL;
+    gn_conv_network_spec_init(&spec, GN_REGIME_FIXED_RANDOM_II, 1, 400, 400, 3, layers);
+    if (gn_conv_network_create(&spec, &net) != GN_OK) return 1;
+    float *x = calloc(2 * 400 * 400, sizeof(float)), out[4];
+    if (!x) return 1;
+    x[0] = 1, x[160001] = 2; /* rows (1, 0, ...) and (0, 2, ...) */
+    bad += expect(gn_conv_network_kernel(net, GN_CONV_KERNEL_INPUT_GRAM, x, 2, x, 2, out, 2, 4), GN_OK, "conv input gram, 160000 positions");
+    if (out[1] != 0.0f || out[0] != 1.0f || out[3] != 4.0f) {
+        fprintf(stderr, "fuzz: regression conv input gram: got %g %g %g %g, want 1 0 0 4\n", out[0], out[1], out[2], out[3]);
+        bad++;
+    }
+    bad += expect(gn_conv_network_kernel(net, GN_CONV_KERNEL_NPK, x, 2, x, 2, out, 2, 4), GN_ERR_OUT_OF_MEMORY, "conv npk, 160000 positions");
+    free(x);
+    gn_conv_network_free(net);
+    return bad;
+}
+
 static const struct { const char *what; int (*fn)(void *); } regression_cases[] = {
+    {"Conv input Gram of 160,000 positions", regression_5},
     {"Conv kernel span", regression_0},
     {"Kernel algebra at n = 2^17", regression_1},
     {"Label corruption at n = 2^36", regression_2},

@@ -130,7 +130,9 @@ extension ConvNetwork {
         }
         let p0 = inputShape.positions, c0 = inputShape.channels
         let gramCount = max(p0 * p0, plan.gatedShapes.map { $0.positions * $0.positions }.max() ?? 1)
-        let scratch = (0..<2).map { _ in PairScratch(gram: gramCount, positions: p0) }
+        // The input Gram reads no position matrices: no P×P scratch (P may be any size there).
+        let pathKind = kind != .inputGram
+        let scratch = (0..<2).map { _ in PairScratch(gram: pathKind ? gramCount : 0, positions: pathKind ? p0 : 0) }
         /// The kernel (before the trace scaling) of row i of x (gates gx) and row j of y (gates
         /// gy), in double, with `part`'s scratch.
         func pair(_ x: UnsafePointer<Float>, _ i: Int, _ gx: [FloatBuffer], _ y: UnsafePointer<Float>, _ j: Int,
