@@ -92,17 +92,7 @@ extension ConvNetwork {
     public func pathKernel(_ kind: ConvKernelKind, xa: UnsafePointer<Float>, na: Int, xb: UnsafePointer<Float>, nb: Int,
                            symmetric: Bool, out: KernelOutput, options: KernelOptions = KernelOptions()) throws {
         let d = inputSize
-        let rows = options.rows ?? 0..<na
-        let cols = options.cols ?? 0..<nb
-        guard rows.lowerBound >= 0, rows.upperBound <= na, !rows.isEmpty else {
-            throw GatedNetError.invalidArgument("rows: block \(rows.lowerBound) ..< \(rows.upperBound) is empty or outside 0 ..< \(na)")
-        }
-        guard cols.lowerBound >= 0, cols.upperBound <= nb, !cols.isEmpty else {
-            throw GatedNetError.invalidArgument("cols: block \(cols.lowerBound) ..< \(cols.upperBound) is empty or outside 0 ..< \(nb)")
-        }
-        guard out.rows == rows.count, out.cols == cols.count, out.ld >= out.cols else {
-            throw GatedNetError.shape("out: \(out.rows) x \(out.cols) with ld \(out.ld), need \(rows.count) x \(cols.count) with ld >= \(cols.count)")
-        }
+        let (rows, cols) = try options.block(na: na, nb: nb, out: out)
         let a = xa + rows.lowerBound * d, b = xb + cols.lowerBound * d
         let ra = rows.count, rb = cols.count
         let square = symmetric && rows == cols

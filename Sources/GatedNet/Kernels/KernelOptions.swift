@@ -212,3 +212,22 @@ final class TileLoopState {
     }
     deinit { counters.deallocate(); workerTiles.deallocate() }
 }
+
+extension KernelOptions {
+    /// The rows of xa and columns (rows of xb) this block asks for, checked against na × nb
+    /// and the output `out` must have (the same rule for FC and conv kernels).
+    func block(na: Int, nb: Int, out: KernelOutput) throws -> (rows: Range<Int>, cols: Range<Int>) {
+        let rows = self.rows ?? 0..<na
+        let cols = self.cols ?? 0..<nb
+        guard rows.lowerBound >= 0, rows.upperBound <= na, !rows.isEmpty else {
+            throw GatedNetError.invalidArgument("rows: block \(rows.lowerBound) ..< \(rows.upperBound) is empty or outside 0 ..< \(na)")
+        }
+        guard cols.lowerBound >= 0, cols.upperBound <= nb, !cols.isEmpty else {
+            throw GatedNetError.invalidArgument("cols: block \(cols.lowerBound) ..< \(cols.upperBound) is empty or outside 0 ..< \(nb)")
+        }
+        guard out.rows == rows.count, out.cols == cols.count, out.ld >= out.cols else {
+            throw GatedNetError.shape("out: \(out.rows) x \(out.cols) with ld \(out.ld), need \(rows.count) x \(cols.count) with ld >= \(cols.count)")
+        }
+        return (rows, cols)
+    }
+}

@@ -83,17 +83,7 @@ extension GatedNetwork {
     /// back-propagated vectors) of the block's rows and columns, and a few tile² buffers.
     public func kernel(_ choice: KernelChoice, xa: UnsafePointer<Float>, na: Int, xb: UnsafePointer<Float>, nb: Int,
                        symmetric: Bool, out: KernelOutput, options: KernelOptions) throws {
-        let rows = options.rows ?? 0..<na
-        let cols = options.cols ?? 0..<nb
-        guard rows.lowerBound >= 0, rows.upperBound <= na, !rows.isEmpty else {
-            throw GatedNetError.invalidArgument("rows: block \(rows.lowerBound) ..< \(rows.upperBound) is empty or outside 0 ..< \(na)")
-        }
-        guard cols.lowerBound >= 0, cols.upperBound <= nb, !cols.isEmpty else {
-            throw GatedNetError.invalidArgument("cols: block \(cols.lowerBound) ..< \(cols.upperBound) is empty or outside 0 ..< \(nb)")
-        }
-        guard out.rows == rows.count, out.cols == cols.count, out.ld >= out.cols else {
-            throw GatedNetError.shape("out: \(out.rows) x \(out.cols) with ld \(out.ld), need \(rows.count) x \(cols.count) with ld >= \(cols.count)")
-        }
+        let (rows, cols) = try options.block(na: na, nb: nb, out: out)
         let block = KernelBlock(a: xa + rows.lowerBound * inputSize, rowsA: rows.count,
                                 b: xb + cols.lowerBound * inputSize, rowsB: cols.count,
                                 symmetric: symmetric && rows == cols, out: out, options: options)
