@@ -412,13 +412,18 @@ static int out_shape_check(PyObject *out, const Py_ssize_t *shape) {
     return ok ? 0 : -1;
 }
 
-static PyObject *conv_gates(GNPy_ConvNetwork *self, PyObject *args, PyObject *kwargs) {
-    static char *kwlist[] = {"x", "layer", "wired", "out", NULL};
-    PyObject *x_obj, *out = Py_None;
-    long long layer;
-    int wired = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OL|pO:gates", kwlist, &x_obj, &layer, &wired, &out))
-        return NULL;
+/* What a per-gated-layer tensor call asks for: the wired or own gates, or a hidden state. */
+typedef struct {
+    int hidden;           /* 0: gn_conv_network_gates, 1: gn_conv_network_hidden_state */
+    int wired;            /* gates */
+    gn_part part;         /* hidden state */
+    gn_hidden_kind kind;  /* hidden state */
+} layer_tensor_request;
+
+/* One n x height x width x channels float tensor of gated layer `layer` for x: shapes, the
+ * output buffer and the GIL handled once for gates and hidden states. */
+static PyObject *conv_layer_tensor(GNPy_ConvNetwork *self, PyObject *x_obj, long long layer, PyObject *out,
+                                   layer_tensor_request req) {
     if (gnpy_begin(self) < 0) return NULL;
     gn_conv_network_info info;
     gnpy_input x = {0};
@@ -433,13 +438,27 @@ static PyObject *conv_gates(GNPy_ConvNetwork *self, PyObject *args, PyObject *kw
     if (out != Py_None && out_shape_check(out, shape) < 0) goto done;
     if (gnpy_output_prepare(out, "out", 'f', 4, shape, 0, &o) < 0) goto done;
     Py_BEGIN_ALLOW_THREADS
-    s = gn_conv_network_gates(self->net, x.data, x.rows, layer, wired, o.data, o.capacity);
+    if (req.hidden)
+        s = gn_conv_network_hidden_state(self->net, x.data, x.rows, req.part, layer, req.kind, o.data, o.capacity);
+    else
+        s = gn_conv_network_gates(self->net, x.data, x.rows, layer, req.wired, o.data, o.capacity);
     Py_END_ALLOW_THREADS
     r = gnpy_output_status(&o, s);
 done:
     gnpy_input_release(&x);
     gnpy_end(self);
     return r;
+}
+
+static PyObject *conv_gates(GNPy_ConvNetwork *self, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"x", "layer", "wired", "out", NULL};
+    PyObject *x_obj, *out = Py_None;
+    long long layer;
+    int wired = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OL|pO:gates", kwlist, &x_obj, &layer, &wired, &out))
+        return NULL;
+    layer_tensor_request req = {0, wired, GN_PART_FEATURE, GN_HIDDEN_PRE_ACTIVATION};
+    return conv_layer_tensor(self, x_obj, layer, out, req);
 }
 
 static PyObject *conv_hidden_state(GNPy_ConvNetwork *self, PyObject *args, PyObject *kwargs) {
@@ -449,28 +468,8 @@ static PyObject *conv_hidden_state(GNPy_ConvNetwork *self, PyObject *args, PyObj
     long long layer;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OiLi|O:hidden_state", kwlist, &x_obj, &part, &layer, &kind, &out))
         return NULL;
-    if (gnpy_begin(self) < 0) return NULL;
-    gn_conv_network_info info;
-    gnpy_input x = {0};
-    gnpy_output o = {0};
-    PyObject *r = NULL;
-    int64_t h = 0, w = 0, c = 0;
-    gn_status s;
-    if (get_info(self, &info) < 0) goto done;
-    if ((s = gn_conv_network_gated_shape(self->net, layer, &h, &w, &c)) != GN_OK) { gnpy_raise(s); goto done; }
-    if (conv_input(x_obj, "x", &info, &x) < 0) goto done;
-    Py_ssize_t shape[4] = {x.rows, (Py_ssize_t)h, (Py_ssize_t)w, (Py_ssize_t)c};
-    if (out != Py_None && out_shape_check(out, shape) < 0) goto done;
-    if (gnpy_output_prepare(out, "out", 'f', 4, shape, 0, &o) < 0) goto done;
-    Py_BEGIN_ALLOW_THREADS
-    s = gn_conv_network_hidden_state(self->net, x.data, x.rows, (gn_part)part, layer, (gn_hidden_kind)kind, o.data,
-                                     o.capacity);
-    Py_END_ALLOW_THREADS
-    r = gnpy_output_status(&o, s);
-done:
-    gnpy_input_release(&x);
-    gnpy_end(self);
-    return r;
+    layer_tensor_request req = {1, 0, (gn_part)part, (gn_hidden_kind)kind};
+    return conv_layer_tensor(self, x_obj, layer, out, req);
 }
 
 /* progress(fraction) after a block, then a Ctrl-C check; -1 (exception set) to stop, with
