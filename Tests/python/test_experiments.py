@@ -288,8 +288,19 @@ def test_progress_text_display():
         progress.fit_callback("ReLU seed 0")({"epoch_in_call": 2, "epochs_in_call": 5, "test_accuracy": 0.875,
                                               "train_accuracy": 0.9})
         assert display.state == "ReLU seed 0 epoch 2/5 acc 0.875"
+        nan = float("nan")
+        progress.fit_callback("no test set")({"epoch_in_call": 1, "epochs_in_call": 5, "test_accuracy": nan,
+                                              "train_accuracy": 0.5, "test_loss": nan, "train_loss": 0.7})
+        assert display.state == "no test set epoch 1/5 acc 0.500"
+        progress.fit_callback("regression")({"epoch_in_call": 3, "epochs_in_call": 5, "test_accuracy": nan,
+                                             "train_accuracy": nan, "test_loss": 0.0125, "train_loss": 0.02})
+        assert display.state == "regression epoch 3/5 loss 0.0125"
+        progress.fit_callback("regression")({"epoch_in_call": 4, "epochs_in_call": 5, "test_accuracy": nan,
+                                             "train_accuracy": nan, "test_loss": nan, "train_loss": 0.02})
+        assert display.state == "regression epoch 4/5 loss 0.02"
         display.task_done("a")
         assert display.time_left() is not None and display.time_left() >= 0
     text = stream.getvalue()
-    assert "[demo] 2/3 tasks" in text and "left | ReLU seed 0 epoch 2/5 acc 0.875" in text
+    assert "| ReLU seed 0 epoch 2/5 acc 0.875" in text
+    assert "[demo] 2/3 tasks" in text and "left | regression epoch 4/5 loss 0.02" in text
     assert progress._active is None
