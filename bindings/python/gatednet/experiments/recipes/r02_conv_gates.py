@@ -32,9 +32,10 @@ import itertools
 import numpy as np
 
 import gatednet as gn
-from gatednet.experiments import Claim, Recipe, Task
+from gatednet.experiments import UNDECIDED, Claim, Recipe, Task
 from gatednet.experiments.common import derive_seed
-from gatednet.experiments.recipes._conv import METRIC, best, c1_c4, fit_curve, images
+from gatednet.experiments.recipes._conv import (METRIC, all_of, at_least, band, best, c1_c4, conclude, fit_curve, images,
+                                                plateau, pm, rise, spread, spread_text, unconverged, within)
 
 RELU, II, DI, DEC, FL = "ReLU", "fixed random II", "fixed random DI", "decoupled", "fixed learnt"
 GATED = (II, DI, DEC, FL)
@@ -101,60 +102,97 @@ def tasks(s, seeds, data):
 
 def rows(results, s):
     """Per seed and column: the mean best accuracy over all its wirings (the paper's number) and
-    over each wiring class (identity / permuted × x / all-ones)."""
+    over each wiring class (identity / permuted × x / all-ones); ``rise`` is the largest rise
+    (_conv.rise) of the runs averaged (None if any is too short to tell)."""
+    last, _ = plateau(s)
     out = []
+
+    def row(setting, model, seed, rs):
+        rises = [rise(r["curve"], last) if r.get("curve") else None for r in rs]
+        return dict(setting=setting, model=model, seed=seed, metric=METRIC,
+                    value=float(np.mean([r["best"] for r in rs])), models=len(rs),
+                    rise=None if any(v is None for v in rises) else max(rises))
+
     for key, runs in results.items():
         seed = int(key.rsplit("-s", 1)[1])
         by_model = {}
         for r in runs:
             by_model.setdefault(r["model"], []).append(r)
         for model, rs in by_model.items():
-            out.append(dict(setting=ALL, model=model, seed=seed, metric=METRIC,
-                            value=float(np.mean([r["best"] for r in rs])), models=len(rs)))
+            out.append(row(ALL, model, seed, rs))
             if model == RELU:
                 continue
             for cls in CLASSES:
-                vals = [r["best"] for r in rs if wiring_class(r["permutation"], r["value_input"]) == cls]
+                vals = [r for r in rs if wiring_class(r["permutation"], r["value_input"]) == cls]
                 if vals:
-                    out.append(dict(setting=cls, model=model, seed=seed, metric=METRIC,
-                                    value=float(np.mean(vals)), models=len(vals)))
+                    out.append(row(cls, model, seed, vals))
     return out
 
 
 # ---- claims -------------------------------------------------------------------------------------
+# Each claim is decided only when the compared nets have converged (_conv.unconverged) and the
+# difference lies outside the noise band of the seed-to-seed spread of the same run (_conv.band);
+# otherwise its verdict is "undecided", with the numbers either way.
+
+def _short(cls):
+    return f"{cls.split(',')[0]}/{cls.split('= ')[1]}"
+
 
 def robust_to_wiring(res, s):
     """Every gated column: the mean over permuted and/or all-ones wirings within tol of identity."""
     tol = s.get("tolerance_points", 1.0)
-    oks, parts = [], []
-    for model in GATED:
-        if model not in res.models():
-            continue
-        ident = res.mean(model, METRIC, CLASSES[0])
-        others = [c for c in CLASSES[1:] if res.select(model, METRIC, c)]
-        devs = {c: res.mean(model, METRIC, c) - ident for c in others}
-        worst = max(devs.values(), key=abs) if devs else 0.0
-        oks.append(abs(worst) <= tol)
-        parts.append(f"{model}: identity {ident:.2f}, "
-                     + ", ".join(f"{c.split(',')[0]}/{c.split('= ')[1]} {d:+.2f}" for c, d in devs.items()))
-    if not oks:
+    models = [m for m in GATED if m in res.models()]
+    if not models:
         return None, "no gated column measured"
-    return all(oks), f"largest |Δ| ≤ {tol}? " + "; ".join(parts)
+    sd, df = spread(res, [(m, c) for m in models for c in CLASSES])
+    outcomes, parts, reasons, summaries = [], [], [], []
+    for model in models:
+        ident = (model, CLASSES[0])
+        others = [c for c in CLASSES[1:] if res.select(model, METRIC, c)]
+        deltas = {c: res.mean(model, METRIC, c) - res.mean(model, METRIC, CLASSES[0]) for c in others}
+        bands = {c: band(res, (model, c), ident, sd, s) for c in others}
+        unmet, summary = unconverged(res, [(model, c) for c in CLASSES], s)
+        outcome = all_of(within(deltas[c], tol, bands[c]) for c in others)
+        outcomes.append(UNDECIDED if unmet else outcome)
+        if unmet:
+            reasons += unmet
+        elif outcome is UNDECIDED and sd is not None:
+            reasons.append(f"{model}: a |Δ| ± its band straddles {tol}")
+        summaries.append(summary.split(": ", 1)[1])
+        parts.append(f"{model}: identity {res.mean(model, METRIC, CLASSES[0]):.2f}, "
+                     + ", ".join(f"{_short(c)} {d:+.2f} {pm(bands[c])}" for c, d in deltas.items()))
+    last, limit = plateau(s)
+    detail = (f"|Δ| ≤ {tol} outside the noise band? " + "; ".join(parts) + f"; {spread_text(sd, df)}; "
+              f"rise over the last {last} epochs (converged ≤ {limit}): " + ", ".join(summaries))
+    status = all_of(outcomes)
+    return conclude(status, detail, reasons if status is UNDECIDED else [], sd)
 
 
 def learnt_beats_random(res, s):
     """Table 1's ordering: fixed learnt and decoupled gates above both fixed random columns."""
     margin = s.get("margin_points", 1.0)
-    learnt = min(res.mean(FL, METRIC, ALL), res.mean(DEC, METRIC, ALL))
-    rnd = max(res.mean(II, METRIC, ALL), res.mean(DI, METRIC, ALL))
-    return learnt - rnd >= margin, (f"min(fixed learnt, decoupled) {learnt:.2f} − max(II, DI) {rnd:.2f} "
-                                    f"= {learnt - rnd:.2f} ≥ {margin}?")
+    cols = [(m, ALL) for m in (FL, DEC, II, DI)]
+    sd, df = spread(res, cols)
+    lo = min((FL, ALL), (DEC, ALL), key=lambda g: res.mean(g[0], METRIC, ALL))
+    hi = max((II, ALL), (DI, ALL), key=lambda g: res.mean(g[0], METRIC, ALL))
+    learnt, rnd = res.mean(lo[0], METRIC, ALL), res.mean(hi[0], METRIC, ALL)
+    u = band(res, lo, hi, sd, s)
+    unmet, summary = unconverged(res, cols, s)
+    return conclude(at_least(learnt - rnd, margin, u),
+                    f"min(fixed learnt, decoupled) {learnt:.2f} − max(II, DI) {rnd:.2f} = {learnt - rnd:+.2f} "
+                    f"{pm(u)} ≥ {margin}? {spread_text(sd, df)}; {summary}", unmet, sd)
 
 
 def learnt_recovers_relu(res, s):
     tol = s.get("tolerance_points", 1.0)
+    cols = [(RELU, ALL), (FL, ALL)]
+    sd, df = spread(res, cols)
     a, b = res.mean(RELU, METRIC, ALL), res.mean(FL, METRIC, ALL)
-    return abs(a - b) <= tol, f"ReLU {a:.2f} vs fixed learnt {b:.2f} (|Δ| = {abs(a - b):.2f} ≤ {tol}?)"
+    u = band(res, *cols, sd, s)
+    unmet, summary = unconverged(res, cols, s)
+    return conclude(within(a - b, tol, u),
+                    f"ReLU {a:.2f} vs fixed learnt {b:.2f} (|Δ| = {abs(a - b):.2f} {pm(u)} ≤ {tol}?) "
+                    f"{spread_text(sd, df)}; {summary}", unmet, sd)
 
 
 CLAIMS = [

@@ -27,13 +27,15 @@ import numpy as np
 import gatednet as gn
 from gatednet.experiments import Claim, Recipe, Task
 from gatednet.experiments.common import derive_seed
-from gatednet.experiments.recipes._conv import METRIC, best, c1_c4, fit_curve, hidden_maps, images
+from gatednet.experiments.recipes._conv import (METRIC, band, best, c1_c4, conclude, fit_curve, hidden_maps,
+                                                images, plateau, pm, rise, spread, spread_text, unconverged,
+                                                within)
 
 RELU, FL, DEC = "ReLU (feature net)", "fixed learnt, rotated, x^v = 1", "decoupled, rotated, x^v = 1"
 MAP_CHANNELS = 2  # Figure 5: the first 2 filters of each layer
 
 
-def run(data, column, filters, seed, n_train, n_test, epochs, fit, maps):
+def run(data, column, filters, seed, n_train, n_test, epochs, fit, maps, plateau_epochs=2):
     """One run: "learnt" trains the ReLU net and the fixed-learnt DGN on its rotated gates (and,
     with ``maps``, the hidden maps of the first test image); "decoupled" the decoupled DGN."""
     x, y, xt, yt, shape, classes = images(data, n_train, n_test)
@@ -44,7 +46,8 @@ def run(data, column, filters, seed, n_train, n_test, epochs, fit, maps):
     out = {"rows": []}
 
     def add(model, curve):
-        out["rows"].append(dict(setting="", model=model, seed=seed, metric=METRIC, value=best(curve)))
+        out["rows"].append(dict(setting="", model=model, seed=seed, metric=METRIC, value=best(curve),
+                                rise=rise(curve, plateau_epochs)))
 
     if column == "decoupled":
         with gn.ConvNetwork(layers, shape, "decoupled", seed=derive_seed("gate-rotation", seed, "dec"),
@@ -67,22 +70,29 @@ def run(data, column, filters, seed, n_train, n_test, epochs, fit, maps):
 def tasks(s, seeds, data):
     return [Task(f"{column}-s{seed}", run, dict(
         data=data, column=column, filters=s["filters"], seed=seed, n_train=s["n_train"],
-        n_test=s["n_test"], epochs=s["epochs"], fit=s["fit"], maps=(column == "learnt" and seed == seeds[0])))
+        n_test=s["n_test"], epochs=s["epochs"], fit=s["fit"], maps=(column == "learnt" and seed == seeds[0]),
+        plateau_epochs=plateau(s)[0]))
         for seed in seeds for column in ("learnt", "decoupled")]
 
 
-def learnt_matches_feature_net(res, s):
+def _close(res, s, a, b, what):
+    """|mean(a) − mean(b)| ≤ tol outside the noise band, both nets converged (else undecided)."""
     tol = s.get("tolerance_points", 1.0)
-    a, b = res.mean(RELU, METRIC), res.mean(FL, METRIC)
-    return abs(a - b) <= tol, (f"ReLU feature net {a:.2f} vs fixed learnt rotated, all-ones {b:.2f} "
-                               f"(|Δ| = {abs(a - b):.2f} ≤ {tol}?)")
+    groups = [(a, ""), (b, "")]
+    sd, df = spread(res, [(m, "") for m in (RELU, FL, DEC) if m in res.models()])
+    x, y = res.mean(a, METRIC), res.mean(b, METRIC)
+    u = band(res, *groups, sd, s)
+    unmet, summary = unconverged(res, groups, s)
+    return conclude(within(x - y, tol, u), f"{what[0]} {x:.2f} vs {what[1]} {y:.2f} (|Δ| = {abs(x - y):.2f} "
+                    f"{pm(u)} ≤ {tol}?) {spread_text(sd, df)}; {summary}", unmet, sd)
+
+
+def learnt_matches_feature_net(res, s):
+    return _close(res, s, RELU, FL, ("ReLU feature net", "fixed learnt rotated, all-ones"))
 
 
 def decoupled_matches_learnt(res, s):
-    tol = s.get("tolerance_points", 1.0)
-    a, b = res.mean(FL, METRIC), res.mean(DEC, METRIC)
-    return abs(a - b) <= tol, (f"fixed learnt rotated {a:.2f} vs decoupled rotated {b:.2f} "
-                               f"(|Δ| = {abs(a - b):.2f} ≤ {tol}?)")
+    return _close(res, s, FL, DEC, ("fixed learnt rotated", "decoupled rotated"))
 
 
 CLAIMS = [

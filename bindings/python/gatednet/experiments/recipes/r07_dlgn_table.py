@@ -32,7 +32,9 @@ import numpy as np
 import gatednet as gn
 from gatednet.experiments import Claim, Recipe, Task
 from gatednet.experiments.common import derive_seed
-from gatednet.experiments.recipes._conv import METRIC, TRAIN_METRIC, fit_curve, images
+from gatednet.experiments.recipes._conv import (METRIC, TRAIN_METRIC, all_of, at_least, band, conclude, fit_curve,
+                                                images, plateau, pm, rise, spread, spread_text, unconverged,
+                                                within)
 
 RELU, DLGN, PWC, DLN, NTK = "ReLU network", "DLGN", "DLGN-PWC", "DLN", "linear on init NTK (FC analogue)"
 REGIME = {RELU: "relu", DLGN: "dlgn", PWC: "dlgn_pwc"}
@@ -55,7 +57,7 @@ def deep_linear(shape, classes, width_scale, seed):
     return net
 
 
-def run_net(data, model, width_scale, seed, n_train, n_test, epochs, fit):
+def run_net(data, model, width_scale, seed, n_train, n_test, epochs, fit, plateau_epochs=2):
     """One conv net of Table 1: final train and test accuracy, and the curve."""
     x, y, xt, yt, shape, classes = images(data, n_train, n_test)
     fit = dict(fit, shuffle_seed=derive_seed("shuffle", seed))
@@ -69,7 +71,8 @@ def run_net(data, model, width_scale, seed, n_train, n_test, epochs, fit):
         curve = fit_curve(net, x, y, epochs, f"{model} seed {seed}", (xt, yt), **fit)
         train_acc = 100.0 * net.evaluate(x, y)["accuracy"]
     return {"rows": [dict(setting="", model=model, seed=seed, metric=TRAIN_METRIC, value=train_acc),
-                     dict(setting="", model=model, seed=seed, metric=METRIC, value=curve["test"][-1])],
+                     dict(setting="", model=model, seed=seed, metric=METRIC, value=curve["test"][-1],
+                          rise=rise(curve, plateau_epochs))],
             "curve": curve, "model": model, "seed": seed}
 
 
@@ -98,24 +101,46 @@ def tasks(s, seeds, data):
             else:
                 out.append(Task(f"{KEY[model]}-s{seed}", run_net, dict(
                     data=data, model=model, width_scale=s["width_scale"], seed=seed, n_train=s["n_train"],
-                    n_test=s["n_test"], epochs=s["epochs"], fit=s["fit"])))
+                    n_test=s["n_test"], epochs=s["epochs"], fit=s["fit"], plateau_epochs=plateau(s)[0])))
     return out
 
 
+GATED = (RELU, DLGN, PWC)
+
+
+def _spread(res):
+    return spread(res, [(m, "") for m in (RELU, DLGN, PWC, DLN, NTK) if m in res.models()])
+
+
 def gated_models_similar(res, s):
+    """Every pair of the three gating models within tol outside the noise band, all converged."""
     tol = s.get("similar_points", 3.0)
-    accs = {m: res.mean(m, METRIC) for m in (RELU, DLGN, PWC)}
-    spread = max(accs.values()) - min(accs.values())
-    return spread <= tol, ", ".join(f"{m} {v:.2f}" for m, v in accs.items()) + f"; spread {spread:.2f} ≤ {tol}?"
+    sd, df = _spread(res)
+    accs = {m: res.mean(m, METRIC) for m in GATED}
+    pairs = [(a, b) for i, a in enumerate(GATED) for b in GATED[i + 1:]]
+    bands = {p: band(res, (p[0], ""), (p[1], ""), sd, s) for p in pairs}
+    outcome = all_of(within(accs[a] - accs[b], tol, bands[(a, b)]) for a, b in pairs)
+    spread_pts = max(accs.values()) - min(accs.values())
+    unmet, summary = unconverged(res, [(m, "") for m in GATED], s)
+    return conclude(outcome, ", ".join(f"{m} {v:.2f}" for m, v in accs.items())
+                    + f"; spread {spread_pts:.2f} (pairwise bands "
+                    + ", ".join(pm(u) for u in bands.values()) + f") ≤ {tol}? {spread_text(sd, df)}; {summary}",
+                    unmet, sd)
 
 
 def gated_beat_static(res, s):
     margin = s.get("margin_points", 5.0)
-    low = min(res.mean(m, METRIC) for m in (RELU, DLGN, PWC))
+    sd, df = _spread(res)
+    low = min(GATED, key=lambda m: res.mean(m, METRIC))
     static = {m: res.mean(m, METRIC) for m in (NTK, DLN)}
-    high = max(static.values())
-    return low - high >= margin, (f"min(ReLU, DLGN, DLGN-PWC) {low:.2f} − max(NTK {static[NTK]:.2f}, "
-                                  f"DLN {static[DLN]:.2f}) = {low - high:.2f} ≥ {margin}?")
+    high = max(static, key=static.get)
+    d = res.mean(low, METRIC) - static[high]
+    u = band(res, (low, ""), (high, ""), sd, s)
+    unmet, summary = unconverged(res, [(m, "") for m in GATED + (DLN, NTK)], s)
+    return conclude(at_least(d, margin, u),
+                    f"min(ReLU, DLGN, DLGN-PWC) {res.mean(low, METRIC):.2f} − max(NTK {static[NTK]:.2f}, "
+                    f"DLN {static[DLN]:.2f}) = {d:+.2f} {pm(u)} ≥ {margin}? {spread_text(sd, df)}; {summary}",
+                    unmet, sd)
 
 
 CLAIMS = [
