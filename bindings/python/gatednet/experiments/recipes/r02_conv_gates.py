@@ -65,9 +65,10 @@ def wiring_class(permutation, value_input):
     return CLASSES[(0 if ident else 1) + (2 if value_input == "ones" else 0)]
 
 
-def run_column(data, column, filters, seed, n_train, n_test, epochs, fit, n_permutations):
+def run_column(data, column, filters, seed, n_train, n_test, epochs, fit, n_permutations, relu_epochs=None):
     """One gated column (or ReLU) of Table 1 for one seed over the sampled wirings; the fixed
-    learnt column first trains its ReLU source net and reports it as the ReLU column too."""
+    learnt column first trains its ReLU source net (``relu_epochs``, default ``epochs``) and
+    reports it as the ReLU column too."""
     x, y, xt, yt, shape, classes = images(data, n_train, n_test)
     layers = c1_c4(filters, classes)
     fit = dict(fit, shuffle_seed=derive_seed("shuffle", seed))
@@ -75,7 +76,7 @@ def run_column(data, column, filters, seed, n_train, n_test, epochs, fit, n_perm
     source = None
     if column in (FL, RELU):
         source = gn.ConvNetwork(layers, shape, "relu", seed=derive_seed("conv-gates", seed, "relu"))
-        curve = fit_curve(source, x, y, epochs, f"ReLU seed {seed}", (xt, yt), **fit)
+        curve = fit_curve(source, x, y, relu_epochs or epochs, f"ReLU seed {seed}", (xt, yt), **fit)
         out.append(dict(model=RELU, permutation=list(IDENTITY), value_input="x", best=best(curve),
                         curve=curve))
         if column == RELU:
@@ -96,7 +97,7 @@ def run_column(data, column, filters, seed, n_train, n_test, epochs, fit, n_perm
 def tasks(s, seeds, data):
     return [Task(f"{COLUMN_KEY[c]}-s{seed}", run_column, dict(
         data=data, column=c, filters=s["filters"], seed=seed, n_train=s["n_train"], n_test=s["n_test"],
-        epochs=s["epochs"], fit=s["fit"], n_permutations=s["permutations"]))
+        epochs=s["epochs"], fit=s["fit"], n_permutations=s["permutations"], relu_epochs=s.get("relu_epochs")))
         for seed in seeds for c in s["columns"]]
 
 
@@ -233,11 +234,12 @@ def plots(results, rows_, s, out_dir):
     return [save(fig, out_dir, "wirings.png")]
 
 
-_FIT_SMOKE = dict(optimizer="adam", lr=3e-3, batch_size=16)
-# Measured on 5,000 images (16 filters, batch 32, 4 epochs): Adam 1e-2 trains the ReLU net to 71 %
-# and a fixed-random-gate net to 79 %; 3e-3 and 3e-4 are slower for both (3e-4: ReLU 62 % after 6
-# epochs of 10,000 images), so quick uses 1e-2 for every column.
-_FIT_QUICK = dict(optimizer="adam", lr=1e-2, batch_size=32)
+_FIT_SMOKE = dict(optimizer="adam", lr=3e-3, batch_size=16, lr_schedule="cosine")
+# Probed on 1,000 images (16 filters, batch 16, Adam 1e-2 with a per-epoch cosine decay): the ReLU
+# net reaches 77.4 % (best) in 24 epochs and has stopped rising (last 2 epochs −0.3 points against
+# the 2 before); a fixed-learnt value net on its gates reaches 78.4 % in 12. So quick trains the
+# ReLU (source) net 20 epochs and every gated net 8, each with its own cosine decay.
+_FIT_QUICK = dict(optimizer="adam", lr=1e-2, batch_size=16, lr_schedule="cosine")
 RECIPE = Recipe(
     name="conv-gates",
     title="Conv gates under layer permutations and all-ones value input (C1–C4 + GAP)",
@@ -247,7 +249,7 @@ RECIPE = Recipe(
     sizes={
         "smoke": dict(seeds=1, filters=2, n_train=100, n_test=100, epochs=1, fit=_FIT_SMOKE,
                       permutations=2, columns=[II, DI, DEC, FL], tolerance_points=1.0),
-        "quick": dict(seeds=1, filters=16, n_train=3000, n_test=1000, epochs=4, fit=_FIT_QUICK,
+        "quick": dict(seeds=2, filters=16, n_train=1000, n_test=1000, epochs=8, relu_epochs=20, fit=_FIT_QUICK,
                       permutations=2, columns=[II, DI, DEC, FL], tolerance_points=1.0),
         "paper": dict(seeds=1, filters=128, n_train=60000, n_test=10000, epochs=20,
                       fit=dict(optimizer="adam", lr=3e-4, batch_size=32), permutations=24,

@@ -35,9 +35,10 @@ RELU, FL, DEC = "ReLU (feature net)", "fixed learnt, rotated, x^v = 1", "decoupl
 MAP_CHANNELS = 2  # Figure 5: the first 2 filters of each layer
 
 
-def run(data, column, filters, seed, n_train, n_test, epochs, fit, maps, plateau_epochs=2):
-    """One run: "learnt" trains the ReLU net and the fixed-learnt DGN on its rotated gates (and,
-    with ``maps``, the hidden maps of the first test image); "decoupled" the decoupled DGN."""
+def run(data, column, filters, seed, n_train, n_test, epochs, fit, maps, plateau_epochs=2, relu_epochs=None):
+    """One run: "learnt" trains the ReLU net (``relu_epochs``, default ``epochs``) and the
+    fixed-learnt DGN on its rotated gates (and, with ``maps``, the hidden maps of the first test
+    image); "decoupled" the decoupled DGN."""
     x, y, xt, yt, shape, classes = images(data, n_train, n_test)
     layers = c1_c4(filters, classes)
     fit = dict(fit, shuffle_seed=derive_seed("shuffle", seed))
@@ -55,7 +56,7 @@ def run(data, column, filters, seed, n_train, n_test, epochs, fit, maps, plateau
             add(DEC, fit_curve(net, x, y, epochs, f"decoupled rotated seed {seed}", (xt, yt), **fit))
         return out
     with gn.ConvNetwork(layers, shape, "relu", seed=derive_seed("gate-rotation", seed, "relu")) as source:
-        add(RELU, fit_curve(source, x, y, epochs, f"ReLU seed {seed}", (xt, yt), **fit))
+        add(RELU, fit_curve(source, x, y, relu_epochs or epochs, f"ReLU seed {seed}", (xt, yt), **fit))
         with gn.ConvNetwork(layers, shape, "fixed_learnt", gate_source=source,
                             seed=derive_seed("gate-rotation", seed, "learnt"), **rotated) as net:
             add(FL, fit_curve(net, x, y, epochs, f"fixed learnt rotated seed {seed}", (xt, yt), **fit))
@@ -71,7 +72,7 @@ def tasks(s, seeds, data):
     return [Task(f"{column}-s{seed}", run, dict(
         data=data, column=column, filters=s["filters"], seed=seed, n_train=s["n_train"],
         n_test=s["n_test"], epochs=s["epochs"], fit=s["fit"], maps=(column == "learnt" and seed == seeds[0]),
-        plateau_epochs=plateau(s)[0]))
+        plateau_epochs=plateau(s)[0], relu_epochs=s.get("relu_epochs")))
         for seed in seeds for column in ("learnt", "decoupled")]
 
 
@@ -138,8 +139,8 @@ def plots(results, rows_, s, out_dir):
     return [save(fig, out_dir, "figure5_hidden_maps.png")]
 
 
-_FIT_SMOKE = dict(optimizer="adam", lr=3e-3, batch_size=16)
-_FIT_QUICK = dict(optimizer="adam", lr=1e-2, batch_size=32)  # as conv-gates (measured there)
+_FIT_SMOKE = dict(optimizer="adam", lr=3e-3, batch_size=16, lr_schedule="cosine")
+_FIT_QUICK = dict(optimizer="adam", lr=1e-2, batch_size=16, lr_schedule="cosine")  # as conv-gates (probed there)
 RECIPE = Recipe(
     name="gate-rotation",
     title="Tiling + rotation of conv gates with all-ones value input (fixed learnt, decoupled)",
@@ -148,7 +149,7 @@ RECIPE = Recipe(
     paper_dataset="CIFAR-10",
     sizes={
         "smoke": dict(seeds=1, filters=2, n_train=100, n_test=100, epochs=1, fit=_FIT_SMOKE),
-        "quick": dict(seeds=2, filters=16, n_train=3000, n_test=1000, epochs=4, fit=_FIT_QUICK),
+        "quick": dict(seeds=3, filters=16, n_train=1000, n_test=1000, epochs=8, relu_epochs=20, fit=_FIT_QUICK),
         "paper": dict(seeds=10, filters=128, n_train=60000, n_test=10000, epochs=20,
                       fit=dict(optimizer="adam", lr=3e-4, batch_size=32)),
     },
