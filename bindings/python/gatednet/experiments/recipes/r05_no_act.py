@@ -33,23 +33,28 @@ RELU, NOACT = "ReLU", "DGN-No-Act"
 REGIME = {RELU: "relu", NOACT: "dlgn"}
 
 
-def run(data, arch, model, width_scale, seed, n_train, n_test, epochs, fit, plateau_epochs=2):
+def run(data, arch, model, width_scale, seed, n_train, n_test, epochs, fit):
     """One net of Figure 7: its best test accuracy and the curve."""
     x, y, xt, yt, shape, classes = images(data, n_train, n_test)
     fit = dict(fit, shuffle_seed=derive_seed("shuffle", seed))
     with gn.ConvNetwork.named(ARCHS[arch], shape, classes, width_scale=width_scale, regime=REGIME[model],
                               seed=derive_seed("no-act", arch, model, seed)) as net:
         curve = fit_curve(net, x, y, epochs, f"{arch} {model} seed {seed}", (xt, yt), **fit)
-    return {"rows": [dict(setting=arch, model=model, seed=seed, metric=METRIC, value=best(curve),
-                          rise=rise(curve, plateau_epochs))],
+    return {"rows": [dict(setting=arch, model=model, seed=seed, metric=METRIC, value=best(curve))],
             "curve": curve, "arch": arch, "model": model, "seed": seed}
 
 
 def tasks(s, seeds, data):
     return [Task(f"{ARCHS[arch]}-{REGIME[model]}-s{seed}", run, dict(
         data=data, arch=arch, model=model, width_scale=s["width_scale"], seed=seed, n_train=s["n_train"],
-        n_test=s["n_test"], epochs=s["epochs"], fit=s["fit"], plateau_epochs=plateau(s)[0]))
+        n_test=s["n_test"], epochs=s["epochs"], fit=s["fit"]))
         for seed in seeds for arch in s["archs"] for model in (RELU, NOACT)]
+
+
+def rows(results, s):
+    """The runs' rows with the ``rise`` (_conv.rise) of their curves."""
+    last, _ = plateau(s)
+    return [dict(r, rise=rise(run_["curve"], last)) for run_ in results.values() for r in run_["rows"]]
 
 
 def no_act_close_to_relu(res, s):
@@ -121,6 +126,7 @@ RECIPE = Recipe(
                       fit=dict(_SGD, batch_size=128)),
     },
     tasks=tasks,
+    rows=rows,
     claims=CLAIMS,
     paper_results=PAPER,
     plots=plots,
