@@ -91,6 +91,7 @@ def tasks(s, seeds, data):
         data=data, gamma=g, filters=s["filters"], seed=seed, n_train=s["n_train"], n_test=s["n_test"],
         epochs_up=s["epochs_up"], epochs_down=s["epochs_down"], epochs_value=s["epochs_value"],
         end_epochs=s["end_epochs"], fit=s["fit"], with_m3=g in s["m3_gammas"]))
+        for seed in seeds for g in s["gammas"]]
 
 
 def rows(results, s):
@@ -105,7 +106,6 @@ def rows(results, s):
             judged[M3] = {k: v[-s["epochs_down"]:] for k, v in curves["M3"].items()}
         out += [dict(r, rise=rise(judged.get(r["model"]) or curves[r["model"]], last)) for r in run_["rows"]]
     return out
-        for seed in seeds for g in s["gammas"]]
 
 
 # ---- claims -------------------------------------------------------------------------------------
