@@ -149,7 +149,7 @@ RECIPE = Recipe(
     paper_dataset="CIFAR-10",
     sizes={
         "smoke": dict(seeds=1, filters=2, n_train=100, n_test=100, epochs=1, fit=_FIT_SMOKE),
-        "quick": dict(seeds=3, filters=16, n_train=1000, n_test=1000, epochs=8, relu_epochs=20, fit=_FIT_QUICK),
+        "quick": dict(seeds=2, filters=16, n_train=1000, n_test=1000, epochs=12, relu_epochs=24, fit=_FIT_QUICK),
         "paper": dict(seeds=10, filters=128, n_train=60000, n_test=10000, epochs=20,
                       fit=dict(optimizer="adam", lr=3e-4, batch_size=32)),
     },
