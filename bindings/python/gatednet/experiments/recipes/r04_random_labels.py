@@ -266,5 +266,8 @@ RECIPE = Recipe(
 the noisy labels; `quick`'s 16-filter GAP net trained 5 epochs on 3,000 images cannot, so M1's End stays
 near its Best and the later models differ by little — the `quick` verdicts test the mechanics, not the
 paper's effect size. `quick` allows |M5 − M4| ≤ 2 points (1 at `paper`) for the noise of one seed. M3 is
-run at γ = 0 only in `quick` (all γ at `paper`).""",
+run at γ = 0 only in `quick` (all γ at `paper`). A verdict is "undecided" when a compared net still rose
+by more than `plateau_points` over its last `plateau_epochs` epochs or ran fewer than twice that (M2–M5
+at `quick` run 3), or when a difference ± its noise band (2 standard errors of the seed-to-seed spread;
+not measured with 1 seed) straddles the claim's threshold.""",
 )

@@ -134,5 +134,8 @@ RECIPE = Recipe(
 (0.1 / 0.4) are replaced by a constant 0.01. Figure 7's bar values are not in the paper's text; the
 table shows its "> 90 %" for the No-Act nets and the claim's 3-point margin is ours. `quick` runs the
 architectures at 1/16 of their width on 2,000 images for 4 epochs (2 seeds): deep nets without batch
-norm train slowly at this budget, so both columns sit far below their converged accuracy.""",
+norm train slowly at this budget, so both columns sit far below their converged accuracy. A verdict is
+"undecided" when a compared net still rose by more than `plateau_points` over its last `plateau_epochs`
+epochs, or when No-Act − ReLU ± its noise band (2 standard errors of the seed-to-seed spread of that
+architecture) straddles −3 points.""",
 )

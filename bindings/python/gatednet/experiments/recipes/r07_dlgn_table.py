@@ -215,5 +215,8 @@ Fashion-MNIST, ~40 % on CIFAR-10): the DLN and the NTK model are much closer to 
 which is a property of the data, not of the nets. The NTK model is the fully connected analogue
 (784-128×5-64-10 ReLU net at initialisation): the library has no conv NTK. `quick` uses 16 filters
 instead of 26, 3,000 images, 4 epochs and Adam 2e-3 (batch 16) instead of 2e-4 (to learn in 4 epochs);
-accuracies are the last epoch's.""",
+accuracies are the last epoch's. A verdict is "undecided" when a trained net still rose by more than
+`plateau_points` over its last `plateau_epochs` epochs (the NTK model is solved exactly), or when a
+difference ± its noise band (2 standard errors of the seed-to-seed spread pooled over the five models)
+straddles the claim's threshold.""",
 )
