@@ -239,8 +239,8 @@ def test_conv_gates_claims():
 
 
 def test_gate_rotation_claims():
-    def rows(relu=80.0, fl=79.5, dec=79.0, relu_rise=0.2, seeds=2):
-        return (_group("", gr.RELU, relu, seeds, relu_rise) + _group("", gr.FL, fl, seeds)
+    def rows(relu=80.0, fl=79.5, dec=79.0, relu_rise=0.2, fl_rise=0.2, seeds=2):
+        return (_group("", gr.RELU, relu, seeds, relu_rise) + _group("", gr.FL, fl, seeds, fl_rise)
                 + _group("", gr.DEC, dec, seeds))
     c = gr.CLAIMS
     assert [_verdict(c, i, rows()).status for i in range(2)] == [HOLDS, HOLDS]
@@ -249,12 +249,17 @@ def test_gate_rotation_claims():
     v = _verdict(c, 0, rows(relu=72.0, relu_rise=4.0))
     assert v.status == UNDECIDED and "still rising" in v.detail
     assert _verdict(c, 1, rows(seeds=1)).status == UNDECIDED
+    # a net still rising ends no lower: the value net 3.5 points above a settled ReLU net and still
+    # climbing cannot come back within 1 point; below it and climbing, it could
+    v = _verdict(c, 0, rows(relu=77.0, fl=80.5, fl_rise=2.0))
+    assert v.status == FAILS and "cannot change the outcome" in v.detail
+    assert _verdict(c, 0, rows(relu=80.5, fl=77.0, fl_rise=2.0)).status == UNDECIDED
 
 
 def _table2(m4=(77.0, 73.0, 68.0), m5=(77.0, 73.0, 68.0), m2=(76.0, 71.0, 64.0), m3_0=79.5, rise=None):
     rise = rise or {}
     g0 = rl.setting(0)
-    out = (_group(g0, rl.M1B, 81.0, gamma=0) + _group(g0, rl.M2, 80.0, gamma=0)
+    out = (_group(g0, rl.M1B, 81.0, rise=rise.get(rl.M1B, 0.2), gamma=0) + _group(g0, rl.M2, 80.0, gamma=0)
            + _group(g0, rl.M3, m3_0, rise=rise.get(rl.M3, 0.2), gamma=0))
     for g, b, a2, a4, a5 in zip((25, 50, 75), (75.0, 70.0, 57.0), m2, m4, m5):
         out += (_group(rl.setting(g), rl.M1B, b, gamma=g) + _group(rl.setting(g), rl.M2, a2, gamma=g)
@@ -276,7 +281,10 @@ def test_random_labels_claims():
     assert v.status == UNDECIDED and "M4" in v.detail.split("undecided:")[1]
     assert _verdict(c, 2, _table2(m3_0=78.5)).status == FAILS  # 81 − 78.5 = 2.5 > 2 + 0.28
     assert _verdict(c, 2, _table2(m3_0=79.1)).status == UNDECIDED  # 1.9 ± 0.28
-    assert _verdict(c, 2, _table2(rise={rl.M3: 1.5})).status == UNDECIDED
+    v = _verdict(c, 2, _table2(rise={rl.M3: 1.5}))  # M3 still rising can only lower the loss
+    assert v.status == HOLDS and "cannot change the outcome" in v.detail
+    v = _verdict(c, 2, _table2(rise={rl.M1B: 1.5}))  # M1 still rising could raise it
+    assert v.status == UNDECIDED and "M1 Best (γ = 0 %) still rising" in v.detail
 
 
 def test_no_act_claims():

@@ -229,3 +229,47 @@ def conclude(outcome, detail, unmet, sd):
         unmet = ["seed-to-seed spread not measured (1 seed)" if sd is None
                  else "the difference ± its noise band straddles the threshold"]
     return decide(outcome, detail, unmet)
+
+
+def rising(res, group, s, metric=METRIC):
+    """Whether the nets of ``group`` (model, setting) are still learning: True if one of its runs
+    still rose by more than plateau_points over its last plateau_epochs, False if all settled (or
+    the group has no curves: a model solved exactly), None if a run was too short to tell."""
+    rows = res.select(group[0], metric, group[1])
+    if all("rise" not in r for r in rows):
+        return False
+    rises = [r.get("rise") for r in rows]
+    if any(v is None for v in rises):
+        return None
+    return max(rises) > plateau(s)[1]
+
+
+def pair(res, s, a, b, test, threshold, sd, metric=METRIC, a_side=None, b_side=None):
+    """mean(a) − mean(b) judged by ``test`` (:func:`within` or :func:`at_least`) against
+    ``threshold`` and the noise band, and against the nets still learning. A net still rising
+    will end no lower, so Δ can then only move one way (up if only a rises, down if only b); the
+    outcome stands if that move cannot change it (e.g. the rising net is already above the
+    tolerance window and climbing out of it), else it is UNDECIDED. ``a_side`` / ``b_side``: the
+    groups whose learning moves a's / b's mean (default [a] / [b]; e.g. all candidates of a min or
+    max). Returns (outcome, Δ, band, unmet, summary): ``unmet`` names the unconverged nets when
+    they leave the outcome open."""
+    delta = res.mean(a[0], metric, a[1]) - res.mean(b[0], metric, b[1])
+    u = band(res, a, b, sd, s, metric)
+    now = test(delta, threshold, u)
+    a_side, b_side = a_side or [a], b_side or [b]
+
+    def side(groups):
+        r = [rising(res, g, s, metric) for g in groups]
+        return None if any(v is None for v in r) else any(r)
+
+    ra, rb = side(a_side), side(b_side)
+    unmet, summary = unconverged(res, a_side + b_side, s, metric)
+    if not ra and not rb and ra is not None and rb is not None:
+        return now, delta, u, [], summary
+    move = None if ra is None or rb is None or (ra and rb) else (1 if ra else -1)
+    if move is not None and now is not UNDECIDED:
+        if test is at_least and now is (move > 0):
+            return now, delta, u, [], summary + " (still rising, which cannot change the outcome)"
+        if test is within and now is False and (delta > 0) == (move > 0):
+            return now, delta, u, [], summary + " (still rising, away from the tolerance: cannot change the outcome)"
+    return UNDECIDED, delta, u, unmet, summary

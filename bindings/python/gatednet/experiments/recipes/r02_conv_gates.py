@@ -39,7 +39,8 @@ import gatednet as gn
 from gatednet.experiments import UNDECIDED, Claim, Recipe, Task
 from gatednet.experiments.common import derive_seed
 from gatednet.experiments.recipes._conv import (METRIC, all_of, at_least, band, best, c1_c4, conclude, fit_curve, images,
-                                                plateau, pm, rise, spread, spread_text, unconverged, within)
+                                                pair, plateau, pm, rise, spread, spread_text, unconverged,
+                                                within)
 
 RELU, II, DI, DEC, FL = "ReLU", "fixed random II", "fixed random DI", "decoupled", "fixed learnt"
 GATED = (II, DI, DEC, FL)
@@ -176,28 +177,22 @@ def robust_to_wiring(res, s):
 def learnt_beats_random(res, s):
     """Table 1's ordering: fixed learnt and decoupled gates above both fixed random columns."""
     margin = s.get("margin_points", 1.0)
-    cols = [(m, ALL) for m in (FL, DEC, II, DI)]
-    sd, df = spread(res, cols)
+    sd, df = spread(res, [(m, ALL) for m in (FL, DEC, II, DI)])
     lo = min((FL, ALL), (DEC, ALL), key=lambda g: res.mean(g[0], METRIC, ALL))
     hi = max((II, ALL), (DI, ALL), key=lambda g: res.mean(g[0], METRIC, ALL))
-    learnt, rnd = res.mean(lo[0], METRIC, ALL), res.mean(hi[0], METRIC, ALL)
-    u = band(res, lo, hi, sd, s)
-    unmet, summary = unconverged(res, cols, s)
-    return conclude(at_least(learnt - rnd, margin, u),
-                    f"min(fixed learnt, decoupled) {learnt:.2f} − max(II, DI) {rnd:.2f} = {learnt - rnd:+.2f} "
-                    f"{pm(u)} ≥ {margin}? {spread_text(sd, df)}; {summary}", unmet, sd)
+    outcome, d, u, unmet, summary = pair(res, s, lo, hi, at_least, margin, sd,
+                                         a_side=[(FL, ALL), (DEC, ALL)], b_side=[(II, ALL), (DI, ALL)])
+    return conclude(outcome, f"min(fixed learnt, decoupled) {res.mean(lo[0], METRIC, ALL):.2f} − max(II, DI) "
+                    f"{res.mean(hi[0], METRIC, ALL):.2f} = {d:+.2f} {pm(u)} ≥ {margin}? {spread_text(sd, df)}; "
+                    f"{summary}", unmet, sd)
 
 
 def learnt_recovers_relu(res, s):
     tol = s.get("tolerance_points", 1.0)
-    cols = [(RELU, ALL), (FL, ALL)]
-    sd, df = spread(res, cols)
-    a, b = res.mean(RELU, METRIC, ALL), res.mean(FL, METRIC, ALL)
-    u = band(res, *cols, sd, s)
-    unmet, summary = unconverged(res, cols, s)
-    return conclude(within(a - b, tol, u),
-                    f"ReLU {a:.2f} vs fixed learnt {b:.2f} (|Δ| = {abs(a - b):.2f} {pm(u)} ≤ {tol}?) "
-                    f"{spread_text(sd, df)}; {summary}", unmet, sd)
+    sd, df = spread(res, [(RELU, ALL), (FL, ALL)])
+    outcome, d, u, unmet, summary = pair(res, s, (RELU, ALL), (FL, ALL), within, tol, sd)
+    return conclude(outcome, f"ReLU {res.mean(RELU, METRIC, ALL):.2f} vs fixed learnt {res.mean(FL, METRIC, ALL):.2f} "
+                    f"(|Δ| = {abs(d):.2f} {pm(u)} ≤ {tol}?) {spread_text(sd, df)}; {summary}", unmet, sd)
 
 
 CLAIMS = [

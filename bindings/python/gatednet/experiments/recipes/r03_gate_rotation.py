@@ -27,9 +27,8 @@ import numpy as np
 import gatednet as gn
 from gatednet.experiments import Claim, Recipe, Task
 from gatednet.experiments.common import derive_seed
-from gatednet.experiments.recipes._conv import (METRIC, band, best, c1_c4, conclude, fit_curve, hidden_maps,
-                                                images, plateau, pm, rise, spread, spread_text, unconverged,
-                                                within)
+from gatednet.experiments.recipes._conv import (METRIC, best, c1_c4, conclude, fit_curve, hidden_maps, images,
+                                                pair, plateau, pm, rise, spread, spread_text, within)
 
 RELU, FL, DEC = "ReLU (feature net)", "fixed learnt, rotated, x^v = 1", "decoupled, rotated, x^v = 1"
 MAP_CHANNELS = 2  # Figure 5: the first 2 filters of each layer
@@ -77,15 +76,12 @@ def tasks(s, seeds, data):
 
 
 def _close(res, s, a, b, what):
-    """|mean(a) − mean(b)| ≤ tol outside the noise band, both nets converged (else undecided)."""
+    """|mean(a) − mean(b)| ≤ tol outside the noise band, judged against the nets still learning."""
     tol = s.get("tolerance_points", 1.0)
-    groups = [(a, ""), (b, "")]
     sd, df = spread(res, [(m, "") for m in (RELU, FL, DEC) if m in res.models()])
-    x, y = res.mean(a, METRIC), res.mean(b, METRIC)
-    u = band(res, *groups, sd, s)
-    unmet, summary = unconverged(res, groups, s)
-    return conclude(within(x - y, tol, u), f"{what[0]} {x:.2f} vs {what[1]} {y:.2f} (|Δ| = {abs(x - y):.2f} "
-                    f"{pm(u)} ≤ {tol}?) {spread_text(sd, df)}; {summary}", unmet, sd)
+    outcome, d, u, unmet, summary = pair(res, s, (a, ""), (b, ""), within, tol, sd)
+    return conclude(outcome, f"{what[0]} {res.mean(a, METRIC):.2f} vs {what[1]} {res.mean(b, METRIC):.2f} "
+                    f"(|Δ| = {abs(d):.2f} {pm(u)} ≤ {tol}?) {spread_text(sd, df)}; {summary}", unmet, sd)
 
 
 def learnt_matches_feature_net(res, s):

@@ -31,11 +31,11 @@ from __future__ import annotations
 import numpy as np
 
 import gatednet as gn
-from gatednet.experiments import Claim, Recipe, Task
+from gatednet.experiments import UNDECIDED, Claim, Recipe, Task
 from gatednet.experiments.common import derive_seed
 from gatednet.experiments.recipes._conv import (METRIC, all_of, at_least, band, best, c1_c4, conclude, end,
-                                                fit_curve, images, plateau, pm, rise, spread, spread_text,
-                                                unconverged, within)
+                                                fit_curve, images, pair, plateau, pm, rise, spread,
+                                                spread_text, unconverged, within)
 
 M1B, M1E, M2, M3, M4, M5 = "M1 Best", "M1 End", "M2", "M3", "M4", "M5"
 MODELS = (M1B, M1E, M2, M3, M4, M5)
@@ -122,20 +122,19 @@ def m2_beats_m1_best(res, s):
     """Degradation after 'Best' hits the value (NPV) only: the Phase-I gates in a fresh value
     net do at least as well as M1's best, for every γ > 0 measured."""
     sd, df = _spread(res)
-    parts, outcomes, groups = [], [], []
+    parts, outcomes, unmet, summaries = [], [], [], []
     for g in [g for g in _gammas(res, M2) if g > 0]:
-        a, b = (M2, setting(g)), (M1B, setting(g))
-        d = res.mean(a[0], METRIC, a[1]) - res.mean(b[0], METRIC, b[1])
-        u = band(res, a, b, sd, s)
-        outcomes.append(at_least(d, 0.0, u))
-        groups += [a, b]
+        outcome, d, u, not_yet, summary = pair(res, s, (M2, setting(g)), (M1B, setting(g)), at_least, 0.0, sd)
+        outcomes.append(outcome)
+        unmet += not_yet
+        summaries.append(summary)
         parts.append(f"γ={g}: M2 {res.mean(M2, METRIC, setting(g)):.2f} vs M1-Best "
                      f"{res.mean(M1B, METRIC, setting(g)):.2f} (Δ {d:+.2f} {pm(u)})")
     if not outcomes:
         return None, "no γ > 0 measured"
-    unmet, summary = unconverged(res, groups, s)
-    return conclude(all_of(outcomes), "M2 ≥ M1-Best? " + "; ".join(parts) + f"; {spread_text(sd, df)}; {summary}",
-                    unmet, sd)
+    status = all_of(outcomes)
+    return conclude(status, "M2 ≥ M1-Best? " + "; ".join(parts) + f"; {spread_text(sd, df)}; " + "; ".join(summaries),
+                    unmet if status is UNDECIDED else [], sd)
 
 
 def gates_degrade(res, s):
@@ -169,12 +168,10 @@ def gates_degrade(res, s):
 def fixed_gates_resist(res, s):
     limit = s.get("m3_loss_points", 2.0)
     sd, df = _spread(res)
-    a, b = (M1B, setting(0)), (M3, setting(0))
-    x, y = res.mean(M1B, METRIC, a[1]), res.mean(M3, METRIC, b[1])
-    u = band(res, a, b, sd, s)
-    unmet, summary = unconverged(res, [a, b], s)
-    return conclude(at_least(limit - (x - y), 0.0, u),
-                    f"M1(0)-Best {x:.2f} − M3(0) {y:.2f} = {x - y:+.2f} {pm(u)} < {limit}? "
+    # M1(0)-Best − M3(0) < limit, i.e. M3 − M1-Best > −limit
+    outcome, d, u, unmet, summary = pair(res, s, (M3, setting(0)), (M1B, setting(0)), at_least, -limit, sd)
+    return conclude(outcome, f"M1(0)-Best {res.mean(M1B, METRIC, setting(0)):.2f} − M3(0) "
+                    f"{res.mean(M3, METRIC, setting(0)):.2f} = {-d:+.2f} {pm(u)} < {limit}? "
                     f"{spread_text(sd, df)}; {summary}", unmet, sd)
 
 

@@ -33,8 +33,8 @@ import gatednet as gn
 from gatednet.experiments import Claim, Recipe, Task
 from gatednet.experiments.common import derive_seed
 from gatednet.experiments.recipes._conv import (METRIC, TRAIN_METRIC, all_of, at_least, band, conclude, fit_curve,
-                                                images, plateau, pm, rise, spread, spread_text, unconverged,
-                                                within)
+                                                images, pair, plateau, pm, rise, spread, spread_text,
+                                                unconverged, within)
 
 RELU, DLGN, PWC, DLN, NTK = "ReLU network", "DLGN", "DLGN-PWC", "DLN", "linear on init NTK (FC analogue)"
 REGIME = {RELU: "relu", DLGN: "dlgn", PWC: "dlgn_pwc"}
@@ -141,11 +141,9 @@ def gated_beat_static(res, s):
     low = min(GATED, key=lambda m: res.mean(m, METRIC))
     static = {m: res.mean(m, METRIC) for m in (NTK, DLN)}
     high = max(static, key=static.get)
-    d = res.mean(low, METRIC) - static[high]
-    u = band(res, (low, ""), (high, ""), sd, s)
-    unmet, summary = unconverged(res, [(m, "") for m in GATED + (DLN, NTK)], s)
-    return conclude(at_least(d, margin, u),
-                    f"min(ReLU, DLGN, DLGN-PWC) {res.mean(low, METRIC):.2f} − max(NTK {static[NTK]:.2f}, "
+    outcome, d, u, unmet, summary = pair(res, s, (low, ""), (high, ""), at_least, margin, sd,
+                                         a_side=[(m, "") for m in GATED], b_side=[(NTK, ""), (DLN, "")])
+    return conclude(outcome, f"min(ReLU, DLGN, DLGN-PWC) {res.mean(low, METRIC):.2f} − max(NTK {static[NTK]:.2f}, "
                     f"DLN {static[DLN]:.2f}) = {d:+.2f} {pm(u)} ≥ {margin}? {spread_text(sd, df)}; {summary}",
                     unmet, sd)
 
