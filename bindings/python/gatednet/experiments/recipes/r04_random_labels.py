@@ -127,14 +127,15 @@ def m2_beats_m1_best(res, s):
         outcome, d, u, not_yet, summary = pair(res, s, (M2, setting(g)), (M1B, setting(g)), at_least, 0.0, sd)
         outcomes.append(outcome)
         unmet += not_yet
-        summaries.append(summary)
+        summaries.append(summary.split(": ", 1)[1])
         parts.append(f"γ={g}: M2 {res.mean(M2, METRIC, setting(g)):.2f} vs M1-Best "
                      f"{res.mean(M1B, METRIC, setting(g)):.2f} (Δ {d:+.2f} {pm(u)})")
     if not outcomes:
         return None, "no γ > 0 measured"
     status = all_of(outcomes)
-    return conclude(status, "M2 ≥ M1-Best? " + "; ".join(parts) + f"; {spread_text(sd, df)}; " + "; ".join(summaries),
-                    unmet if status is UNDECIDED else [], sd)
+    last, limit = plateau(s)
+    return conclude(status, "M2 ≥ M1-Best? " + "; ".join(parts) + f"; {spread_text(sd, df)}; rise over the last "
+                    f"{last} epochs (converged ≤ {limit}): " + ", ".join(summaries), unmet if status is UNDECIDED else [], sd)
 
 
 def gates_degrade(res, s):
