@@ -16,8 +16,8 @@ ReLU column is then 1 run, not 5; ``--seeds 5`` repeats everything). Run time at
 estimated from the multiply-adds (C1–C4 × 128 is 3.5·10⁸ per image forward; a fixed-gate DGN
 step ~4× that, decoupled ~6×) at an assumed 1.5·10¹⁰ multiply-adds/s on 2 cores: ~1.5 h per
 DGN epoch, 192 DGNs × 20 epochs ≈ 8 months — a cluster job (``--scheduler``).
-``quick`` (measured: CG_CPU s of CPU time, CG_WALL min wall on 2 cores at a load average of
-CG_LOAD, split over two processes, one per seed): 16 filters, 1,000 training and 1,000 test
+``quick`` (measured: 1,069 s of CPU time, 30 min wall on 2 cores at a load average of 12–20,
+split over two processes, one per seed): 16 filters, 1,000 training and 1,000 test
 images, Adam 1e-2 with batch 16 and a per-epoch cosine decay; the ReLU (source) net 20 epochs,
 every gated net 8; 2 seeds; of the 48 wirings the identity and 1 random permutation (drawn from
 the seed), each with x and all-ones value input (4 of 48 models per gated column and seed). The
@@ -25,9 +25,10 @@ learning rate is the fastest of 3e-4 / 1e-3 / 3e-3 / 1e-2 measured for the ReLU 
 10,000 images, 6 epochs, batch 32, constant rate: 61.7 / 73.8 / 78.6 / 80.5 % test). Probe for
 the epochs (1,000 images, batch 16, cosine): the ReLU net reaches 77.4 % in 24 epochs and has
 stopped rising (−0.3 points over its last 2 epochs), a fixed-learnt value net 78.4 % in 12
-(+0.35). ``quick`` stops short of that (20 and 8 epochs, to stay near a few minutes of CPU time
-per seed), so its gated nets are still rising at the end and the claims that read them come
-out undecided; ``--seeds`` and the epochs are the knobs to decide them.
+(+0.35). ``quick`` stops short of that (20 and 8 epochs, ~9 CPU-minutes per seed), and in the
+measured run every gated net was still rising at the end (+1.5 to +7.9 points over its last 2
+epochs; one of the two ReLU nets +1.65), so all three claims came out undecided; more epochs
+(24 / 12 or more) and seeds are the knobs to decide them, at ~1.5× the CPU time per seed.
 """
 from __future__ import annotations
 
