@@ -14,11 +14,11 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from .recipe import Claim, Missing, Recipe, Results, Verdict, HOLDS, FAILS, UNTESTED, SIZES
+from .recipe import Claim, Missing, Recipe, Results, Verdict, decide, HOLDS, FAILS, UNTESTED, UNDECIDED, SIZES
 from .tasks import Executor, SerialExecutor, Task
 
 __all__ = ["run", "list_recipes", "get", "Recipe", "Claim", "Results", "Verdict", "Missing", "Task",
-           "Executor", "SerialExecutor", "HOLDS", "FAILS", "UNTESTED", "SIZES"]
+           "Executor", "SerialExecutor", "decide", "HOLDS", "FAILS", "UNTESTED", "UNDECIDED", "SIZES"]
 
 
 def list_recipes():

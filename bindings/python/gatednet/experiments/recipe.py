@@ -7,7 +7,9 @@ Rows are the measured results, one per (setting, model, seed, metric)::
 
 A :class:`Claim` is a sentence from the paper and a check; the check reads the rows through a
 :class:`Results` and returns ``(holds, detail)`` with the numbers it compared. Verdicts are
-always computed from the measured rows, never written by hand.
+always computed from the measured rows, never written by hand. A check whose preconditions the
+measurements do not meet (a net still learning, a difference inside the seed-to-seed spread)
+returns ``UNDECIDED`` instead of a bool, best through :func:`decide`, with the numbers either way.
 """
 from __future__ import annotations
 
@@ -15,10 +17,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-__all__ = ["Recipe", "Claim", "Verdict", "Results", "Missing", "HOLDS", "FAILS", "UNTESTED", "SIZES"]
+__all__ = ["Recipe", "Claim", "Verdict", "Results", "Missing", "decide", "HOLDS", "FAILS", "UNTESTED",
+           "UNDECIDED", "SIZES"]
 
 SIZES = ("smoke", "quick", "paper")
 HOLDS, FAILS, UNTESTED = "holds", "does not hold", "not tested"
+# Measured, but the measurements do not meet the claim's preconditions (see ``decide``).
+UNDECIDED = "undecided"
 
 
 class Missing(LookupError):
@@ -108,7 +113,7 @@ class Results:
 @dataclass(frozen=True)
 class Verdict:
     claim: str
-    status: str  # HOLDS, FAILS or UNTESTED
+    status: str  # HOLDS, FAILS, UNDECIDED or UNTESTED
     detail: str
 
     def __str__(self):
@@ -120,7 +125,8 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Claim:
-    """A claim of the paper and its check: ``check(results, settings) -> (bool, detail)``."""
+    """A claim of the paper and its check: ``check(results, settings) -> (ok, detail)``; ``ok`` is
+    a bool, ``UNDECIDED`` (preconditions unmet) or None (not tested)."""
 
     text: str
     check: Callable[[Results, dict], tuple]
@@ -134,7 +140,21 @@ class Claim:
             return Verdict(self.text, UNTESTED, str(e))
         if ok is None:
             return Verdict(self.text, UNTESTED, detail)
+        if isinstance(ok, str):
+            if ok != UNDECIDED:
+                raise ValueError(f"claim {self.text!r}: check returned {ok!r}, expected a bool, UNDECIDED or None")
+            return Verdict(self.text, UNDECIDED, detail)
         return Verdict(self.text, HOLDS if ok else FAILS, detail)
+
+
+def decide(ok, detail, unmet=()):
+    """A check's answer given its preconditions: ``(UNDECIDED, detail + why)`` when ``unmet`` (one
+    text per unmet precondition, with its numbers) is not empty, else ``(ok, detail)``. ``ok`` may
+    itself be UNDECIDED (e.g. a difference inside the noise band)."""
+    unmet = [u for u in unmet if u]
+    if unmet:
+        return UNDECIDED, f"{detail}; undecided: " + "; ".join(unmet)
+    return ok, detail
 
 
 def _collect_rows(results, settings):

@@ -8,7 +8,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .recipe import Results, _mean, _std
+from .recipe import UNDECIDED, Results, _mean, _std
 
 __all__ = ["write_json", "read_json", "jsonable", "write_csv", "table_markdown", "format_value", "md_cell"]
 
@@ -97,6 +97,9 @@ def table_markdown(recipe, rows, verdicts, dataset, settings, seeds, size):
         lines += ["## Claims", ""]
         for v in verdicts:
             lines.append(f"- **{v.status}**: {v.claim} — {v.detail}")
+        if any(v.status == UNDECIDED for v in verdicts):
+            lines += ["", f"*{UNDECIDED}*: measured, but the measurements do not meet the claim's "
+                      "preconditions at this size (the reason and its numbers follow \"undecided:\")."]
         lines.append("")
     lines += ["## Results", "",
               f"| setting | model | metric | ours ({dataset}), mean ± std | seeds | paper ({recipe.paper_dataset}) |",

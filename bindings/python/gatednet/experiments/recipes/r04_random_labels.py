@@ -31,9 +31,11 @@ from __future__ import annotations
 import numpy as np
 
 import gatednet as gn
-from gatednet.experiments import Claim, Recipe, Task
+from gatednet.experiments import UNDECIDED, Claim, Recipe, Task
 from gatednet.experiments.common import derive_seed
-from gatednet.experiments.recipes._conv import METRIC, best, c1_c4, end, fit_curve, images
+from gatednet.experiments.recipes._conv import (METRIC, all_of, at_least, band, best, c1_c4, conclude, end,
+                                                fit_curve, images, pair, plateau, pm, rise, spread,
+                                                spread_text, unconverged, within)
 
 M1B, M1E, M2, M3, M4, M5 = "M1 Best", "M1 End", "M2", "M3", "M4", "M5"
 MODELS = (M1B, M1E, M2, M3, M4, M5)
@@ -92,47 +94,86 @@ def tasks(s, seeds, data):
         for seed in seeds for g in s["gammas"]]
 
 
+def rows(results, s):
+    """The runs' rows, each with the ``rise`` (_conv.rise) of the curve its accuracy comes from:
+    M1's for M1 Best and End, M3's downstream phase for M3, the model's own otherwise."""
+    last, _ = plateau(s)
+    out = []
+    for run_ in results.values():
+        curves = run_["curves"]
+        judged = {M1B: curves["M1"], M1E: curves["M1"]}
+        if "M3" in curves:
+            judged[M3] = {k: v[-s["epochs_down"]:] for k, v in curves["M3"].items()}
+        out += [dict(r, rise=rise(judged.get(r["model"]) or curves[r["model"]], last)) for r in run_["rows"]]
+    return out
+
+
 # ---- claims -------------------------------------------------------------------------------------
 
 def _gammas(res, model):
     return sorted({r["gamma"] for r in res.select(model, METRIC)})
 
 
+def _spread(res):
+    return spread(res, [(m, g) for m in MODELS for g in res.settings(model=m)])
+
+
 def m2_beats_m1_best(res, s):
     """Degradation after 'Best' hits the value (NPV) only: the Phase-I gates in a fresh value
     net do at least as well as M1's best, for every γ > 0 measured."""
-    parts, oks = [], []
+    sd, df = _spread(res)
+    parts, outcomes, unmet, summaries = [], [], [], []
     for g in [g for g in _gammas(res, M2) if g > 0]:
-        a, b = res.mean(M2, METRIC, setting(g)), res.mean(M1B, METRIC, setting(g))
-        oks.append(a >= b)
-        parts.append(f"γ={g}: M2 {a:.2f} vs M1-Best {b:.2f}")
-    if not oks:
+        outcome, d, u, not_yet, summary = pair(res, s, (M2, setting(g)), (M1B, setting(g)), at_least, 0.0, sd)
+        outcomes.append(outcome)
+        unmet += not_yet
+        summaries.append(summary.split(": ", 1)[1])
+        parts.append(f"γ={g}: M2 {res.mean(M2, METRIC, setting(g)):.2f} vs M1-Best "
+                     f"{res.mean(M1B, METRIC, setting(g)):.2f} (Δ {d:+.2f} {pm(u)})")
+    if not outcomes:
         return None, "no γ > 0 measured"
-    return all(oks), "M2 ≥ M1-Best? " + "; ".join(parts)
+    status = all_of(outcomes)
+    last, limit = plateau(s)
+    return conclude(status, "M2 ≥ M1-Best? " + "; ".join(parts) + f"; {spread_text(sd, df)}; rise over the last "
+                    f"{last} epochs (converged ≤ {limit}): " + ", ".join(summaries), unmet if status is UNDECIDED else [], sd)
 
 
 def gates_degrade(res, s):
-    """M4 and M5 fall as γ grows (each step no better than the previous, and γ = 75 below the
-    clean M1(0)-Best), and M5 ≈ M4 within the tolerance."""
+    """M4 and M5 fall as γ grows (each step down by more than its noise band, and γ = 75 below
+    the clean M1(0)-Best), and M5 ≈ M4 within the tolerance."""
     tol = s.get("m4_m5_tolerance_points", 1.0)
     gs = _gammas(res, M4)
     if len(gs) < 2:
         return None, "needs M4 at two γ > 0"
-    m4 = [res.mean(M4, METRIC, setting(g)) for g in gs]
-    m5 = [res.mean(M5, METRIC, setting(g)) for g in gs]
-    clean = res.mean(M1B, METRIC, setting(0))
-    falls = lambda v: all(b <= a for a, b in zip(v, v[1:])) and v[-1] < clean  # noqa: E731
-    close = max(abs(a - b) for a, b in zip(m4, m5))
-    ok = falls(m4) and falls(m5) and close <= tol
-    fmt = lambda v: ", ".join(f"{g}: {a:.2f}" for g, a in zip(gs, v))  # noqa: E731
-    return ok, (f"M1(0)-Best {clean:.2f}; M4 {fmt(m4)}; M5 {fmt(m5)}; "
-                f"max |M5 − M4| = {close:.2f} ≤ {tol}?")
+    sd, df = _spread(res)
+    clean = (M1B, setting(0))
+    outcomes = []
+    for m in (M4, M5):
+        for g0, g1 in zip(gs, gs[1:]):
+            a, b = (m, setting(g0)), (m, setting(g1))
+            outcomes.append(at_least(res.mean(m, METRIC, a[1]) - res.mean(m, METRIC, b[1]), 0.0, band(res, a, b, sd, s)))
+        last = (m, setting(gs[-1]))
+        outcomes.append(at_least(res.mean(clean[0], METRIC, clean[1]) - res.mean(m, METRIC, last[1]), 0.0,
+                                 band(res, clean, last, sd, s)))
+    gaps = [(res.mean(M5, METRIC, setting(g)) - res.mean(M4, METRIC, setting(g)),
+             band(res, (M5, setting(g)), (M4, setting(g)), sd, s)) for g in gs]
+    outcomes += [within(d, tol, u) for d, u in gaps]
+    fmt = lambda m: ", ".join(f"{g}: {res.mean(m, METRIC, setting(g)):.2f}" for g in gs)  # noqa: E731
+    unmet, summary = unconverged(res, [clean] + [(m, setting(g)) for m in (M4, M5) for g in gs], s)
+    return conclude(all_of(outcomes),
+                    f"M1(0)-Best {res.mean(M1B, METRIC, setting(0)):.2f}; M4 {fmt(M4)}; M5 {fmt(M5)}; "
+                    f"M5 − M4 " + ", ".join(f"{d:+.2f} {pm(u)}" for d, u in gaps) + f" within {tol}?; "
+                    f"{spread_text(sd, df)}; {summary}", unmet, sd)
 
 
 def fixed_gates_resist(res, s):
     limit = s.get("m3_loss_points", 2.0)
-    a, b = res.mean(M1B, METRIC, setting(0)), res.mean(M3, METRIC, setting(0))
-    return a - b < limit, f"M1(0)-Best {a:.2f} − M3(0) {b:.2f} = {a - b:.2f} < {limit}?"
+    sd, df = _spread(res)
+    # M1(0)-Best − M3(0) < limit, i.e. M3 − M1-Best > −limit
+    outcome, d, u, unmet, summary = pair(res, s, (M3, setting(0)), (M1B, setting(0)), at_least, -limit, sd)
+    return conclude(outcome, f"M1(0)-Best {res.mean(M1B, METRIC, setting(0)):.2f} − M3(0) "
+                    f"{res.mean(M3, METRIC, setting(0)):.2f} = {-d:+.2f} {pm(u)} < {limit}? "
+                    f"{spread_text(sd, df)}; {summary}", unmet, sd)
 
 
 CLAIMS = [
@@ -215,6 +256,7 @@ RECIPE = Recipe(
                       end_epochs=10, fit=dict(optimizer="adam", lr=3e-4, batch_size=32)),
     },
     tasks=tasks,
+    rows=rows,
     claims=CLAIMS,
     paper_results=PAPER,
     plots=plots,
@@ -222,5 +264,8 @@ RECIPE = Recipe(
 the noisy labels; `quick`'s 16-filter GAP net trained 5 epochs on 3,000 images cannot, so M1's End stays
 near its Best and the later models differ by little — the `quick` verdicts test the mechanics, not the
 paper's effect size. `quick` allows |M5 − M4| ≤ 2 points (1 at `paper`) for the noise of one seed. M3 is
-run at γ = 0 only in `quick` (all γ at `paper`).""",
+run at γ = 0 only in `quick` (all γ at `paper`). A verdict is "undecided" when a compared net still rose
+by more than `plateau_points` over its last `plateau_epochs` epochs or ran fewer than twice that (M2–M5
+at `quick` run 3), or when a difference ± its noise band (2 standard errors of the seed-to-seed spread;
+not measured with 1 seed) straddles the claim's threshold.""",
 )
