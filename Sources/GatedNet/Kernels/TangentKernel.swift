@@ -328,12 +328,16 @@ extension GatedNetwork {
 /// more of the tile's lower triangle, larger ones keep the GEMMs efficient.
 let tangentDiagonalStrip = 64
 
-/// Tile side of the empirical NTK: `kernelTile`, or half of it when that would give fewer than
-/// 8 tiles (n ≤ 1024 for a symmetric kernel: 3 tiles, two of them half-price diagonal ones),
-/// so that the two parts of the tile loop get balanced work. Larger kernels keep the larger
-/// tiles, whose GEMMs are a little faster.
+/// Tile side of the empirical NTK: the largest of `kernelTile`, a half and a quarter of it that
+/// gives at least 8 tiles (a symmetric kernel of n ≤ 1024 has 3 tiles of 512, two of them
+/// half-price diagonal ones), so that the two parts of the tile loop get balanced work. Larger
+/// kernels keep the larger tiles, whose GEMMs are a little faster.
 func tangentTileSide(rows: Int, cols: Int, symmetric: Bool) -> Int {
-    let r = (rows + kernelTile - 1) / kernelTile, c = (cols + kernelTile - 1) / kernelTile
-    let tiles = symmetric ? r * (r + 1) / 2 : r * c
-    return tiles < 8 ? kernelTile / 2 : kernelTile
+    var side = kernelTile
+    while side > kernelTile / 4 {
+        let r = (rows + side - 1) / side, c = (cols + side - 1) / side
+        if (symmetric ? r * (r + 1) / 2 : r * c) >= 8 { break }
+        side /= 2
+    }
+    return side
 }
