@@ -266,11 +266,12 @@ extension GatedNetwork {
             }
         }
         let bias: Float = spec.bias ? 1 : 0
-        // Two tile buffers per part of fillKernelTiles' parallel loop.
-        let t1 = (0..<2).map { _ in FloatBuffer(count: tileArea(k.rowsA, k.rowsB)) }
-        let t2 = (0..<2).map { _ in FloatBuffer(count: tileArea(k.rowsA, k.rowsB)) }
         let symmetric = k.symmetric
         let side = tangentTileSide(rows: k.rowsA, cols: k.rowsB, symmetric: symmetric)
+        // Two tile buffers per part of fillKernelTiles' parallel loop.
+        let area = min(side, k.rowsA) * min(side, k.rowsB)
+        let t1 = (0..<2).map { _ in FloatBuffer(count: area) }
+        let t2 = (0..<2).map { _ in FloatBuffer(count: area) }
         let stripRows = tangentDiagonalStrip
         try fillKernelTiles(rows: k.rowsA, cols: k.rowsB, symmetric: symmetric, upperOnly: k.options.upperOnly,
                             out: k.out, progress: k.options.progress, what: "kernel", parallel: !k.options.serialTiles, side: side) { half, i0, ti, j0, tj, acc in
