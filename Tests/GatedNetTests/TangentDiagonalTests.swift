@@ -30,4 +30,30 @@ struct TangentDiagonalTests {
             }
         }
     }
+
+    @Test("NTK bits do not depend on the worker thread or the caller's BLAS threads; small kernels take smaller tiles")
+    func sameBitsOnOneOrTwoCores() throws {
+        // d = 784: OpenBLAS's sgemm rounds differently on one thread and on two, so factors
+        // computed under the caller's BLAS threads would change the bits.
+        let d = 784, n = 600
+        let net = try GatedNetwork(spec: makeSpec(.relu, d, [64, 48], 10, seed: 613))
+        let x = seededUniform(n * d, seed: 614)
+        #expect(tangentTileSide(rows: n, cols: n, symmetric: true) == kernelTile / 4)
+        #expect(tangentTileSide(rows: 1000, cols: 1000, symmetric: true) == kernelTile / 2)
+        #expect(tangentTileSide(rows: 2000, cols: 2000, symmetric: true) == kernelTile)
+        #expect(tangentTileSide(rows: 1000, cols: 3000, symmetric: false) == kernelTile)
+        #expect(tangentTileSide(rows: 10, cols: 10, symmetric: true) == kernelTile / 4)
+        var calls = 0
+        var o = KernelOptions()
+        o.progress = { _ in calls += 1; return true }
+        let two = try net.suiteKernel(.tangent(.full), x, nil, o)
+        #expect(calls == 15)  // 5 row tiles of 128: 5 + 4 + 3 + 2 + 1 on and above the diagonal
+        let blasOne = try BLAS.singleThreaded { try net.suiteKernel(.tangent(.full), x) }
+        parallelWorkerEnabled = false
+        defer { parallelWorkerEnabled = true }
+        let oneCore = try net.suiteKernel(.tangent(.full), x)
+        #expect(bits(two) == bits(blasOne), "relative difference \(relativeError(doubles(two), doubles(blasOne)))")
+        #expect(bits(two) == bits(oneCore), "relative difference \(relativeError(doubles(two), doubles(oneCore)))")
+        #expect(two.contains { $0 != 0 && !$0.isNaN })
+    }
 }
