@@ -197,6 +197,13 @@ class Meter:
         fields["seconds"] = float(fields["seconds"])
         self.calls.append(fields)
 
+    def _through(self, what, units, unit, fn, *args, **kwargs):
+        """Run a call in full (it is small) and record its measured time."""
+        out, t = self._timed(fn, *args, **kwargs)
+        self._record(what, seconds=t, units=units, unit=unit, unit_seconds=t / max(units, 1), how="run in full",
+                     measured=True)
+        return out
+
     def _timed(self, fn, *args, **kwargs):
         t = _now()
         out = fn(*args, **kwargs)
@@ -226,8 +233,9 @@ class Meter:
                 **options):
             n = _rows(x)
             if epochs <= 0 or n == 0:
-                return original(net, x, y, epochs, batch_size=batch_size, validation_data=validation_data,
-                                callback=callback, progress=progress, **options)
+                return meter._through("train", 0, "step", original, net, x, y, epochs, batch_size=batch_size,
+                                      validation_data=validation_data, callback=callback, progress=progress,
+                                      **options)
             per_epoch = math.ceil(n / batch_size)
             planned = epochs * per_epoch
             n_val = _rows(validation_data[0]) if validation_data is not None else 0
@@ -305,7 +313,7 @@ class Meter:
         def forward(net, x, *args, **kwargs):
             n = _rows(x)
             if n <= meter.eval_rows or kwargs.get("out") is not None:
-                return original(net, x, *args, **kwargs)
+                return meter._through(name, n, "row", original, net, x, *args, **kwargs)
             key = ("forward", name, meter.signature(net))
             m = meter.cache.get(key)
             how = "reused (same architecture)"
@@ -331,12 +339,12 @@ class Meter:
         meter = self
 
         def kernel(net, xa, xb=None, kind="npk", **options):
-            if isinstance(xa, str) or options.get("out") is not None:
-                return original(net, xa, xb, kind, **options)
+            if isinstance(xa, str):  # the deprecated kernel(kind, xa, xb) order
+                return meter._through(f"kernel {xa}", 1, "call", original, net, xa, xb, kind, **options)
             na = _rows(xa)
             nb = na if xb is None else _rows(xb)
-            if na * nb <= meter.kernel_entries:
-                return original(net, xa, xb, kind, **options)
+            if na * nb <= meter.kernel_entries or options.get("out") is not None:
+                return meter._through(f"kernel {kind}", na * nb, "entry", original, net, xa, xb, kind, **options)
             key = ("kernel", meter.signature(net), kind, xb is None,
                    tuple(sorted((k, repr(v)) for k, v in options.items() if k != "progress")))
             m = meter.cache.get(key)
@@ -364,7 +372,7 @@ class Meter:
             shape = np.shape(k)
             n = shape[0]
             if n <= meter.block:
-                return original(k, *args, **kwargs)
+                return meter._through(name, 1, f"{n} × {n} solve", original, k, *args, **kwargs)
             m = meter.block
             key = ("solve", name, m)
             c = meter.cache.get(key)
@@ -403,7 +411,7 @@ class Meter:
         def predict(k_test, alpha):
             na, nb = np.shape(k_test)[:2]
             if na * nb <= meter.kernel_entries:
-                return original(k_test, alpha)
+                return meter._through(name, na * nb, "entry", original, k_test, alpha)
             a = np.asarray(alpha)
             ma, mb = min(na, meter.block), min(nb, meter.block)
             key = ("ridge_predict", ma, mb, a.shape[1:])
