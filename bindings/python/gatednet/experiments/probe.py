@@ -565,8 +565,11 @@ def format_table(report):
     for r in report["rows"]:
         parts = [f"fixed {r['fixed_seconds']:.1f} s (run in full)"]
         for u in r["units"]:
-            parts.append(f"{u['what']}: {u['units']:,} {u['unit']}{'s' if u['units'] != 1 and not u['unit'].endswith('solve') else ''}"
-                         f" × {_unit(u['unit_seconds'])} ({'; '.join(u['how'])})")
+            if u["unit"].endswith("solve"):
+                amount = f"{u['units']} × {u['unit']}"
+            else:
+                amount = f"{u['units']:,} {u['unit'] if u['units'] == 1 else _PLURAL.get(u['unit'], u['unit'] + 's')}"
+            parts.append(f"{u['what']}: {amount} × {_unit(u['unit_seconds'])} ({'; '.join(u['how'])})")
         lines.append(f"| {r['kind']} | {r['tasks']} | {r['probe_seconds']:.1f} | {'<br>'.join(parts)} | "
                      f"{_duration(r['per_task_seconds'])} | {_duration(r['total_seconds'])} |")
     load = report["load_average"]
@@ -578,6 +581,9 @@ def format_table(report):
                  f"an upper bound for an idle machine.")
     lines.append("Not measured: " + "; ".join(report["not_measured"]) + ".")
     return "\n".join(lines)
+
+
+_PLURAL = {"entry": "entries"}
 
 
 def _unit(seconds):
