@@ -142,6 +142,8 @@ class Meter:
         self.cache = {}        # signature -> measurement
         self.calls = []        # planned calls of the current task
         self.inside = 0.0      # seconds spent in capped calls of the current task
+        self.inside_cpu = 0.0  # their CPU seconds (all threads of this process)
+        self.ratio = 1.0       # CPU seconds per second of the last timed call
         self._depth = 0
         self._saved = []
 
@@ -174,10 +176,10 @@ class Meter:
         self._saved = []
 
     def begin_task(self):
-        self.calls, self.inside = [], 0.0
+        self.calls, self.inside, self.inside_cpu = [], 0.0, 0.0
 
     def end_task(self):
-        return self.calls, self.inside
+        return self.calls, self.inside, self.inside_cpu
 
     # ---- helpers -------------------------------------------------------------------------------
 
@@ -192,9 +194,12 @@ class Meter:
             info.pop(volatile, None)
         return (type(net).__name__, tuple(sorted((k, repr(v)) for k, v in info.items())))
 
-    def _record(self, what, **fields):
+    def _record(self, what, ratio=None, **fields):
+        """One planned call: ``seconds`` of wall time; its CPU seconds are ``seconds`` × ``ratio``,
+        the CPU/wall ratio of the measurement its unit time came from."""
         fields["what"] = what
         fields["seconds"] = float(fields["seconds"])
+        fields["cpu_seconds"] = fields["seconds"] * (self.ratio if ratio is None else ratio)
         self.calls.append(fields)
 
     def _through(self, what, units, unit, fn, *args, **kwargs):
@@ -205,9 +210,11 @@ class Meter:
         return out
 
     def _timed(self, fn, *args, **kwargs):
-        t = _now()
+        t, c = _now(), time.process_time()
         out = fn(*args, **kwargs)
-        return out, _now() - t
+        wall = _now() - t
+        self.ratio = (time.process_time() - c) / wall if wall > 0 else 1.0
+        return out, wall
 
     def _outer(self, wrapper):
         """Time spent in the outermost capped call is the task's non-fixed time."""
@@ -216,11 +223,12 @@ class Meter:
             if self._depth:
                 return wrapper(*args, **kwargs)
             self._depth += 1
-            t = _now()
+            t, c = _now(), time.process_time()
             try:
                 return wrapper(*args, **kwargs)
             finally:
                 self.inside += _now() - t
+                self.inside_cpu += time.process_time() - c
                 self._depth -= 1
         return run
 
@@ -247,7 +255,7 @@ class Meter:
                 m, history = meter._measure_fit(original, net, x, y, epochs, batch_size, per_epoch, planned,
                                                 validation_data, options)
                 if history is not None:  # ran in full
-                    meter._record("train", seconds=m["full_seconds"], units=planned, unit="step",
+                    meter._record("train", ratio=m["ratio"], seconds=m["full_seconds"], units=planned, unit="step",
                                   unit_seconds=m["full_seconds"] / planned, how="run in full", measured=True)
                     return history
                 meter.cache[key] = m
@@ -255,12 +263,13 @@ class Meter:
             if n_val and "val_row_seconds" not in m:
                 m["val_row_seconds"], m["val_metrics"], m["val_how"] = meter._measure_rows(
                     net, validation_data, options.get("loss", "cross_entropy"))
+                m["val_ratio"] = meter.ratio
             train_s = m["overhead"] + planned * m["step_seconds"]
-            meter._record("train", seconds=train_s, units=planned, unit="step", unit_seconds=m["step_seconds"],
+            meter._record("train", ratio=m["ratio"], seconds=train_s, units=planned, unit="step", unit_seconds=m["step_seconds"],
                           overhead=m["overhead"], how=how, measured=True)
             if n_val:
                 rows = epochs * n_val
-                meter._record("validation", seconds=rows * m["val_row_seconds"], units=rows, unit="row",
+                meter._record("validation", ratio=m["val_ratio"], seconds=rows * m["val_row_seconds"], units=rows, unit="row",
                               unit_seconds=m["val_row_seconds"], how=m["val_how"], measured=True)
             history = []
             for e in range(epochs):
@@ -281,12 +290,12 @@ class Meter:
         go = functools.partial(original, net, batch_size=batch_size, **options)
         if planned <= self.steps + 1:
             history, t = self._timed(go, x, y, epochs, validation_data=validation_data)
-            return {"full_seconds": t}, history
+            return {"full_seconds": t, "ratio": self.ratio}, history
         _, t1 = self._timed(go, x[:batch_size], y[:batch_size], 1)
         want = max(self.steps, math.ceil(self.target_seconds / max(t1, 1e-9)))
         if want + 1 >= planned:
             history, t = self._timed(go, x, y, epochs, validation_data=validation_data)
-            return {"full_seconds": t + t1}, history
+            return {"full_seconds": t + t1, "ratio": self.ratio}, history
         if want < per_epoch:
             hist, t2 = self._timed(go, x[:want * batch_size], y[:want * batch_size], 1)
             steps = want
@@ -296,7 +305,8 @@ class Meter:
             steps = e * per_epoch
         step = (t2 - t1) / (steps - 1) if t2 > t1 else t2 / steps
         metrics = {k: v for k, v in hist[-1].items() if k not in ("epoch_in_call", "epochs_in_call", "seconds")}
-        return {"step_seconds": step, "overhead": max(0.0, t1 - step), "steps": steps, "metrics": metrics}, None
+        return {"step_seconds": step, "overhead": max(0.0, t1 - step), "steps": steps, "metrics": metrics,
+                "ratio": self.ratio}, None
 
     def _measure_rows(self, net, data, loss):
         """Seconds per row of a forward pass (``evaluate``) on the first eval_rows rows of ``data``."""
@@ -321,9 +331,9 @@ class Meter:
                 r = meter.eval_rows
                 sub_args = tuple(a[:r] if _is_rows(a, n) else a for a in args)
                 out, t = meter._timed(original, net, x[:r], *sub_args, **kwargs)
-                m = meter.cache[key] = {"row_seconds": t / r, "out": out}
+                m = meter.cache[key] = {"row_seconds": t / r, "out": out, "ratio": meter.ratio}
                 how = f"measured on {r} rows"
-            meter._record(name, seconds=n * m["row_seconds"], units=n, unit="row", unit_seconds=m["row_seconds"],
+            meter._record(name, ratio=m["ratio"], seconds=n * m["row_seconds"], units=n, unit="row", unit_seconds=m["row_seconds"],
                           how=how, measured=True)
             out = m["out"]
             if isinstance(out, dict):
@@ -352,9 +362,10 @@ class Meter:
             if m is None:
                 ma, mb = min(na, meter.block), min(nb, meter.block)
                 block, t = meter._timed(original, net, xa[:ma], None if xb is None else xb[:mb], kind, **options)
-                m = meter.cache[key] = {"entry_seconds": t / (ma * mb), "dtype": np.asarray(block).dtype}
+                m = meter.cache[key] = {"entry_seconds": t / (ma * mb), "dtype": np.asarray(block).dtype,
+                                        "ratio": meter.ratio}
                 how = f"measured on a {ma} × {mb} block"
-            meter._record(f"kernel {kind}", seconds=na * nb * m["entry_seconds"], units=na * nb, unit="entry",
+            meter._record(f"kernel {kind}", ratio=m["ratio"], seconds=na * nb * m["entry_seconds"], units=na * nb, unit="entry",
                           unit_seconds=m["entry_seconds"], how=how, measured=True)
             return np.broadcast_to(np.zeros((), dtype=m["dtype"]), (na, nb))
 
@@ -389,10 +400,10 @@ class Meter:
                     _, t = meter._timed(original, block, np.resize(y, (m,)).astype(np.float32))
                 else:
                     _, t = meter._timed(original, block)
-                c = meter.cache[key] = {"seconds": t, "m": m}
+                c = meter.cache[key] = {"seconds": t, "m": m, "ratio": meter.ratio}
                 how = f"measured on a {m} × {m} block"
             scale = (n / c["m"]) ** 3
-            meter._record(name, seconds=c["seconds"] * scale, units=1, unit=f"{n} × {n} solve",
+            meter._record(name, ratio=c["ratio"], seconds=c["seconds"] * scale, units=1, unit=f"{n} × {n} solve",
                           unit_seconds=c["seconds"] * scale, how=how + f", scaled by (n/m)³ = {scale:.3g}",
                           measured=True)
             if name == "kernel_ridge_fit":
@@ -421,9 +432,9 @@ class Meter:
                 kb = np.ones((ma, mb), dtype=np.float32)
                 ab = np.ones((mb,) + a.shape[1:], dtype=np.float32)
                 _, t = meter._timed(original, kb, ab)
-                c = meter.cache[key] = {"entry_seconds": t / (ma * mb)}
+                c = meter.cache[key] = {"entry_seconds": t / (ma * mb), "ratio": meter.ratio}
                 how = f"measured on a {ma} × {mb} block"
-            meter._record(name, seconds=na * nb * c["entry_seconds"], units=na * nb, unit="entry",
+            meter._record(name, ratio=c["ratio"], seconds=na * nb * c["entry_seconds"], units=na * nb, unit="entry",
                           unit_seconds=c["entry_seconds"], how=how, measured=True)
             return np.zeros((na,) + a.shape[1:], dtype=np.float32)
 
@@ -485,10 +496,12 @@ def _summarise(calls):
     groups = {}
     for c in calls:
         g = groups.setdefault((c["what"], c["unit"]), {"what": c["what"], "unit": c["unit"], "calls": 0,
-                                                       "units": 0, "seconds": 0.0, "how": []})
+                                                       "units": 0, "seconds": 0.0, "cpu_seconds": 0.0,
+                                                       "how": []})
         g["calls"] += 1
         g["units"] += c["units"]
         g["seconds"] += c["seconds"]
+        g["cpu_seconds"] += c["cpu_seconds"]
         if c["how"] not in g["how"]:
             g["how"].append(c["how"])
     for g in groups.values():
@@ -524,17 +537,21 @@ def probe_recipe(recipe, size="paper", seeds=None, data=None, out=None, steps=5,
             task()
             wall = _now() - t0
             cpu = time.process_time() - c0
-            calls, inside = meter.end_task()
+            calls, inside, inside_cpu = meter.end_task()
             fixed = max(0.0, wall - inside)
-            planned = sum(c["seconds"] for c in calls)
-            per_task = fixed + planned
+            fixed_cpu = max(0.0, cpu - inside_cpu)
+            per_task = fixed + sum(c["seconds"] for c in calls)
+            per_task_cpu = fixed_cpu + sum(c["cpu_seconds"] for c in calls)
             rows.append({"kind": re.sub(r"-s\d+$", "", task.key), "example_task": task.key, "tasks": count,
                          "probe_seconds": round(wall, 3), "probe_cpu_seconds": round(cpu, 3),
-                         "fixed_seconds": round(fixed, 3), "units": _summarise(calls),
-                         "per_task_seconds": per_task, "total_seconds": per_task * count})
+                         "fixed_seconds": round(fixed, 3), "fixed_cpu_seconds": round(fixed_cpu, 3),
+                         "units": _summarise(calls), "per_task_seconds": per_task, "total_seconds": per_task * count,
+                         "per_task_cpu_seconds": per_task_cpu, "total_cpu_seconds": per_task_cpu * count})
             print(f"  {task.key}: probed in {wall:.1f} s → {_duration(per_task)} per task × {count}",
                   file=stream, flush=True)
     total = sum(r["total_seconds"] for r in rows)
+    total_cpu = sum(r["total_cpu_seconds"] for r in rows)
+    cores = os.cpu_count() or 1
     report = {
         "recipe": recipe.name, "size": size, "seeds": n_seeds, "tasks": len(tasks), "kinds": len(kinds),
         "data": data_path, "settings": settings, "probe_steps": steps, "target_seconds": target_seconds,
@@ -543,9 +560,14 @@ def probe_recipe(recipe, size="paper", seeds=None, data=None, out=None, steps=5,
         "probe_cpu_seconds": round(time.process_time() - cpu0, 3),
         "cpu_count": os.cpu_count(), "load_average": load.summary(),
         "estimate_seconds": total, "estimate": _duration(total),
+        "estimate_cpu_seconds": total_cpu,
+        # both cores busy all the time on an idle machine: a lower bound of the wall time there
+        "idle_lower_bound_seconds": total_cpu / cores, "idle_lower_bound": _duration(total_cpu / cores),
         "rows": rows, "not_measured": list(NOT_MEASURED),
-        "note": ("serial wall time of the whole run on this machine, extrapolated from the probe; "
-                 "measured under the load average shown, so an upper bound for an idle machine"),
+        "note": ("estimate: serial wall time of the whole run on this machine, extrapolated from the probe "
+                 "under the load average shown (an upper bound for an idle machine); idle_lower_bound: the "
+                 "extrapolated CPU time (all threads) divided by the cores, i.e. the wall time if every core "
+                 "were busy throughout (a lower bound)"),
     }
     import gatednet
     report["gatednet_version"] = gatednet.__version__
@@ -578,7 +600,9 @@ def format_table(report):
                  f"{report['cpu_count']} cores, extrapolated from a {report['probe_wall_seconds']:.0f} s probe "
                  f"({report['probe_cpu_seconds']:.0f} s CPU) at a 1-minute load average of "
                  f"{load.get('min', 'nan')}–{load.get('max', 'nan')} (mean {load.get('mean', 'nan')}): "
-                 f"an upper bound for an idle machine.")
+                 f"an upper bound for an idle machine. Extrapolated CPU time "
+                 f"{_duration(report['estimate_cpu_seconds'])}, so at least {report['idle_lower_bound']} on an "
+                 f"idle machine (every core busy throughout).")
     lines.append("Not measured: " + "; ".join(report["not_measured"]) + ".")
     return "\n".join(lines)
 
