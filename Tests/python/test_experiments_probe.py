@@ -72,7 +72,7 @@ def _fake_recipe():
 
 
 def test_extrapolation_of_a_fake_task_with_known_unit_times(tmp_path):
-    report = probe_recipe(_fake_recipe(), size="paper", out=tmp_path, steps=3, target_seconds=0.1, eval_rows=100,
+    report = probe_recipe(_fake_recipe(), size="paper", out=tmp_path, steps=3, target_seconds=0.05, eval_rows=100,
                           kernel_entries=10_000, stream=open(os.devnull, "w"),
                           meter_options=dict(classes=(FakeNet,), module=types.SimpleNamespace()))
     assert FakeNet.fit.__qualname__ == "FakeNet.fit"  # restored after the probe
