@@ -11,8 +11,11 @@ Differences: the paper regresses a real-valued target; the library's squared los
 labels, so the target here is the sign of ``sin(f θ)`` (f = 2 on the upper half, 12 on the lower)
 as ±1 with the squared loss. Biases are on (hyperplanes need offsets). Adam 1e-3, batch 32.
 ``paper``: 1,000 training points, 2,000 epochs (the paper: ReLU and DLGN converge in ~200 epochs,
-frozen gates > 2,000), 5 seeds — about 15 minutes on 2 cores (tiny nets; the time is per-minibatch
-overhead).
+frozen gates > 2,000), 5 seeds. Run time (15 tasks), measured by ``python -m gatednet.experiments run
+dlgn-halfspaces --size paper --probe --probe-steps 5`` (2026-11-28, 2 cores shared with other jobs
+at a load average of ~17; RESULTS-papers-probe.md): 28 minutes serial at that load (an upper
+bound), 5 minutes with both cores busy (the idle-machine figure); tiny nets, so the time is
+per-minibatch overhead (~1.6 ms a step at that load).
 """
 from __future__ import annotations
 
