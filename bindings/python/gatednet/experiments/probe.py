@@ -124,7 +124,9 @@ class Meter:
     ConvNetwork) and the kernel algebra functions of ``gatednet`` with capped, timed versions
     (see the module docstring); restores them on exit. Not thread-safe; one at a time.
 
-    ``begin_task()`` / ``end_task(wall)`` bracket one task and return its planned calls."""
+    ``begin_task()`` / ``end_task()`` bracket one task; end_task returns (its planned calls, the
+    wall and the CPU seconds spent inside the capped calls). Functions are patched on the module
+    (``gatednet.kernel_ridge_fit``), so a name imported before the probe is not capped."""
 
     def __init__(self, steps=5, target_seconds=1.0, eval_rows=256, kernel_entries=1_000_000,
                  classes=None, module=None):
