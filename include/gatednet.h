@@ -276,7 +276,8 @@ typedef enum gn_optimizer { GN_OPTIMIZER_SGD = 0, GN_OPTIMIZER_ADAM = 1 } gn_opt
 typedef enum gn_loss {
     GN_LOSS_CROSS_ENTROPY = 0, /* softmax cross-entropy over output_size classes */
     GN_LOSS_SQUARED = 1        /* 0.5 * ||y - t||^2 per sample; t is one-hot for k > 1 and
-                                * -1 / +1 for label 0 / 1 when k = 1 */
+                                * -1 / +1 for label 0 / 1 when k = 1, or the caller's
+                                * real-valued row of targets (the _regression functions) */
 } gn_loss;
 
 /* Metrics of one epoch, delivered to the progress callback and into the history buffer. */
@@ -285,9 +286,10 @@ typedef struct gn_epoch_metrics {
     int64_t epoch_in_call;  /* 1-based within this gn_train call */
     int64_t epochs_in_call; /* the `epochs` option of this call */
     double train_loss;      /* mean loss over the epoch's minibatches (before each update) */
-    double train_accuracy;  /* fraction correct over the epoch's minibatches, same timing */
+    double train_accuracy;  /* fraction correct over the epoch's minibatches, same timing;
+                             * NaN for real-valued targets (regression has no classes) */
     double test_loss;       /* on the test set after the epoch; NaN when none given */
-    double test_accuracy;   /* NaN when no test set */
+    double test_accuracy;   /* NaN when no test set, and for real-valued targets */
     double seconds;         /* wall time of the epoch */
 } gn_epoch_metrics;
 
@@ -339,6 +341,20 @@ gn_status gn_train(gn_network *net, const float *x, const int32_t *y, int64_t n,
                    const gn_train_options *opts, gn_epoch_metrics *history,
                    int64_t history_capacity, int64_t *epochs_run);
 
+/* Regression: gn_train with real-valued targets y: n x output_size floats, row-major (row i is
+ * the target t of output row i; the loss is 0.5 * ||out - t||^2 averaged over rows, its
+ * gradient (out - t) / rows). y_test: n_test x output_size (optional with x_test, as in
+ * gn_train). The caller keeps ownership of every buffer; y and y_test are only read, during
+ * the call. opts->loss must be GN_LOSS_SQUARED (else GN_ERR_INVALID_ARGUMENT: cross-entropy
+ * needs classes). Every metric's train_accuracy and test_accuracy is NaN. Same shuffling,
+ * optimizer state, callbacks, interrupts, divergence handling and thread safety as gn_train
+ * (a call on net from its own callback is GN_ERR_BUSY). Errors: as gn_train, with
+ * GN_ERR_NOT_FINITE also for NaN or Inf in y or y_test, and no GN_ERR_LABEL_RANGE. */
+gn_status gn_train_regression(gn_network *net, const float *x, const float *y, int64_t n,
+                              const float *x_test, const float *y_test, int64_t n_test,
+                              const gn_train_options *opts, gn_epoch_metrics *history,
+                              int64_t history_capacity, int64_t *epochs_run);
+
 /* Network outputs (logits) for x: n x input_size into out: n x output_size. */
 gn_status gn_predict(const gn_network *net, const float *x, int64_t n, float *out,
                      int64_t capacity);
@@ -350,6 +366,14 @@ gn_status gn_predict_classes(const gn_network *net, const float *x, int64_t n, i
 /* Mean loss and accuracy over (x, y). Either output pointer may be NULL. */
 gn_status gn_evaluate(const gn_network *net, const float *x, const int32_t *y, int64_t n,
                       gn_loss loss, double *mean_loss, double *accuracy);
+
+/* Mean squared loss 0.5 * ||out - t||^2 over the n rows of (x: n x input_size, y: n x
+ * output_size real-valued targets t) into *mean_loss (required). Buffers are the caller's,
+ * only read. Thread safety as gn_evaluate. Errors: GN_ERR_NULL_POINTER,
+ * GN_ERR_INVALID_ARGUMENT (n < 1), GN_ERR_NOT_FINITE (NaN/Inf in x or y, or outputs that
+ * overflow float32), GN_ERR_INVALID_HANDLE, GN_ERR_BUSY. */
+gn_status gn_evaluate_regression(const gn_network *net, const float *x, const float *y, int64_t n,
+                                 double *mean_loss);
 
 /* The same three through the feature net's own head (the feature net as a ReLU/linear net).
  * GN_ERR_UNSUPPORTED without a head. */
@@ -840,6 +864,16 @@ gn_status gn_conv_network_predict_classes(const gn_conv_network *net, const floa
                                           int32_t *out, int64_t capacity);
 gn_status gn_conv_network_evaluate(const gn_conv_network *net, const float *x, const int32_t *y,
                                    int64_t n, gn_loss loss, double *mean_loss, double *accuracy);
+/* Regression, as gn_train_regression / gn_evaluate_regression (y: n x output_size floats,
+ * GN_LOSS_SQUARED only, accuracies NaN) with x: n x input_size NHWC rows and the conv rules
+ * above (no feature head, bounded scratch). */
+gn_status gn_conv_network_train_regression(gn_conv_network *net, const float *x, const float *y,
+                                           int64_t n, const float *x_test, const float *y_test,
+                                           int64_t n_test, const gn_train_options *opts,
+                                           gn_epoch_metrics *history, int64_t history_capacity,
+                                           int64_t *epochs_run);
+gn_status gn_conv_network_evaluate_regression(const gn_conv_network *net, const float *x,
+                                              const float *y, int64_t n, double *mean_loss);
 
 /* Gates of gated layer `layer` for x: n x input_size into out: n x (height*width*channels of
  * the layer, NHWC). wired = 0: the feature net's own gates of that layer; wired != 0: the gates

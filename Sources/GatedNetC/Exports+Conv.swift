@@ -271,7 +271,24 @@ public func gn_conv_network_train(_ net: OpaquePointer?, _ x: UnsafePointer<Floa
                                   _ historyCapacity: Int64, _ epochsRun: UnsafeMutablePointer<Int64>?) -> gn_status {
     guarded("gn_conv_network_train") {
         let network = try convNetwork(net, "net")
-        try runTraining(inputSize: network.inputSize, x, y, n, xTest, yTest, nTest, opts, history, historyCapacity,
+        try runTraining(inputSize: network.inputSize, x, .labels(y, name: "y"), n, xTest, .labels(yTest, name: "y_test"),
+                        nTest, opts, history, historyCapacity, epochsRun) { data, test, options, interrupt, progress in
+            try network.train(data, test: test, options: options, interrupt: interrupt, progress: progress)
+        }
+    }
+}
+
+@_cdecl("gn_conv_network_train_regression")
+public func gn_conv_network_train_regression(_ net: OpaquePointer?, _ x: UnsafePointer<Float>?, _ y: UnsafePointer<Float>?, _ n: Int64,
+                                             _ xTest: UnsafePointer<Float>?, _ yTest: UnsafePointer<Float>?, _ nTest: Int64,
+                                             _ opts: UnsafePointer<gn_train_options>?,
+                                             _ history: UnsafeMutablePointer<gn_epoch_metrics>?,
+                                             _ historyCapacity: Int64, _ epochsRun: UnsafeMutablePointer<Int64>?) -> gn_status {
+    guarded("gn_conv_network_train_regression") {
+        let network = try convNetwork(net, "net")
+        let k = network.outputSize
+        try runTraining(inputSize: network.inputSize, x, .values(y, outputSize: k, name: "y"), n,
+                        xTest, .values(yTest, outputSize: k, name: "y_test"), nTest, opts, history, historyCapacity,
                         epochsRun) { data, test, options, interrupt, progress in
             try network.train(data, test: test, options: options, interrupt: interrupt, progress: progress)
         }
@@ -314,6 +331,20 @@ public func gn_conv_network_evaluate(_ net: OpaquePointer?, _ x: UnsafePointer<F
         try finiteResult(r.loss, "mean_loss")
         meanLoss?.pointee = r.loss
         accuracy?.pointee = r.accuracy
+    }
+}
+
+@_cdecl("gn_conv_network_evaluate_regression")
+public func gn_conv_network_evaluate_regression(_ net: OpaquePointer?, _ x: UnsafePointer<Float>?, _ y: UnsafePointer<Float>?,
+                                                _ n: Int64, _ meanLoss: UnsafeMutablePointer<Double>?) -> gn_status {
+    guarded("gn_conv_network_evaluate_regression") {
+        let network = try convNetwork(net, "net")
+        let out = try required(meanLoss, "mean_loss")
+        let (xs, rows) = try inputMatrix(x, rows: n, cols: network.inputSize, "x", rowsName: "n")
+        let targets = try TargetArgument.values(y, outputSize: network.outputSize, name: "y").targets(rows: rows)
+        let r = try network.evaluate(LabelledData(x: xs, targets: targets, rows: rows), loss: .squared)
+        try finiteResult(r.loss, "mean_loss")
+        out.pointee = r.loss
     }
 }
 

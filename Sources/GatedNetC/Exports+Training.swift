@@ -61,22 +61,54 @@ func trainOptions(_ opts: UnsafePointer<gn_train_options>?) throws -> (TrainOpti
     return (o, c)
 }
 
+/// A caller's target array as passed: class labels (n int32), or real values (n × outputSize
+/// floats, regression), named as in the header.
+enum TargetArgument {
+    case labels(UnsafePointer<Int32>?, name: String)
+    case values(UnsafePointer<Float>?, outputSize: Int, name: String)
+
+    var isNull: Bool {
+        switch self {
+        case .labels(let p, _): return p == nil
+        case .values(let p, _, _): return p == nil
+        }
+    }
+
+    /// The engine's view of `rows` rows (counted by the argument `rowsName`): non-null; values
+    /// checked finite.
+    func targets(rows: Int, rowsName: String = "n") throws -> Targets {
+        switch self {
+        case .labels(let p, let name): return .labels(try required(p, name))
+        case .values(let p, let k, let name):
+            return .values(try inputMatrix(p, rows: Int64(rows), cols: k, name, rowsName: rowsName).0)
+        }
+    }
+}
+
+/// Regression exports take the squared loss only.
+func requireSquaredLoss(_ loss: Loss, _ name: String) throws {
+    guard loss == .squared else {
+        throw GatedNetError.invalidArgument("\(name): got \(loss.rawValue) (GN_LOSS_CROSS_ENTROPY); real-valued targets need GN_LOSS_SQUARED (1)")
+    }
+}
+
 /// Everything a training export does around the engine call: options, data views, the history
 /// buffer and the C callbacks. `train` runs the engine's training of one network type.
-func runTraining(inputSize: Int, _ x: UnsafePointer<Float>?, _ y: UnsafePointer<Int32>?, _ n: Int64,
-                 _ xTest: UnsafePointer<Float>?, _ yTest: UnsafePointer<Int32>?, _ nTest: Int64,
+func runTraining(inputSize: Int, _ x: UnsafePointer<Float>?, _ y: TargetArgument, _ n: Int64,
+                 _ xTest: UnsafePointer<Float>?, _ yTest: TargetArgument, _ nTest: Int64,
                  _ opts: UnsafePointer<gn_train_options>?, _ history: UnsafeMutablePointer<gn_epoch_metrics>?,
                  _ historyCapacity: Int64, _ epochsRun: UnsafeMutablePointer<Int64>?,
                  train: (LabelledData, LabelledData?, TrainOptions, (() -> Bool)?, (EpochMetrics) -> Bool) throws -> Void) throws {
     let (o, c) = try trainOptions(opts)
+    if case .values = y { try requireSquaredLoss(o.loss, "opts->loss") }
     guard historyCapacity >= 0 else { throw GatedNetError.invalidArgument("history_capacity: got \(historyCapacity), need >= 0") }
     if historyCapacity > 0 { _ = try required(history, "history") }
     let (xs, rows) = try inputMatrix(x, rows: n, cols: inputSize, "x", rowsName: "n")
-    let data = LabelledData(x: xs, y: try labels(y, "y"), rows: rows)
+    let data = LabelledData(x: xs, targets: try y.targets(rows: rows), rows: rows)
     var test: LabelledData? = nil
-    if nTest != 0 || xTest != nil || yTest != nil {
+    if nTest != 0 || xTest != nil || !yTest.isNull {
         let (xt, rt) = try inputMatrix(xTest, rows: nTest, cols: inputSize, "x_test", rowsName: "n_test")
-        test = LabelledData(x: xt, y: try labels(yTest, "y_test"), rows: rt)
+        test = LabelledData(x: xt, targets: try yTest.targets(rows: rt, rowsName: "n_test"), rows: rt)
     }
     var run: Int64 = 0
     let callback = c.progress, user = c.progress_user
@@ -102,7 +134,23 @@ public func gn_train(_ net: OpaquePointer?, _ x: UnsafePointer<Float>?, _ y: Uns
                      _ historyCapacity: Int64, _ epochsRun: UnsafeMutablePointer<Int64>?) -> gn_status {
     guarded("gn_train") {
         let network = try Handles.network(net, "net")
-        try runTraining(inputSize: network.inputSize, x, y, n, xTest, yTest, nTest, opts, history, historyCapacity,
+        try runTraining(inputSize: network.inputSize, x, .labels(y, name: "y"), n, xTest, .labels(yTest, name: "y_test"),
+                        nTest, opts, history, historyCapacity, epochsRun) { data, test, options, interrupt, progress in
+            try network.train(data, test: test, options: options, interrupt: interrupt, progress: progress)
+        }
+    }
+}
+
+@_cdecl("gn_train_regression")
+public func gn_train_regression(_ net: OpaquePointer?, _ x: UnsafePointer<Float>?, _ y: UnsafePointer<Float>?, _ n: Int64,
+                                _ xTest: UnsafePointer<Float>?, _ yTest: UnsafePointer<Float>?, _ nTest: Int64,
+                                _ opts: UnsafePointer<gn_train_options>?, _ history: UnsafeMutablePointer<gn_epoch_metrics>?,
+                                _ historyCapacity: Int64, _ epochsRun: UnsafeMutablePointer<Int64>?) -> gn_status {
+    guarded("gn_train_regression") {
+        let network = try Handles.network(net, "net")
+        let k = network.outputSize
+        try runTraining(inputSize: network.inputSize, x, .values(y, outputSize: k, name: "y"), n,
+                        xTest, .values(yTest, outputSize: k, name: "y_test"), nTest, opts, history, historyCapacity,
                         epochsRun) { data, test, options, interrupt, progress in
             try network.train(data, test: test, options: options, interrupt: interrupt, progress: progress)
         }
@@ -157,5 +205,19 @@ public func gn_evaluate(_ net: OpaquePointer?, _ x: UnsafePointer<Float>?, _ y: 
         try finiteResult(r.loss, "mean_loss")
         meanLoss?.pointee = r.loss
         accuracy?.pointee = r.accuracy
+    }
+}
+
+@_cdecl("gn_evaluate_regression")
+public func gn_evaluate_regression(_ net: OpaquePointer?, _ x: UnsafePointer<Float>?, _ y: UnsafePointer<Float>?, _ n: Int64,
+                                   _ meanLoss: UnsafeMutablePointer<Double>?) -> gn_status {
+    guarded("gn_evaluate_regression") {
+        let network = try Handles.network(net, "net")
+        let out = try required(meanLoss, "mean_loss")
+        let (xs, rows) = try inputMatrix(x, rows: n, cols: network.inputSize, "x", rowsName: "n")
+        let targets = try TargetArgument.values(y, outputSize: network.outputSize, name: "y").targets(rows: rows)
+        let r = try network.evaluate(LabelledData(x: xs, targets: targets, rows: rows), loss: .squared)
+        try finiteResult(r.loss, "mean_loss")
+        out.pointee = r.loss
     }
 }

@@ -577,6 +577,12 @@ static void f_train_fc(void) {
     int64_t nt = chance(50) ? 1 + below(4) : 0;
     CALL(gn_train(n, x, y, rows, nt ? clean_floats(nt * d) : NULL, nt ? labels(nt, (int32_t)k) : NULL, nt, &o,
                   guarded(sizeof(gn_epoch_metrics) * (size_t)hcap), hcap, &ran));
+    /* Regression: real-valued targets (n x k), sometimes NaN/Inf, sometimes the wrong loss. */
+    float *t = chance(85) ? clean_floats(real * k) : floats(real * k);
+    if (chance(80)) o.loss = GN_LOSS_SQUARED;
+    CALL(gn_train_regression(n, x, chance(3) ? NULL : t, rows, nt ? clean_floats(nt * d) : NULL,
+                             nt ? (chance(90) ? clean_floats(nt * k) : floats(nt * k)) : NULL, nt, &o,
+                             guarded(sizeof(gn_epoch_metrics) * (size_t)hcap), hcap, &ran));
 }
 
 static void f_predict_fc(void) {
@@ -591,6 +597,8 @@ static void f_predict_fc(void) {
     CALL(gn_predict_classes(n, x, rows, guarded(sizeof(int32_t) * (size_t)real), chance(80) ? real : 0));
     double loss, acc;
     CALL(gn_evaluate(n, x, labels(real, (int32_t)k), rows, (gn_loss)below(3), chance(50) ? &loss : NULL, &acc));
+    CALL(gn_evaluate_regression(n, x, chance(85) ? clean_floats(real * k) : floats(real * k), rows,
+                                chance(95) ? &loss : NULL));
     CALL(gn_predict_feature_head(n, x, rows, guarded(sizeof(float) * (size_t)cap), cap));
 }
 
@@ -784,6 +792,8 @@ static void f_run_cv(void) {
     CALL(gn_conv_network_predict_classes(n, x, rows, guarded(sizeof(int32_t) * (size_t)real), real));
     double loss, acc;
     CALL(gn_conv_network_evaluate(n, x, y, rows, (gn_loss)below(3), &loss, chance(50) ? &acc : NULL));
+    float *t = chance(85) ? clean_floats(real * k) : floats(real * k);
+    CALL(gn_conv_network_evaluate_regression(n, x, t, rows, chance(95) ? &loss : NULL));
     int64_t layer = chance(85) ? below(gated) : any_count(3) - 1, h = 0, w = 0, c = 0;
     int64_t gcap = gn_conv_network_gated_shape(n, layer, &h, &w, &c) == GN_OK ? real * h * w * c : below(40);
     if (chance(15)) gcap = below(gcap + 1);
@@ -792,6 +802,9 @@ static void f_run_cv(void) {
         gn_train_options o = train_options();
         int64_t hcap = below(2), ran;
         CALL(gn_conv_network_train(n, x, y, rows, NULL, NULL, 0, &o, guarded(sizeof(gn_epoch_metrics) * (size_t)hcap), hcap, &ran));
+        if (chance(80)) o.loss = GN_LOSS_SQUARED;
+        CALL(gn_conv_network_train_regression(n, x, t, rows, NULL, NULL, 0, &o,
+                                              guarded(sizeof(gn_epoch_metrics) * (size_t)hcap), hcap, &ran));
     }
     int64_t nb = chance(90) ? 1 + below(3) : any_count(3), rb = honest(nb, 8);
     if (nb != rb && !(nb > 0 && nb > INT64_MAX / (d > 0 ? d : 1))) nb = rb;

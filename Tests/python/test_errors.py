@@ -36,7 +36,11 @@ CASES = [
     ("x NaN kernel", lambda n: n.npk(X, NAN_X), gn.ArgumentError, "xb: contains NaN or Inf"),
     ("y length", lambda n: n.fit(X, Y[:9]), ValueError, r"y: expected 10 labels .*got shape \(9,\)"),
     ("y 2-D", lambda n: n.fit(X, Y.reshape(5, 2)), ValueError, "y: expected a 1-D buffer"),
-    ("y float", lambda n: n.fit(X, Y.astype(np.float32)), TypeError, "y: expected integer or bool labels.*float32"),
+    # float y are regression targets (n x output_size): a 1-D float y for 3 outputs is a shape error
+    ("y float", lambda n: n.fit(X, Y.astype(np.float32)), ValueError, r"y: expected a 2-D buffer of shape \(n, 3\)"),
+    ("y float cross-entropy", lambda n: n.fit(X, np.zeros((10, 3)), loss="cross_entropy"), ValueError,
+     'loss: float y are real-valued targets, which take loss="squared" only'),
+    ("y float16", lambda n: n.fit(X, Y.astype(np.float16)), TypeError, "y: expected integer or bool labels.*float16"),
     ("y out of range", lambda n: n.fit(X, Y + 5), gn.ArgumentError, r"y\[0\]: got 5, need 0 ... 2"),
     ("y negative", lambda n: n.evaluate(X, -Y - 1), gn.ArgumentError, r"y\[0\]: got -1"),
     ("y too big for int32", lambda n: n.fit(X, np.full(10, 2**40)), ValueError, r"y\[0\]: .* does not fit in int32"),

@@ -186,6 +186,40 @@ def test_claims_verdicts_follow_the_numbers():
     assert falls.evaluate(mk([0.5, 1.2])).status == ex.FAILS
 
 
+def test_dlgn_halfspaces_verdicts_follow_the_numbers():
+    from gatednet.experiments.recipes import r09_dlgn_halfspaces as r09
+    rec = ex.get("dlgn-halfspaces")
+
+    def rows(train_dlgn, train_frozen, early, paths, last, first, cos_first, cos_last):
+        out = []
+        for seed, jitter in enumerate((0.99, 1.01)):
+            for model in (r09.RELU, r09.DLGN, r09.FROZEN):
+                metrics = {"train loss (squared)": train_frozen if model == r09.FROZEN else train_dlgn,
+                           r09.EARLY: early, r09.PATHS: paths, r09.LAST_TOP: last, r09.FIRST_TOP: first,
+                           "first layer normals: mean |cos|": cos_first, "last layer normals: mean |cos|": cos_last}
+                out += [dict(setting="circle f=2/12", model=model, seed=seed, metric=k, value=v * jitter)
+                        for k, v in metrics.items()]
+        return Results(out)
+
+    good = rows(0.01, 0.05, 4.0, 1.8, 0.75, 0.5, 0.4, 0.7)
+    bad = rows(0.05, 0.01, 0.7, 0.8, 0.4, 0.5, 0.7, 0.4)
+    assert [c.evaluate(good).status for c in rec.claims] == [ex.HOLDS] * 5
+    assert [c.evaluate(bad).status for c in rec.claims] == [ex.FAILS] * 5
+    assert "4.00" in rec.claims[1].evaluate(good).detail and "0.70" in rec.claims[1].evaluate(bad).detail
+    # last-layer share above 0.5 but not above the first layer's: fails
+    assert rec.claims[3].evaluate(rows(0.01, 0.05, 4, 1.8, 0.6, 0.7, 0.4, 0.7)).status == ex.FAILS
+    assert rec.claims[1].evaluate(Results([])).status == ex.UNTESTED
+    # checkpoints: increasing, containing a tenth of the epochs and the last
+    assert r09.checkpoints(200) == [1, 2, 5, 10, 20, 50, 100, 200]
+    assert r09.checkpoints(15) == [1, 2, 5, 10, 15]
+    x, t, theta = r09.circle(500, 3)
+    np.testing.assert_allclose(np.hypot(x[:, 0], x[:, 1]), 1, rtol=1e-6)
+    upper = np.sin(theta) > 0
+    np.testing.assert_allclose(t[upper], np.sin(2 * theta[upper]), atol=1e-6)
+    np.testing.assert_allclose(t[~upper], np.sin(12 * theta[~upper]), atol=1e-6)
+    assert t.dtype == np.float32 and t.ndim == 1
+
+
 def test_task_keys_and_executor_failures(tmp_path):
     with pytest.raises(ValueError, match="task key"):
         Task("bad/key", print)
@@ -254,8 +288,19 @@ def test_progress_text_display():
         progress.fit_callback("ReLU seed 0")({"epoch_in_call": 2, "epochs_in_call": 5, "test_accuracy": 0.875,
                                               "train_accuracy": 0.9})
         assert display.state == "ReLU seed 0 epoch 2/5 acc 0.875"
+        nan = float("nan")
+        progress.fit_callback("no test set")({"epoch_in_call": 1, "epochs_in_call": 5, "test_accuracy": nan,
+                                              "train_accuracy": 0.5, "test_loss": nan, "train_loss": 0.7})
+        assert display.state == "no test set epoch 1/5 acc 0.500"
+        progress.fit_callback("regression")({"epoch_in_call": 3, "epochs_in_call": 5, "test_accuracy": nan,
+                                             "train_accuracy": nan, "test_loss": 0.0125, "train_loss": 0.02})
+        assert display.state == "regression epoch 3/5 loss 0.0125"
+        progress.fit_callback("regression")({"epoch_in_call": 4, "epochs_in_call": 5, "test_accuracy": nan,
+                                             "train_accuracy": nan, "test_loss": nan, "train_loss": 0.02})
+        assert display.state == "regression epoch 4/5 loss 0.02"
         display.task_done("a")
         assert display.time_left() is not None and display.time_left() >= 0
     text = stream.getvalue()
-    assert "[demo] 2/3 tasks" in text and "left | ReLU seed 0 epoch 2/5 acc 0.875" in text
+    assert "| ReLU seed 0 epoch 2/5 acc 0.875" in text
+    assert "[demo] 2/3 tasks" in text and "left | regression epoch 4/5 loss 0.02" in text
     assert progress._active is None

@@ -1,7 +1,7 @@
 import CKernels
 
 extension ConvNetwork {
-    /// Check that data fits this network: finite inputs, labels in range.
+    /// Check that data fits this network: finite inputs, labels in range, finite target values.
     public func validate(_ data: LabelledData, x xName: String = "x", y yName: String = "y") throws {
         try validateLabelledData(data, inputSize: inputSize, outputSize: outputSize, x: xName, y: yName)
     }
@@ -39,12 +39,14 @@ extension ConvNetwork {
     /// `interrupt` is polled about every 0.1 s between minibatches, and when it returns true the
     /// network goes back to its state at the start of the current epoch and `.cancelled` is
     /// thrown. `trainFeatureHead` is unsupported (train a `relu` conv net and copy its weights).
+    /// Real-valued targets (regression) need the squared loss; their accuracies are NaN.
     @discardableResult
     public func train(_ data: LabelledData, test: LabelledData? = nil, options: TrainOptions,
                       interrupt: (() -> Bool)? = nil,
                       progress: (EpochMetrics) -> Bool = { _ in true }) throws -> [EpochMetrics] {
         try options.validate()
-        try checkLoss(options.loss, outputSize: outputSize)
+        try checkLoss(options.loss, outputSize: outputSize, targets: data.targets)
+        if let t = test { try checkLoss(options.loss, outputSize: outputSize, targets: t.targets) }
         guard !options.trainFeatureHead else {
             throw GatedNetError.unsupported("train_feature_head: conv networks have no feature head; train a relu conv network and copy its feature weights")
         }
@@ -67,27 +69,25 @@ extension ConvNetwork {
         }
         var source = [Int32](repeating: 0, count: batch)
         let bx = ws.batchX.pointer
-        return try ws.batchY.withUnsafeMutableBufferPointer { labels in
-            try source.withUnsafeMutableBufferPointer { src in
-                try runEpochs(data, test: test, options: options, inputSize: inputSize, batch: batch,
-                              buffers: MinibatchBuffers(x: bx, y: labels.baseAddress!, source: src.baseAddress!),
-                              updates: updates, interrupt: interrupt, progress: progress,
-                              forwardBackward: { rows in
-                    let out = forward(bx, rows: rows, ws: ws)
-                    let r = options.loss.evaluate(outputs: out, labels: labels.baseAddress!, rows: rows, k: outputSize,
-                                                  grad: dOut.pointer, scaleRows: rows)
-                    if r.loss.isFinite { backward(bx, rows: rows, ws: ws, dOut: dOut.pointer, featureGrads: fg, valueGrads: vg) }
-                    return r
-                }, evaluateTest: { t in evaluateUnchecked(t, loss: options.loss, ws: ws) })
-            }
+        return try source.withUnsafeMutableBufferPointer { src in
+            try runEpochs(data, test: test, options: options, inputSize: inputSize, outputSize: outputSize, batch: batch,
+                          buffers: MinibatchBuffers(x: bx, source: src.baseAddress!),
+                          updates: updates, interrupt: interrupt, progress: progress,
+                          forwardBackward: { rows, targets in
+                let out = forward(bx, rows: rows, ws: ws)
+                let r = options.loss.evaluate(outputs: out, targets: targets, rows: rows, k: outputSize,
+                                              grad: dOut.pointer, scaleRows: rows)
+                if r.loss.isFinite { backward(bx, rows: rows, ws: ws, dOut: dOut.pointer, featureGrads: fg, valueGrads: vg) }
+                return r
+            }, evaluateTest: { t in evaluateUnchecked(t, loss: options.loss, ws: ws) })
         }
     }
 
     func makeSnapshot() -> ConvNetwork { ConvNetwork(copying: self) }
 
-    /// Mean loss and accuracy over validated data.
+    /// Mean loss and accuracy over validated data (accuracy NaN for real-valued targets).
     public func evaluate(_ data: LabelledData, loss: Loss) throws -> (loss: Double, accuracy: Double) {
-        try checkLoss(loss, outputSize: outputSize)
+        try checkLoss(loss, outputSize: outputSize, targets: data.targets)
         try validate(data)
         return evaluateUnchecked(data, loss: loss, ws: nil)
     }
@@ -97,10 +97,11 @@ extension ConvNetwork {
         var total = 0.0, correct = 0
         forEachChunk(rows: data.rows, chunk: ws.capacity) { start, rows in
             let out = forward(data.x + start * inputSize, rows: rows, ws: ws)
-            let r = loss.evaluate(outputs: out, labels: data.y + start, rows: rows, k: outputSize, grad: nil, scaleRows: rows)
+            let r = loss.evaluate(outputs: out, targets: data.targets.fromRow(start, k: outputSize), rows: rows,
+                                  k: outputSize, grad: nil, scaleRows: rows)
             total += r.loss; correct += r.correct
         }
-        return (total / Double(data.rows), Double(correct) / Double(data.rows))
+        return (total / Double(data.rows), data.targets.areLabels ? Double(correct) / Double(data.rows) : .nan)
     }
 
     func forEachChunk(rows: Int, chunk: Int, _ body: (Int, Int) throws -> Void) rethrows {

@@ -52,7 +52,6 @@ final class ConvWorkspace {
     let winoFilter: FloatBuffer
     let winoFilterGrad: FloatBuffer
     let batchX: FloatBuffer
-    var batchY: [Int32]
 
     /// Floats of im2col scratch: bounds memory whatever the batch (at least one sample).
     static let colBudget = 1 << 22
@@ -104,7 +103,6 @@ final class ConvWorkspace {
         scratch = FloatBuffer(count: capacity * largest)
         ones = n.spec.valueInput == .ones && !n.tied ? FloatBuffer(count: capacity * n.inputSize, repeating: 1) : nil
         batchX = FloatBuffer(count: capacity * n.inputSize)
-        batchY = [Int32](repeating: 0, count: capacity)
     }
 }
 

@@ -15,7 +15,6 @@ final class Workspace {
     let dGate: [FloatBuffer]   // gradient w.r.t. gates, per feature layer
     let ones: FloatBuffer?     // capacity × d_in of ones for value input ones
     let batchX: FloatBuffer    // gathered minibatch
-    var batchY: [Int32]
 
     init(spec: NetworkSpec, capacity: Int) {
         self.capacity = capacity
@@ -38,7 +37,6 @@ final class Workspace {
         dGate = spec.gateKind == .soft ? widths.map { FloatBuffer(count: capacity * $0) } : []
         ones = spec.valueInput == .ones ? FloatBuffer(count: capacity * spec.inputSize, repeating: 1) : nil
         batchX = FloatBuffer(count: capacity * spec.inputSize)
-        batchY = [Int32](repeating: 0, count: capacity)
     }
 }
 

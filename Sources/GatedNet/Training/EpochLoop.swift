@@ -25,11 +25,46 @@ extension TrainableNetwork {
 
 /// One minibatch's place in the shared loop: where its rows go, and what trains on them.
 struct MinibatchBuffers {
-    /// batch capacity × inputSize floats, batch capacity labels, and the data row each
-    /// minibatch row came from (batch capacity entries).
+    /// batch capacity × inputSize floats, and the data row each minibatch row came from (batch
+    /// capacity entries).
     let x: UnsafeMutablePointer<Float>
-    let y: UnsafeMutablePointer<Int32>
     let source: UnsafeMutablePointer<Int32>
+}
+
+/// The targets of one minibatch, gathered from the data's rows alongside its inputs: labels or
+/// k values per row, whichever kind the data has.
+final class MinibatchTargets {
+    private let k: Int
+    private let labels: UnsafeMutablePointer<Int32>?
+    private let values: UnsafeMutablePointer<Float>?
+    /// The gathered targets, as the loss reads them.
+    let targets: Targets
+
+    init(like data: Targets, batch: Int, k: Int) {
+        self.k = k
+        switch data {
+        case .labels:
+            let p = UnsafeMutablePointer<Int32>.allocate(capacity: batch)
+            labels = p; values = nil; targets = .labels(UnsafePointer(p))
+        case .values:
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: batch * k)
+            labels = nil; values = p; targets = .values(UnsafePointer(p))
+        }
+    }
+
+    deinit {
+        labels?.deallocate()
+        values?.deallocate()
+    }
+
+    /// Minibatch row `r` gets the targets of data row `src` (of the kind this was made for).
+    @inline(__always)
+    func gather(_ r: Int, from data: Targets, row src: Int) {
+        switch data {
+        case .labels(let y): labels?[r] = y[src]
+        case .values(let t): if let v = values { (v + r * k).update(from: t + src * k, count: k) }
+        }
+    }
 }
 
 extension TrainableNetwork {
@@ -38,16 +73,17 @@ extension TrainableNetwork {
     /// starting state, throw `.notFinite`), interrupts (restore the epoch's starting state, throw
     /// `.cancelled`), per-epoch metrics and the progress callback.
     ///
-    /// `forwardBackward(rows)` runs on the gathered minibatch (rows × inputSize in `buffers.x`):
-    /// it computes the loss gradients and returns the summed loss and correct count. Then every
+    /// `forwardBackward(rows, targets)` runs on the gathered minibatch (rows × inputSize in
+    /// `buffers.x`, its targets, k = outputSize per row for values): it computes the loss
+    /// gradients and returns the summed loss and correct count. Then every
     /// `updates` entry gets one optimizer step with its gradient buffer (plus, when given, the
     /// matching `partnerGradients` entry: the gradient of the minibatch's second half).
     func runEpochs(_ data: LabelledData, test: LabelledData?, options: TrainOptions, inputSize d: Int,
-                   batch: Int, buffers: MinibatchBuffers,
+                   outputSize k: Int, batch: Int, buffers: MinibatchBuffers,
                    updates: [(key: ParameterKey, param: FloatBuffer, grad: FloatBuffer)],
                    partnerGradients: [FloatBuffer]? = nil,
                    interrupt: (() -> Bool)?, progress: (EpochMetrics) -> Bool,
-                   forwardBackward: (_ rows: Int) -> (loss: Double, correct: Int),
+                   forwardBackward: (_ rows: Int, _ targets: Targets) -> (loss: Double, correct: Int),
                    evaluateTest: (LabelledData) -> (loss: Double, accuracy: Double)) throws -> [EpochMetrics] {
         // Snapshot first: a failed call must also keep the optimizer state it replaces.
         let snapshot = makeSnapshot()
@@ -72,6 +108,7 @@ extension TrainableNetwork {
         let fpState = gnk_fp_flush_denormals()
         defer { gnk_fp_restore(fpState) }
 
+        let batchTargets = MinibatchTargets(like: data.targets, batch: batch, k: k)
         var order = [Int32](repeating: 0, count: data.rows)
         var history: [EpochMetrics] = []
         var lastPoll = monotonicSeconds()
@@ -87,10 +124,10 @@ extension TrainableNetwork {
                 for r in 0..<rows {
                     let src = Int(order[first + r])
                     (buffers.x + r * d).update(from: data.x + src * d, count: d)
-                    buffers.y[r] = data.y[src]
+                    batchTargets.gather(r, from: data.targets, row: src)
                     buffers.source[r] = Int32(src)
                 }
-                let (l, c) = forwardBackward(rows)
+                let (l, c) = forwardBackward(rows, batchTargets.targets)
                 guard l.isFinite else {
                     restore(from: snapshot)
                     throw GatedNetError.notFinite("train: loss became \(l) in epoch \(epochsTrained + 1); network restored to its state before this call (lower the learning rate)")
@@ -110,7 +147,8 @@ extension TrainableNetwork {
             epochsTrained += 1
             var m = EpochMetrics(epoch: epochsTrained, epochInCall: e, epochsInCall: options.epochs,
                                  trainLoss: lossSum / Double(data.rows),
-                                 trainAccuracy: Double(correct) / Double(data.rows), seconds: 0)
+                                 trainAccuracy: data.targets.areLabels ? Double(correct) / Double(data.rows) : .nan,
+                                 seconds: 0)
             if let t = test {
                 let r = evaluateTest(t)
                 m.testLoss = r.loss; m.testAccuracy = r.accuracy
@@ -123,19 +161,31 @@ extension TrainableNetwork {
     }
 }
 
-/// Input and label checks shared by every network type.
+/// Input and target checks shared by every network type: finite inputs, labels in range,
+/// finite real-valued targets (rows × outputSize).
 func validateLabelledData(_ data: LabelledData, inputSize: Int, outputSize: Int, x xName: String, y yName: String) throws {
     guard data.rows >= 1 else { throw GatedNetError.invalidArgument("\(xName) rows: got \(data.rows), need >= 1") }
     let count = try checkedCount(data.rows, inputSize, what: xName)
     guard isAllFinite(data.x, count) else { throw GatedNetError.notFinite("\(xName): contains NaN or Inf") }
-    let classes = outputSize == 1 ? 2 : outputSize
-    for i in 0..<data.rows where data.y[i] < 0 || Int(data.y[i]) >= classes {
-        throw GatedNetError.labelRange("\(yName)[\(i)]: got \(data.y[i]), need 0 ... \(classes - 1)")
+    switch data.targets {
+    case .labels(let y):
+        let classes = outputSize == 1 ? 2 : outputSize
+        for i in 0..<data.rows where y[i] < 0 || Int(y[i]) >= classes {
+            throw GatedNetError.labelRange("\(yName)[\(i)]: got \(y[i]), need 0 ... \(classes - 1)")
+        }
+    case .values(let t):
+        guard isAllFinite(t, try checkedCount(data.rows, outputSize, what: yName)) else {
+            throw GatedNetError.notFinite("\(yName): contains NaN or Inf")
+        }
     }
 }
 
-/// Softmax cross-entropy reads the output of the label's class: it needs one output per class.
-func checkLoss(_ loss: Loss, outputSize: Int) throws {
+/// Softmax cross-entropy reads the output of the label's class: it needs one output per class,
+/// and class labels (real-valued targets train with the squared loss).
+func checkLoss(_ loss: Loss, outputSize: Int, targets: Targets? = nil) throws {
+    if loss == .crossEntropy, let t = targets, !t.areLabels {
+        throw GatedNetError.invalidArgument("loss: real-valued targets need the squared loss, got cross-entropy (which takes class labels)")
+    }
     if loss == .crossEntropy && outputSize < 2 {
         throw GatedNetError.invalidArgument("loss: cross-entropy needs output_size >= 2, got 1; use the squared loss for one output")
     }

@@ -56,13 +56,22 @@ public struct EpochMetrics: Sendable, Equatable {
     public var seconds: Double
 }
 
-/// A labelled batch viewed in place: x is rows × inputSize row-major, y has rows labels.
+/// A batch and its targets viewed in place: x is rows × inputSize row-major; the targets are
+/// rows class labels, or rows × outputSize real values (regression, squared loss only).
 public struct LabelledData {
     public let x: UnsafePointer<Float>
-    public let y: UnsafePointer<Int32>
+    public let targets: Targets
     public let rows: Int
+    public init(x: UnsafePointer<Float>, targets: Targets, rows: Int) {
+        self.x = x; self.targets = targets; self.rows = rows
+    }
+    /// Class labels y (rows entries).
     public init(x: UnsafePointer<Float>, y: UnsafePointer<Int32>, rows: Int) {
-        self.x = x; self.y = y; self.rows = rows
+        self.init(x: x, targets: .labels(y), rows: rows)
+    }
+    /// Real-valued targets (rows × outputSize, row-major).
+    public init(x: UnsafePointer<Float>, values: UnsafePointer<Float>, rows: Int) {
+        self.init(x: x, targets: .values(values), rows: rows)
     }
 }
 
@@ -73,7 +82,7 @@ func monotonicSeconds() -> Double {
 }
 
 extension GatedNetwork {
-    /// Check that data fits this network: finite inputs, labels in range.
+    /// Check that data fits this network: finite inputs, labels in range, finite target values.
     public func validate(_ data: LabelledData, x xName: String = "x", y yName: String = "y") throws {
         try validateLabelledData(data, inputSize: inputSize, outputSize: outputSize, x: xName, y: yName)
     }
@@ -83,12 +92,14 @@ extension GatedNetwork {
     /// is thrown. `interrupt`, if given, is polled about every 0.1 s between minibatches; when it
     /// returns true the network goes back to its state at the start of the current epoch and
     /// `.cancelled` is thrown (completed epochs stay trained). Returns the metrics of the epochs run.
+    /// Real-valued targets (regression) need the squared loss; their accuracies are NaN.
     @discardableResult
     public func train(_ data: LabelledData, test: LabelledData? = nil, options: TrainOptions,
                       interrupt: (() -> Bool)? = nil,
                       progress: (EpochMetrics) -> Bool = { _ in true }) throws -> [EpochMetrics] {
         try options.validate()
-        try checkLoss(options.loss, outputSize: outputSize)
+        try checkLoss(options.loss, outputSize: outputSize, targets: data.targets)
+        if let t = test { try checkLoss(options.loss, outputSize: outputSize, targets: t.targets) }
         try validate(data)
         if let t = test { try validate(t, x: "x_test", y: "y_test") }
         let target: PassTarget = options.trainFeatureHead ? .featureHead : .network
@@ -125,7 +136,7 @@ extension GatedNetwork {
         // Rows [first, first + rows) of the minibatch through forward, loss (scaled by 1/total)
         // and backward, on workspace `w` into gradients `g`.
         func step(first: Int, rows: Int, total: Int, w: Workspace, g: Gradients,
-                  labels: UnsafeMutablePointer<Int32>, source: UnsafeMutablePointer<Int32>) -> (loss: Double, correct: Int) {
+                  targets: Targets, source: UnsafeMutablePointer<Int32>) -> (loss: Double, correct: Int) {
             let x = UnsafePointer(bx + first * inputSize)
             if let cache = gateCache {
                 for (l, width) in hiddenWidths.enumerated() {
@@ -138,36 +149,35 @@ extension GatedNetwork {
             } else {
                 forward(x, rows: rows, ws: w, target: target)
             }
-            let r = options.loss.evaluate(outputs: w.out.pointer, labels: labels + first, rows: rows,
+            let r = options.loss.evaluate(outputs: w.out.pointer, targets: targets.fromRow(first, k: outputSize), rows: rows,
                                           k: outputSize, grad: w.dOut.pointer, scaleRows: total)
             if r.loss.isFinite { backward(x, rows: rows, ws: w, grads: g, target: target) }
             return r
         }
         func trainEpochs() throws -> [EpochMetrics] {
-            try ws.batchY.withUnsafeMutableBufferPointer { labelBuffer in
-                try batchRows.withUnsafeMutableBufferPointer { sourceBuffer in
-                    let labels = labelBuffer.baseAddress!, source = sourceBuffer.baseAddress!
-                    return try self.runEpochs(data, test: test, options: options, inputSize: self.inputSize, batch: batch,
-                                              buffers: MinibatchBuffers(x: bx, y: labels, source: source),
-                                              updates: updates, partnerGradients: split ? partners : nil,
-                                              interrupt: interrupt, progress: progress,
-                                              forwardBackward: { rows in
-                        guard rows >= minimumSplitRows, let pw = partnerWs, let pg = partnerGrads else {
-                            return step(first: 0, rows: rows, total: rows, w: ws, g: grads, labels: labels, source: source)
+            try batchRows.withUnsafeMutableBufferPointer { sourceBuffer in
+                let source = sourceBuffer.baseAddress!
+                return try self.runEpochs(data, test: test, options: options, inputSize: self.inputSize,
+                                          outputSize: self.outputSize, batch: batch,
+                                          buffers: MinibatchBuffers(x: bx, source: source),
+                                          updates: updates, partnerGradients: split ? partners : nil,
+                                          interrupt: interrupt, progress: progress,
+                                          forwardBackward: { rows, targets in
+                    guard rows >= minimumSplitRows, let pw = partnerWs, let pg = partnerGrads else {
+                        return step(first: 0, rows: rows, total: rows, w: ws, g: grads, targets: targets, source: source)
+                    }
+                    // Two halves on two cores; the optimizer step adds the partner's gradients.
+                    var first = (loss: 0.0, correct: 0), second = first  // one per part
+                    inParallel { part in
+                        let (start, count) = half(part, of: rows)
+                        if part == 0 {
+                            first = step(first: start, rows: count, total: rows, w: ws, g: grads, targets: targets, source: source)
+                        } else {
+                            second = step(first: start, rows: count, total: rows, w: pw, g: pg, targets: targets, source: source)
                         }
-                        // Two halves on two cores; the optimizer step adds the partner's gradients.
-                        var first = (loss: 0.0, correct: 0), second = first  // one per part
-                        inParallel { part in
-                            let (start, count) = half(part, of: rows)
-                            if part == 0 {
-                                first = step(first: start, rows: count, total: rows, w: ws, g: grads, labels: labels, source: source)
-                            } else {
-                                second = step(first: start, rows: count, total: rows, w: pw, g: pg, labels: labels, source: source)
-                            }
-                        }
-                        return (first.loss + second.loss, first.correct + second.correct)
-                    }, evaluateTest: { t in self.evaluateUnchecked(t, loss: options.loss, target: target) })
-                }
+                    }
+                    return (first.loss + second.loss, first.correct + second.correct)
+                }, evaluateTest: { t in self.evaluateUnchecked(t, loss: options.loss, target: target) })
             }
         }
         return try BLAS.singleThreaded { try trainEpochs() }
@@ -175,9 +185,9 @@ extension GatedNetwork {
 
     func makeSnapshot() -> GatedNetwork { GatedNetwork(copying: self) }
 
-    /// Mean loss and accuracy (validated data).
+    /// Mean loss and accuracy (validated data; accuracy NaN for real-valued targets).
     public func evaluate(_ data: LabelledData, loss: Loss, featureHead useHead: Bool = false) throws -> (loss: Double, accuracy: Double) {
-        try checkLoss(loss, outputSize: outputSize)
+        try checkLoss(loss, outputSize: outputSize, targets: data.targets)
         try validate(data)
         if useHead && featureHead == nil { throw GatedNetError.unsupported("feature head: this network has none") }
         return evaluateUnchecked(data, loss: loss, target: useHead ? .featureHead : .network)
@@ -188,12 +198,14 @@ extension GatedNetwork {
         sums.withUnsafeMutableBufferPointer { partial in
             forEachChunkInParallel(rows: data.rows, chunk: evaluationChunk) { start, rows, ws, part in
                 forward(data.x + start * inputSize, rows: rows, ws: ws, target: target)
-                let r = loss.evaluate(outputs: ws.out.pointer, labels: data.y + start, rows: rows, k: outputSize,
-                                      grad: nil, scaleRows: rows)
+                let r = loss.evaluate(outputs: ws.out.pointer, targets: data.targets.fromRow(start, k: outputSize),
+                                      rows: rows, k: outputSize, grad: nil, scaleRows: rows)
                 partial[part].loss += r.loss; partial[part].correct += r.correct
             }
         }
-        return ((sums[0].loss + sums[1].loss) / Double(data.rows), Double(sums[0].correct + sums[1].correct) / Double(data.rows))
+        let correct = sums[0].correct + sums[1].correct
+        return ((sums[0].loss + sums[1].loss) / Double(data.rows),
+                data.targets.areLabels ? Double(correct) / Double(data.rows) : .nan)
     }
 
     /// Outputs for `rows` rows of x (rows × inputSize) into out (rows × outputSize).

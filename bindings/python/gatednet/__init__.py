@@ -60,7 +60,9 @@ Inputs
 
     Labels ``y`` are 1-D integer or bool buffers with one entry per row of ``x``: int32
     C-contiguous is used in place; other integer dtypes and bool are copied (values must fit in
-    int32); the kernel helpers take labels the same way. Wrong shapes
+    int32); the kernel helpers take labels the same way. ``fit`` and ``evaluate`` also take
+    real-valued targets (regression): a float ``y`` of shape ``(n, output_size)``, or ``(n,)``
+    when output_size is 1, converted like ``x``; they train and score with the squared loss. Wrong shapes
     raise ``ValueError`` naming the argument. NaN/Inf in inputs raise ``ArgumentError``
     (a ``ValueError``).
 
@@ -288,8 +290,13 @@ class _Shared:
             if bar is not None:
                 bar.close()
 
-    def evaluate(self, x, y, loss="cross_entropy"):
-        """Mean loss and accuracy over (x, y): ``{"loss": float, "accuracy": float}``."""
+    def evaluate(self, x, y, loss=None):
+        """Mean loss and accuracy over (x, y): ``{"loss": float, "accuracy": float}``.
+
+        Integer ``y``: class labels, ``loss`` "cross_entropy" (default) or "squared". Float
+        ``y`` (n x output_size, or (n,) for one output): real-valued targets; the loss is the
+        squared loss 0.5 ||out - y||^2 averaged over rows (the only one they take) and the
+        accuracy is NaN."""
         mean_loss, accuracy = self._evaluate(x, y, _code(loss, _LOSSES, "loss"))
         return {"loss": mean_loss, "accuracy": accuracy}
 
@@ -496,7 +503,7 @@ class Network(_Shared, _core.Network):
 
     # ---- training and evaluation --------------------------------------------------------------
 
-    def fit(self, x, y, epochs=1, *, batch_size=32, lr=3e-4, optimizer="adam", loss="cross_entropy",
+    def fit(self, x, y, epochs=1, *, batch_size=32, lr=3e-4, optimizer="adam", loss=None,
             momentum=0.9, weight_decay=0.0, adam_betas=(0.9, 0.999), adam_epsilon=1e-8,
             shuffle_seed=0, validation_data=None, train_feature_head=False, callback=None, progress=False):
         """Train for ``epochs`` epochs; returns one metrics dict per epoch run.
@@ -517,7 +524,11 @@ class Network(_Shared, _core.Network):
 
         ``lr``: the learning rate, a number > 0 (None is an error, not the default).
         ``optimizer``: "adam" (``adam_betas``, ``adam_epsilon``) or "sgd" (``momentum``);
-        ``loss``: "cross_entropy" or "squared"; ``weight_decay``: L2 coefficient; epoch e of
+        ``loss``: "cross_entropy" or "squared"; the default is cross-entropy for integer labels
+        ``y``. A float ``y`` (n x output_size, or (n,) for one output) holds real-valued targets:
+        regression with the squared loss 0.5 ||out - y||^2 (the default for them, and the only
+        loss they take; a float ``y_test`` goes with them), whose ``train_accuracy`` and
+        ``test_accuracy`` are NaN. ``weight_decay``: L2 coefficient; epoch e of
         the network's life is shuffled from (``shuffle_seed``, e). ``train_feature_head``: train
         the feature net alone through its own head. Frozen parts are not updated. If the loss
         diverges, the network is restored to its state before the call and ArgumentError is
@@ -1003,13 +1014,13 @@ class ConvNetwork(_Shared, _core.ConvNetwork):
 
     # ---- training and evaluation --------------------------------------------------------------
 
-    def fit(self, x, y, epochs=1, *, batch_size=32, lr=3e-4, optimizer="adam", loss="cross_entropy",
+    def fit(self, x, y, epochs=1, *, batch_size=32, lr=3e-4, optimizer="adam", loss=None,
             momentum=0.9, weight_decay=0.0, adam_betas=(0.9, 0.999), adam_epsilon=1e-8,
             shuffle_seed=0, validation_data=None, callback=None, progress=False):
         """Train for ``epochs`` epochs; returns one metrics dict per epoch run.
 
-        Same options, metrics, callback, ``progress`` bar, Ctrl-C and divergence semantics as
-        :meth:`Network.fit` (conv nets have no feature head, so there is no
+        Same options (float ``y`` for regression), metrics, callback, ``progress`` bar, Ctrl-C
+        and divergence semantics as :meth:`Network.fit` (conv nets have no feature head, so there is no
         ``train_feature_head``)."""
         return self._fit(x, y, epochs, batch_size, lr, optimizer, loss, momentum, weight_decay, adam_betas,
                          adam_epsilon, shuffle_seed, validation_data, callback, progress)

@@ -277,16 +277,54 @@ fail:
     return -1;
 }
 
-int gnpy_input_f32_values(PyObject *obj, const char *name, Py_ssize_t count, gnpy_input *in) {
+/* The format code of obj's buffer, 0 if it has none (no exception left set). */
+static char probe_format(PyObject *obj) {
     Py_buffer probe;
     char code = 0;
-    memset(in, 0, sizeof *in);
     if (PyObject_CheckBuffer(obj) && PyObject_GetBuffer(obj, &probe, PyBUF_STRIDES | PyBUF_FORMAT) == 0) {
         code = format_code(probe.format);
         PyBuffer_Release(&probe);
     } else {
         PyErr_Clear();
     }
+    return code;
+}
+
+int gnpy_is_float_buffer(PyObject *obj) {
+    char code = probe_format(obj);
+    return code == 'f' || code == 'd';
+}
+
+static int targets_shape(const Py_buffer *v, const char *name, Py_ssize_t cols, gnpy_input *in) {
+    int ok = (v->ndim == 2 && v->shape[1] == cols) || (v->ndim == 1 && cols == 1);
+    if (!ok) {
+        char expected[96];
+        if (cols == 1) snprintf(expected, sizeof expected, "a buffer of shape (n,) or (n, 1)");
+        else snprintf(expected, sizeof expected, "a 2-D buffer of shape (n, %zd)", cols);
+        shape_error(name, v, expected);
+        return -1;
+    }
+    in->rows = v->shape[0];
+    in->cols = cols;
+    in->ld = cols;
+    return 0;
+}
+
+int gnpy_input_f32_targets(PyObject *obj, const char *name, Py_ssize_t rows, Py_ssize_t cols, gnpy_input *in) {
+    if (float_input(obj, name, in, -1, targets_shape, cols) < 0) return -1;
+    if (in->rows != rows) {
+        char expected[96];
+        snprintf(expected, sizeof expected, "%zd rows (one per row of x)", rows);
+        shape_error(name, &in->view, expected);
+        gnpy_input_release(in);
+        return -1;
+    }
+    return 0;
+}
+
+int gnpy_input_f32_values(PyObject *obj, const char *name, Py_ssize_t count, gnpy_input *in) {
+    memset(in, 0, sizeof *in);
+    char code = probe_format(obj);
     if (code == 'f' || code == 'd' || code == 0) return gnpy_input_f32_flat(obj, name, count, in);
     /* Integer or bool values: through the label reader (1-D, range-checked), then to float. */
     gnpy_input labels;

@@ -413,6 +413,12 @@ static int train_interrupt(void *user) {
     return stop;
 }
 
+static void regression_loss_error(int loss) {
+    PyErr_Format(PyExc_ValueError, "loss: float y are real-valued targets, which take loss=\"squared\" only "
+                                   "(got %s); class labels are integer arrays",
+                 loss == GN_LOSS_CROSS_ENTROPY ? "\"cross_entropy\"" : "an unknown loss");
+}
+
 PyObject *gnpy_handle_train(GNPy_Handle *self, PyObject *args, PyObject *kwargs) {
     static char *kwlist_head[] = {"x", "y", "x_test", "y_test", "optimizer", "loss", "learning_rate",
                                   "momentum", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon",
@@ -444,7 +450,9 @@ PyObject *gnpy_handle_train(GNPy_Handle *self, PyObject *args, PyObject *kwargs)
     }
     gn_train_options o;
     gn_train_options_init(&o);
-    int opt = o.optimizer, ls = o.loss;
+    /* Float y: real-valued targets (regression), whose loss is the squared loss. */
+    int regression = gnpy_is_float_buffer(y_obj);
+    int opt = o.optimizer, ls = regression ? GN_LOSS_SQUARED : o.loss;
     if (gnpy_opt_int(optimizer, "optimizer", &opt) < 0 || gnpy_opt_int(loss, "loss", &ls) < 0 ||
         gnpy_opt_float(lr, "learning_rate", &o.learning_rate) < 0 ||
         gnpy_opt_float(momentum, "momentum", &o.momentum) < 0 ||
@@ -457,16 +465,25 @@ PyObject *gnpy_handle_train(GNPy_Handle *self, PyObject *args, PyObject *kwargs)
         return NULL;
     o.optimizer = (gn_optimizer)opt;
     o.loss = (gn_loss)ls;
+    if (regression && ls != GN_LOSS_SQUARED) {
+        regression_loss_error(ls);
+        return NULL;
+    }
 
     if (gnpy_begin(self) < 0) return NULL;
     gnpy_input x = {0}, y = {0}, xt = {0}, yt = {0};
     PyObject *result = NULL;
     train_context ctx = {0};
+    int64_t k = regression ? ops->output_size(self->net) : 0;
     if (ops->input(self, x_obj, "x", &x) < 0) goto done;
-    if (gnpy_input_i32_vector(y_obj, "y", x.rows, &y) < 0) goto done;
+    if ((regression ? gnpy_input_f32_targets(y_obj, "y", x.rows, k, &y)
+                    : gnpy_input_i32_vector(y_obj, "y", x.rows, &y)) < 0)
+        goto done;
     if (xt_obj != Py_None) {
         if (ops->input(self, xt_obj, "x_test", &xt) < 0) goto done;
-        if (gnpy_input_i32_vector(yt_obj, "y_test", xt.rows, &yt) < 0) goto done;
+        if ((regression ? gnpy_input_f32_targets(yt_obj, "y_test", xt.rows, k, &yt)
+                        : gnpy_input_i32_vector(yt_obj, "y_test", xt.rows, &yt)) < 0)
+            goto done;
     }
     ctx.history = PyList_New(0);
     if (ctx.history == NULL) goto done;
@@ -477,8 +494,9 @@ PyObject *gnpy_handle_train(GNPy_Handle *self, PyObject *args, PyObject *kwargs)
     o.interrupt = train_interrupt;
     int64_t run = 0;
     ctx.base.tstate = PyEval_SaveThread();
-    gn_status s = ops->train(self->net, x.data, y.data, x.rows, xt.data, yt.data, ctx.has_test ? xt.rows : 0, &o,
-                             &run);
+    int64_t nt = ctx.has_test ? xt.rows : 0;
+    gn_status s = regression ? ops->train_regression(self->net, x.data, y.data, x.rows, xt.data, yt.data, nt, &o, &run)
+                             : ops->train(self->net, x.data, y.data, x.rows, xt.data, yt.data, nt, &o, &run);
     PyEval_RestoreThread(ctx.base.tstate);
     if (ctx.base.failed) {
         PyErr_Restore(ctx.base.exc_type, ctx.base.exc_value, ctx.base.exc_tb);
@@ -502,18 +520,28 @@ done:
 
 PyObject *gnpy_handle_evaluate(GNPy_Handle *self, PyObject *args, PyObject *kwargs) {
     static char *kwlist[] = {"x", "y", "loss", NULL};
-    PyObject *x_obj, *y_obj;
-    int loss = GN_LOSS_CROSS_ENTROPY;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|i:evaluate", kwlist, &x_obj, &y_obj, &loss)) return NULL;
+    PyObject *x_obj, *y_obj, *loss_obj = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|O:evaluate", kwlist, &x_obj, &y_obj, &loss_obj)) return NULL;
+    /* Float y: real-valued targets, the squared loss only (the default for them); accuracy NaN. */
+    int regression = gnpy_is_float_buffer(y_obj);
+    int loss = regression ? GN_LOSS_SQUARED : GN_LOSS_CROSS_ENTROPY;
+    if (gnpy_opt_int(loss_obj, "loss", &loss) < 0) return NULL;
+    if (regression && loss != GN_LOSS_SQUARED) {
+        regression_loss_error(loss);
+        return NULL;
+    }
     if (gnpy_begin(self) < 0) return NULL;
     gnpy_input x = {0}, y = {0};
     PyObject *r = NULL;
     if (self->ops->input(self, x_obj, "x", &x) < 0) goto done;
-    if (gnpy_input_i32_vector(y_obj, "y", x.rows, &y) < 0) goto done;
+    if ((regression ? gnpy_input_f32_targets(y_obj, "y", x.rows, self->ops->output_size(self->net), &y)
+                    : gnpy_input_i32_vector(y_obj, "y", x.rows, &y)) < 0)
+        goto done;
     double mean_loss = NAN, accuracy = NAN;
     gn_status s;
     Py_BEGIN_ALLOW_THREADS
-    s = self->ops->evaluate(self->net, x.data, y.data, x.rows, (gn_loss)loss, &mean_loss, &accuracy);
+    s = regression ? self->ops->evaluate_regression(self->net, x.data, y.data, x.rows, &mean_loss)
+                   : self->ops->evaluate(self->net, x.data, y.data, x.rows, (gn_loss)loss, &mean_loss, &accuracy);
     Py_END_ALLOW_THREADS
     if (s != GN_OK) gnpy_raise(s);
     else r = Py_BuildValue("(dd)", mean_loss, accuracy);

@@ -62,6 +62,11 @@ int gnpy_input_f32_matrix(PyObject *obj, const char *name, Py_ssize_t cols, gnpy
 /* y: 1-D integer labels of length `rows` (rows < 0: any); int32 in place, other integer
  * types copied with a range check. */
 int gnpy_input_i32_vector(PyObject *obj, const char *name, Py_ssize_t rows, gnpy_input *in);
+/* Whether obj is a float32 or float64 buffer (real-valued targets rather than labels). */
+int gnpy_is_float_buffer(PyObject *obj);
+/* Real-valued targets: a float buffer of shape (rows, cols), or (rows,) when cols == 1;
+ * converted like x. */
+int gnpy_input_f32_targets(PyObject *obj, const char *name, Py_ssize_t rows, Py_ssize_t cols, gnpy_input *in);
 /* A 1-D or N-D float32 array of exactly `count` elements (set_weights). */
 int gnpy_input_f32_flat(PyObject *obj, const char *name, Py_ssize_t count, gnpy_input *in);
 /* `count` values as float32: float buffers as gnpy_input_f32_flat; a 1-D integer or bool buffer
@@ -135,6 +140,12 @@ struct gnpy_handle_ops {
                         int64_t n_b, float *out, int64_t ld_out, int64_t capacity);
     gn_status (*train)(void *net, const float *x, const int32_t *y, int64_t n, const float *x_test,
                        const int32_t *y_test, int64_t n_test, const gn_train_options *opts, int64_t *epochs_run);
+    /* Regression: real-valued targets t (n x output_size), the squared loss. */
+    gn_status (*train_regression)(void *net, const float *x, const float *t, int64_t n, const float *x_test,
+                                  const float *t_test, int64_t n_test, const gn_train_options *opts,
+                                  int64_t *epochs_run);
+    gn_status (*evaluate_regression)(const void *net, const float *x, const float *t, int64_t n, double *mean_loss);
+    int64_t (*output_size)(const void *net); /* -1 if the handle is not live */
     gn_status (*save)(const void *net, const char *path, unsigned flags);
     gn_status (*load)(const char *path, void **out);
     gn_status (*serialize)(const void *net, unsigned flags, void *buf, size_t capacity, size_t *needed);
@@ -143,7 +154,8 @@ struct gnpy_handle_ops {
 
 /* Defines `static const gnpy_handle_ops NAME` for handle type T (gn_network or gn_conv_network)
  * whose C functions are named T_free, T_clone, ... and whose train / evaluate calls are TRAIN
- * and EVALUATE, and KERNEL the gnpy_handle_ops.kernel adapter,
+ * and EVALUATE (TRAIN##_regression, EVALUATE##_regression with real-valued targets), and KERNEL
+ * the gnpy_handle_ops.kernel adapter,
  * and the classmethods NAME_load_method and NAME_from_bytes_method (see GNPY_HANDLE_METHODS). */
 #define GNPY_HANDLE_OPS(NAME, T, TRAIN, EVALUATE, KERNEL, TYPE, PUBLIC, BUSY, INPUT, HEAD)                \
     static void NAME##_free(void *n) { T##_free(n); }                                                       \
@@ -168,6 +180,21 @@ struct gnpy_handle_ops {
                                   const int32_t *yt, int64_t nt, const gn_train_options *o, int64_t *run) { \
         return TRAIN(n, x, y, rows, xt, yt, nt, o, NULL, 0, run);                                           \
     }                                                                                                       \
+    static gn_status NAME##_train_regression(void *n, const float *x, const float *t, int64_t rows,         \
+                                             const float *xt, const float *tt, int64_t nt,                  \
+                                             const gn_train_options *o, int64_t *run) {                     \
+        return TRAIN##_regression(n, x, t, rows, xt, tt, nt, o, NULL, 0, run);                              \
+    }                                                                                                       \
+    static gn_status NAME##_evaluate_regression(const void *n, const float *x, const float *t, int64_t rows, \
+                                                double *mean_loss) {                                        \
+        return EVALUATE##_regression(n, x, t, rows, mean_loss);                                             \
+    }                                                                                                       \
+    static int64_t NAME##_output_size(const void *n) {                                                      \
+        T##_info info;                                                                                      \
+        memset(&info, 0, sizeof info);                                                                      \
+        info.struct_size = sizeof info;                                                                     \
+        return T##_get_info(n, &info) == GN_OK ? info.output_size : -1;                                     \
+    }                                                                                                       \
     static gn_status NAME##_save(const void *n, const char *path, unsigned flags) {                        \
         return T##_save(n, path, flags);                                                                    \
     }                                                                                                       \
@@ -191,6 +218,8 @@ struct gnpy_handle_ops {
         .input = INPUT, .free = NAME##_free, .clone = NAME##_clone, .describe = NAME##_describe,            \
         .set_frozen = NAME##_set_frozen, .copy_feature_weights = NAME##_copy_feature_weights,               \
         .evaluate = NAME##_evaluate, .kernel = KERNEL, .train = NAME##_train, .save = NAME##_save,          \
+        .train_regression = NAME##_train_regression, .evaluate_regression = NAME##_evaluate_regression,     \
+        .output_size = NAME##_output_size,                                                                  \
         .load = NAME##_load, .serialize = NAME##_serialize, .deserialize = NAME##_deserialize,              \
     };                                                                                                      \
     static PyObject *NAME##_load_method(PyObject *cls, PyObject *path) {                                    \
@@ -231,7 +260,7 @@ int gnpy_begin_gate_source(GNPy_Handle *self, PyObject *source, GNPy_Handle **sr
     {"_train", (PyCFunction)(void (*)(void))gnpy_handle_train, METH_VARARGS | METH_KEYWORDS,                 \
      "_train(x, y, ...) -> list"},                                                                           \
     {"_evaluate", (PyCFunction)(void (*)(void))gnpy_handle_evaluate, METH_VARARGS | METH_KEYWORDS,           \
-     "_evaluate(x, y, loss=0) -> (mean_loss, accuracy)"},                                                    \
+     "_evaluate(x, y, loss=None) -> (mean_loss, accuracy)"},                                                 \
     {"to_bytes", (PyCFunction)(void (*)(void))gnpy_handle_to_bytes, METH_VARARGS | METH_KEYWORDS,            \
      "to_bytes(optimizer_state=False) -> bytes\n\nThe save() format in memory."}
 

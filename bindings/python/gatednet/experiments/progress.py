@@ -7,6 +7,7 @@ installed, plain text lines otherwise.
 """
 from __future__ import annotations
 
+import math
 import sys
 import time
 
@@ -15,20 +16,27 @@ __all__ = ["Display", "report", "fit_callback"]
 _active = None  # the Display of this process, if a run is in progress here
 
 
-def report(model, epoch=None, epochs=None, accuracy=None):
-    """Tell the display that ``model`` finished ``epoch`` of ``epochs`` with ``accuracy`` (0..1)."""
+def report(model, epoch=None, epochs=None, accuracy=None, loss=None):
+    """Tell the display that ``model`` finished ``epoch`` of ``epochs`` with ``accuracy`` (0..1),
+    or with ``loss`` (regression, where accuracy is undefined)."""
     if _active is not None:
-        _active.epoch(model, epoch, epochs, accuracy)
+        _active.epoch(model, epoch, epochs, accuracy, loss)
+
+
+def _finite(v):
+    return v is not None and math.isfinite(v)
 
 
 def fit_callback(model):
-    """A ``Network.fit`` callback that reports each epoch (test accuracy if validation data,
-    else train accuracy) under the name ``model``."""
+    """A ``Network.fit`` callback that reports each epoch under the name ``model``: the test
+    accuracy if validation data, else the train accuracy; for regression (accuracy NaN) the
+    test or train loss."""
     def callback(m):
-        acc = m.get("test_accuracy")
+        acc = next((a for a in (m.get("test_accuracy"), m.get("train_accuracy")) if _finite(a)), None)
+        loss = None
         if acc is None:
-            acc = m.get("train_accuracy")
-        report(model, m.get("epoch_in_call"), m.get("epochs_in_call"), acc)
+            loss = next((v for v in (m.get("test_loss"), m.get("train_loss")) if _finite(v)), None)
+        report(model, m.get("epoch_in_call"), m.get("epochs_in_call"), acc, loss)
     return callback
 
 
@@ -79,12 +87,14 @@ class Display:
         per_task = (time.monotonic() - self.start) / self.fresh
         return per_task * (self.total - self.done)
 
-    def epoch(self, model, epoch, epochs, accuracy):
+    def epoch(self, model, epoch, epochs, accuracy, loss=None):
         parts = [str(model)]
         if epoch is not None:
             parts.append(f"epoch {epoch}/{epochs}" if epochs else f"epoch {epoch}")
         if accuracy is not None:
             parts.append(f"acc {accuracy:.3f}")
+        elif loss is not None:
+            parts.append(f"loss {loss:.4g}")
         self.state = " ".join(parts)
         if self.bar is not None:
             self.bar.set_postfix_str(self.state, refresh=True)

@@ -1,21 +1,20 @@
-"""dlgn-halfspaces — "Half-Space Feature Learning in Neural Networks", §4 and Figures 2, 3, 6.
+"""dlgn-halfspaces — "Half-Space Feature Learning in Neural Networks", §4 and Figures 2, 3, 5, 6.
 
-Setup (paper §4): inputs on the unit circle; the target varies slowly on the upper half
-(y > 0) and fast on the lower half. Three nets with 5 hidden layers of 16 neurons: a ReLU net,
-a DLGN-PWC (linear gating net, soft gates β = 10, all-ones value input) and the same DLGN-PWC
-with its gating net frozen at initialisation (no feature learning). Every DLGN gating neuron
-is on exactly on a half-space ``<u, x> + c > 0``: we plot these lines per layer, the learnt
-regions, and measure where the paths go.
+Setup (paper §4): a 2-D regression dataset on the unit circle whose target varies slowly on the
+upper half (y > 0) and fast on the lower half. Here t = sin(f θ) with f = 2 on the upper half and
+12 on the lower (continuous at θ = 0 and π), fitted with the squared loss on the values. Three
+nets with 5 hidden layers of 16 neurons: a ReLU net, a DLGN-PWC (linear gating net, soft gates
+β = 10, all-ones value input) and the same DLGN-PWC with its gating net frozen at initialisation
+(no feature learning). Every DLGN gating neuron is on exactly on a half-space ``<u, x> + c > 0``:
+we plot these lines per layer, the learnt function, the test MSE of each half over training, and
+measure where the paths go.
 
-Differences: the paper regresses a real-valued target; the library's squared loss takes class
-labels, so the target here is the sign of ``sin(f θ)`` (f = 2 on the upper half, 12 on the lower)
-as ±1 with the squared loss. Biases are on (hyperplanes need offsets). Adam 1e-3, batch 32.
-``paper``: 1,000 training points, 2,000 epochs (the paper: ReLU and DLGN converge in ~200 epochs,
-frozen gates > 2,000), 5 seeds. Run time (15 tasks), measured by ``python -m gatednet.experiments run
-dlgn-halfspaces --size paper --probe --probe-steps 5`` (2026-11-28, 2 cores shared with other jobs
-at a load average of ~17; RESULTS-papers-probe.md): 28 minutes serial at that load (an upper
-bound), 5 minutes with both cores busy (the idle-machine figure); tiny nets, so the time is
-per-minibatch overhead (~1.6 ms a step at that load).
+Differences: the paper does not state its frequencies or its number of points; f = 2 / 12 and
+1,000 points are ours. Biases are on (hyperplanes need offsets). Adam 1e-3, batch 32. Training
+runs in chunks ending at checkpoint epochs (1, 2, 5, 10, ... and a tenth of the epochs) where
+each half's test MSE is measured; chunks compose bit for bit into one run. ``paper``: 2,000
+epochs (the paper: ReLU and DLGN converge in ~200 epochs, frozen gates > 2,000), 5 seeds — about
+15 minutes on 2 cores (tiny nets; the time is per-minibatch overhead).
 """
 from __future__ import annotations
 
@@ -29,32 +28,55 @@ from gatednet.experiments.common import derive_seed, train
 
 RELU, DLGN, FROZEN = "ReLU", "DLGN-PWC", "DLGN-PWC, gating frozen at init"
 KEYS = {RELU: "relu", DLGN: "dlgn", FROZEN: "frozen"}
+MSE_UP, MSE_LOW = "test MSE, upper half (low frequency)", "test MSE, lower half (high frequency)"
+EARLY = "test MSE lower / upper half at a tenth of the epochs"
+PATHS = "active paths upper / lower half"
+LAST_TOP, FIRST_TOP = ("last layer: share of neurons on mostly in the upper half",
+                       "first layer: share of neurons on mostly in the upper half")
 
 
 def circle(n, seed, low=2, high=12):
-    """n points on the unit circle; label 1{sin(f θ) > 0}, f = low on the upper half, high below."""
+    """n points on the unit circle and the target sin(f θ), f = low on the upper half, high below."""
     theta = np.random.default_rng(seed).uniform(0, 2 * math.pi, n)
     x = np.stack([np.cos(theta), np.sin(theta)], axis=1).astype(np.float32)
     f = np.where(np.sin(theta) > 0, low, high)
-    return x, (np.sin(f * theta) > 0).astype(np.int32), theta
+    return x, np.sin(f * theta).astype(np.float32), theta
+
+
+def checkpoints(epochs):
+    """Epochs after which each half's test MSE is measured: 1, 2, 5, 10, 20, 50, ..., a tenth of
+    the epochs, and the last."""
+    marks = {max(1, epochs // 10), epochs}
+    for scale in (1, 10, 100, 1000, 10000):
+        marks.update(m * scale for m in (1, 2, 5) if m * scale < epochs)
+    return sorted(marks)
+
+
+def half_mse(net, x, t, top):
+    """Mean squared error (out − t)² of the test points of each half: (upper, lower)."""
+    err = (np.asarray(net.predict(x), dtype=np.float64)[:, 0] - t) ** 2
+    return float(err[top == 1].mean()), float(err[top == 0].mean())
 
 
 def run_model(model, seed, width, depth, n_train, n_test, epochs, lr, batch, low, high, grid):
-    x, y, _ = circle(n_train, derive_seed("circle-train", seed), low, high)
-    xt, yt, tt = circle(n_test, derive_seed("circle-test", seed), low, high)
+    x, t, _ = circle(n_train, derive_seed("circle-train", seed), low, high)
+    xt, tt, _ = circle(n_test, derive_seed("circle-test", seed), low, high)
     top = (xt[:, 1] > 0).astype(np.int32)  # 1 = upper (low-frequency) half
     regime = "relu" if model == RELU else "dlgn_pwc"
     hidden = [width] * (depth - 1)
     with gn.Network(2, hidden, 1, regime, bias=True, seed=derive_seed("halfspaces", model, seed)) as net:
         if model == FROZEN:
             net.freeze("feature")
-        train(net, x, y, epochs, f"{model} seed {seed}", (xt, yt), batch_size=batch, lr=lr,
-              loss="squared", shuffle_seed=derive_seed("shuffle", seed))
-        train_loss = net.evaluate(x, y, loss="squared")["loss"]
-        test_acc = 100 * net.evaluate(xt, yt, loss="squared")["accuracy"]
+        curve = [(0, *half_mse(net, xt, tt, top))]
+        for mark in checkpoints(epochs):
+            train(net, x, t, mark - net.epochs_trained, f"{model} seed {seed}", batch_size=batch, lr=lr,
+                  loss="squared", shuffle_seed=derive_seed("shuffle", seed))
+            curve.append((mark, *half_mse(net, xt, tt, top)))
+        early = next(c for c in curve if c[0] == max(1, epochs // 10))
+        train_loss = net.evaluate(x, t)["loss"]
         means, _counts = net.active_paths_by_group(xt, top, 2)
         means = np.asarray(means)
-        out = {"model": model, "seed": seed, "train_loss": train_loss, "test_accuracy": test_acc,
+        out = {"model": model, "seed": seed, "train_loss": train_loss, "curve": curve,
                "paths_top": float(means[1]), "paths_bottom": float(means[0])}
         # gate of every neuron on the test points: share of neurons on mostly for the upper half
         prefer_top = []
@@ -65,6 +87,8 @@ def run_model(model, seed, width, depth, n_train, n_test, epochs, lr, batch, low
         s = np.linspace(-1.5, 1.5, grid, dtype=np.float32)
         gx, gy = np.meshgrid(s, s)
         out["grid"] = np.asarray(net.predict(np.stack([gx.ravel(), gy.ravel()], 1))).reshape(grid, grid).tolist()
+        order = np.argsort(np.arctan2(xt[:, 1], xt[:, 0]) % (2 * math.pi))
+        out["fit"] = np.asarray(net.predict(xt[order]))[:, 0].tolist()
         if model != RELU:
             planes, align = [], []
             for layer in range(depth - 1):
@@ -75,10 +99,10 @@ def run_model(model, seed, width, depth, n_train, n_test, epochs, lr, batch, low
                 align.append(float(c[~np.eye(len(u), dtype=bool)].mean()))
             out["hyperplanes"], out["alignment"] = planes, align
     setting = f"circle f={low}/{high}"
-    metrics = {"train loss (squared)": train_loss, "test accuracy %": test_acc,
-               "active paths upper / lower half": out["paths_top"] / max(out["paths_bottom"], 1e-300),
-               "last layer: share of neurons on mostly in the upper half": prefer_top[-1],
-               "first layer: share of neurons on mostly in the upper half": prefer_top[0]}
+    metrics = {"train loss (squared)": train_loss, MSE_UP: curve[-1][1], MSE_LOW: curve[-1][2],
+               EARLY: early[2] / max(early[1], 1e-300),
+               PATHS: out["paths_top"] / max(out["paths_bottom"], 1e-300),
+               LAST_TOP: prefer_top[-1], FIRST_TOP: prefer_top[0]}
     if model != RELU:
         metrics["first layer normals: mean |cos|"] = out["alignment"][0]
         metrics["last layer normals: mean |cos|"] = out["alignment"][-1]
@@ -93,27 +117,32 @@ def tasks(s, seeds, data):
         for m in (RELU, DLGN, FROZEN) for seed in seeds]
 
 
-def _one_setting(res):
-    return res.settings()[0]
-
-
 def feature_learning_helps(res, s):
     a, b = res.mean(DLGN, "train loss (squared)"), res.mean(FROZEN, "train loss (squared)")
     return a < b, f"train loss: DLGN-PWC {a:.4f} vs gating frozen {b:.4f} (lower with learning?)"
 
 
+def easy_half_first(res, s):
+    parts, ok = [], True
+    for model in (RELU, DLGN):
+        r = res.mean(model, EARLY)
+        ok &= r > 1
+        parts.append(f"{model} {r:.2f}")
+    return ok, "test MSE lower / upper half at a tenth of the epochs: " + ", ".join(parts) + " (> 1?)"
+
+
 def paths_prefer_easy_half(res, s):
     parts, ok = [], True
     for model in (RELU, DLGN):
-        r = res.mean(model, "active paths upper / lower half")
+        r = res.mean(model, PATHS)
         ok &= r > 1
         parts.append(f"{model} {r:.2f}")
     return ok, "active paths upper/lower half: " + ", ".join(parts) + " (> 1?)"
 
 
 def last_layer_on_easy_half(res, s):
-    last = res.mean(DLGN, "last layer: share of neurons on mostly in the upper half")
-    first = res.mean(DLGN, "first layer: share of neurons on mostly in the upper half")
+    last = res.mean(DLGN, LAST_TOP)
+    first = res.mean(DLGN, FIRST_TOP)
     return last > 0.5 and last > first, (f"DLGN-PWC neurons on mostly in the upper half: last layer {last:.2f}, "
                                          f"first layer {first:.2f} (last > 0.5 and > first?)")
 
@@ -132,20 +161,20 @@ def plots(results, rows, s, out_dir):
     by = {(r["model"], r["seed"]): r for r in results.values()}
     seed = min(k[1] for k in by)
     files = []
-    x, y, _ = circle(s["n_test"], derive_seed("circle-test", seed), s["low"], s["high"])
+    x, t, theta = circle(s["n_test"], derive_seed("circle-test", seed), s["low"], s["high"])
     # hyperplanes of every DLGN-PWC layer, trained and frozen-at-init
     for model in (DLGN, FROZEN):
         r = by[(model, seed)]
         layers = r["hyperplanes"]
         fig, axes = plt.subplots(1, len(layers), figsize=(2.6 * len(layers), 2.8))
         for layer, (ax, p) in enumerate(zip(np.atleast_1d(axes), layers)):
-            ax.scatter(x[:, 0], x[:, 1], c=y, s=3, cmap="coolwarm")
-            t = np.linspace(-1.5, 1.5, 2)
+            ax.scatter(x[:, 0], x[:, 1], c=t, s=3, cmap="coolwarm", vmin=-1, vmax=1)
+            u = np.linspace(-1.5, 1.5, 2)
             for (a, b), c in zip(p["normals"], p["offsets"]):
                 if abs(b) > abs(a):
-                    ax.plot(t, -(a * t + c) / b, lw=0.7, color="k", alpha=0.6)
+                    ax.plot(u, -(a * u + c) / b, lw=0.7, color="k", alpha=0.6)
                 else:
-                    ax.plot(-(b * t + c) / (a if a else 1e-12), t, lw=0.7, color="k", alpha=0.6)
+                    ax.plot(-(b * u + c) / (a if a else 1e-12), u, lw=0.7, color="k", alpha=0.6)
             ax.set_xlim(-1.5, 1.5)
             ax.set_ylim(-1.5, 1.5)
             ax.set_aspect("equal")
@@ -155,17 +184,42 @@ def plots(results, rows, s, out_dir):
         fig.suptitle(f"{model}: effective hyperplanes <u, x> + c = 0 of every gating neuron (seed {seed})",
                      fontsize=10)
         files.append(save(fig, out_dir, f"hyperplanes_{KEYS[model]}.png"))
-    # learnt regions
     models = [m for m in (RELU, DLGN, FROZEN) if (m, seed) in by]
+    # learnt function on the plane, the target on the circle
     fig, axes = plt.subplots(1, len(models), figsize=(3.4 * len(models), 3.2))
     for ax, m in zip(np.atleast_1d(axes), models):
         g = np.asarray(by[(m, seed)]["grid"])
         ax.imshow(g, origin="lower", extent=(-1.5, 1.5, -1.5, 1.5), cmap="coolwarm", vmin=-1.5, vmax=1.5)
-        ax.scatter(x[:, 0], x[:, 1], c=y, s=2, cmap="coolwarm", edgecolors="none")
-        ax.set_title(f"{m}\ntest acc {by[(m, seed)]['test_accuracy']:.1f} %", fontsize=9)
+        ax.scatter(x[:, 0], x[:, 1], c=t, s=2, cmap="coolwarm", vmin=-1, vmax=1, edgecolors="none")
+        c = by[(m, seed)]["curve"][-1]
+        ax.set_title(f"{m}\ntest MSE upper {c[1]:.3g}, lower {c[2]:.3g}", fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
     files.append(save(fig, out_dir, "regions.png"))
+    # the fit along the circle (Figure 5)
+    order = np.argsort(theta % (2 * math.pi))
+    fig, ax = plt.subplots(figsize=(7, 3))
+    ax.plot(theta[order], t[order], color="k", lw=1.5, label="target sin(f θ)")
+    for m in models:
+        ax.plot(theta[order], by[(m, seed)]["fit"], lw=0.9, label=m)
+    ax.axvline(math.pi, color="gray", lw=0.5)
+    ax.set_xlabel("θ (upper half: 0 … π, lower half: π … 2π)")
+    ax.legend(fontsize=7)
+    files.append(save(fig, out_dir, "fit.png"))
+    # each half's test MSE over training, mean over seeds
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for m, color in zip(models, ("C0", "C1", "C2")):
+        curves = np.array([by[(mm, sd)]["curve"] for (mm, sd) in by if mm == m])
+        mean = curves.mean(axis=0)
+        ep = np.maximum(mean[:, 0], 0.5)  # epoch 0 drawn at 0.5 on the log axis
+        ax.plot(ep, mean[:, 1], color=color, marker="o", ms=3, label=f"{m}, upper")
+        ax.plot(ep, mean[:, 2], color=color, marker="o", ms=3, ls="--", label=f"{m}, lower")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch (0 drawn at 0.5)")
+    ax.set_ylabel("test MSE")
+    ax.legend(fontsize=6)
+    files.append(save(fig, out_dir, "mse_per_half.png"))
     # clustering of later layers: share of neurons on mostly in the upper half, per layer
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
     for m in models:
@@ -181,11 +235,12 @@ def plots(results, rows, s, out_dir):
 
 RECIPE = Recipe(
     name="dlgn-halfspaces",
-    title="DLGN gating neurons as half-spaces on a 2-D circle dataset: hyperplanes, regions, later-layer clustering",
+    title="DLGN gating neurons as half-spaces on a 2-D circle regression: hyperplanes, fit per half, "
+          "later-layer clustering",
     paper="Half-Space Feature Learning in Neural Networks",
-    reproduces="§4, Figures 2, 3 and 6",
-    paper_dataset="2-D circle (low / high frequency halves)",
-    dataset="2-D circle (synthetic, ±1 labels)",
+    reproduces="§4, Figures 2, 3, 5 and 6",
+    paper_dataset="2-D circle regression (low / high frequency halves)",
+    dataset="2-D circle (synthetic, real-valued target sin(f θ), f = 2 / 12)",
     sizes={
         "smoke": dict(seeds=1, width=16, depth=6, n_train=300, n_test=300, epochs=15, lr=1e-3, batch=32,
                       low=2, high=12, grid=40),
@@ -198,6 +253,8 @@ RECIPE = Recipe(
     claims=[
         Claim("Feature learning helps: a DLGN whose gating learns fits better than one with gating frozen "
               "at initialisation", feature_learning_helps),
+        Claim("The low-frequency (upper) half is learnt first: early in training its test MSE is below the "
+              "high-frequency half's", easy_half_first),
         Claim("More paths are active on the low-frequency (upper) half than on the high-frequency half",
               paths_prefer_easy_half),
         Claim("Most last-layer DLGN neurons become active mostly in the upper (low-frequency) half, "
@@ -206,12 +263,13 @@ RECIPE = Recipe(
               "first layer's", later_layers_cluster),
     ],
     paper_results=[
-        dict(setting="circle f=2/12", model=DLGN, metric="last layer: share of neurons on mostly in the upper half",
-             text="3 of 4 shown (Fig. 6)"),
-        dict(setting="circle f=2/12", model=DLGN, metric="active paths upper / lower half",
-             text="> 1 (Fig. 3c)"),
+        dict(setting="circle f=2/12", model=DLGN, metric=LAST_TOP, text="3 of 4 shown (Fig. 6)"),
+        dict(setting="circle f=2/12", model=DLGN, metric=PATHS, text="> 1 (Fig. 3c)"),
+        dict(setting="circle f=2/12", model=DLGN, metric=EARLY,
+             text="> 1 (Fig. 5: upper half learnt in a few epochs, lower > 100)"),
     ],
     plots=plots,
-    notes="""Binary ±1 labels with the squared loss replace the paper's real-valued regression target;
-the paper shows pictures rather than numbers, so its column holds the qualitative statements.""",
+    notes="""The paper shows pictures rather than numbers, so its column holds the qualitative statements.
+MSE is the mean of (output − target)² over the test points of one half; the train loss is the
+squared loss 0.5·(output − target)² averaged over the training points.""",
 )
