@@ -71,34 +71,59 @@ def _fake_recipe():
                   tasks=tasks)
 
 
-def test_extrapolation_of_a_fake_task_with_known_unit_times(tmp_path):
-    report = probe_recipe(_fake_recipe(), size="paper", out=tmp_path, steps=3, target_seconds=0.05, eval_rows=100,
-                          kernel_entries=10_000, stream=open(os.devnull, "w"),
-                          meter_options=dict(classes=(FakeNet,), module=types.SimpleNamespace()))
-    assert FakeNet.fit.__qualname__ == "FakeNet.fit"  # restored after the probe
-    assert [r["kind"] for r in report["rows"]] == ["e20", "e10"]
-    assert [r["tasks"] for r in report["rows"]] == [3, 3]
-    expected_total = 0.0
+def _probe_fake(out):
+    return probe_recipe(_fake_recipe(), size="paper", out=out, steps=3, target_seconds=0.05, eval_rows=100,
+                        kernel_entries=10_000, stream=open(os.devnull, "w"),
+                        meter_options=dict(classes=(FakeNet,), module=types.SimpleNamespace()))
+
+
+def _timing_errors(report):
+    """Unit times and totals of the fake probe that are off the known sleeps (empty if none)."""
+    errors, expected_total = [], 0.0
     for row, epochs in zip(report["rows"], (20, 10)):
         units = {u["what"]: u for u in row["units"]}
-        assert set(units) == {"train", "validation", "kernel npk"}
-        assert units["train"]["units"] == epochs * 100          # 3200 rows / batch 32 per epoch
-        assert units["validation"]["units"] == epochs * 1000
-        assert units["kernel npk"]["units"] == 1000 * 1000
-        assert units["train"]["unit_seconds"] == pytest.approx(STEP, rel=0.1)
-        assert units["validation"]["unit_seconds"] == pytest.approx(ROW, rel=0.3)
-        assert units["kernel npk"]["unit_seconds"] == pytest.approx(ENTRY, rel=0.3)
         per_task = FIXED + epochs * 100 * STEP + epochs * 1000 * ROW + 1e6 * ENTRY
-        assert row["per_task_seconds"] == pytest.approx(per_task, rel=0.1)
-        assert row["fixed_seconds"] == pytest.approx(FIXED, abs=0.04)
-        assert row["total_seconds"] == pytest.approx(3 * row["per_task_seconds"])
-        assert row["probe_seconds"] < per_task / 4  # the probe is much shorter than the task
         expected_total += 3 * per_task
-    assert report["estimate_seconds"] == pytest.approx(expected_total, rel=0.1)
-    assert report["estimate_seconds"] == pytest.approx(sum(r["total_seconds"] for r in report["rows"]))
-    saved = json.loads((tmp_path / "probe.json").read_text())
-    assert saved["estimate_seconds"] == pytest.approx(report["estimate_seconds"])
-    assert saved["load_average"]["samples"] >= 2 and saved["not_measured"]
+        for what, got, want, rel in (("step", units["train"]["unit_seconds"], STEP, 0.1),
+                                     ("row", units["validation"]["unit_seconds"], ROW, 0.3),
+                                     ("entry", units["kernel npk"]["unit_seconds"], ENTRY, 0.3),
+                                     ("per task", row["per_task_seconds"], per_task, 0.1)):
+            if got != pytest.approx(want, rel=rel):
+                errors.append(f"e{epochs} {what}: {got:.3g} s, expected {want:.3g} s")
+        if row["fixed_seconds"] != pytest.approx(FIXED, abs=0.04):
+            errors.append(f"e{epochs} fixed: {row['fixed_seconds']} s, expected {FIXED} s")
+    if report["estimate_seconds"] != pytest.approx(expected_total, rel=0.1):
+        errors.append(f"total {report['estimate_seconds']:.3g} s, expected {expected_total:.3g} s")
+    return errors
+
+
+def test_extrapolation_of_a_fake_task_with_known_unit_times(tmp_path):
+    # Sleeps overshoot when the machine is loaded: up to 3 attempts for the timings; the counts,
+    # the sums and the file are checked on every attempt.
+    errors = []
+    for attempt in range(3):
+        report = _probe_fake(tmp_path)
+        assert FakeNet.fit.__qualname__ == "FakeNet.fit"  # restored after the probe
+        assert [r["kind"] for r in report["rows"]] == ["e20", "e10"]
+        assert [r["tasks"] for r in report["rows"]] == [3, 3]
+        for row, epochs in zip(report["rows"], (20, 10)):
+            units = {u["what"]: u for u in row["units"]}
+            assert set(units) == {"train", "validation", "kernel npk"}
+            assert units["train"]["units"] == epochs * 100          # 3200 rows / batch 32 per epoch
+            assert units["validation"]["units"] == epochs * 1000
+            assert units["kernel npk"]["units"] == 1000 * 1000
+            assert row["per_task_seconds"] == pytest.approx(row["fixed_seconds"] + sum(u["seconds"] for u in units.values()),
+                                                            abs=1e-3)
+            assert row["total_seconds"] == pytest.approx(3 * row["per_task_seconds"])
+            assert row["probe_seconds"] < row["per_task_seconds"] / 4  # the probe is much shorter than the task
+        assert report["estimate_seconds"] == pytest.approx(sum(r["total_seconds"] for r in report["rows"]))
+        saved = json.loads((tmp_path / "probe.json").read_text())
+        assert saved["estimate_seconds"] == pytest.approx(report["estimate_seconds"])
+        assert saved["load_average"]["samples"] >= 2 and saved["not_measured"]
+        errors = _timing_errors(report)
+        if not errors:
+            return
+    pytest.fail("timings off in 3 attempts (last: " + "; ".join(errors) + ")")
 
 
 def test_short_calls_run_in_full_and_measurements_are_reused():
@@ -273,3 +298,19 @@ def test_paper_plan_width_limit():
     assert widths == [16, 64, 256, 1024, 4096]
     assert sorted({t.kwargs["width"] for t in tasks if t.key.startswith("net-")}) == [32, 128, 512, 2048]
     assert [t.kwargs["n_train"] for t in tasks if t.key == "krr"] == [10000]
+
+
+def test_a_capped_fit_reports_the_epochs_it_was_asked_for():
+    # recipes that train in chunks ask net.epochs_trained how far they are (dlgn-halfspaces)
+    rng = np.random.default_rng(0)
+    x = rng.random((3200, 4), dtype=np.float32)
+    y = (x[:, 0] > 0.5).astype(np.int32)
+    with gn.Network(4, [8], 2, "relu", seed=1) as net:
+        with Meter(steps=2, target_seconds=0.001) as m:
+            m.begin_task()
+            net.fit(x, y, 3, batch_size=32)
+            assert net.epochs_trained == 3
+            net.fit(x, y, 4, batch_size=32)  # reused measurement: nothing trained
+            assert net.epochs_trained == 7
+            assert [c["units"] for c in m.end_task()[0]] == [300, 400]
+        assert net.epochs_trained < 3  # the library's own count once the probe is over

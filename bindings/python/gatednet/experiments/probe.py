@@ -150,6 +150,7 @@ class Meter:
         self.ratio = 1.0       # CPU seconds per second of the last timed call
         self._depth = 0
         self._saved = []
+        self.skipped = {}      # id(net) -> [net, planned epochs a capped fit did not train]
 
     # ---- patching ------------------------------------------------------------------------------
 
@@ -169,6 +170,13 @@ class Meter:
                 continue
             self._saved.append((self.module, name, original))
             setattr(self.module, name, make(original, name))
+        for cls in self.classes:  # a net reports the epochs it was asked to train, capped or not
+            prop = cls.__dict__.get("epochs_trained")
+            if isinstance(prop, property):
+                self._saved.append((cls, "epochs_trained", prop))
+                setattr(cls, "epochs_trained", property(
+                    lambda net, fget=prop.fget: fget(net) + self.skipped.get(id(net), (None, 0))[1],
+                    doc=prop.__doc__))
         return self
 
     def __exit__(self, *exc):
@@ -178,6 +186,7 @@ class Meter:
             else:
                 setattr(owner, name, original)
         self._saved = []
+        self.skipped = {}
 
     def begin_task(self):
         self.calls, self.inside, self.inside_cpu = [], 0.0, 0.0
@@ -248,46 +257,64 @@ class Meter:
                 return meter._through("train", 0, "step", original, net, x, y, epochs, batch_size=batch_size,
                                       validation_data=validation_data, callback=callback, progress=progress,
                                       **options)
-            per_epoch = math.ceil(n / batch_size)
-            planned = epochs * per_epoch
-            n_val = _rows(validation_data[0]) if validation_data is not None else 0
-            key = ("fit", meter.signature(net), batch_size, options.get("optimizer", "adam"),
-                   options.get("loss", "cross_entropy"), bool(options.get("train_feature_head", False)))
-            m = meter.cache.get(key)
-            how = "reused (same architecture, regime, batch, optimiser)"
-            if m is None:
-                m, history = meter._measure_fit(original, net, x, y, epochs, batch_size, per_epoch, planned,
-                                                validation_data, options)
-                if history is not None:  # ran in full
-                    meter._record("train", ratio=m["ratio"], seconds=m["full_seconds"], units=planned, unit="step",
-                                  unit_seconds=m["full_seconds"] / planned, how="run in full", measured=True)
-                    return history
-                meter.cache[key] = m
-                how = f"measured: 1 and {m['steps']} steps"
-            if n_val and "val_row_seconds" not in m:
-                m["val_row_seconds"], m["val_metrics"], m["val_how"] = meter._measure_rows(
-                    net, validation_data, options.get("loss", "cross_entropy"))
-                m["val_ratio"] = meter.ratio
-            train_s = m["overhead"] + planned * m["step_seconds"]
-            meter._record("train", ratio=m["ratio"], seconds=train_s, units=planned, unit="step", unit_seconds=m["step_seconds"],
-                          overhead=m["overhead"], how=how, measured=True)
-            if n_val:
-                rows = epochs * n_val
-                meter._record("validation", ratio=m["val_ratio"], seconds=rows * m["val_row_seconds"], units=rows, unit="row",
-                              unit_seconds=m["val_row_seconds"], how=m["val_how"], measured=True)
-                m["val_how"] = "reused (same architecture)"
-            history = []
-            for e in range(epochs):
-                h = dict(m["metrics"])
-                h.update(epoch_in_call=e + 1, epochs_in_call=epochs, seconds=train_s / epochs)
-                if n_val:
-                    h.update(test_loss=m["val_metrics"]["loss"], test_accuracy=m["val_metrics"]["accuracy"])
-                else:
-                    h.update(test_loss=None, test_accuracy=None)
-                history.append(h)
-            return history
+            before = meter._real_epochs(net)
+            try:
+                return meter._capped_fit(original, net, x, y, epochs, batch_size, validation_data, options)
+            finally:
+                skipped = epochs - (meter._real_epochs(net) - before) if before is not None else 0
+                if skipped:  # keep the reference: the id is not reused while the probe runs
+                    entry = meter.skipped.setdefault(id(net), [net, 0])
+                    entry[1] += skipped
 
         return self._outer(fit)
+
+    @staticmethod
+    def _real_epochs(net):
+        info = getattr(net, "_info", None)
+        return info()["epochs_trained"] if callable(info) else None
+
+    def _capped_fit(self, original, net, x, y, epochs, batch_size, validation_data, options):
+        """The fit of ``_fit`` for a call of ``epochs`` epochs over ``x`` (see the module docstring)."""
+        meter = self
+        n = _rows(x)
+        per_epoch = math.ceil(n / batch_size)
+        planned = epochs * per_epoch
+        n_val = _rows(validation_data[0]) if validation_data is not None else 0
+        key = ("fit", meter.signature(net), batch_size, options.get("optimizer", "adam"),
+               options.get("loss", "cross_entropy"), bool(options.get("train_feature_head", False)))
+        m = meter.cache.get(key)
+        how = "reused (same architecture, regime, batch, optimiser)"
+        if m is None:
+            m, history = meter._measure_fit(original, net, x, y, epochs, batch_size, per_epoch, planned,
+                                            validation_data, options)
+            if history is not None:  # ran in full
+                meter._record("train", ratio=m["ratio"], seconds=m["full_seconds"], units=planned, unit="step",
+                              unit_seconds=m["full_seconds"] / planned, how="run in full", measured=True)
+                return history
+            meter.cache[key] = m
+            how = f"measured: 1 and {m['steps']} steps"
+        if n_val and "val_row_seconds" not in m:
+            m["val_row_seconds"], m["val_metrics"], m["val_how"] = meter._measure_rows(
+                net, validation_data, options.get("loss", "cross_entropy"))
+            m["val_ratio"] = meter.ratio
+        train_s = m["overhead"] + planned * m["step_seconds"]
+        meter._record("train", ratio=m["ratio"], seconds=train_s, units=planned, unit="step", unit_seconds=m["step_seconds"],
+                      overhead=m["overhead"], how=how, measured=True)
+        if n_val:
+            rows = epochs * n_val
+            meter._record("validation", ratio=m["val_ratio"], seconds=rows * m["val_row_seconds"], units=rows, unit="row",
+                          unit_seconds=m["val_row_seconds"], how=m["val_how"], measured=True)
+            m["val_how"] = "reused (same architecture)"
+        history = []
+        for e in range(epochs):
+            h = dict(m["metrics"])
+            h.update(epoch_in_call=e + 1, epochs_in_call=epochs, seconds=train_s / epochs)
+            if n_val:
+                h.update(test_loss=m["val_metrics"]["loss"], test_accuracy=m["val_metrics"]["accuracy"])
+            else:
+                h.update(test_loss=None, test_accuracy=None)
+            history.append(h)
+        return history
 
     def _measure_fit(self, original, net, x, y, epochs, batch_size, per_epoch, planned, validation_data, options):
         """(measurement, None), or (measurement, history) when the whole call is as short as the
