@@ -2,7 +2,7 @@
 
 ``python -m gatednet.experiments list`` names the recipes; ``python -m gatednet.experiments run
 NAME [--size smoke|quick|paper] [--seeds K] [--out DIR] [--data PATH]`` runs one, and so does
-`run` from Python. Every run writes ``results.csv``, ``table.md`` (ours beside the paper,
+`run` from Python. ``run NAME --probe`` (or `probe`) measures instead how long a run would take. Every run writes ``results.csv``, ``table.md`` (ours beside the paper,
 with the verdict of each claim the recipe tests), the plots as PNG and ``run.json`` to its
 output folder; results of finished tasks are kept in ``OUT/tasks/`` so a re-run resumes.
 
@@ -17,7 +17,7 @@ import pkgutil
 from .recipe import Claim, Missing, Recipe, Results, Verdict, decide, HOLDS, FAILS, UNTESTED, UNDECIDED, SIZES
 from .tasks import Executor, SerialExecutor, Task
 
-__all__ = ["run", "list_recipes", "get", "Recipe", "Claim", "Results", "Verdict", "Missing", "Task",
+__all__ = ["run", "probe", "list_recipes", "get", "Recipe", "Claim", "Results", "Verdict", "Missing", "Task",
            "Executor", "SerialExecutor", "decide", "HOLDS", "FAILS", "UNTESTED", "UNDECIDED", "SIZES"]
 
 
@@ -65,3 +65,14 @@ def run(name, size="quick", seeds=None, out=None, data=None, executor=None, prog
     except ImportError:
         return rows
     return pandas.DataFrame(rows)
+
+
+def probe(name, size="paper", seeds=None, out=None, data=None, steps=5, stream=None):
+    """Measured estimate of how long ``run(name, size, seeds)`` takes on this machine, without
+    running it: one task of each kind runs with training capped at ``steps`` minibatch steps per
+    call (and kernels / solves on blocks); see :mod:`gatednet.experiments.probe`. Returns the
+    report dict (``estimate_seconds``, one row per task kind, the load average); with ``out``,
+    also writes ``OUT/probe.json``."""
+    from .probe import probe_recipe
+    recipe = name if isinstance(name, Recipe) else get(name)
+    return probe_recipe(recipe, size=size, seeds=seeds, data=data, out=out, steps=steps, stream=stream)

@@ -35,6 +35,11 @@ def main(argv=None):
     r.add_argument("--scheduler", default=None, help="Dask scheduler address (distributed run)")
     r.add_argument("--workers", type=int, default=None, help="local Dask workers (distributed run)")
     r.add_argument("--no-progress", action="store_true", help="no progress display")
+    r.add_argument("--probe", action="store_true",
+                   help="do not run: time one task of each kind with capped training and extrapolate the "
+                        "run time of the whole size (writes OUT/probe.json)")
+    r.add_argument("--probe-steps", type=int, default=5, metavar="K",
+                   help="minibatch steps of each timed training call of --probe (default 5; at least 2)")
     args = parser.parse_args(argv)
 
     if args.command == "list":
@@ -48,6 +53,16 @@ def main(argv=None):
         recipe = get(args.name)
     except KeyError as e:
         parser.error(str(e.args[0]))
+    if args.probe:
+        if args.scheduler is not None or args.workers is not None:
+            parser.error("--probe runs in this process: drop --scheduler/--workers")
+        if args.probe_steps < 2:
+            parser.error(f"--probe-steps: need at least 2, got {args.probe_steps}")
+        from .probe import probe_recipe
+        from .runner import default_out
+        probe_recipe(recipe, size=args.size, seeds=args.seeds, data=args.data, steps=args.probe_steps,
+                     out=args.out if args.out is not None else default_out(recipe.name, args.size))
+        return 0
     from .runner import run_recipe
     executor = _executor(args)
     try:

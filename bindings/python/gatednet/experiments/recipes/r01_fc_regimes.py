@@ -10,10 +10,12 @@ fixed-learnt columns the value network is re-initialised and trained on the true
 
 Fashion-MNIST replaces MNIST. The paper gives no epoch count or SGD step size; ``paper`` uses
 Adam 3e-4 (the papers' default), SGD 0.01 with momentum 0.9, batch 32 and 20 epochs, 5 seeds.
-Run time at ``paper`` size, estimated from the ``quick`` run (Arch-1: 1.2 M training examples in
-300 s on a loaded 2-core machine, so ~3–5 s per 60,000-image epoch unloaded; Arch-4 has 4.4× the
-weights): 8 settings × 5 seeds × ~10 net trainings (the decoupled net counts twice) × 20 epochs ×
-3–13 s ≈ 15 hours on 2 cores — distribute it (--workers / --scheduler).
+Run time at ``paper`` size (240 tasks), measured by ``python -m gatednet.experiments run
+fc-regimes --size paper --probe --probe-steps 5`` (2026-11-28, 2 cores shared with other jobs at a
+load average of 12–18; RESULTS-papers-probe.md): 45 hours serial at that load (an upper bound),
+6.3 hours with both cores busy (the extrapolated CPU time over 2 cores: the idle-machine figure);
+the longest task (Arch-4 SGD, ReLU + fixed learnt) takes ~22 min. To spread the tasks:
+``--workers N`` locally, or ``--scheduler ADDRESS`` on a Dask cluster (README, "On several machines").
 ``quick``: Arch-1 with Adam, 10,000 training images, 4 epochs, 3 seeds (a few minutes).
 """
 from __future__ import annotations

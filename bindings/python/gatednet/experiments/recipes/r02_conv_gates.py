@@ -13,9 +13,13 @@ the run); ReLU over 5 runs. Adam 3e-4, batch 32.
 Fashion-MNIST (28×28×1) replaces CIFAR-10. ``paper``: 128 filters, all 48 wirings (1 run
 each, as the paper), 60,000 images, 20 epochs (the paper gives no epoch count), 1 seed (the
 ReLU column is then 1 run, not 5; ``--seeds 5`` repeats everything). Run time at ``paper`` size,
-estimated from the multiply-adds (C1–C4 × 128 is 3.5·10⁸ per image forward; a fixed-gate DGN
-step ~4× that, decoupled ~6×) at an assumed 1.5·10¹⁰ multiply-adds/s on 2 cores: ~1.5 h per
-DGN epoch, 192 DGNs × 20 epochs ≈ 8 months — a cluster job (``--scheduler``).
+measured by ``python -m gatednet.experiments run conv-gates --size paper --probe --probe-steps 5``
+(2026-11-28, 2 cores shared with other jobs at a load average of 17–19; RESULTS-papers-probe.md):
+7.8 months serial at that load (an upper bound), 33 days with both cores busy (the extrapolated
+CPU time over 2 cores: the idle-machine figure); 1.9–3.7 s per training step of 32 images and
+~40 ms per validation image at that load. Beyond one machine: a Dask cluster (``--scheduler
+ADDRESS``, README "On several machines"), though the run has only 4 tasks (one per gated column,
+48 nets each), so a cluster divides it by at most 4 (43 days to 2.7 months per task at that load).
 ``quick`` (measured: 1,069 s of CPU time, 30 min wall on 2 cores at a load average of 12–20,
 split over two processes, one per seed): 16 filters, 1,000 training and 1,000 test
 images, Adam 1e-2 with batch 16 and a per-epoch cosine decay; the ReLU (source) net 20 epochs,

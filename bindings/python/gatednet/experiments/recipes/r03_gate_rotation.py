@@ -13,8 +13,12 @@ image, the input and the first 2 filters' outputs of each layer: feature net on 
 
 The library's "tiled_rotated" wiring draws the offsets from ``wiring_seed`` (one draw per run).
 Fashion-MNIST (28×28×1) replaces CIFAR-10. ``paper``: 128 filters, 10 runs, 60,000 images,
-20 epochs (not given in the paper); estimated as for conv-gates (~1.5 h per DGN epoch at an
-assumed 1.5·10¹⁰ multiply-adds/s), 30 nets × 20 epochs ≈ 5 weeks on 2 cores: distribute it.
+20 epochs (not given in the paper). Run time at ``paper`` size (20 tasks), measured by ``python -m
+gatednet.experiments run gate-rotation --size paper --probe --probe-steps 5`` (2026-11-28, 2 cores
+shared with other jobs at a load average of 17–18; RESULTS-papers-probe.md): 39 days serial at that
+load (an upper bound), 5.6 days with both cores busy (the idle-machine figure); each task (a ReLU
+net and its fixed learnt DGN, or a decoupled DGN) ~2 days at that load. Beyond one machine: send
+the 20 tasks to a Dask cluster with ``--scheduler ADDRESS`` (README, "On several machines").
 ``quick`` (measured: 307 s of CPU time, 16.7 min wall on 2 cores at a load average of 15–19):
 16 filters, 1,000 training and 1,000 test images, Adam 1e-2 with batch 16 and a per-epoch cosine
 decay (the learning rate measured for conv-gates), the ReLU net 24 epochs and the value nets 12 —

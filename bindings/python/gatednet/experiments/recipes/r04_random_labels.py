@@ -18,8 +18,12 @@ Label noise is the library's ``corrupt_labels`` (round(γ n) positions redrawn u
 
 Fashion-MNIST (28×28×1) replaces CIFAR-10. The paper does not give the epochs of each phase;
 ``paper`` uses 60 epochs upstream, 30 downstream, 30 for a value net, 128 filters, 60,000 images,
-3 seeds — estimated from the multiply-adds (ReLU step ~1·10⁹, fixed-gate DGN step ~1.4·10⁹ per
-image at an assumed 1.5·10¹⁰ /s on 2 cores) about 5 months: a cluster job.
+3 seeds. Run time at ``paper`` size (12 tasks), measured by ``python -m gatednet.experiments run
+random-labels --size paper --probe --probe-steps 5`` (2026-11-28, 2 cores shared with other jobs at
+a load average of 15–17; RESULTS-papers-probe.md): 3.2 months serial at that load (an upper bound),
+19 days with both cores busy (the idle-machine figure); one task (a γ and seed: M1–M5) 6.5–8.6 days
+at that load. Beyond one machine: send the 12 tasks to a Dask cluster with ``--scheduler ADDRESS``
+(README, "On several machines").
 ``quick`` (measured: ~260 s of CPU time, 21 min wall on 2 cores at a load average of 15–20,
 split over two processes): 16 filters, 3,000 training and 1,000 test images, 5 epochs
 upstream, 3 downstream, 3 per value net, End over the last 2 epochs, Adam 1e-2 with batch 32

@@ -13,9 +13,12 @@ In the library DGN-No-Act is the "dlgn" regime (identity feature activation, sof
 of the named architectures "vgg19" and "davidnet" (max pooling between stages is a stride-2
 conv, no batch norm). Without batch norm the paper's step sizes diverge, so every size uses SGD
 lr 0.01, momentum 0.9 at a constant rate. Fashion-MNIST (28×28×1) replaces CIFAR-10.
-``paper``: full width, 60,000 images, 32 epochs, batch 128, 5 seeds. Forward multiply-adds per
-28×28 image: VGG19 3.4·10⁸, DavidNet 1.8·10⁸; a ReLU step ~3×, a DGN-No-Act step ~6× that;
-at an assumed 1.5·10¹⁰ /s on 2 cores the whole run is about 5 weeks (a cluster job).
+``paper``: full width, 60,000 images, 32 epochs, batch 128, 5 seeds. Run time (20 tasks), measured
+by ``python -m gatednet.experiments run no-act --size paper --probe --probe-steps 5`` (2026-11-28,
+2 cores shared with other jobs at a load average of 15–19; RESULTS-papers-probe.md): 37 days serial
+at that load (an upper bound), 5.3 days with both cores busy (the idle-machine figure); the longest
+task (VGG19 DGN-No-Act) ~3.5 days at that load. Beyond one machine: send the 20 tasks to a Dask
+cluster with ``--scheduler ADDRESS`` (README, "On several machines").
 ``quick`` (measured: 109 s of CPU time, 14 min wall on 2 cores at a load average of 15–20):
 width × 1/16 (VGG19 4–32 channels, DavidNet 4–32), 2,000 training and 1,000 test images,
 4 epochs, batch 16, 2 seeds.

@@ -9,8 +9,10 @@ y. The control is a DGN with fixed random gates (FRNPF-II), whose NPK cannot mov
 
 Fashion-MNIST classes 4 (coat) and 7 (sneaker) replace MNIST digits 4 and 7 (same indices).
 Adam 3e-4, batch 32 (the paper names neither). ``paper``: all 12,000 training images of the two
-classes, 20 epochs, 5 seeds — about 2 s per epoch per net on 2 cores plus one 200 × 200 NPK and
-eigen-decomposition per epoch, i.e. ~5 minutes in all.
+classes, 20 epochs, 5 seeds. Run time (10 tasks), measured by ``python -m gatednet.experiments run
+nu-dynamics --size paper --probe --probe-steps 5`` (2026-11-28, 2 cores shared with other jobs at a
+load average of ~18; RESULTS-papers-probe.md): 6 minutes serial at that load (an upper bound),
+about 1 minute with both cores busy (the idle-machine figure).
 """
 from __future__ import annotations
 

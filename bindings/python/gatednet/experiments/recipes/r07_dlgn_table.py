@@ -19,8 +19,12 @@ over outputs) of a ReLU net 784-128×5-64-10.
 
 Fashion-MNIST (28×28×1) replaces CIFAR-10. The paper gives no epoch count; ``paper`` uses 60,000
 images, 30 epochs, 26 filters, 3 seeds, and the NTK model on 10,000 training images (a 10⁴ × 10⁴
-kernel). The net is 1.9·10⁷ multiply-adds per image forward (a ReLU step ~3×, a DLGN step
-~6× that); at an assumed 1.5·10¹⁰ /s on 2 cores, 4 nets × 30 epochs × 3 seeds ≈ 1.5 days.
+kernel). Run time (15 tasks), measured by ``python -m gatednet.experiments run dlgn-table --size
+paper --probe --probe-steps 5`` (2026-11-28, 2 cores shared with other jobs at a load average of
+~18; RESULTS-papers-probe.md): 4.1 days serial at that load (an upper bound), 15 hours with both
+cores busy (the idle-machine figure); the longest task (a DLGN net) ~13 h at that load, the NTK
+model ~6 min. ``--workers N`` or ``--scheduler ADDRESS`` (README, "On several machines") spreads
+the tasks.
 ``quick`` (measured: 313 s of CPU time, 23 min wall on 2 cores at a load average of 10–20):
 16 filters (width × 16/26), 3,000 training and 1,000 test images, 4 epochs, Adam 2e-3 with
 batch 16, 2 seeds; the NTK model on the first 1,000 of them.

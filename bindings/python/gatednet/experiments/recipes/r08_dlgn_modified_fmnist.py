@@ -10,8 +10,11 @@ hard halves and the mean number of active paths per half (Figure 7); the overlap
 NTK of a label-sorted test sample at initialisation, the middle and the end (appendix figures).
 
 The paper names neither epochs nor batch size; we use batch 32. ``paper``: all 60,000 images,
-30 epochs, 5 seeds — two nets × 30 epochs × ~3 s on 2 cores per seed plus the kernels, about
-40 minutes in all.
+30 epochs, 5 seeds. Run time (10 tasks), measured by ``python -m gatednet.experiments run
+dlgn-modified-fmnist --size paper --probe --probe-steps 5`` (2026-11-28, 2 cores shared with other
+jobs at a load average of 16–19; RESULTS-papers-probe.md): 64 minutes serial at that load (an upper
+bound), 11 minutes with both cores busy (the idle-machine figure); about a minute of each task is
+the k-means relabelling and the per-epoch path counts, the rest training.
 """
 from __future__ import annotations
 

@@ -13,8 +13,12 @@ Differences: the paper does not state its frequencies or its number of points; f
 1,000 points are ours. Biases are on (hyperplanes need offsets). Adam 1e-3, batch 32. Training
 runs in chunks ending at checkpoint epochs (1, 2, 5, 10, ... and a tenth of the epochs) where
 each half's test MSE is measured; chunks compose bit for bit into one run. ``paper``: 2,000
-epochs (the paper: ReLU and DLGN converge in ~200 epochs, frozen gates > 2,000), 5 seeds — about
-15 minutes on 2 cores (tiny nets; the time is per-minibatch overhead).
+epochs (the paper: ReLU and DLGN converge in ~200 epochs, frozen gates > 2,000), 5 seeds. Run time
+(15 tasks), measured by ``python -m gatednet.experiments run dlgn-halfspaces --size paper --probe
+--probe-steps 5`` (2026-11-28, 2 cores shared with other jobs at a load average of ~13;
+RESULTS-papers-probe.md): 25 minutes serial at that load (an upper bound), 4 minutes with both
+cores busy (the idle-machine figure); tiny nets, so the time is per-minibatch overhead (~1.5 ms
+a step at that load).
 """
 from __future__ import annotations
 

@@ -7,9 +7,12 @@ a fixed budget, and its test accuracy is reported against the epoch the gates we
 Epoch 0 is the untrained net: fixed random gates.
 
 Fashion-MNIST replaces MNIST; Adam 3e-4, batch 32. ``paper``: 60,000 images, checkpoints
-0..32, 20 value-net epochs, 5 seeds: per seed 6 × 20 value epochs plus 63 ReLU epochs (the
-ReLU prefix is retrained in each checkpoint's task so tasks are independent), ≈ 183 epochs of
-~3 s on 2 cores, i.e. ~45 minutes in all.
+0..32, 20 value-net epochs, 5 seeds: per seed 7 × 20 value epochs plus 63 ReLU epochs (the
+ReLU prefix is retrained in each checkpoint's task so tasks are independent). Run time (35
+tasks), measured by ``python -m gatednet.experiments run npf-checkpoints --size paper --probe
+--probe-steps 5`` (2026-11-28, 2 cores shared with other jobs at a load average of ~17;
+RESULTS-papers-probe.md): 4.4 hours serial at that load (an upper bound), 43 minutes with both
+cores busy (the idle-machine figure); ``--workers N`` spreads the tasks.
 """
 from __future__ import annotations
 

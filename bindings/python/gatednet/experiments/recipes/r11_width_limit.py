@@ -11,8 +11,12 @@ by Theorem 4.1 the fixed-NPF learner is tied to its NPK as w → ∞.
 
 Fashion-MNIST test images (kernel part) and training subsets replace MNIST. ``paper``: depth 6,
 widths 16..4096, 500 points for (a); 10,000 training images for (b) (a 10,000² limit kernel and
-its Cholesky: ~1 GB of float64 and a few minutes), nets of width up to 2048 trained 10 epochs,
-5 seeds — about 1.5 hours on 2 cores, dominated by the widest nets.
+its Cholesky: ~1 GB of float64), nets of width up to 2048 trained 10 epochs, 5 seeds. Run time
+(46 tasks), measured by ``python -m gatednet.experiments run width-limit --size paper --probe
+--probe-steps 5`` (2026-11-28, 2 cores shared with other jobs at a load average of 16–17;
+RESULTS-papers-probe.md): 2.3 hours serial at that load (an upper bound), 19 minutes with both
+cores busy (the idle-machine figure); the width-2048 nets take ~21 min each at that load, the
+kernel ridge task ~8 min, the width-4096 NPKs ~3 min per seed.
 """
 from __future__ import annotations
 
