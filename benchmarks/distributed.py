@@ -161,6 +161,7 @@ def passes(args, data):
 def connect(args):
     """A LocalCluster of args.workers processes, started by spawn (Dask's default) or fork."""
     import dask
+    import distributed  # noqa: F401  (loads its config defaults; set() below then restores them)
 
     with dask.config.set({"distributed.worker.multiprocessing-method": args.mp_method}):
         client = gd.connect(workers=args.workers)
@@ -236,6 +237,7 @@ def curve(args, data):
             t0 = time.perf_counter()
             relu, dgn = gated_network(xs, ys, epochs=epochs)
             t_train = time.perf_counter() - t0
+            print(f"n={n}: trained both nets ({epochs} epochs) in {t_train:.0f} s, load {load():.1f}", flush=True)
             acc_relu, acc_dgn = relu.evaluate(xt, yt)["accuracy"], dgn.evaluate(xt, yt)["accuracy"]
             targets = np.asarray(gn.kernel_targets(ys, 10))
             for kind in ("npk_normalized", "npk_limit"):
@@ -246,8 +248,14 @@ def curve(args, data):
                 gd.kernel_to_zarr(dgn, test_path, Kt, xb=path, kind=kind, tile=args.tile, client=client)
                 t_kernel = time.perf_counter() - t0
                 ridge = args.ridge * gd.kernel_diagonal(K, client=client).mean()
+                print(f"n={n} {kind}: kernels {t_kernel:.0f} s, load {load():.1f}", flush=True)
+                t_fit = time.perf_counter()
+
+                def report(it, res):
+                    print(f"  pass {it}: max residual {res.max():.2e}, {time.perf_counter() - t_fit:.0f} s "
+                          f"since the fit began, load {load():.1f}", flush=True)
                 alpha, info = gd.ridge_fit(K, targets, ridge, rank=min(args.rank, n), tol=args.tol,
-                                           max_iter=args.max_iter, client=client)
+                                           max_iter=args.max_iter, client=client, callback=report)
                 t0 = time.perf_counter()
                 acc = float((gd.ridge_predict(Kt, alpha, client=client).argmax(1) == yt).mean())
                 t_pred = time.perf_counter() - t0

@@ -131,6 +131,8 @@ def test_chunk_files_are_raw_and_passes_read_upper_tiles(client, net, tmp_path):
         assert op.symmetric  # reads the 10 upper tiles only, each off-diagonal one twice used
         np.testing.assert_allclose(op.matmul(P), exact, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(op.matmul(P, sketch=True), exact, rtol=1e-4, atol=1e-5)
+        cols = np.array([0, 4, 9, 10, 23, 36])  # both sides of tile edges; a mirrored read
+        np.testing.assert_array_equal(op.columns(cols), K[...][:, cols])
     Kt = gd.kernel_to_zarr(net, x[:13], tmp_path / "Kt.zarr", xb=x, kind="npk_normalized", tile=10, client=client)
     np.testing.assert_allclose(_Operator(tmp_path / "Kt.zarr", client).matmul(P), Kt[...].astype(np.float64) @ P,
                                rtol=1e-12, atol=1e-12)
@@ -286,6 +288,8 @@ def test_ridge_on_zarr_matches_dense_solve(client, tmp_path):
         alpha, info = gd.ridge_fit(tmp_path / "K.zarr", T, ridge, rank=40, tol=1e-9)
         assert info["residual"] <= 1e-9
         np.testing.assert_allclose(alpha, dense, rtol=1e-4, atol=1e-6 * np.abs(dense).max())
+        gauss, _ = gd.ridge_fit(tmp_path / "K.zarr", T, ridge, rank=40, tol=1e-9, sketch="gaussian")
+        np.testing.assert_allclose(gauss, dense, rtol=1e-4, atol=1e-6 * np.abs(dense).max())
         _, plain = gd.ridge_fit(tmp_path / "K.zarr", T, ridge, rank=0, tol=1e-9, max_iter=info["passes"])
         assert plain["residual"] > 10 * info["residual"]  # the preconditioner saves passes
         lazy_kernel = gd.kernel_array(net, x, kind="npk_normalized", tile=64).persist(scheduler="sync")

@@ -122,6 +122,26 @@ class _Operator:
     def __matmul__(self, P):
         return self.matmul(P)
 
+    def columns(self, cols):
+        """K[:, cols] (float64, n x len(cols)) for sorted distinct column indices: one read of
+        the (upper) tiles and no arithmetic."""
+        cols = np.asarray(cols, dtype=np.int64)
+        if self.dask is not None:
+            return np.asarray(_compute(self.dask[:, cols], self.client), dtype=np.float64)
+        tasks = self._tasks()
+        if self.client is None:
+            parts = [_tiles_columns(self.path, g, self.symmetric, cols) for g in tasks]
+        else:
+            futures = [self.client.submit(_tiles_columns, self.path, g, self.symmetric, cols, pure=False)
+                       for g in tasks]
+            parts = self.client.gather(futures)
+            self.client.cancel(futures)
+        out = np.zeros((self.shape[0], cols.size))
+        for part in parts:
+            for i, (block, where) in part.items():
+                out[i * self.chunk[0]:i * self.chunk[0] + block.shape[0], where] = block
+        return out
+
     def diagonal(self):
         import dask.array as da
 
@@ -175,6 +195,38 @@ def _tiles_product(path, tiles, symmetric, P):
     return out
 
 
+def _tiles_columns(path, tiles, symmetric, cols):
+    """{row block i: (its rows of K[:, cols] that these tiles hold, positions in cols)}."""
+    import zarr
+
+    from ._chunks import RawChunks
+
+    arr = zarr.open_array(path, mode="r")
+    raw = RawChunks.of(arr)
+    t0, t1 = arr.chunks
+    n0, n1 = arr.shape
+    got = {}
+
+    def put(i, rows, where, values):
+        if where.size:
+            got.setdefault(i, []).append((where, np.asarray(values, dtype=np.float64)))
+
+    for i, j in tiles:
+        r0, r1, c0, c1 = i * t0, min(n0, (i + 1) * t0), j * t1, min(n1, (j + 1) * t1)
+        tile = raw.read(i, j) if raw is not None else arr[r0:r1, c0:c1]
+        inside = np.flatnonzero((cols >= c0) & (cols < c1))
+        put(i, r1 - r0, inside, tile[:, cols[inside] - c0])
+        if symmetric and i != j:
+            mirrored = np.flatnonzero((cols >= r0) & (cols < r1))
+            put(j, c1 - c0, mirrored, tile[cols[mirrored] - r0, :].T)
+        del tile
+    out = {}
+    for i, pieces in got.items():
+        where = np.concatenate([w for w, _ in pieces])
+        out[i] = (np.concatenate([v for _, v in pieces], axis=1), where)
+    return out
+
+
 def _compute(x, client):
     return client.compute(x).result() if client is not None else x.compute()
 
@@ -185,7 +237,7 @@ def kernel_diagonal(kernel, client=None):
 
 
 def ridge_fit(kernel, targets, ridge, *, rank=256, tol=1e-6, max_iter=300, seed=0, client=None,
-              callback=None, sketch32=True, block=True):
+              callback=None, sketch="columns", block=True):
     """alpha (n x t, float64) with (K + ridge I) alpha = targets, by Nystrom-preconditioned CG.
 
     ``kernel``: the n x n kernel (a gatednet store path, its zarr array, or a dask array); only
@@ -193,8 +245,11 @@ def ridge_fit(kernel, targets, ridge, *, rank=256, tol=1e-6, max_iter=300, seed=
     ``gatednet.kernel_targets(labels, classes)``). ``ridge`` > 0 (absolute; a scale-free choice is
     a multiple of the mean diagonal, :func:`kernel_diagonal`). Stops when every column's relative
     residual ||r|| / ||y|| is below ``tol``, or after ``max_iter`` passes. ``rank``: Nystrom rank
-    (0: no preconditioner). ``sketch32``: the sketch pass K Omega in float32 (the preconditioner
-    only steers CG; every CG product is in float64). ``block``: one block CG over all columns
+    (0: no preconditioner). ``sketch``: how the Nystrom sketch Y = K Omega is taken:
+    "columns" (Omega = ``rank`` random columns of the identity: one read of the store, no
+    arithmetic) or "gaussian" (an orthonormal Gaussian Omega: a float32 product costing about
+    rank / 10 CG passes of arithmetic; a better preconditioner for slowly decaying spectra).
+    Every CG product is in float64. ``block``: one block CG over all columns
     (Ji and Li 2017), else one CG per column sharing the passes. Returns (alpha, info) with
     info = {"iterations", "residual", "passes", "seconds", "rank", "sketch_seconds" (the sketch
     pass and factorisation)}; ``callback(iteration, residuals)`` after each pass.
@@ -223,24 +278,46 @@ def ridge_fit(kernel, targets, ridge, *, rank=256, tol=1e-6, max_iter=300, seed=
     t_sketch = 0.0
     if rank > 0:
         rng = np.random.default_rng(seed)
-        omega, _ = np.linalg.qr(rng.standard_normal((n, rank)))
-        if sketch32:
+        if sketch == "columns":
+            # Omega = rank distinct columns of the identity, uniformly at random: Y = K Omega is
+            # a read of those columns, no products (for the normalised kernels, whose diagonal is
+            # flat, uniform sampling is the diagonal-proportional sampling of column Nystrom).
+            picked = np.sort(rng.choice(n, size=rank, replace=False))
+            Yo = K.columns(picked)
+            eps = np.finfo(np.float32).eps  # the entries are float32
+
+            def omega_t(A):  # Omega^T A
+                return A[picked]
+
+            def add_omega(A, c):  # A += c * Omega
+                A[picked, np.arange(rank)] += c
+        elif sketch == "gaussian":
+            omega, _ = np.linalg.qr(rng.standard_normal((n, rank)))
             omega = omega.astype(np.float32).astype(np.float64)  # the Omega the pass multiplies
-        Yo = K.matmul(omega, sketch=sketch32)
+            Yo = K.matmul(omega, sketch=True)
+            eps = np.finfo(np.float32).eps
+
+            def omega_t(A):
+                return omega.T @ A
+
+            def add_omega(A, c):
+                A += c * omega
+        else:
+            raise ValueError(f"sketch: expected 'columns' or 'gaussian', got {sketch!r}")
         passes += 1
-        # The stabilising shift of Frangella et al.: eps * ||Y|| in the precision of the products;
-        # raised tenfold while omega^T Y is not numerically positive definite.
-        shift = np.finfo(np.float32 if sketch32 else np.float64).eps * np.linalg.norm(Yo)
-        Yo += shift * omega
+        # The stabilising shift of Frangella et al.: eps * ||Y|| (float32 products or entries);
+        # raised tenfold while Omega^T Y is not numerically positive definite.
+        shift = eps * np.linalg.norm(Yo)
+        add_omega(Yo, shift)
         for attempt in range(8):
-            M = omega.T @ Yo
+            M = omega_t(Yo)
             try:
-                C = np.linalg.cholesky((M + M.T) / 2)  # lower: omega^T Yo = C C^T
+                C = np.linalg.cholesky((M + M.T) / 2)  # lower: Omega^T Yo = C C^T
                 break
             except np.linalg.LinAlgError:
                 if attempt == 7:
                     raise
-                Yo += 9 * shift * omega
+                add_omega(Yo, 9 * shift)
                 shift *= 10
         B = np.linalg.solve(C, Yo.T).T        # B = Yo C^-T
         U, s, _ = np.linalg.svd(B, full_matrices=False)
