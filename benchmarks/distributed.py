@@ -143,19 +143,22 @@ def passes(args, data):
             op.matmul(P)
             t_pass = time.perf_counter() - t0
             t0 = time.perf_counter()
-            op.matmul(np.random.default_rng(1).standard_normal((n, args.rank)), sketch=True)
+            op.matmul(P, sketch=True)
+            t_pass32 = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            op.columns(np.sort(np.random.default_rng(1).choice(n, args.rank, replace=False)))
             t_sketch = time.perf_counter() - t0
-            rows.append((rep, nbytes / 1e9, t_read, t_pass, t_sketch, load()))
+            rows.append((rep, nbytes / 1e9, t_read, t_pass, t_pass32, t_sketch, load()))
             print(rows[-1], flush=True)
     finally:
         gd.close_client(client)
         drop(store, args.keep)
     print(f"\n### CG pass over the n = {n} store ({args.workers} workers)\n")
     print(f"| run | store (GB) | read all files, 1 thread (s) | CG pass K @ P, P n x 10 f64 (s) | "
-          f"sketch pass, P n x {args.rank} f32 (s) | load avg |")
-    print("|---|---|---|---|---|---|")
+          f"same in f32 (s) | sketch: read {args.rank} columns (s) | load avg |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r[0]} | {r[1]:.2f} | {r[2]:.2f} | {r[3]:.2f} | {r[4]:.1f} | {r[5]:.1f} |")
+        print(f"| {r[0]} | {r[1]:.2f} | {r[2]:.2f} | {r[3]:.2f} | {r[4]:.2f} | {r[5]:.2f} | {r[6]:.1f} |")
 
 
 def connect(args):
@@ -240,7 +243,7 @@ def curve(args, data):
             print(f"n={n}: trained both nets ({epochs} epochs) in {t_train:.0f} s, load {load():.1f}", flush=True)
             acc_relu, acc_dgn = relu.evaluate(xt, yt)["accuracy"], dgn.evaluate(xt, yt)["accuracy"]
             targets = np.asarray(gn.kernel_targets(ys, 10))
-            for kind in ("npk_normalized", "npk_limit"):
+            for kind in args.kinds:
                 K = os.path.join(args.workdir, f"K{n}-{kind}.zarr")
                 Kt = os.path.join(args.workdir, f"Kt{n}-{kind}.zarr")
                 t0 = time.perf_counter()
@@ -255,7 +258,8 @@ def curve(args, data):
                     print(f"  pass {it}: max residual {res.max():.2e}, {time.perf_counter() - t_fit:.0f} s "
                           f"since the fit began, load {load():.1f}", flush=True)
                 alpha, info = gd.ridge_fit(K, targets, ridge, rank=min(args.rank, n), tol=args.tol,
-                                           max_iter=args.max_iter, client=client, callback=report)
+                                           max_iter=args.max_iter, client=client, callback=report,
+                                           products=args.products)
                 t0 = time.perf_counter()
                 acc = float((gd.ridge_predict(Kt, alpha, client=client).argmax(1) == yt).mean())
                 t_pred = time.perf_counter() - t0
@@ -293,6 +297,10 @@ def main():
     p.add_argument("--ridge", type=float, default=1e-2, help="ridge as a fraction of the mean diagonal")
     p.add_argument("--rank", type=int, default=500, help="Nystrom preconditioner rank")
     p.add_argument("--tol", type=float, default=1e-4)
+    p.add_argument("--products", default="float64", choices=("float64", "float32"),
+                   help="curve: precision of the CG products (gatednet.distributed.ridge_fit)")
+    p.add_argument("--kinds", nargs="+", default=["npk_normalized", "npk_limit"],
+                   help="curve: the kernels (npk_normalized = NPK of the DGN's learnt gates)")
     p.add_argument("--max-iter", type=int, default=200)
     p.add_argument("--workdir", default="/tmp/gatednet-distributed-bench")
     p.add_argument("--keep", action="store_true")
