@@ -6,15 +6,17 @@ step), one streamed product K @ P per iteration (P n x at most t columns: a few
 Dask tasks per pass, each reading whole tiles in place; a symmetric store is read through its
 upper tiles only, so a pass reads half the store; the client holds n x t vectors). The
 preconditioner is the randomized Nystrom preconditioner of Frangella, Tropp and Udell (SIAM J.
-Matrix Anal. Appl. 2023): one more pass computes Y = K Omega for an orthonormal Gaussian Omega
-(n x rank; in float32, as the preconditioner only steers CG), which gives K ~ U diag(lam) U^T and
+Matrix Anal. Appl. 2023): a sketch Y = K Omega (n x rank), by default for Omega = rank random
+columns of the identity (column Nystrom: one read of those columns, no arithmetic; a Gaussian
+Omega is an option, a float32 product costing about rank / 10 passes), gives
+K ~ U diag(lam) U^T and
 
     P^-1 = (lam_rank + ridge) U (diag(lam) + ridge)^-1 U^T + (I - U U^T).
 
 Why this and not plain CG or a dense solve: path kernels have fast decaying spectra (a few
 large eigenvalues from the mean and the class structure), so plain CG needs a number of passes
-growing with the condition number lam_1 / ridge, and each pass reads the whole n^2 kernel from
-disk (14.4 GB at n = 60,000). The Nystrom preconditioner removes the top `rank` eigenvalues
+growing with the condition number lam_1 / ridge, and each pass reads the kernel from
+disk (its upper half: 7.2 GB at n = 60,000). The Nystrom preconditioner removes the top `rank` eigenvalues
 from the conditioning; CG then needs passes that grow with lam_rank / ridge, typically tens.
 A dense solve would need the n x n matrix in memory (in float64: 28.8 GB at n = 60,000).
 Everything of size n x rank or n x t stays on the client in float64.
