@@ -259,7 +259,7 @@ def curve(args, data):
                           f"since the fit began, load {load():.1f}", flush=True)
                 alpha, info = gd.ridge_fit(K, targets, ridge, rank=min(args.rank, n), tol=args.tol,
                                            max_iter=args.max_iter, client=client, callback=report,
-                                           products=args.products)
+                                           products=args.products, sketch=args.sketch)
                 t0 = time.perf_counter()
                 acc = float((gd.ridge_predict(Kt, alpha, client=client).argmax(1) == yt).mean())
                 t_pred = time.perf_counter() - t0
@@ -299,6 +299,8 @@ def main():
     p.add_argument("--tol", type=float, default=1e-4)
     p.add_argument("--products", default="float64", choices=("float64", "float32"),
                    help="curve: precision of the CG products (gatednet.distributed.ridge_fit)")
+    p.add_argument("--sketch", default="columns", choices=("columns", "gaussian"),
+                   help="curve: the Nystrom sketch (gatednet.distributed.ridge_fit)")
     p.add_argument("--kinds", nargs="+", default=["npk_normalized", "npk_limit"],
                    help="curve: the kernels (npk_normalized = NPK of the DGN's learnt gates)")
     p.add_argument("--max-iter", type=int, default=200)
