@@ -79,6 +79,8 @@ def overhead(args, data):
     path = npy(args.workdir, f"x{args.n}", xs)
     rows = []
     client = connect(args)
+    if args.zarr_writes:  # measure the write path this session replaced: tiles through zarr
+        client.run(_through_zarr)
     tile = args.tile or gd.tile_for(args.n, None, sum(client.nthreads().values()))
     try:
         store = os.path.join(args.workdir, "overhead.zarr")
@@ -106,7 +108,7 @@ def overhead(args, data):
     finally:
         gd.close_client(client)
     print(f"\n### Overhead: {args.kind}, n = {args.n}, tile {tile}, {args.workers} workers "
-          f"({args.mp_method} workers)\n")
+          f"({args.mp_method} workers{', tiles written through zarr' if args.zarr_writes else ''})\n")
     print("| run | direct call (s) | direct + np.save (s) | gatednet.distributed to zarr (s) | ratio to direct | "
           "ratio to direct + save | load avg |")
     print("|---|---|---|---|---|---|---|")
@@ -159,6 +161,13 @@ def passes(args, data):
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r[0]} | {r[1]:.2f} | {r[2]:.2f} | {r[3]:.2f} | {r[4]:.2f} | {r[5]:.2f} | {r[6]:.1f} |")
+
+
+def _through_zarr():
+    """On a worker: write tiles through zarr instead of into memory-mapped chunk files."""
+    from gatednet.distributed import _chunks
+
+    _chunks.RawChunks.of = classmethod(lambda cls, arr: None)
 
 
 def connect(args):
@@ -301,6 +310,8 @@ def main():
                    help="curve: precision of the CG products (gatednet.distributed.ridge_fit)")
     p.add_argument("--sketch", default="columns", choices=("columns", "gaussian"),
                    help="curve: the Nystrom sketch (gatednet.distributed.ridge_fit)")
+    p.add_argument("--zarr-writes", action="store_true",
+                   help="overhead: write tiles through zarr (the previous write path), for comparison")
     p.add_argument("--kinds", nargs="+", default=["npk_normalized", "npk_limit"],
                    help="curve: the kernels (npk_normalized = NPK of the DGN's learnt gates)")
     p.add_argument("--max-iter", type=int, default=200)
