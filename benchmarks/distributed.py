@@ -71,31 +71,114 @@ def gated_network(x, y, seed=1, epochs=5):
 
 
 def overhead(args, data):
+    """Per run, alternating: the direct call, the direct call + np.save of its result to the same
+    disk, and gatednet.distributed to zarr; all on the same cores, in one process run."""
     x, y, _, _ = data
     net = gn.Network(784, WIDTHS, 10, regime="fixed_random_ii", seed=1)
     xs = x[:args.n]
     path = npy(args.workdir, f"x{args.n}", xs)
     rows = []
-    client = gd.connect(workers=args.workers)
+    client = connect(args)
+    if args.zarr_writes:  # measure the write path this session replaced: tiles through zarr
+        client.run(_through_zarr)
+    tile = args.tile or gd.tile_for(args.n, None, sum(client.nthreads().values()))
     try:
+        store = os.path.join(args.workdir, "overhead.zarr")
+        saved = os.path.join(args.workdir, "overhead-direct.npy")
+        # warm-up (not timed): workers load the library, map the inputs, first-touch their pages
+        gd.kernel_to_zarr(net, path, store, kind=args.kind, tile=tile, client=client, overwrite=True)
+        drop(store, False)
         for rep in range(args.repeat):
             t0 = time.perf_counter()
-            direct = net.kernel(args.kind, xs)
+            direct = net.kernel(xs, None, args.kind)
             t_direct = time.perf_counter() - t0
             del direct
-            store = os.path.join(args.workdir, "overhead.zarr")
             t0 = time.perf_counter()
-            gd.kernel_to_zarr(net, path, store, kind=args.kind, tile=args.tile, client=client, overwrite=True)
+            direct = net.kernel(xs, None, args.kind)
+            np.save(saved, np.asarray(direct))
+            t_saved = time.perf_counter() - t0
+            del direct
+            os.unlink(saved)
+            t0 = time.perf_counter()
+            gd.kernel_to_zarr(net, path, store, kind=args.kind, tile=tile, client=client, overwrite=True)
             t_dask = time.perf_counter() - t0
             drop(store, args.keep)
-            rows.append((rep, t_direct, t_dask, t_dask / t_direct, load()))
+            rows.append((rep, t_direct, t_saved, t_dask, t_dask / t_direct, t_dask / t_saved, load()))
+            print(rows[-1], flush=True)
     finally:
         gd.close_client(client)
-    print(f"\n### Overhead: {args.kind}, n = {args.n}, tile {args.tile}, {args.workers} workers\n")
-    print("| run | direct call (s) | gatednet.distributed to zarr (s) | ratio | load avg |")
-    print("|---|---|---|---|---|")
+    print(f"\n### Overhead: {args.kind}, n = {args.n}, tile {tile}, {args.workers} workers "
+          f"({args.mp_method} workers{', tiles written through zarr' if args.zarr_writes else ''})\n")
+    print("| run | direct call (s) | direct + np.save (s) | gatednet.distributed to zarr (s) | ratio to direct | "
+          "ratio to direct + save | load avg |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r[0]} | {r[1]:.1f} | {r[2]:.1f} | {r[3]:.2f} | {r[4]:.1f} |")
+        print(f"| {r[0]} | {r[1]:.2f} | {r[2]:.2f} | {r[3]:.2f} | {r[4]:.2f} | {r[5]:.2f} | {r[6]:.1f} |")
+
+
+def passes(args, data):
+    """Seconds per CG pass (K @ P, P n x 10 in float64) over an n x n NPK store, against reading
+    the store's files (page cache) and against the in-memory product."""
+    x, _, _, _ = data
+    net = gn.Network(784, WIDTHS, 10, regime="fixed_random_ii", seed=1)
+    n = args.n[0]
+    path = npy(args.workdir, f"x{n}", x[:n])
+    client = connect(args)
+    store = os.path.join(args.workdir, f"pass{n}.zarr")
+    rows = []
+    try:
+        gd.kernel_to_zarr(net, path, store, kind=args.kind, tile=args.tile, client=client, overwrite=True)
+        from gatednet.distributed.ridge import _Operator
+
+        op = _Operator(store, client)
+        P = np.random.default_rng(0).standard_normal((n, 10))
+        files = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(store, "kernel")) for f in fs]
+        for rep in range(args.repeat):
+            t0 = time.perf_counter()
+            nbytes = 0
+            for f in files:
+                with open(f, "rb") as fh:
+                    while chunk := fh.read(1 << 24):
+                        nbytes += len(chunk)
+            t_read = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            op.matmul(P)
+            t_pass = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            op.matmul(P, sketch=True)
+            t_pass32 = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            op.columns(np.sort(np.random.default_rng(1).choice(n, args.rank, replace=False)))
+            t_sketch = time.perf_counter() - t0
+            rows.append((rep, nbytes / 1e9, t_read, t_pass, t_pass32, t_sketch, load()))
+            print(rows[-1], flush=True)
+    finally:
+        gd.close_client(client)
+        drop(store, args.keep)
+    print(f"\n### CG pass over the n = {n} store ({args.workers} workers)\n")
+    print(f"| run | store (GB) | read all files, 1 thread (s) | CG pass K @ P, P n x 10 f64 (s) | "
+          f"same in f32 (s) | sketch: read {args.rank} columns (s) | load avg |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r[0]} | {r[1]:.2f} | {r[2]:.2f} | {r[3]:.2f} | {r[4]:.2f} | {r[5]:.2f} | {r[6]:.1f} |")
+
+
+def _through_zarr():
+    """On a worker: write tiles through zarr instead of into memory-mapped chunk files."""
+    from gatednet.distributed import _chunks
+
+    _chunks.RawChunks.of = classmethod(lambda cls, arr: None)
+
+
+def connect(args):
+    """A LocalCluster of args.workers processes, started by spawn (Dask's default) or fork."""
+    import dask
+    import distributed  # noqa: F401  (loads its config defaults; set() below then restores them)
+
+    with dask.config.set({"distributed.worker.multiprocessing-method": args.mp_method}):
+        client = gd.connect(workers=args.workers)
+        client.wait_for_workers(args.workers)
+    return client
 
 
 def scaling(args, data):
@@ -104,7 +187,7 @@ def scaling(args, data):
     rows = []
     for n in args.n:
         path = npy(args.workdir, f"x{n}", x[:n])
-        client = gd.connect(workers=args.workers)  # fresh workers: their peak RSS is this run's
+        client = connect(args)  # fresh workers: their peak RSS is this run's
         try:
             store = os.path.join(args.workdir, f"scaling{n}.zarr")
             t0 = time.perf_counter()
@@ -157,7 +240,7 @@ def curve(args, data):
     xt, yt = xt[:args.test], yt[:args.test]
     test_path = npy(args.workdir, "xtest", xt)
     rows = []
-    client = gd.connect(workers=args.workers)
+    client = connect(args)
     try:
         for n in args.n:
             xs, ys = x[:n], y[:n]
@@ -166,9 +249,10 @@ def curve(args, data):
             t0 = time.perf_counter()
             relu, dgn = gated_network(xs, ys, epochs=epochs)
             t_train = time.perf_counter() - t0
+            print(f"n={n}: trained both nets ({epochs} epochs) in {t_train:.0f} s, load {load():.1f}", flush=True)
             acc_relu, acc_dgn = relu.evaluate(xt, yt)["accuracy"], dgn.evaluate(xt, yt)["accuracy"]
             targets = np.asarray(gn.kernel_targets(ys, 10))
-            for kind in ("npk_normalized", "npk_limit"):
+            for kind in args.kinds:
                 K = os.path.join(args.workdir, f"K{n}-{kind}.zarr")
                 Kt = os.path.join(args.workdir, f"Kt{n}-{kind}.zarr")
                 t0 = time.perf_counter()
@@ -176,33 +260,44 @@ def curve(args, data):
                 gd.kernel_to_zarr(dgn, test_path, Kt, xb=path, kind=kind, tile=args.tile, client=client)
                 t_kernel = time.perf_counter() - t0
                 ridge = args.ridge * gd.kernel_diagonal(K, client=client).mean()
+                print(f"n={n} {kind}: kernels {t_kernel:.0f} s, load {load():.1f}", flush=True)
+                t_fit = time.perf_counter()
+
+                def report(it, res):
+                    print(f"  pass {it}: max residual {res.max():.2e}, {time.perf_counter() - t_fit:.0f} s "
+                          f"since the fit began, load {load():.1f}", flush=True)
                 alpha, info = gd.ridge_fit(K, targets, ridge, rank=min(args.rank, n), tol=args.tol,
-                                           max_iter=args.max_iter, client=client)
+                                           max_iter=args.max_iter, client=client, callback=report,
+                                           products=args.products, sketch=args.sketch)
                 t0 = time.perf_counter()
                 acc = float((gd.ridge_predict(Kt, alpha, client=client).argmax(1) == yt).mean())
                 t_pred = time.perf_counter() - t0
+                per_pass = (info["seconds"] - info["sketch_seconds"]) / max(1, info["iterations"])
                 rows.append((n, kind, acc, acc_dgn, acc_relu, t_kernel, info["seconds"], info["passes"],
-                             info["residual"], t_pred, t_train, load()))
+                             info["residual"], t_pred, t_train, load(), info["sketch_seconds"], per_pass))
                 print(rows[-1], flush=True)
                 drop(K, args.keep)
                 drop(Kt, args.keep)
     finally:
         gd.close_client(client)
     print(f"\n### Learning curve: kernel ridge on Fashion-MNIST ({args.test} test images), 784-128x4-10\n")
-    print("| n | kernel | kernel acc | DGN (same gates) acc | ReLU acc | kernels (s) | ridge CG (s) | passes | "
-          "residual | predict (s) | train both nets (s) | load avg |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| n | kernel | kernel acc | DGN (same gates) acc | ReLU acc | kernels K + cross (s) | ridge CG (s) | "
+          "passes | residual | sketch pass + factor (s) | s per CG pass | predict (s) | train both nets (s) | load avg |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r[0]} | {r[1]} | {r[2]:.4f} | {r[3]:.4f} | {r[4]:.4f} | {r[5]:.0f} | {r[6]:.0f} | {r[7]} | "
-              f"{r[8]:.1e} | {r[9]:.1f} | {r[10]:.0f} | {r[11]:.1f} |")
+              f"{r[8]:.1e} | {r[12]:.0f} | {r[13]:.1f} | {r[9]:.1f} | {r[10]:.0f} | {r[11]:.1f} |")
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=("overhead", "scaling", "sweep", "curve"))
+    p.add_argument("what", choices=("overhead", "passes", "scaling", "sweep", "curve"))
     p.add_argument("--n", type=int, nargs="+", default=None)
     p.add_argument("--kind", default="npk_normalized")
-    p.add_argument("--tile", type=int, default=2048)
+    p.add_argument("--tile", type=int, default=None, help="tile edge (default: gatednet.distributed.tile_for)")
+    p.add_argument("--mp-method", default="spawn", choices=("spawn", "fork", "forkserver"),
+                   help="how LocalCluster starts workers (fork: a child of a process that loaded the "
+                        "library computes on its calling thread only, see gatednet.h 'fork()')")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--tasks", type=int, default=8)
@@ -211,17 +306,27 @@ def main():
     p.add_argument("--ridge", type=float, default=1e-2, help="ridge as a fraction of the mean diagonal")
     p.add_argument("--rank", type=int, default=500, help="Nystrom preconditioner rank")
     p.add_argument("--tol", type=float, default=1e-4)
+    p.add_argument("--products", default="float64", choices=("float64", "float32"),
+                   help="curve: precision of the CG products (gatednet.distributed.ridge_fit)")
+    p.add_argument("--sketch", default="columns", choices=("columns", "gaussian"),
+                   help="curve: the Nystrom sketch (gatednet.distributed.ridge_fit)")
+    p.add_argument("--zarr-writes", action="store_true",
+                   help="overhead: write tiles through zarr (the previous write path), for comparison")
+    p.add_argument("--kinds", nargs="+", default=["npk_normalized", "npk_limit"],
+                   help="curve: the kernels (npk_normalized = NPK of the DGN's learnt gates)")
     p.add_argument("--max-iter", type=int, default=200)
     p.add_argument("--workdir", default="/tmp/gatednet-distributed-bench")
     p.add_argument("--keep", action="store_true")
     args = p.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
     if args.n is None:
-        args.n = {"overhead": 10000, "scaling": [20000, 40000], "curve": [1000, 5000, 10000, 20000]}.get(args.what)
+        args.n = {"overhead": 10000, "passes": [10000], "scaling": [20000, 40000],
+                  "curve": [1000, 5000, 10000, 20000]}.get(args.what)
     if args.what == "overhead" and isinstance(args.n, list):
         args.n = args.n[0]
     print(f"gatednet {gn.library_version}, {os.cpu_count()} cores, load avg {load():.1f} at start", flush=True)
-    {"overhead": overhead, "scaling": scaling, "sweep": sweep, "curve": curve}[args.what](args, fashion())
+    {"overhead": overhead, "passes": passes, "scaling": scaling, "sweep": sweep,
+     "curve": curve}[args.what](args, fashion())
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ def data(tmp_path):
 def test_symmetric_tiles_equal_one_library_call(client, net, data, tmp_path, kind, options):
     x, _, xpath = data
     K = gd.kernel_to_zarr(net, xpath, tmp_path / "K.zarr", kind=kind, tile=16, client=client, **options)
-    want = np.asarray(net.kernel(kind, x, **options))
+    want = np.asarray(net.kernel(x, None, kind, **options))
     got = K[...]
     assert got.shape == (45, 45) and got.dtype == np.float32
     np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-6 * np.abs(want).max())
@@ -92,6 +92,50 @@ def test_conv_network_tiles(client, tmp_path):
     np.testing.assert_allclose(K[...], np.asarray(net.npk(x)), rtol=2e-5)
     with pytest.raises(ValueError, match="not a ConvNetwork kernel"):
         gd.kernel_to_zarr(path, x, tmp_path / "K2.zarr", kind="ntk", client=client)
+
+
+def test_tile_for_balances_workers_and_bounds_memory():
+    # n = 10,000 on 2 workers: two row panels; tile (0, 1) on one worker, the two half-cost
+    # diagonal tiles on the other.
+    assert gd.tile_for(10000, None, workers=2) == 5000
+    assert gd.tile_for(10000, None, workers=1) == 5000  # ceil(10000 / 8192) = 2 panels
+    assert gd.tile_for(5000, None, workers=1) == 5000   # one call, as the library alone
+    for n, w in [(60000, 2), (20000, 2), (100000, 4), (7, 3), (12345, 5)]:
+        t = gd.tile_for(n, None, workers=w)
+        assert 1 <= t <= 8192
+        from gatednet.distributed.kernels import _longest_first, _tile_costs
+        costs = _tile_costs(n, n, True, t)
+        _, makespan = _longest_first(costs, w)
+        assert makespan * w <= 1.25 * sum(c for c, _ in costs) or n < 10
+    t = gd.tile_for(10000, 60000, workers=2)  # a cross kernel: square tiles, edge bounded
+    assert t <= 8192 and -(-10000 // t) * -(-60000 // t) % 2 == 0
+
+
+def test_chunk_files_are_raw_and_passes_read_upper_tiles(client, net, tmp_path):
+    from gatednet.distributed._chunks import RawChunks
+    from gatednet.distributed.ridge import _Operator
+
+    x = np.random.default_rng(8).standard_normal((37, 12)).astype(np.float32)
+    K = gd.kernel_to_zarr(net, x, tmp_path / "K.zarr", kind="npk_normalized", tile=10, client=client)
+    want = np.asarray(net.kernel(x, None, "npk_normalized"))
+    raw = RawChunks.of(K)
+    assert raw is not None and raw.chunks == (10, 10)
+    np.testing.assert_array_equal(raw.read(3, 1), K[30:37, 10:20])  # a mapped edge chunk
+    assert not list((tmp_path / "K.zarr").rglob("*.partial"))
+    np.testing.assert_array_equal(K[...], K[...].T)
+    np.testing.assert_allclose(K[...], want, rtol=2e-5, atol=1e-7)
+    P = np.random.default_rng(1).standard_normal((37, 3))
+    exact = K[...].astype(np.float64) @ P
+    for c in (None, client):
+        op = _Operator(tmp_path / "K.zarr", c)
+        assert op.symmetric  # reads the 10 upper tiles only, each off-diagonal one twice used
+        np.testing.assert_allclose(op.matmul(P), exact, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(op.matmul(P, sketch=True), exact, rtol=1e-4, atol=1e-5)
+        cols = np.array([0, 4, 9, 10, 23, 36])  # both sides of tile edges; a mirrored read
+        np.testing.assert_array_equal(op.columns(cols), K[...][:, cols])
+    Kt = gd.kernel_to_zarr(net, x[:13], tmp_path / "Kt.zarr", xb=x, kind="npk_normalized", tile=10, client=client)
+    np.testing.assert_allclose(_Operator(tmp_path / "Kt.zarr", client).matmul(P), Kt[...].astype(np.float64) @ P,
+                               rtol=1e-12, atol=1e-12)
 
 
 # ---- fault tolerance ----------------------------------------------------------------------------
@@ -244,6 +288,11 @@ def test_ridge_on_zarr_matches_dense_solve(client, tmp_path):
         alpha, info = gd.ridge_fit(tmp_path / "K.zarr", T, ridge, rank=40, tol=1e-9)
         assert info["residual"] <= 1e-9
         np.testing.assert_allclose(alpha, dense, rtol=1e-4, atol=1e-6 * np.abs(dense).max())
+        f32, info32 = gd.ridge_fit(tmp_path / "K.zarr", T, ridge, rank=40, tol=1e-4, products="float32")
+        assert info32["residual"] <= 1e-3  # measured with a float64 pass after the float32 CG
+        np.testing.assert_allclose(f32, dense, rtol=1e-2, atol=1e-3 * np.abs(dense).max())
+        gauss, _ = gd.ridge_fit(tmp_path / "K.zarr", T, ridge, rank=40, tol=1e-9, sketch="gaussian")
+        np.testing.assert_allclose(gauss, dense, rtol=1e-4, atol=1e-6 * np.abs(dense).max())
         _, plain = gd.ridge_fit(tmp_path / "K.zarr", T, ridge, rank=0, tol=1e-9, max_iter=info["passes"])
         assert plain["residual"] > 10 * info["residual"]  # the preconditioner saves passes
         lazy_kernel = gd.kernel_array(net, x, kind="npk_normalized", tile=64).persist(scheduler="sync")

@@ -24,6 +24,7 @@ import numpy as np
 
 import gatednet as gn
 
+from ._chunks import RawChunks, transpose_into
 from ._common import Inputs, default_client, digest, network_bytes, worker_inputs, worker_network
 
 FC_KINDS = gn._KERNELS
@@ -31,8 +32,61 @@ CONV_KINDS = ("npk", "gate_overlap", "input_gram")
 FORMAT = 1
 
 
-def _plan(net, x, kind, xb, tile, layer, output, gate_path, ntk_scaling):
-    """Validate everything on the client; returns (plan dict, net bytes, Inputs a, Inputs b|None)."""
+MAX_TILE = 8192
+
+
+def _tile_costs(n_a, n_b, symmetric, t):
+    """[(cost, (i, j))] of the tiles to compute with edge t: entries the library fills (one
+    triangle of a diagonal tile of a symmetric kernel)."""
+    plan = {"n_a": n_a, "n_b": n_b, "tile": t, "symmetric": symmetric}
+    out = []
+    for i, j in tile_grid(plan)[2]:
+        r0, r1, c0, c1 = tile_bounds(plan, i, j)
+        h, w = r1 - r0, c1 - c0
+        out.append((h * (h + 1) // 2 if symmetric and i == j else h * w, (i, j)))
+    return out
+
+
+def _longest_first(costs, slots):
+    """Greedy longest-first placement of (cost, item) on ``slots`` equal slots: ([items per slot],
+    makespan). Within 4/3 of the best placement; exact for the balanced grids tile_for picks."""
+    loads = [0] * slots
+    placed = [[] for _ in range(slots)]
+    for cost, item in sorted(costs, key=lambda c: -c[0]):
+        s = loads.index(min(loads))
+        loads[s] += cost
+        placed[s].append(item)
+    return placed, max(loads)
+
+
+def tile_for(n_a, n_b=None, workers=1, max_tile=MAX_TILE):
+    """The tile edge kernel_to_zarr uses when given none: the fewest tiles (edge at most
+    ``max_tile``, which bounds a worker's memory whatever n is) whose longest-first placement on
+    ``workers`` worker threads is within 3% of a perfect split of the entries. E.g. n = 10,000
+    on 2 workers: edge 5,000, tiles (0, 1) on one worker and the two half-cost diagonal tiles
+    on the other. ``n_b=None``: the symmetric kernel of n_a inputs."""
+    symmetric = n_b is None
+    n_b = n_a if symmetric else n_b
+    workers = max(1, int(workers))
+    big = max(n_a, n_b)
+    first = max(1, -(-big // max_tile))
+    best = None
+    for p in range(first, first + 4 * workers + 8):
+        t = -(-big // p)
+        costs = _tile_costs(n_a, n_b, symmetric, t)
+        total = sum(c for c, _ in costs)
+        _, makespan = _longest_first(costs, workers)
+        slack = makespan * workers / total
+        if best is None or slack < best[0] - 1e-9:
+            best = (slack, t)
+        if slack <= 1.03 or t == 1:
+            return t
+    return best[1]
+
+
+def _plan(net, x, kind, xb, tile, layer, output, gate_path, ntk_scaling, workers=1):
+    """Validate everything on the client; returns (plan dict, net bytes, Inputs a, Inputs b|None).
+    ``tile=None``: tile_for(n_a, n_b, workers)."""
     data, cls = network_bytes(net)
     probe = getattr(gn, cls).from_bytes(data)
     input_size = probe.input_size
@@ -46,11 +100,14 @@ def _plan(net, x, kind, xb, tile, layer, output, gate_path, ntk_scaling):
     else:
         kind = FC_KINDS[gn._code(kind, FC_KINDS, "kind")]  # an unknown kind: ValueError naming the kinds
         gn._code(gate_path, gn._GATE_PATHS, "gate_path")
-    if isinstance(tile, bool) or not isinstance(tile, (int, np.integer)) or tile < 1:
-        raise ValueError(f"tile: expected a positive number of rows per tile, got {tile!r}")
+    if tile is not None and (isinstance(tile, bool) or not isinstance(tile, (int, np.integer)) or tile < 1):
+        raise ValueError(f"tile: expected a positive number of rows per tile (or None: chosen from n and "
+                         f"the workers), got {tile!r}")
     a = Inputs(x, "x", input_size)
     b = None if xb is None else Inputs(xb, "xb", input_size)
     n_b = a.n if b is None else b.n
+    if tile is None:
+        tile = tile_for(a.n, None if b is None else n_b, workers)
     plan = {
         "format": FORMAT, "cls": cls, "kind": kind, "layer": int(layer),
         "output": None if output is None else int(output), "gate_path": gate_path,
@@ -73,8 +130,9 @@ def tile_grid(plan):
     return ta, tb, tiles
 
 
-def compute_tile(plan, net, xa, xb, i, j):
-    """One tile K[r0:r1, c0:c1] as a float32 numpy array, by one library call.
+def compute_tile(plan, net, xa, xb, i, j, out=None):
+    """One tile K[r0:r1, c0:c1] as a float32 array, by one library call (into ``out`` if given:
+    a writable float32 view of the tile's shape, rows may be strided).
 
     Path kernels are per pair of inputs, so a tile is the kernel of the two row slices; the
     trace-normalised NPK divides by the trace over ALL rows, so it uses the library's block
@@ -84,22 +142,22 @@ def compute_tile(plan, net, xa, xb, i, j):
     diag = plan["symmetric"] and i == j
     kind = plan["kind"]
     if plan["cls"] == "ConvNetwork":
-        k = net.kernel(xa[r0:r1], None if diag else xb[c0:c1], kind=kind)
+        k = net.kernel(xa[r0:r1], None if diag else xb[c0:c1], kind, out=out)
     else:
         opts = dict(layer=plan["layer"], output=plan["output"], gate_path=plan["gate_path"],
-                    ntk_scaling=plan["ntk_scaling"])
+                    ntk_scaling=plan["ntk_scaling"], out=out)
         if kind == "npk_trace_normalized":
-            k = net.kernel(kind, xa, None if plan["symmetric"] else xb, rows=(r0, r1), cols=(c0, c1), **opts)
+            k = net.kernel(xa, None if plan["symmetric"] else xb, kind, rows=(r0, r1), cols=(c0, c1), **opts)
         else:
-            k = net.kernel(kind, xa[r0:r1], None if diag else xb[c0:c1], **opts)
-    return np.asarray(k)
+            k = net.kernel(xa[r0:r1], None if diag else xb[c0:c1], kind, **opts)
+    return out if out is not None else np.asarray(k)
 
 
-def _worker_tile(plan, data, xa_spec, xb_spec, i, j):
+def _worker_tile(plan, data, xa_spec, xb_spec, i, j, out=None):
     net = worker_network(data, plan["cls"], plan["network_sha256"])
     xa = worker_inputs(xa_spec)
     xb = xa if xb_spec is None else worker_inputs(xb_spec)
-    return compute_tile(plan, net, xa, xb, i, j)
+    return compute_tile(plan, net, xa, xb, i, j, out)
 
 
 # ---- zarr stores ------------------------------------------------------------------------------
@@ -157,23 +215,41 @@ def _create_store(path, plan, attrs):
 
 
 def _zarr_tile_task(plan, path, data, xa_spec, xb_spec, i, j):
-    """Worker task: compute tile (i, j), write it (and its transpose), then mark it done."""
+    """Worker task: compute tile (i, j), write it (and its transpose), then mark it done.
+
+    On a local store the library writes the tile straight into its memory-mapped chunk file
+    (see _chunks.py), and the mirrored lower tile is a blocked transpose from that mapping into
+    the other chunk file; elsewhere the tile goes through zarr. Returns (i, j, seconds in the
+    library call, seconds writing)."""
     import zarr
 
-    t0 = time.perf_counter()
-    k = _worker_tile(plan, data, xa_spec, xb_spec, i, j)
-    t1 = time.perf_counter()
     g = zarr.open_group(path, mode="r+")
     arr = g["kernel"]
-    r0, r1, c0, c1 = tile_bounds(plan, i, j)
-    arr[r0:r1, c0:c1] = k
-    if plan["symmetric"] and i != j:
-        arr[c0:c1, r0:r1] = k.T
+    raw = RawChunks.of(arr)
+    mirror = plan["symmetric"] and i != j
+    if raw is None:
+        t0 = time.perf_counter()
+        k = _worker_tile(plan, data, xa_spec, xb_spec, i, j)
+        t1 = time.perf_counter()
+        r0, r1, c0, c1 = tile_bounds(plan, i, j)
+        arr[r0:r1, c0:c1] = k
+        if mirror:
+            arr[c0:c1, r0:r1] = k.T
+    else:
+        with raw.writing(i, j) as k:
+            t0 = time.perf_counter()
+            _worker_tile(plan, data, xa_spec, xb_spec, i, j, out=k)
+            t1 = time.perf_counter()
+            if mirror:
+                with raw.writing(j, i) as kt:
+                    transpose_into(kt, k)
+                    del kt
+            del k
     g["done"][i, j] = 1
     return i, j, t1 - t0, time.perf_counter() - t1
 
 
-def kernel_to_zarr(net, x, store, *, kind="npk", xb=None, tile=2048, client=None, layer=0, output=None,
+def kernel_to_zarr(net, x, store, *, kind="npk", xb=None, tile=None, client=None, layer=0, output=None,
                    gate_path="auto", ntk_scaling=False, overwrite=False, progress=None):
     """Compute a kernel of ``net`` over the rows of ``x`` (or ``x`` x ``xb``) on Dask workers into
     the zarr store ``store``; returns the ``kernel`` zarr array (``dask.array.from_zarr`` views it).
@@ -185,7 +261,9 @@ def kernel_to_zarr(net, x, store, *, kind="npk", xb=None, tile=2048, client=None
     "npk", "gate_overlap", "input_gram"). ``xb=None``: the symmetric kernel of x, of which only
     the upper tiles are computed (each also written transposed).
 
-    One task per ``tile`` x ``tile`` block (one zarr chunk). Tiles already marked done in an
+    One task per ``tile`` x ``tile`` block (one zarr chunk); ``tile=None`` picks the edge from n
+    and the cluster's worker threads (:func:`tile_for`; an existing store keeps its own), and the
+    tasks are placed longest first on the workers. Tiles already marked done in an
     existing store of the same computation are skipped, so calling again after a crash, a killed
     worker or a restarted client finishes the job; the result equals an uninterrupted run bit
     for bit. Worker memory: a few tiles plus the library's per-call scratch, whatever n is.
@@ -198,10 +276,13 @@ def kernel_to_zarr(net, x, store, *, kind="npk", xb=None, tile=2048, client=None
     ``progress(done, total)`` is called in this process as tiles finish. ``client``: a
     distributed.Client (default: the current one).
     """
-    plan, data, a, b = _plan(net, x, kind, xb, tile, layer, output, gate_path, ntk_scaling)
     path = os.path.abspath(os.fspath(store))
-    attrs = _describe(plan, a, b)
     client = default_client(client)
+    if tile is None and not overwrite:
+        tile = _stored_tile(path)
+    plan, data, a, b = _plan(net, x, kind, xb, tile, layer, output, gate_path, ntk_scaling,
+                             workers=sum(_worker_threads(client).values()) or 1)
+    attrs = _describe(plan, a, b)
     group = None if overwrite else _check_store(path, plan, attrs)
     if group is None:
         group = _create_store(path, plan, attrs)
@@ -215,6 +296,45 @@ def kernel_to_zarr(net, x, store, *, kind="npk", xb=None, tile=2048, client=None
     return group["kernel"]
 
 
+def _stored_tile(path):
+    """The tile edge of an existing gatednet store at path, else None."""
+    import zarr
+
+    try:
+        return int(zarr.open_group(path, mode="r").attrs["gatednet"]["tile"])
+    except Exception:  # no store, or not ours: _check_store reports it
+        return None
+
+
+def _worker_threads(client):
+    """{worker address: threads} of the client's cluster (waits up to 10 s for a first worker)."""
+    threads = client.nthreads()
+    if not threads:
+        try:
+            client.wait_for_workers(1, timeout=10)
+        except Exception:  # no worker yet: the tasks wait for one
+            return {}
+        threads = client.nthreads()
+    return {addr: max(1, int(k)) for addr, k in threads.items()}
+
+
+def _placement(client, plan, todo):
+    """[(tile, worker address or None)] longest first: tiles placed greedily on the worker
+    threads, so that e.g. the two half-cost diagonal tiles share one worker while another
+    computes an off-diagonal tile. Dask alone would place tasks it has no timings for by
+    count; a placement is a preference (loose), so a lost worker's tiles go elsewhere."""
+    threads = _worker_threads(client)
+    slots = [addr for addr, k in sorted(threads.items()) for _ in range(k)]
+    wanted = set(todo)
+    costs = [(c, ij) for c, ij in _tile_costs(plan["n_a"], plan["n_b"], plan["symmetric"], plan["tile"])
+             if ij in wanted]
+    if not slots:
+        return [(ij, None) for _, ij in sorted(costs, key=lambda c: -c[0])]
+    placed, _ = _longest_first(costs, len(slots))
+    where = {ij: slots[s] for s, items in enumerate(placed) for ij in items}
+    return [(ij, where[ij]) for _, ij in sorted(costs, key=lambda c: -c[0])]
+
+
 def _run_tiles(client, plan, path, data, a, b, todo, total, progress):
     from distributed import as_completed
 
@@ -224,8 +344,12 @@ def _run_tiles(client, plan, path, data, a, b, todo, total, progress):
     xb_spec = None
     if b is not None:
         xb_spec = b.spec if b.spec is not None else client.scatter(b.array, broadcast=True, hash=False)
+    order = _placement(client, plan, todo)
+    todo = [ij for ij, _ in order]
     futures = [client.submit(_zarr_tile_task, plan, path, net_f, xa_spec, xb_spec, i, j,
-                             key=f"gatednet-tile-{i}-{j}-{run}", pure=False) for i, j in todo]
+                             key=f"gatednet-tile-{i}-{j}-{run}", pure=False, priority=len(order) - k,
+                             workers=None if addr is None else [addr], allow_other_workers=True)
+               for k, ((i, j), addr) in enumerate(order)]
     finished = total - len(todo)
     try:
         for fut in as_completed(futures):
