@@ -35,6 +35,7 @@ typedef struct {
     Py_ssize_t nitems;
     Py_ssize_t exports;
     PyObject *weakrefs;
+    size_t mapped; /* bytes of an anonymous mapping holding data (large results), else 0 */
 } GNPy_Buffer;
 
 extern PyTypeObject GNPy_BufferType;
