@@ -1,17 +1,16 @@
-"""The chunk files of a kernel store, memory-mapped in place.
+"""The chunk files of a kernel store, written and read as raw bytes.
 
 kernel_to_zarr creates its arrays so that each chunk file holds exactly the chunk's C-order
 little-endian float32 values: zarr v3, a regular chunk grid, the single "bytes" codec, no
 compressor (edge chunks are stored full size, the padding left at the fill value 0). On a local
-filesystem a worker then maps a chunk file: the library writes a tile straight into the page
-cache (no tile buffer, no encode copy), and a CG pass reads a tile without a decode copy. An
-array on any other store, or with another codec, goes through zarr's own reads and writes
+filesystem a worker then computes a tile into anonymous memory and writes it to the chunk file
+with one write() (no encode copy), and a CG pass maps a tile without a decode copy. An array on
+any other store, or with another codec, goes through zarr's own reads and writes
 (``RawChunks.of`` returns None), so the fast path never changes what a store holds."""
 
 from __future__ import annotations
 
 import contextlib
-import mmap
 import os
 import uuid
 
@@ -19,7 +18,7 @@ import numpy as np
 
 
 class RawChunks:
-    """Chunk (i, j) of a 2-D float32 zarr array as a memory-mapped numpy view."""
+    """Chunk (i, j) of a 2-D float32 zarr array: read as a memory-mapped view, written as raw bytes."""
 
     def __init__(self, root, path, shape, chunks, key):
         self.root, self.shape, self.chunks, self._key = root, tuple(shape), tuple(chunks), key
@@ -64,27 +63,22 @@ class RawChunks:
 
     @contextlib.contextmanager
     def writing(self, i, j):
-        """A writable view of chunk (i, j)'s valid region, backed by a new file that replaces the
-        chunk atomically when the block ends without error (as zarr's own writes do); a reader
-        sees the old chunk or the new one, never a part. The mapping is closed on exit, without
-        msync: the pages go to disk with the page cache's writeback, as any file write does."""
+        """A writable array for chunk (i, j)'s valid region; when the block ends without error its
+        bytes go to a new file that replaces the chunk atomically (as zarr's own writes do), so a
+        reader sees the old chunk or the new one, never a part. The array is anonymous memory
+        (numpy advises large arrays for huge pages, so filling it costs few page faults) written
+        with one write() into the page cache, which takes it to disk in the background."""
         r0, r1, c0, c1 = self.bounds(i, j)
+        partial = (r1 - r0, c1 - c0) != tuple(self.chunks)
+        # padding of an edge chunk holds the fill value 0
+        buf = (np.zeros if partial else np.empty)(self.chunks, dtype="<f4")
+        yield buf[:r1 - r0, :c1 - c0]
         final = self.path(i, j)
         os.makedirs(os.path.dirname(final), exist_ok=True)
         tmp = f"{final}.{uuid.uuid4().hex}.partial"
         try:
-            with open(tmp, "w+b") as f:
-                f.truncate(self.nbytes)  # zeros: the fill value of the padding
-                m = mmap.mmap(f.fileno(), self.nbytes)
-            try:
-                view = np.frombuffer(m, dtype="<f4").reshape(self.chunks)[:r1 - r0, :c1 - c0]
-                yield view
-                del view
-            finally:
-                try:
-                    m.close()
-                except BufferError:  # a view escaped the block: the mapping closes when it is freed
-                    pass
+            with open(tmp, "wb") as f:
+                f.write(memoryview(buf).cast("B"))
             os.replace(tmp, final)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
