@@ -553,15 +553,10 @@ def probe_recipe(recipe, size="paper", seeds=None, data=None, out=None, steps=5,
                  eval_rows=256, kernel_entries=1_000_000, stream=None, meter_options=None):
     """Measure and extrapolate the serial run time of ``recipe`` at ``size``; returns the report
     dict (also written to ``OUT/probe.json`` when ``out`` is given) and prints the table."""
-    from . import data as _data
+    from .runner import resolve
     stream = stream or sys.stdout
-    settings = recipe.settings(size)
-    n_seeds = int(seeds if seeds is not None else settings.get("seeds", 1))
-    if n_seeds < 1:
-        raise ValueError(f"seeds: need at least 1, got {n_seeds}")
-    settings["seeds"] = n_seeds
-    data_path = str(data or _data.DEFAULT_DATA)
-    tasks = recipe.tasks(settings, list(range(n_seeds)), data_path)
+    settings, seed_list, data_path = resolve(recipe, size, seeds, data)
+    tasks = recipe.tasks(settings, seed_list, data_path)
     kinds = task_kinds(tasks)
     print(f"probe {recipe.name}, size {size}: {len(tasks)} tasks of {len(kinds)} kinds; running one task "
           f"per kind with capped training ({steps} steps)", file=stream, flush=True)
@@ -593,7 +588,7 @@ def probe_recipe(recipe, size="paper", seeds=None, data=None, out=None, steps=5,
     total_cpu = sum(r["total_cpu_seconds"] for r in rows)
     cores = os.cpu_count() or 1
     report = {
-        "recipe": recipe.name, "size": size, "seeds": n_seeds, "tasks": len(tasks), "kinds": len(kinds),
+        "recipe": recipe.name, "size": size, "seeds": len(seed_list), "tasks": len(tasks), "kinds": len(kinds),
         "data": data_path, "settings": settings, "probe_steps": steps, "target_seconds": target_seconds,
         "eval_rows": eval_rows, "kernel_entries": kernel_entries,
         "started": started, "probe_wall_seconds": round(_now() - wall0, 3),

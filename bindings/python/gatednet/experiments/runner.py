@@ -40,17 +40,22 @@ def _stored(task_dir, task):
     return record
 
 
-def run_recipe(recipe, size="quick", seeds=None, out=None, data=None, executor=None, progress=True,
-               stream=None):
-    """Run ``recipe`` (see gatednet.experiments.run); returns (rows, verdicts, run_info)."""
-    stream = stream or sys.stdout
+def resolve(recipe, size, seeds, data):
+    """(settings, seed list, data path) of a run of ``recipe`` at ``size``: ``seeds`` (None: the
+    size's own count) must be at least 1; ``data`` None is the default dataset."""
     settings = recipe.settings(size)
     n_seeds = int(seeds if seeds is not None else settings.get("seeds", 1))
     if n_seeds < 1:
         raise ValueError(f"seeds: need at least 1, got {n_seeds}")
     settings["seeds"] = n_seeds
-    seed_list = list(range(n_seeds))
-    data_path = str(data or _data.DEFAULT_DATA)
+    return settings, list(range(n_seeds)), str(data or _data.DEFAULT_DATA)
+
+
+def run_recipe(recipe, size="quick", seeds=None, out=None, data=None, executor=None, progress=True,
+               stream=None):
+    """Run ``recipe`` (see gatednet.experiments.run); returns (rows, verdicts, run_info)."""
+    stream = stream or sys.stdout
+    settings, seed_list, data_path = resolve(recipe, size, seeds, data)
     dataset = recipe.dataset or _data.dataset_name(data_path)
     out = Path(out) if out is not None else default_out(recipe.name, size)
     task_dir = out / "tasks"

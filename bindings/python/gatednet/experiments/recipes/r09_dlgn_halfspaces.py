@@ -126,22 +126,19 @@ def feature_learning_helps(res, s):
     return a < b, f"train loss: DLGN-PWC {a:.4f} vs gating frozen {b:.4f} (lower with learning?)"
 
 
+def _ratio_above_one(res, metric, label):
+    """Whether the mean of ``metric`` (a ratio) is > 1 for both the ReLU net and the DLGN-PWC."""
+    means = {model: res.mean(model, metric) for model in (RELU, DLGN)}
+    parts = ", ".join(f"{model} {r:.2f}" for model, r in means.items())
+    return all(r > 1 for r in means.values()), f"{label}: {parts} (> 1?)"
+
+
 def easy_half_first(res, s):
-    parts, ok = [], True
-    for model in (RELU, DLGN):
-        r = res.mean(model, EARLY)
-        ok &= r > 1
-        parts.append(f"{model} {r:.2f}")
-    return ok, "test MSE lower / upper half at a tenth of the epochs: " + ", ".join(parts) + " (> 1?)"
+    return _ratio_above_one(res, EARLY, "test MSE lower / upper half at a tenth of the epochs")
 
 
 def paths_prefer_easy_half(res, s):
-    parts, ok = [], True
-    for model in (RELU, DLGN):
-        r = res.mean(model, PATHS)
-        ok &= r > 1
-        parts.append(f"{model} {r:.2f}")
-    return ok, "active paths upper/lower half: " + ", ".join(parts) + " (> 1?)"
+    return _ratio_above_one(res, PATHS, "active paths upper/lower half")
 
 
 def last_layer_on_easy_half(res, s):
