@@ -217,9 +217,9 @@ def _create_store(path, plan, attrs):
 def _zarr_tile_task(plan, path, data, xa_spec, xb_spec, i, j):
     """Worker task: compute tile (i, j), write it (and its transpose), then mark it done.
 
-    On a local store the library writes the tile straight into its memory-mapped chunk file
-    (see _chunks.py), and the mirrored lower tile is a blocked transpose from that mapping into
-    the other chunk file; elsewhere the tile goes through zarr. Returns (i, j, seconds in the
+    On a local store the library computes the tile into a chunk-sized array that one write()
+    puts in its chunk file (see _chunks.py), and the mirrored lower tile is a blocked transpose
+    of it written the same way; elsewhere the tile goes through zarr. Returns (i, j, seconds in the
     library call, seconds writing)."""
     import zarr
 
