@@ -178,6 +178,20 @@ def test_killed_worker_process_run_completes_bit_for_bit(net, tmp_path):
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cl, \
             Client(cl) as c:
         pids = list(c.run(os.getpid).values())
+
+        def slow_tiles():
+            # Each tile takes at least 50 ms on the workers, so the kill below lands mid-run
+            # however fast the machine is (the 78 tiles otherwise finish in milliseconds).
+            import time as _time
+            import gatednet.distributed.kernels as kernels
+            inner = kernels._worker_tile
+
+            def slow(*args, **kwargs):
+                _time.sleep(0.05)
+                return inner(*args, **kwargs)
+            kernels._worker_tile = slow
+
+        c.run(slow_tiles)
         state = {}
 
         def run():
