@@ -61,18 +61,20 @@ class RawChunks:
             return np.zeros((r1 - r0, c1 - c0), np.float32)
         return mm[:r1 - r0, :c1 - c0]
 
-    @contextlib.contextmanager
-    def writing(self, i, j):
-        """A writable array for chunk (i, j)'s valid region; when the block ends without error its
-        bytes go to a new file that replaces the chunk atomically (as zarr's own writes do), so a
-        reader sees the old chunk or the new one, never a part. The array is anonymous memory
-        (numpy advises large arrays for huge pages, so filling it costs few page faults) written
-        with one write() into the page cache, which takes it to disk in the background."""
+    def buffer(self, i, j):
+        """(chunk buffer, writable view of chunk (i, j)'s valid region) to fill and then pass to
+        :meth:`commit`. The buffer is anonymous memory (numpy advises large arrays for huge pages,
+        so filling it costs few page faults); an edge chunk's padding holds the fill value 0."""
         r0, r1, c0, c1 = self.bounds(i, j)
         partial = (r1 - r0, c1 - c0) != tuple(self.chunks)
-        # padding of an edge chunk holds the fill value 0
         buf = (np.zeros if partial else np.empty)(self.chunks, dtype="<f4")
-        yield buf[:r1 - r0, :c1 - c0]
+        return buf, buf[:r1 - r0, :c1 - c0]
+
+    def commit(self, i, j, buf):
+        """Write ``buf`` (from :meth:`buffer`) with one write() to a new file that replaces chunk
+        (i, j) atomically (as zarr's own writes do), so a reader sees the old chunk or the new one,
+        never a part. The write goes to the page cache, which takes it to disk in the background;
+        it releases the GIL, so commits of different chunks can run on two threads at once."""
         final = self.path(i, j)
         os.makedirs(os.path.dirname(final), exist_ok=True)
         tmp = f"{final}.{uuid.uuid4().hex}.partial"

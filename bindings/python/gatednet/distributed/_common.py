@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +19,15 @@ _MAGICS = {b"GATEDNET": "Network", b"GNCONVNT": "ConvNetwork"}
 
 
 def network_bytes(net):
-    """(bytes, class name) of a network given as a Network / ConvNetwork, a file path or bytes.
+    """(bytes, class name, input size) of a network given as a Network / ConvNetwork, a file path
+    or bytes.
 
     A file or bytes that is not a gatednet network raises ValueError here, before anything is
     sent to a cluster; a damaged gatednet file raises gatednet.CorruptFileError."""
     if isinstance(net, (gn.Network, gn.ConvNetwork)):
         if net.closed:
             raise ValueError("net: the network is closed")
-        data = bytes(net.to_bytes())
-        cls = type(net).__name__
+        return bytes(net.to_bytes()), type(net).__name__, net.input_size
     else:
         if isinstance(net, (str, os.PathLike)):
             path = Path(net)
@@ -43,8 +45,8 @@ def network_bytes(net):
         if cls is None:
             raise ValueError(f"{where} is not a gatednet network file (first bytes {data[:8]!r}, "
                              f"expected b'GATEDNET' or b'GNCONVNT')")
-        getattr(gn, cls).from_bytes(data).close()  # checks version, length and CRC-32 now
-    return data, cls
+    with getattr(gn, cls).from_bytes(data) as probe:  # checks version, length and CRC-32 now
+        return data, cls, probe.input_size
 
 
 def digest(*parts):
@@ -91,14 +93,38 @@ class Inputs:
                 raise ValueError(f"{name}: row {bad} contains NaN or Inf")
         self._digest = None
 
-    def digest(self):
+    def start_digest(self):
+        """Start :meth:`digest` on a background thread (hashlib releases the GIL), so that it
+        overlaps the client's other start-up work (scattering the network, creating the store)."""
         if self._digest is None:
-            h = hashlib.sha256(str(self.array.shape).encode())
-            step = max(1, (1 << 24) // self.array.shape[1])
-            for b in range(0, self.n, step):
-                h.update(np.ascontiguousarray(self.array[b:b + step]).data)
-            self._digest = h.hexdigest()
-        return self._digest
+            self._digest = in_background(self._sha256)
+
+    def digest(self):
+        """Hex SHA-256 of the inputs' shape and values (identifies them in a store's attributes)."""
+        self.start_digest()
+        return self._digest.result()
+
+    def _sha256(self):
+        h = hashlib.sha256(str(self.array.shape).encode())
+        step = max(1, (1 << 24) // self.array.shape[1])
+        for b in range(0, self.n, step):
+            h.update(np.ascontiguousarray(self.array[b:b + step]).data)
+        return h.hexdigest()
+
+
+def in_background(fn):
+    """A Future of ``fn()`` run on a new daemon thread (a thread per call, not a pool: a pool's
+    idle threads do not survive fork(), and a forked child would wait on them forever)."""
+    fut = Future()
+
+    def run():
+        try:
+            fut.set_result(fn())
+        except BaseException as e:  # delivered to whoever waits on the result
+            fut.set_exception(e)
+
+    threading.Thread(target=run, name="gatednet-background", daemon=True).start()
+    return fut
 
 
 # ---- worker side (cached per process) ---------------------------------------------------------

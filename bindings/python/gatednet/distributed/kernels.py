@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -87,10 +88,7 @@ def tile_for(n_a, n_b=None, workers=1, max_tile=MAX_TILE):
 def _plan(net, x, kind, xb, tile, layer, output, gate_path, ntk_scaling, workers=1):
     """Validate everything on the client; returns (plan dict, net bytes, Inputs a, Inputs b|None).
     ``tile=None``: tile_for(n_a, n_b, workers)."""
-    data, cls = network_bytes(net)
-    probe = getattr(gn, cls).from_bytes(data)
-    input_size = probe.input_size
-    probe.close()
+    data, cls, input_size = network_bytes(net)
     if cls == "ConvNetwork":
         kind = "gate_overlap" if kind == "overlap" else kind
         if kind not in CONV_KINDS:
@@ -219,7 +217,7 @@ def _zarr_tile_task(plan, path, data, xa_spec, xb_spec, i, j):
 
     On a local store the library computes the tile into a chunk-sized array that one write()
     puts in its chunk file (see _chunks.py), and the mirrored lower tile is a blocked transpose
-    of it written the same way; elsewhere the tile goes through zarr. Returns (i, j, seconds in the
+    of it written the same way while the first write runs; elsewhere the tile goes through zarr. Returns (i, j, seconds in the
     library call, seconds writing)."""
     import zarr
 
@@ -236,15 +234,21 @@ def _zarr_tile_task(plan, path, data, xa_spec, xb_spec, i, j):
         if mirror:
             arr[c0:c1, r0:r1] = k.T
     else:
-        with raw.writing(i, j) as k:
-            t0 = time.perf_counter()
-            _worker_tile(plan, data, xa_spec, xb_spec, i, j, out=k)
-            t1 = time.perf_counter()
-            if mirror:
-                with raw.writing(j, i) as kt:
-                    transpose_into(kt, k)
-                    del kt
-            del k
+        buf, k = raw.buffer(i, j)
+        t0 = time.perf_counter()
+        _worker_tile(plan, data, xa_spec, xb_spec, i, j, out=k)
+        t1 = time.perf_counter()
+        if mirror:
+            # the tile's write runs on a second thread while the mirror is transposed and written:
+            # the end of a task is not one core's serial work while the other core idles
+            with ThreadPoolExecutor(1) as pool:
+                written = pool.submit(raw.commit, i, j, buf)
+                mbuf, mk = raw.buffer(j, i)
+                transpose_into(mk, k)
+                raw.commit(j, i, mbuf)
+                written.result()
+        else:
+            raw.commit(i, j, buf)
     g["done"][i, j] = 1
     return i, j, t1 - t0, time.perf_counter() - t1
 
@@ -282,6 +286,11 @@ def kernel_to_zarr(net, x, store, *, kind="npk", xb=None, tile=None, client=None
         tile = _stored_tile(path)
     plan, data, a, b = _plan(net, x, kind, xb, tile, layer, output, gate_path, ntk_scaling,
                              workers=sum(_worker_threads(client).values()) or 1)
+    for inputs in (a, b):
+        if inputs is not None:
+            inputs.start_digest()
+    # A new store cannot fail the store checks: send the network and inputs while the digests run.
+    sent = _send(client, data, a, b) if overwrite or not os.path.exists(path) else None
     attrs = _describe(plan, a, b)
     group = None if overwrite else _check_store(path, plan, attrs)
     if group is None:
@@ -292,7 +301,7 @@ def kernel_to_zarr(net, x, store, *, kind="npk", xb=None, tile=None, client=None
     if progress is not None:
         progress(len(tiles) - len(todo), len(tiles))
     if todo:
-        _run_tiles(client, plan, path, data, a, b, todo, len(tiles), progress)
+        _run_tiles(client, plan, path, sent or _send(client, data, a, b), todo, len(tiles), progress)
     return group["kernel"]
 
 
@@ -335,15 +344,22 @@ def _placement(client, plan, todo):
     return [(ij, where[ij]) for _, ij in sorted(costs, key=lambda c: -c[0])]
 
 
-def _run_tiles(client, plan, path, data, a, b, todo, total, progress):
+def _send(client, data, a, b):
+    """(network, x spec, xb spec) for the tile tasks: the network bytes and in-memory inputs
+    scattered once to every worker (a file input travels as its path)."""
+    def spec(inputs):
+        if inputs is None or inputs.spec is not None:
+            return None if inputs is None else inputs.spec
+        return client.scatter(inputs.array, broadcast=True, hash=False)
+
+    return client.scatter(data, broadcast=True, hash=False), spec(a), spec(b)
+
+
+def _run_tiles(client, plan, path, sent, todo, total, progress):
     from distributed import as_completed
 
     run = uuid.uuid4().hex[:8]
-    net_f = client.scatter(data, broadcast=True, hash=False)
-    xa_spec = a.spec if a.spec is not None else client.scatter(a.array, broadcast=True, hash=False)
-    xb_spec = None
-    if b is not None:
-        xb_spec = b.spec if b.spec is not None else client.scatter(b.array, broadcast=True, hash=False)
+    net_f, xa_spec, xb_spec = sent
     order = _placement(client, plan, todo)
     todo = [ij for ij, _ in order]
     futures = [client.submit(_zarr_tile_task, plan, path, net_f, xa_spec, xb_spec, i, j,
