@@ -16,7 +16,7 @@ from gatednet.experiments import data as D
 from gatednet.experiments.__main__ import main
 from gatednet.experiments.common import derive_seed
 from gatednet.experiments.overrides import apply_overrides, check_overrides, folder_suffix, parse_assignments
-from gatednet.experiments.probe import probe_recipe
+from gatednet.experiments.probe import probe_recipe, task_kinds
 from gatednet.experiments.recipes import _conv
 from gatednet.experiments.recipes import r02_conv_gates as cg
 from gatednet.experiments.runner import default_out, run_recipe
@@ -284,3 +284,11 @@ def test_conv_gates_split_gives_the_numbers_of_one_process(tmp_path_factory):
                                 seed=derive_seed("conv-gates", 0, cg.FL, permutation, value_input)) as net:
                 curve = _conv.fit_curve(net, x, y, s["epochs"], "FL", (xt, yt), **fit)
             assert curve == stored[cg.wiring_key(cg.FL, permutation, value_input, 0)]["curve"]
+
+
+def test_probe_times_one_wiring_per_column():
+    recipe = ex.get("conv-gates")
+    kinds = task_kinds(recipe.tasks(recipe.settings("paper"), [0, 1], "data"))
+    assert [(t.key, n) for t, n in kinds] == [("ii-p0123-x-s0", 96), ("di-p0123-x-s0", 96),
+                                              ("decoupled-p0123-x-s0", 96), ("relu-s0", 2),
+                                              ("learnt-p0123-x-s0", 96)]

@@ -600,7 +600,8 @@ def probe_recipe(recipe, size="paper", seeds=None, data=None, out=None, steps=5,
             fixed_cpu = max(0.0, cpu - inside_cpu)
             per_task = fixed + sum(c["seconds"] for c in calls)
             per_task_cpu = fixed_cpu + sum(c["cpu_seconds"] for c in calls)
-            rows.append({"kind": re.sub(r"-s\d+$", "", task.key), "example_task": task.key, "tasks": count,
+            kind = re.sub(r"-s\d+$", "", task.key) + (" (every wiring)" if "wiring" in task.kwargs else "")
+            rows.append({"kind": kind, "example_task": task.key, "tasks": count,
                          "probe_seconds": round(wall, 3), "probe_cpu_seconds": round(cpu, 3),
                          "fixed_seconds": round(fixed, 3), "fixed_cpu_seconds": round(fixed_cpu, 3),
                          "units": _summarise(calls), "per_task_seconds": per_task, "total_seconds": per_task * count,
