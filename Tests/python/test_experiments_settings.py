@@ -292,3 +292,11 @@ def test_probe_times_one_wiring_per_column():
     assert [(t.key, n) for t, n in kinds] == [("ii-p0123-x-s0", 96), ("di-p0123-x-s0", 96),
                                               ("decoupled-p0123-x-s0", 96), ("relu-s0", 2),
                                               ("learnt-p0123-x-s0", 96)]
+
+
+def test_run_api_checks_overrides_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match="unknown setting 'epoch' of recipe nu-dynamics"):
+        ex.run("nu-dynamics", size="smoke", out=tmp_path / "x", progress=False, overrides={"epoch": 1})
+    with pytest.raises(ValueError, match="setting epochs: expected int"):
+        ex.probe("nu-dynamics", size="smoke", out=tmp_path / "x", overrides={"epochs": "one"})
+    assert not (tmp_path / "x").exists()

@@ -72,6 +72,11 @@ def run(name, size="quick", seeds=None, out=None, data=None, executor=None, prog
     return pandas.DataFrame(rows)
 
 
+# The submodule first: importing it binds the package attribute "probe" to the module, which the
+# function below then replaces for good (a submodule already imported is not bound again).
+from . import probe as _probe_module  # noqa: E402,F401
+
+
 def probe(name, size="paper", seeds=None, out=None, data=None, steps=5, stream=None, overrides=None):
     """Measured estimate of how long ``run(name, size, seeds, overrides=overrides)`` takes on this machine, without
     running it: one task of each kind runs with training capped at ``steps`` minibatch steps per
