@@ -300,3 +300,16 @@ def test_run_api_checks_overrides_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="setting epochs: expected int"):
         ex.probe("nu-dynamics", size="smoke", out=tmp_path / "x", overrides={"epochs": "one"})
     assert not (tmp_path / "x").exists()
+
+
+def test_every_setting_is_read_by_its_recipe():
+    """A setting that no code of its recipe reads (s["key"] or s.get("key")) would be silently
+    ignored by --set."""
+    import inspect
+    import sys
+    shared = inspect.getsource(_conv)
+    for name, recipe in ex.list_recipes().items():
+        source = inspect.getsource(sys.modules[recipe.tasks.__module__]) + shared
+        keys = set().union(*(recipe.settings(size) for size in ex.SIZES)) - {"seeds"}
+        unread = sorted(k for k in keys if not re.search(rf'\[\s*"{k}"\s*\]|\.get\(\s*"{k}"', source))
+        assert not unread, f"{name}: settings {unread} are never read"

@@ -284,6 +284,8 @@ _FIT_SMOKE = dict(optimizer="adam", lr=3e-3, batch_size=16, lr_schedule="cosine"
 # the 2 before); a fixed-learnt value net on its gates reaches 78.4 % in 12. So quick trains the
 # ReLU (source) net 20 epochs and every gated net 8, each with its own cosine decay.
 _FIT_QUICK = dict(optimizer="adam", lr=1e-2, batch_size=16, lr_schedule="cosine")
+# The verdicts' thresholds (see the claims and _conv), written out so that --set can change them.
+_VERDICT = dict(tolerance_points=1.0, margin_points=1.0, plateau_epochs=2, plateau_points=1.0, noise_z=2.0)
 RECIPE = Recipe(
     name="conv-gates",
     title="Conv gates under layer permutations and all-ones value input (C1–C4 + GAP)",
@@ -292,12 +294,12 @@ RECIPE = Recipe(
     paper_dataset="CIFAR-10",
     sizes={
         "smoke": dict(seeds=1, filters=2, n_train=100, n_test=100, epochs=1, fit=_FIT_SMOKE,
-                      permutations=2, columns=[II, DI, DEC, FL], tolerance_points=1.0),
+                      permutations=2, columns=[II, DI, DEC, FL], **_VERDICT),
         "quick": dict(seeds=2, filters=16, n_train=1000, n_test=1000, epochs=8, relu_epochs=20, fit=_FIT_QUICK,
-                      permutations=2, columns=[II, DI, DEC, FL], tolerance_points=1.0),
+                      permutations=2, columns=[II, DI, DEC, FL], **_VERDICT),
         "paper": dict(seeds=1, filters=128, n_train=60000, n_test=10000, epochs=20,
                       fit=dict(optimizer="adam", lr=3e-4, batch_size=32), permutations=24,
-                      columns=[II, DI, DEC, FL], tolerance_points=1.0),
+                      columns=[II, DI, DEC, FL], **_VERDICT),
     },
     tasks=tasks,
     rows=rows,
