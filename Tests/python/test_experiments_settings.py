@@ -154,6 +154,10 @@ def test_task_needs_are_checked():
         waves([Task("a", _user, {"y": 1}, needs=("b",)), Task("b", _user, {"y": 1}, needs=("a",))])
     assert [[t.key for t in w] for w in waves([user, Task("src", _source, {"x": 1})])] == [["src"], ["user"]]
     assert [[t.key for t in w] for w in waves([user], done={"src": 1})] == [["user"]]
+    # within a wave, what others need comes first
+    other = Task("other", _source, {"x": 2})
+    assert [[t.key for t in w] for w in waves([other, user, Task("src", _source, {"x": 1})])] == \
+        [["src", "other"], ["user"]]
 
 
 # ---- the command line ------------------------------------------------------------------------------
@@ -234,6 +238,7 @@ def test_conv_gates_task_layout():
         # first wave: every ReLU net and the columns that need none; second: the fixed learnt nets
         assert [sorted(t.key for t in w) for w in waves(tasks)] == [sorted(set(t.key for t in tasks) - set(learnt)),
                                                                     sorted(learnt)]
+        assert [t.key for t in waves(tasks)[0][:n_seeds]] == [f"relu-s{k}" for k in range(n_seeds)]  # started first
     # an override of the gated nets' epochs leaves the ReLU (source) nets' own epochs
     s = apply_overrides(recipe.settings("quick"), check_overrides(recipe, "quick", {"epochs": "12"}))
     epochs = {t.fn.__name__: t.kwargs["epochs"] for t in recipe.tasks(s, [0], "data")}

@@ -75,15 +75,18 @@ def bind(task: Task, results: dict) -> Task:
 
 def waves(tasks: Sequence[Task], done=()) -> list:
     """``tasks`` in waves [[Task], ...]: each task comes in the first wave after every task it
-    needs (those in ``done``, keys of results already at hand, need no wave); order within a wave
-    is the order of ``tasks``. ValueError for a need that is neither a task nor done, or a cycle."""
+    needs (those in ``done``, keys of results already at hand, need no wave). Within a wave, the
+    tasks other tasks need come first (an executor that starts tasks in order then finishes them
+    early rather than last), otherwise in the order of ``tasks``. ValueError for a need that is
+    neither a task nor done, or a cycle."""
     keys = {t.key for t in tasks}
     have = set(done)
     for t in tasks:
         unknown = [k for k in t.needs if k not in keys and k not in have]
         if unknown:
             raise ValueError(f"task {t.key} needs {', '.join(unknown)}, which is not a task of this run")
-    out, left = [], list(tasks)
+    needed = {k for t in tasks for k in t.needs}
+    out, left = [], sorted(tasks, key=lambda t: t.key not in needed)  # stable
     while left:
         wave = [t for t in left if all(k in have for k in t.needs)]
         if not wave:
