@@ -67,7 +67,10 @@ def test_conv_gates_smoke_rows(smoke):
         classes = [res.mean(model, M, c) for c in cg.CLASSES]
         assert res.mean(model, M, cg.ALL) == pytest.approx(np.mean(classes))
     assert res.settings(model=cg.RELU) == [cg.ALL]
-    runs = _task(out, "learnt-s0")
+    # one task per (column, wiring, seed), and one for the ReLU net the fixed learnt gates come from
+    keys = sorted(p.stem for p in (out / "tasks").glob("*.json"))
+    assert len(keys) == 1 + 4 * 4 and "relu-s0" in keys
+    runs = [_task(out, "relu-s0")] + [_task(out, cg.wiring_key(cg.FL, p, v, 0)) for p, v in cg.wirings(2, 0)]
     assert [r["model"] for r in runs] == [cg.RELU] + [cg.FL] * 4
     for r in runs:  # best is the best epoch of the stored curve
         assert r["best"] == max(r["curve"]["test"])
@@ -155,9 +158,10 @@ def test_deep_linear_net_is_affine(rng):
 def test_conv_gates_rows_average_wiring_classes():
     def run(model, perm, vi, acc):
         return dict(model=model, permutation=perm, value_input=vi, best=acc, curve={})
-    results = {"ii-s0": [run(cg.II, [0, 1, 2, 3], "x", 50.0), run(cg.II, [0, 1, 2, 3], "ones", 52.0),
-                         run(cg.II, [1, 0, 2, 3], "x", 54.0), run(cg.II, [1, 0, 2, 3], "ones", 56.0),
-                         run(cg.II, [3, 2, 1, 0], "ones", 60.0)]}
+    runs = [run(cg.II, [0, 1, 2, 3], "x", 50.0), run(cg.II, [0, 1, 2, 3], "ones", 52.0),
+            run(cg.II, [1, 0, 2, 3], "x", 54.0), run(cg.II, [1, 0, 2, 3], "ones", 56.0),
+            run(cg.II, [3, 2, 1, 0], "ones", 60.0)]
+    results = {cg.wiring_key(cg.II, r["permutation"], r["value_input"], 0): r for r in runs}
     res = Results(cg.rows(results, {}))
     assert res.values(cg.II, M, cg.ALL) == [pytest.approx(54.4)]
     assert res.values(cg.II, M, "permuted, x^v = 1") == [58.0]

@@ -216,12 +216,14 @@ def test_paper_plan_conv_gates():
     from gatednet.experiments.recipes import r02_conv_gates as r02
     s, tasks = plan("conv-gates")
     assert set(kw(tasks, "filters")) == {128} and set(kw(tasks, "n_train")) == {60000}
-    assert {t.kwargs["column"] for t in tasks} == {r02.II, r02.DI, r02.DEC, r02.FL}
+    gated = [t for t in tasks if t.fn is r02.train_wiring]
+    assert {t.kwargs["column"] for t in gated} == {r02.II, r02.DI, r02.DEC, r02.FL}
+    for column in r02.GATED:  # 24 layer permutations x 2 value inputs per gated column, one task each
+        wirings = [t.kwargs["wiring"] for t in gated if t.kwargs["column"] == column]
+        assert len(wirings) == 48 and {w["value_input"] for w in wirings} == {"x", "ones"}
+        assert {tuple(w["permutation"]) for w in wirings} == set(itertools.permutations(range(4)))
+    assert [t.key for t in tasks if t.fn is r02.train_relu] == ["relu-s0"]
     for t in tasks:
-        wirings = r02.wirings(t.kwargs["n_permutations"], 0)
-        assert len(wirings) == 48  # 24 layer permutations x 2 value inputs per gated column
-        assert {tuple(p) for p, _ in wirings} == set(itertools.permutations(range(4)))
-        assert {v for _, v in wirings} == {"x", "ones"}
         assert t.kwargs["fit"]["optimizer"] == "adam" and t.kwargs["fit"]["lr"] == 3e-4
         assert t.kwargs["fit"]["batch_size"] == 32
     layers = r02.c1_c4(128, 10)

@@ -29,7 +29,14 @@ def main(argv=None):
     r.add_argument("--size", choices=SIZES, default="quick",
                    help="smoke: seconds; quick: a few minutes; paper: the paper's setup (default quick)")
     r.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the size's)")
-    r.add_argument("--out", default=None, help="output folder (default gatednet-results/NAME-SIZE)")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="change a setting of the size (repeatable), e.g. --set epochs=12 --set fit.lr=3e-3 "
+                        "--set \"columns=['fixed learnt','ReLU']\". KEY: a key of the size's settings (printed "
+                        "in table.md / run.json; KEY.SUBKEY inside a dict setting). VALUE: of the type it "
+                        "replaces: int or float (12, 3e-4), bool (true/false), str as is, list/tuple/dict as "
+                        "a Python literal. The seed count is --seeds, not a setting")
+    r.add_argument("--out", default=None,
+                   help="output folder (default gatednet-results/NAME-SIZE, then the --set settings if any)")
     r.add_argument("--data", default=None,
                    help="IDX directory laid out like Fashion-MNIST, or .npz with x_train/y_train/x_test/y_test")
     r.add_argument("--scheduler", default=None, help="Dask scheduler address (distributed run)")
@@ -53,6 +60,11 @@ def main(argv=None):
         recipe = get(args.name)
     except KeyError as e:
         parser.error(str(e.args[0]))
+    from .overrides import check_overrides, parse_assignments
+    try:
+        overrides = check_overrides(recipe, args.size, parse_assignments(args.overrides))
+    except ValueError as e:
+        parser.error(str(e))
     if args.probe:
         if args.scheduler is not None or args.workers is not None:
             parser.error("--probe runs in this process: drop --scheduler/--workers")
@@ -61,13 +73,14 @@ def main(argv=None):
         from .probe import probe_recipe
         from .runner import default_out
         probe_recipe(recipe, size=args.size, seeds=args.seeds, data=args.data, steps=args.probe_steps,
-                     out=args.out if args.out is not None else default_out(recipe.name, args.size))
+                     out=args.out if args.out is not None else default_out(recipe.name, args.size, overrides),
+                     overrides=overrides)
         return 0
     from .runner import run_recipe
     executor = _executor(args)
     try:
         run_recipe(recipe, size=args.size, seeds=args.seeds, out=args.out, data=args.data,
-                   executor=executor, progress=not args.no_progress)
+                   executor=executor, progress=not args.no_progress, overrides=overrides)
     finally:
         close = getattr(executor, "close", None)
         if close is not None:

@@ -2,7 +2,8 @@
 (``python -m gatednet.experiments run NAME --size paper --probe``).
 
 The probe builds the real task list at that size and groups the tasks into kinds (tasks whose
-keyword arguments differ only by ``seed``). For each kind it runs one task through its real
+keyword arguments differ only by ``seed`` and ``wiring``; a task that needs another's result gets
+that of the probed task, or of the needed task run first, its time not counted). For each kind it runs one task through its real
 code, on the real data and at full width, while a :class:`Meter` caps the library's costly
 calls and times them:
 
@@ -48,6 +49,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+
+from .tasks import bind, waves
 
 __all__ = ["Meter", "probe_recipe", "task_kinds", "format_table"]
 
@@ -502,15 +505,20 @@ def _is_rows(a, n):
 
 # ---- task kinds and the probe --------------------------------------------------------------------
 
+# Keyword arguments that do not change a task's cost: the seed, the dataset path, and a gated
+# net's wiring (layer permutation, value input), which the Meter assumes leaves the step time.
+_SAME_COST = ("seed", "data", "wiring")
+
+
 def _kind_key(task):
-    kw = {k: v for k, v in task.kwargs.items() if k not in ("seed", "data")}
+    kw = {k: v for k, v in task.kwargs.items() if k not in _SAME_COST}
     return (getattr(task.fn, "__module__", ""), getattr(task.fn, "__qualname__", repr(task.fn)),
             json.dumps(kw, sort_keys=True, default=repr))
 
 
 def task_kinds(tasks):
     """[(representative task, count)]: tasks grouped by function and keyword arguments other than
-    ``seed`` and ``data``, in first-seen order."""
+    ``seed``, ``data`` and ``wiring``, in first-seen order."""
     kinds = {}
     for t in tasks:
         key = _kind_key(t)
@@ -550,14 +558,28 @@ def _summarise(calls):
 
 
 def probe_recipe(recipe, size="paper", seeds=None, data=None, out=None, steps=5, target_seconds=1.0,
-                 eval_rows=256, kernel_entries=1_000_000, stream=None, meter_options=None):
-    """Measure and extrapolate the serial run time of ``recipe`` at ``size``; returns the report
-    dict (also written to ``OUT/probe.json`` when ``out`` is given) and prints the table."""
+                 eval_rows=256, kernel_entries=1_000_000, stream=None, meter_options=None, overrides=None):
+    """Measure and extrapolate the serial run time of ``recipe`` at ``size`` (with the settings
+    ``overrides`` changes, see gatednet.experiments.run); returns the report dict (also written to
+    ``OUT/probe.json`` when ``out`` is given) and prints the table."""
+    from .overrides import check_overrides
     from .runner import resolve
     stream = stream or sys.stdout
-    settings, seed_list, data_path = resolve(recipe, size, seeds, data)
+    changed = check_overrides(recipe, size, overrides)
+    settings, seed_list, data_path = resolve(recipe, size, seeds, data, changed)
     tasks = recipe.tasks(settings, seed_list, data_path)
+    waves(tasks)  # every need is a task of the run
+    by_key = {t.key: t for t in tasks}
     kinds = task_kinds(tasks)
+    done = {}  # key -> result of the tasks probed (placeholder numbers), for the tasks needing them
+
+    def provide(task):
+        """Run (untimed) the tasks ``task`` needs that no probed task provided yet."""
+        for k in task.needs:
+            if k not in done:
+                provide(by_key[k])
+                meter.begin_task()
+                done[k] = bind(by_key[k], done)()
     print(f"probe {recipe.name}, size {size}: {len(tasks)} tasks of {len(kinds)} kinds; running one task "
           f"per kind with capped training ({steps} steps)", file=stream, flush=True)
     rows = []
@@ -566,10 +588,11 @@ def probe_recipe(recipe, size="paper", seeds=None, data=None, out=None, steps=5,
     with LoadSampler() as load, Meter(steps=steps, target_seconds=target_seconds, eval_rows=eval_rows,
                                       kernel_entries=kernel_entries, **(meter_options or {})) as meter:
         for task, count in kinds:
+            provide(task)
             _clear_caches(task.fn)
             meter.begin_task()
             t0, c0 = _now(), time.process_time()
-            task()
+            done[task.key] = bind(task, done)()
             wall = _now() - t0
             cpu = time.process_time() - c0
             calls, inside, inside_cpu = meter.end_task()
@@ -577,7 +600,8 @@ def probe_recipe(recipe, size="paper", seeds=None, data=None, out=None, steps=5,
             fixed_cpu = max(0.0, cpu - inside_cpu)
             per_task = fixed + sum(c["seconds"] for c in calls)
             per_task_cpu = fixed_cpu + sum(c["cpu_seconds"] for c in calls)
-            rows.append({"kind": re.sub(r"-s\d+$", "", task.key), "example_task": task.key, "tasks": count,
+            kind = re.sub(r"-s\d+$", "", task.key) + (" (every wiring)" if "wiring" in task.kwargs else "")
+            rows.append({"kind": kind, "example_task": task.key, "tasks": count,
                          "probe_seconds": round(wall, 3), "probe_cpu_seconds": round(cpu, 3),
                          "fixed_seconds": round(fixed, 3), "fixed_cpu_seconds": round(fixed_cpu, 3),
                          "units": _summarise(calls), "per_task_seconds": per_task, "total_seconds": per_task * count,
@@ -589,7 +613,7 @@ def probe_recipe(recipe, size="paper", seeds=None, data=None, out=None, steps=5,
     cores = os.cpu_count() or 1
     report = {
         "recipe": recipe.name, "size": size, "seeds": len(seed_list), "tasks": len(tasks), "kinds": len(kinds),
-        "data": data_path, "settings": settings, "probe_steps": steps, "target_seconds": target_seconds,
+        "data": data_path, "settings": settings, "overrides": changed, "probe_steps": steps, "target_seconds": target_seconds,
         "eval_rows": eval_rows, "kernel_entries": kernel_entries,
         "started": started, "probe_wall_seconds": round(_now() - wall0, 3),
         "probe_cpu_seconds": round(time.process_time() - cpu0, 3),

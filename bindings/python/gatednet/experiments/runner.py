@@ -10,15 +10,20 @@ from pathlib import Path
 
 from . import data as _data
 from .progress import Display
+from .overrides import apply_overrides, check_overrides, folder_suffix
 from .recipe import Results
 from .report import jsonable, read_json, table_markdown, write_csv, write_json
-from .tasks import Executor, SerialExecutor
+from .tasks import Executor, SerialExecutor, bind, waves
 
-__all__ = ["run_recipe", "default_out"]
+__all__ = ["run_recipe", "default_out", "resolve"]
 
 
-def default_out(name, size):
-    return Path("gatednet-results") / f"{name}-{size}"
+def default_out(name, size, overrides=None):
+    """gatednet-results/NAME-SIZE, followed by the changed settings (:func:`folder_suffix`) when
+    ``overrides`` (checked, see check_overrides) changes any: runs of different settings never
+    share a folder."""
+    suffix = folder_suffix(overrides)
+    return Path("gatednet-results") / (f"{name}-{size}" + (f"-{suffix}" if suffix else ""))
 
 
 def _plain(obj):
@@ -26,8 +31,17 @@ def _plain(obj):
     return json.loads(json.dumps(obj, default=jsonable))
 
 
-def _stored(task_dir, task):
-    """The stored result of ``task`` if one exists for the same kwargs, else None."""
+def _needs(task, by_key):
+    """What a task's result depends on beyond its own kwargs: {needed key: {"kwargs", "needs"}}
+    of the tasks it takes results from, recursively ({} for an independent task)."""
+    return {k: {"kwargs": _plain(by_key[k].kwargs), "needs": _needs(by_key[k], by_key)} for k in task.needs}
+
+
+def _stored(task_dir, task, by_key):
+    """The stored result of ``task`` if one exists for the same kwargs (and the same kwargs of
+    the tasks it needs), else None. A task is a function of its kwargs (and its needs' results)
+    alone, so every setting that can change its result is among them: a result computed under
+    other settings is never resumed."""
     path = task_dir / f"{task.key}.json"
     if not path.exists():
         return None
@@ -35,15 +49,17 @@ def _stored(task_dir, task):
         record = read_json(path)
     except (OSError, ValueError):
         return None  # unreadable (e.g. disk full mid-write of an old version): recompute
-    if record.get("kwargs") != _plain(task.kwargs):
+    if record.get("kwargs") != _plain(task.kwargs) or record.get("needs", {}) != _needs(task, by_key):
         return None  # the recipe's settings changed since: recompute
     return record
 
 
-def resolve(recipe, size, seeds, data):
-    """(settings, seed list, data path) of a run of ``recipe`` at ``size``: ``seeds`` (None: the
-    size's own count) must be at least 1; ``data`` None is the default dataset."""
-    settings = recipe.settings(size)
+def resolve(recipe, size, seeds, data, overrides=None):
+    """(settings, seed list, data path) of a run of ``recipe`` at ``size``: ``overrides``
+    ({setting: value}, see :mod:`.overrides`) checked and applied to the size's settings;
+    ``seeds`` (None: the size's own count) must be at least 1; ``data`` None is the default
+    dataset."""
+    settings = apply_overrides(recipe.settings(size), check_overrides(recipe, size, overrides))
     n_seeds = int(seeds if seeds is not None else settings.get("seeds", 1))
     if n_seeds < 1:
         raise ValueError(f"seeds: need at least 1, got {n_seeds}")
@@ -51,28 +67,40 @@ def resolve(recipe, size, seeds, data):
     return settings, list(range(n_seeds)), str(data or _data.DEFAULT_DATA)
 
 
+def _header(table, overrides):
+    """table.md with a line naming the changed settings after its "Reproduces ..." line."""
+    if not overrides:
+        return table
+    lines = table.split("\n")
+    at = next((i + 1 for i, line in enumerate(lines) if line.startswith("Reproduces ")), 1)
+    changed = ", ".join(f"`{k}={json.dumps(v, default=jsonable)}`" for k, v in overrides.items())
+    return "\n".join(lines[:at] + ["", f"Settings changed from the size's (`--set`): {changed}."] + lines[at:])
+
+
 def run_recipe(recipe, size="quick", seeds=None, out=None, data=None, executor=None, progress=True,
-               stream=None):
+               stream=None, overrides=None):
     """Run ``recipe`` (see gatednet.experiments.run); returns (rows, verdicts, run_info)."""
     stream = stream or sys.stdout
-    settings, seed_list, data_path = resolve(recipe, size, seeds, data)
-    dataset = recipe.dataset or _data.dataset_name(data_path)
-    out = Path(out) if out is not None else default_out(recipe.name, size)
-    task_dir = out / "tasks"
-    task_dir.mkdir(parents=True, exist_ok=True)
+    changed = check_overrides(recipe, size, overrides)
+    settings, seed_list, data_path = resolve(recipe, size, seeds, data, changed)
     executor = executor or SerialExecutor()
     if not isinstance(executor, Executor):
         raise TypeError(f"executor: needs a run(tasks, on_result) method, got {type(executor).__name__}")
-
     tasks = recipe.tasks(settings, seed_list, data_path)
     by_key = {}
     for t in tasks:
         if t.key in by_key:
             raise ValueError(f"recipe {recipe.name}: task key {t.key!r} used twice")
         by_key[t.key] = t
+    waves(tasks)  # every need is a task of the run, without cycles
+
+    dataset = recipe.dataset or _data.dataset_name(data_path)
+    out = Path(out) if out is not None else default_out(recipe.name, size, changed)
+    task_dir = out / "tasks"
+    task_dir.mkdir(parents=True, exist_ok=True)
     results, resumed, task_seconds = {}, [], {}
     for t in tasks:
-        record = _stored(task_dir, t)
+        record = _stored(task_dir, t, by_key)
         if record is not None:
             results[t.key] = record["result"]
             task_seconds[t.key] = record.get("seconds_since_previous", 0.0)
@@ -81,8 +109,9 @@ def run_recipe(recipe, size="quick", seeds=None, out=None, data=None, executor=N
 
     started = time.monotonic()
     began = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    print(f"{recipe.name} ({recipe.reproduces}, {recipe.paper}), size {size}, seeds {seed_list}: "
-          f"{len(tasks)} tasks, {len(resumed)} already in {task_dir}", file=stream, flush=True)
+    print(f"{recipe.name} ({recipe.reproduces}, {recipe.paper}), size {size}, seeds {seed_list}"
+          + "".join(f", {k}={v!r}" for k, v in changed.items())
+          + f": {len(tasks)} tasks, {len(resumed)} already in {task_dir}", file=stream, flush=True)
 
     with Display(recipe.name, len(tasks), len(resumed), enabled=progress) as display:
         last = [time.monotonic()]
@@ -92,6 +121,7 @@ def run_recipe(recipe, size="quick", seeds=None, out=None, data=None, executor=N
                 raise KeyError(f"executor returned an unknown task key {key!r}")
             now = time.monotonic()
             record = {"key": key, "kwargs": _plain(by_key[key].kwargs), "result": result,
+                      "needs": _needs(by_key[key], by_key),
                       "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                       "seconds_since_previous": round(now - last[0], 3)}
             last[0] = now
@@ -100,7 +130,9 @@ def run_recipe(recipe, size="quick", seeds=None, out=None, data=None, executor=N
             results[key] = _plain(result)
             display.task_done(key)
 
-        executor.run(todo, on_result)
+        # a task runs in the wave after the tasks it needs; within a wave, in any order
+        for wave in waves(todo, done=results):
+            executor.run([bind(t, results) for t in wave], on_result)
 
     missing = [t.key for t in tasks if t.key not in results]
     if missing:
@@ -119,11 +151,12 @@ def run_recipe(recipe, size="quick", seeds=None, out=None, data=None, executor=N
     wall = time.monotonic() - started
 
     write_csv(out / "results.csv", rows)
-    (out / "table.md").write_text(table_markdown(recipe, rows, verdicts, dataset, settings, seed_list, size))
+    (out / "table.md").write_text(_header(table_markdown(recipe, rows, verdicts, dataset, settings, seed_list, size),
+                                          changed))
     import gatednet
     info = {
         "recipe": recipe.name, "paper": recipe.paper, "reproduces": recipe.reproduces, "size": size,
-        "seeds": seed_list, "settings": settings, "data": data_path, "dataset": dataset,
+        "seeds": seed_list, "settings": settings, "overrides": changed, "data": data_path, "dataset": dataset,
         "gatednet_version": gatednet.__version__, "library_version": gatednet.library_version() if callable(gatednet.library_version) else gatednet.library_version,
         "python": platform.python_version(), "machine": platform.machine(),
         "started": began, "wall_seconds": round(wall, 3),

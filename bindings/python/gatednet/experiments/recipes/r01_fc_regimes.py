@@ -88,7 +88,7 @@ def run_column(data, arch, width, depth, optimizer, lr, column, seed, n_train, n
 def tasks(s, seeds, data):
     out = []
     for arch in s["archs"]:
-        width, depth = s.get("arch_shapes", ARCHS)[arch]
+        width, depth = {**ARCHS, **s.get("arch_shapes", {})}[arch]  # e.g. --set "archs=['Arch-1']" at smoke
         for opt in s["optimizers"]:
             for seed in seeds:
                 for column in s["columns"]:

@@ -18,10 +18,14 @@ measured by ``python -m gatednet.experiments run conv-gates --size paper --probe
 7.8 months serial at that load (an upper bound), 33 days with both cores busy (the extrapolated
 CPU time over 2 cores: the idle-machine figure); 1.9–3.7 s per training step of 32 images and
 ~40 ms per validation image at that load. Beyond one machine: a Dask cluster (``--scheduler
-ADDRESS``, README "On several machines"), though the run has only 4 tasks (one per gated column,
-48 nets each), so a cluster divides it by at most 4 (43 days to 2.7 months per task at that load).
-``quick`` (measured: 1,069 s of CPU time, 30 min wall on 2 cores at a load average of 12–20,
-split over two processes, one per seed): 16 filters, 1,000 training and 1,000 test
+ADDRESS``, README "On several machines"). Tasks: per seed, the ReLU net (``relu-sK``: the ReLU
+column and the source of the fixed learnt gates) and one task per gated column and wiring
+(``learnt-p1032-ones-sK``; 4 × 48 at ``paper``: 193 tasks per seed, each about 1/193 of the run,
+~8 CPU-hours idle by the estimate above; ``quick`` 4 × 4 + 1 = 17 per seed). The fixed learnt
+tasks of a seed need its ReLU net's result (the trained net), so the runner starts them in a
+second wave, after the first wave (every ReLU net and the other columns) has finished.
+``quick`` (measured before the per-wiring split: 1,069 s of CPU time, 30 min wall on 2 cores at a
+load average of 12–20, split over two processes, one per seed): 16 filters, 1,000 training and 1,000 test
 images, Adam 1e-2 with batch 16 and a per-epoch cosine decay; the ReLU (source) net 20 epochs,
 every gated net 8; 2 seeds; of the 48 wirings the identity and 1 random permutation (drawn from
 the seed), each with x and all-ones value input (4 of 48 models per gated column and seed). The
@@ -32,10 +36,12 @@ stopped rising (−0.3 points over its last 2 epochs), a fixed-learnt value net 
 (+0.35). ``quick`` stops short of that (20 and 8 epochs, ~9 CPU-minutes per seed), and in the
 measured run every gated net was still rising at the end (+1.5 to +7.9 points over its last 2
 epochs; one of the two ReLU nets +1.65), so all three claims came out undecided; more epochs
-(24 / 12 or more) and seeds are the knobs to decide them, at ~1.5× the CPU time per seed.
+(24 / 12 or more) and seeds are the knobs to decide them, at ~1.5× the CPU time per seed
+(``--set relu_epochs=24 --set epochs=12 --seeds 6``).
 """
 from __future__ import annotations
 
+import base64
 import itertools
 
 import numpy as np
@@ -75,46 +81,82 @@ def wiring_class(permutation, value_input):
     return CLASSES[(0 if ident else 1) + (2 if value_input == "ones" else 0)]
 
 
-def run_column(data, column, filters, seed, n_train, n_test, epochs, fit, n_permutations, relu_epochs=None):
-    """One gated column (or ReLU) of Table 1 for one seed over the sampled wirings; the fixed
-    learnt column first trains its ReLU source net (``relu_epochs``, default ``epochs``) and
-    reports it as the ReLU column too."""
+def _setup(data, filters, n_train, n_test, seed, fit):
     x, y, xt, yt, shape, classes = images(data, n_train, n_test)
-    layers = c1_c4(filters, classes)
-    fit = dict(fit, shuffle_seed=derive_seed("shuffle", seed))
-    out = []
+    return x, y, xt, yt, shape, c1_c4(filters, classes), dict(fit, shuffle_seed=derive_seed("shuffle", seed))
+
+
+def relu_key(seed):
+    return f"relu-s{seed}"
+
+
+def wiring_key(column, permutation, value_input, seed):
+    return f"{COLUMN_KEY[column]}-p{''.join(map(str, permutation))}-{value_input}-s{seed}"
+
+
+def train_relu(data, filters, seed, n_train, n_test, epochs, fit):
+    """The ReLU column for one seed; the same net is the source of the fixed learnt column's
+    gates. Returns its run and the trained net (``net``: ConvNetwork.to_bytes, base64) for the
+    fixed-learnt wiring tasks of the seed, which need this task."""
+    x, y, xt, yt, shape, layers, fit = _setup(data, filters, n_train, n_test, seed, fit)
+    with gn.ConvNetwork(layers, shape, "relu", seed=derive_seed("conv-gates", seed, "relu")) as source:
+        curve = fit_curve(source, x, y, epochs, f"ReLU seed {seed}", (xt, yt), **fit)
+        net = base64.b64encode(source.to_bytes()).decode("ascii")
+    return dict(model=RELU, permutation=list(IDENTITY), value_input="x", best=best(curve), curve=curve, net=net)
+
+
+def train_wiring(data, column, filters, seed, n_train, n_test, epochs, fit, wiring, inputs=None):
+    """One gated net of Table 1: ``column`` wired by ``wiring`` {"permutation", "value_input"}
+    for one seed; the fixed learnt column copies its gates from the seed's ReLU net (``inputs``:
+    the result of :func:`train_relu`, the task it needs)."""
+    x, y, xt, yt, shape, layers, fit = _setup(data, filters, n_train, n_test, seed, fit)
+    permutation, value_input = list(wiring["permutation"]), wiring["value_input"]
     source = None
-    if column in (FL, RELU):
-        source = gn.ConvNetwork(layers, shape, "relu", seed=derive_seed("conv-gates", seed, "relu"))
-        curve = fit_curve(source, x, y, relu_epochs or epochs, f"ReLU seed {seed}", (xt, yt), **fit)
-        out.append(dict(model=RELU, permutation=list(IDENTITY), value_input="x", best=best(curve),
-                        curve=curve))
-        if column == RELU:
-            return out
-    for permutation, value_input in wirings(n_permutations, seed):
-        name = f"{column} π={''.join(map(str, permutation))} x^v={value_input} seed {seed}"
+    if column == FL:
+        source = gn.ConvNetwork.from_bytes(base64.b64decode(inputs[relu_key(seed)]["net"]))
+    name = f"{column} π={''.join(map(str, permutation))} x^v={value_input} seed {seed}"
+    try:
         with gn.ConvNetwork(layers, shape, REGIME[column], permutation=permutation,
                             value_input=value_input, gate_source=source,
                             seed=derive_seed("conv-gates", seed, column, permutation, value_input)) as net:
             curve = fit_curve(net, x, y, epochs, name, (xt, yt), **fit)
-        out.append(dict(model=column, permutation=permutation, value_input=value_input,
-                        best=best(curve), curve=curve))
-    if source is not None:
-        source.close()
-    return out
+    finally:
+        if source is not None:
+            source.close()
+    return dict(model=column, permutation=permutation, value_input=value_input, best=best(curve), curve=curve)
 
 
 def tasks(s, seeds, data):
-    return [Task(f"{COLUMN_KEY[c]}-s{seed}", run_column, dict(
-        data=data, column=c, filters=s["filters"], seed=seed, n_train=s["n_train"], n_test=s["n_test"],
-        epochs=s["epochs"], fit=s["fit"], n_permutations=s["permutations"], relu_epochs=s.get("relu_epochs")))
-        for seed in seeds for c in s["columns"]]
+    """Per seed: the ReLU net (if the ReLU or fixed learnt column is asked for; ``relu_epochs``,
+    default ``epochs``), and one task per gated column and sampled wiring (``permutations``),
+    the fixed learnt ones needing the seed's ReLU task."""
+    unknown = [c for c in s["columns"] if c not in (*GATED, RELU)]
+    if unknown:
+        raise ValueError(f"columns: unknown {unknown}; choose from {[*GATED, RELU]}")
+    common = dict(data=data, filters=s["filters"], n_train=s["n_train"], n_test=s["n_test"], fit=s["fit"])
+    out = []
+    for seed in seeds:
+        relu = None
+        for column in s["columns"]:
+            if column in (FL, RELU) and relu is None:
+                relu = Task(relu_key(seed), train_relu, dict(common, seed=seed,
+                                                             epochs=s.get("relu_epochs") or s["epochs"]))
+                out.append(relu)
+            if column == RELU:
+                continue
+            for permutation, value_input in wirings(s["permutations"], seed):
+                out.append(Task(wiring_key(column, permutation, value_input, seed), train_wiring, dict(
+                    common, column=column, seed=seed, epochs=s["epochs"],
+                    wiring=dict(permutation=permutation, value_input=value_input)),
+                    needs=(relu.key,) if column == FL else ()))
+    return out
 
 
 def rows(results, s):
     """Per seed and column: the mean best accuracy over all its wirings (the paper's number) and
     over each wiring class (identity / permuted × x / all-ones); ``rise`` is the largest rise
-    (_conv.rise) of the runs averaged (None if any is too short to tell)."""
+    (_conv.rise) of the runs averaged (None if any is too short to tell). ``results``: {task key:
+    run}, each run one net (the ReLU net, or one gated net)."""
     last, _ = plateau(s)
     out = []
 
@@ -124,19 +166,17 @@ def rows(results, s):
                     value=float(np.mean([r["best"] for r in rs])), models=len(rs),
                     rise=None if any(v is None for v in rises) else max(rises))
 
-    for key, runs in results.items():
-        seed = int(key.rsplit("-s", 1)[1])
-        by_model = {}
-        for r in runs:
-            by_model.setdefault(r["model"], []).append(r)
-        for model, rs in by_model.items():
-            out.append(row(ALL, model, seed, rs))
-            if model == RELU:
-                continue
-            for cls in CLASSES:
-                vals = [r for r in rs if wiring_class(r["permutation"], r["value_input"]) == cls]
-                if vals:
-                    out.append(row(cls, model, seed, vals))
+    by_model = {}  # (seed, model) -> runs, in task order
+    for key, run in results.items():
+        by_model.setdefault((int(key.rsplit("-s", 1)[1]), run["model"]), []).append(run)
+    for (seed, model), rs in by_model.items():
+        out.append(row(ALL, model, seed, rs))
+        if model == RELU:
+            continue
+        for cls in CLASSES:
+            vals = [r for r in rs if wiring_class(r["permutation"], r["value_input"]) == cls]
+            if vals:
+                out.append(row(cls, model, seed, vals))
     return out
 
 
@@ -244,6 +284,8 @@ _FIT_SMOKE = dict(optimizer="adam", lr=3e-3, batch_size=16, lr_schedule="cosine"
 # the 2 before); a fixed-learnt value net on its gates reaches 78.4 % in 12. So quick trains the
 # ReLU (source) net 20 epochs and every gated net 8, each with its own cosine decay.
 _FIT_QUICK = dict(optimizer="adam", lr=1e-2, batch_size=16, lr_schedule="cosine")
+# The verdicts' thresholds (see the claims and _conv), written out so that --set can change them.
+_VERDICT = dict(tolerance_points=1.0, margin_points=1.0, plateau_epochs=2, plateau_points=1.0, noise_z=2.0)
 RECIPE = Recipe(
     name="conv-gates",
     title="Conv gates under layer permutations and all-ones value input (C1–C4 + GAP)",
@@ -252,12 +294,12 @@ RECIPE = Recipe(
     paper_dataset="CIFAR-10",
     sizes={
         "smoke": dict(seeds=1, filters=2, n_train=100, n_test=100, epochs=1, fit=_FIT_SMOKE,
-                      permutations=2, columns=[II, DI, DEC, FL], tolerance_points=1.0),
+                      permutations=2, columns=[II, DI, DEC, FL], **_VERDICT),
         "quick": dict(seeds=2, filters=16, n_train=1000, n_test=1000, epochs=8, relu_epochs=20, fit=_FIT_QUICK,
-                      permutations=2, columns=[II, DI, DEC, FL], tolerance_points=1.0),
+                      permutations=2, columns=[II, DI, DEC, FL], **_VERDICT),
         "paper": dict(seeds=1, filters=128, n_train=60000, n_test=10000, epochs=20,
                       fit=dict(optimizer="adam", lr=3e-4, batch_size=32), permutations=24,
-                      columns=[II, DI, DEC, FL], tolerance_points=1.0),
+                      columns=[II, DI, DEC, FL], **_VERDICT),
     },
     tasks=tasks,
     rows=rows,

@@ -1,0 +1,320 @@
+"""Changing a recipe's settings for a run (``--set KEY=VALUE`` / ``run(..., overrides=...)``), and
+tasks that take another task's result (conv-gates: one task per gated net, the fixed learnt
+ones after their seed's ReLU net)."""
+import json
+import os
+import pickle
+import re
+from pathlib import Path
+
+import pytest
+
+import gatednet as gn
+import gatednet.experiments as ex
+from gatednet.experiments import Recipe, Results, Task
+from gatednet.experiments import data as D
+from gatednet.experiments.__main__ import main
+from gatednet.experiments.common import derive_seed
+from gatednet.experiments.overrides import apply_overrides, check_overrides, folder_suffix, parse_assignments
+from gatednet.experiments.probe import probe_recipe, task_kinds
+from gatednet.experiments.recipes import _conv
+from gatednet.experiments.recipes import r02_conv_gates as cg
+from gatednet.experiments.runner import default_out, run_recipe
+from gatednet.experiments.tasks import bind, waves
+
+needs_data = pytest.mark.skipif(not os.path.isdir(D.DEFAULT_DATA),
+                                reason=f"Fashion-MNIST not found in {D.DEFAULT_DATA}")
+
+_SMOKE = dict(seeds=1, epochs=2, lr=1e-3, exact=True, optimizer="adam", widths=[16, 8], shape=(24, 3),
+              fit=dict(lr=1e-3, batch_size=32), extra=None)
+TOY = Recipe(name="toy", title="toy", paper="none", reproduces="nothing", paper_dataset="none",
+             sizes={"smoke": _SMOKE, "quick": dict(_SMOKE, epochs=4, relu_epochs=8), "paper": dict(_SMOKE, epochs=20)},
+             tasks=lambda s, seeds, data: [])
+
+
+class CountingExecutor:
+    """Serial executor that records the keys of the tasks it is given."""
+
+    def __init__(self):
+        self.keys = []
+
+    def run(self, tasks, on_result):
+        for t in tasks:
+            self.keys.append(t.key)
+            on_result(t.key, t())
+
+
+# ---- parsing and checking ---------------------------------------------------------------------------
+
+def test_values_take_the_type_of_the_setting_they_replace():
+    text = {"epochs": "3", "lr": "1", "exact": "false", "optimizer": "sgd", "widths": "[32, 4]",
+            "shape": "(8, 2)", "fit.lr": "3e-3", "extra": "[1, 'a']"}
+    changed = check_overrides(TOY, "smoke", text)
+    assert changed == {"epochs": 3, "lr": 1.0, "exact": False, "optimizer": "sgd", "widths": [32, 4],
+                       "shape": (8, 2), "fit.lr": 3e-3, "extra": [1, "a"]}
+    assert type(changed["lr"]) is float and type(changed["shape"]) is tuple
+    # Python values are checked the same way (a whole number is an int, an int a float where one is expected)
+    assert check_overrides(TOY, "smoke", {"epochs": 3.0, "lr": 2, "widths": (4,), "optimizer": "sgd"}) == \
+        {"epochs": 3, "lr": 2.0, "widths": [4], "optimizer": "sgd"}
+    assert check_overrides(TOY, "smoke", {"epochs": "1e1", "exact": "on"}) == {"epochs": 10}
+    # a key only another size defines is a setting of the recipe too
+    assert check_overrides(TOY, "smoke", {"relu_epochs": "5"}) == {"relu_epochs": 5}
+    # the size's own values change nothing (and so leave the output folder as it is)
+    assert check_overrides(TOY, "smoke", {"epochs": "2", "fit.lr": 0.001, "exact": "yes"}) == {}
+    s = apply_overrides(TOY.settings("smoke"), changed)
+    assert s["fit"] == {"lr": 3e-3, "batch_size": 32} and s["epochs"] == 3 and s["seeds"] == 1
+    assert TOY.sizes["smoke"]["fit"]["lr"] == 1e-3 and TOY.sizes["smoke"]["epochs"] == 2  # recipe untouched
+
+
+@pytest.mark.parametrize("key,value,expected", [
+    ("epochs", "abc", "expected int"), ("epochs", "2.5", "expected int"), ("epochs", True, "expected int"),
+    ("lr", "fast", "expected float"), ("exact", "maybe", "expected bool"), ("exact", 1, "expected bool"),
+    ("optimizer", 3, "expected str"), ("widths", "[1, 'a']", "expected list of int"),
+    ("widths", "7", "expected list"), ("fit", "1", "expected dict"), ("fit.lr", "x", "expected float"),
+    ("shape", "[1, None]", "expected tuple of int")])
+def test_a_bad_value_names_the_key_and_the_type(key, value, expected):
+    with pytest.raises(ValueError) as e:
+        check_overrides(TOY, "smoke", {key: value})
+    assert str(e.value).startswith(f"setting {key}: {expected}") and repr(value) in str(e.value)
+
+
+def test_unknown_keys_are_refused_with_the_valid_ones():
+    with pytest.raises(ValueError, match=r"unknown setting 'epoch' of recipe toy; its settings: ") as e:
+        check_overrides(TOY, "smoke", {"epoch": 1})
+    listed = str(e.value).split("its settings: ")[1].split(", ")
+    assert listed == sorted((set(_SMOKE) | {"relu_epochs"}) - {"seeds"})
+    with pytest.raises(ValueError, match="unknown entry 'rate' of setting fit .*its entries: batch_size, lr"):
+        check_overrides(TOY, "smoke", {"fit.rate": 1})
+    with pytest.raises(ValueError, match="lr is a float, not a dict"):
+        check_overrides(TOY, "smoke", {"lr.x": 1})
+    with pytest.raises(ValueError, match="--seeds"):
+        check_overrides(TOY, "smoke", {"seeds": 3})
+    with pytest.raises(ValueError, match="expected KEY=VALUE"):
+        parse_assignments(["epochs"])
+    with pytest.raises(ValueError, match="given twice"):
+        parse_assignments(["epochs=1", "epochs=2"])
+    assert parse_assignments(["columns=['a=b']", "lr= 1e-3"]) == {"columns": "['a=b']", "lr": " 1e-3"}
+
+
+def test_overridden_runs_get_their_own_folder():
+    assert default_out("toy", "smoke") == Path("gatednet-results/toy-smoke")
+    assert default_out("toy", "smoke", {}) == Path("gatednet-results/toy-smoke")
+    assert default_out("toy", "smoke", {"lr": 1.0, "epochs": 3}) == Path("gatednet-results/toy-smoke-epochs=3,lr=1.0")
+    # text a folder name cannot hold is replaced, and a hash of the whole keeps the names apart
+    a, b = folder_suffix({"columns": ["fixed learnt"]}), folder_suffix({"columns": ["fixed/learnt"]})
+    assert a != b and all(re.fullmatch(r"[A-Za-z0-9._=+,-]+", f) for f in (a, b))
+    assert folder_suffix({"columns": ["fixed learnt"]}) == a  # deterministic
+
+
+# ---- tasks that need other tasks' results -----------------------------------------------------------
+
+def _source(x):
+    return {"value": 10 * x}
+
+
+def _user(y, inputs):
+    return {"value": inputs["src"]["value"] + y}
+
+
+DEP = Recipe(name="dep", title="dep", paper="none", reproduces="nothing", paper_dataset="none",
+             sizes={size: dict(seeds=1, x=1, y=2) for size in ("smoke", "quick", "paper")},
+             tasks=lambda s, seeds, data: [Task("user", _user, dict(y=s["y"]), needs=("src",)),
+                                           Task("src", _source, dict(x=s["x"]))],
+             rows=lambda results, s: [dict(setting="", model="m", seed=0, metric="v",
+                                           value=results["user"]["value"])])
+
+
+def test_needs_run_first_and_a_changed_need_is_recomputed(tmp_path):
+    def run(overrides=None):
+        counter = CountingExecutor()
+        rows, _, info = run_recipe(DEP, "smoke", out=tmp_path, executor=counter, progress=False,
+                                   stream=open(os.devnull, "w"), overrides=overrides)
+        return counter.keys, rows[0]["value"], info
+    assert run()[:2] == (["src", "user"], 12)
+    # x changes only src's kwargs: user, whose kwargs are the same, must not resume a result computed
+    # from the old src
+    keys, value, info = run({"x": "2"})
+    assert (keys, value) == (["src", "user"], 22) and info["overrides"] == {"x": 2}
+    assert run({"x": 2})[:2] == ([], 22)  # same settings: everything resumed
+    assert run({"x": 2, "y": 5})[:2] == (["user"], 25)
+
+
+def test_task_needs_are_checked():
+    with pytest.raises(ValueError, match="needs itself"):
+        Task("a", _source, {"x": 1}, needs=("a",))
+    with pytest.raises(TypeError, match="tuple of task keys"):
+        Task("a", _source, {"x": 1}, needs="b")
+    user = Task("user", _user, {"y": 1}, needs=("src",))
+    with pytest.raises(RuntimeError, match="bind"):
+        user()
+    assert bind(user, {"src": {"value": 5}})() == {"value": 6}
+    with pytest.raises(ValueError, match="needs nowhere, which is not a task"):
+        waves([Task("a", _user, {"y": 1}, needs=("nowhere",))])
+    with pytest.raises(ValueError, match="cycle"):
+        waves([Task("a", _user, {"y": 1}, needs=("b",)), Task("b", _user, {"y": 1}, needs=("a",))])
+    assert [[t.key for t in w] for w in waves([user, Task("src", _source, {"x": 1})])] == [["src"], ["user"]]
+    assert [[t.key for t in w] for w in waves([user], done={"src": 1})] == [["user"]]
+    # within a wave, what others need comes first
+    other = Task("other", _source, {"x": 2})
+    assert [[t.key for t in w] for w in waves([other, user, Task("src", _source, {"x": 1})])] == \
+        [["src", "other"], ["user"]]
+
+
+# ---- the command line ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("item,message", [("epoch=1", "unknown setting 'epoch'"), ("epochs=two", "expected int"),
+                                          ("seeds=2", "--seeds"), ("epochs", "KEY=VALUE")])
+def test_cli_set_is_checked_before_any_work(tmp_path, capsys, item, message):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as e:
+        main(["run", "nu-dynamics", "--size", "smoke", "--set", item, "--out", str(out)])
+    assert e.value.code == 2 and message in capsys.readouterr().err and not out.exists()
+
+
+def test_cli_help_gives_the_syntax(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--set KEY=VALUE" in text and "Python literal" in text and "true/false" in text
+
+
+# ---- a real recipe ---------------------------------------------------------------------------------
+
+@needs_data
+def test_an_override_changes_results_and_never_resumes_other_settings(tmp_path, monkeypatch):
+    recipe = ex.get("nu-dynamics")
+    same = tmp_path / "same"
+
+    def run(out, overrides=None):
+        counter = CountingExecutor()
+        rows, _, info = run_recipe(recipe, "smoke", out=out, executor=counter, progress=False,
+                                   stream=open(os.devnull, "w"), overrides=overrides)
+        return counter.keys, Results(rows), info
+
+    keys2, res2, info2 = run(same)
+    keys1, res1, info1 = run(same, {"epochs": "1"})
+    assert sorted(keys1) == sorted(keys2)  # nothing resumed from the 2-epoch run in the same folder
+    assert info2["overrides"] == {} and info1["overrides"] == {"epochs": 1} and info1["settings"]["epochs"] == 1
+    assert json.loads((same / "run.json").read_text())["overrides"] == {"epochs": 1}
+    assert "Settings changed from the size's (`--set`): `epochs=1`." in (same / "table.md").read_text()
+    nu = "ν at end"
+    assert res1.values("ReLU", nu) != res2.values("ReLU", nu)
+    assert res1.values("ReLU", "ν at init") == res2.values("ReLU", "ν at init")  # same seed, same init
+    for r in (json.loads(p.read_text()) for p in (same / "tasks").glob("*.json")):
+        assert len(r["result"]["curve"]["epoch"]) == 2  # epochs 0 and 1
+    # the default folder of an overridden run is its own; the same settings give the same numbers
+    monkeypatch.chdir(tmp_path)
+    keys, res, _ = run(None, {"epochs": 1})
+    assert sorted(keys) == sorted(keys1) and res.rows == res1.rows
+    assert (tmp_path / "gatednet-results" / "nu-dynamics-smoke-epochs=1" / "run.json").exists()
+    assert run(same, {"epochs": 1})[0] == []  # same settings, same folder: resumed
+
+
+@needs_data
+def test_probe_honours_overrides():
+    kw = dict(size="smoke", steps=2, target_seconds=0.02, stream=open(os.devnull, "w"))
+    base = probe_recipe(ex.get("nu-dynamics"), **kw)
+    short = probe_recipe(ex.get("nu-dynamics"), overrides={"epochs": "1"}, **kw)
+    assert short["settings"]["epochs"] == 1 and short["overrides"] == {"epochs": 1} and base["overrides"] == {}
+
+    def train_steps(report):
+        return sum(u["units"] for r in report["rows"] for u in r["units"] if u["what"] == "train")
+    assert 2 * train_steps(short) == train_steps(base) > 0  # half the epochs, half the steps
+
+
+# ---- conv-gates: one task per gated net ---------------------------------------------------------------
+
+def test_conv_gates_task_layout():
+    recipe = ex.get("conv-gates")
+    for size, n_seeds, per_seed in (("smoke", 1, 1 + 4 * 4), ("quick", 2, 1 + 4 * 4), ("paper", 1, 1 + 4 * 48)):
+        s = recipe.settings(size)
+        tasks = recipe.tasks(s, list(range(n_seeds)), "data")
+        assert len(tasks) == n_seeds * per_seed == len({t.key for t in tasks})
+        learnt = [t.key for t in tasks if t.kwargs.get("column") == cg.FL]
+        assert len(learnt) == n_seeds * len(cg.wirings(s["permutations"], 0))
+        for t in tasks:
+            assert t.needs == ((f"relu-s{t.kwargs['seed']}",) if t.key in learnt else ())
+            assert t.kwargs["epochs"] == (s.get("relu_epochs") or s["epochs"] if t.fn is cg.train_relu else s["epochs"])
+        # first wave: every ReLU net and the columns that need none; second: the fixed learnt nets
+        assert [sorted(t.key for t in w) for w in waves(tasks)] == [sorted(set(t.key for t in tasks) - set(learnt)),
+                                                                    sorted(learnt)]
+        assert [t.key for t in waves(tasks)[0][:n_seeds]] == [f"relu-s{k}" for k in range(n_seeds)]  # started first
+    # an override of the gated nets' epochs leaves the ReLU (source) nets' own epochs
+    s = apply_overrides(recipe.settings("quick"), check_overrides(recipe, "quick", {"epochs": "12"}))
+    epochs = {t.fn.__name__: t.kwargs["epochs"] for t in recipe.tasks(s, [0], "data")}
+    assert epochs == {"train_relu": 20, "train_wiring": 12}
+    with pytest.raises(ValueError, match="columns: unknown"):
+        recipe.tasks(dict(s, columns=["fixed learned"]), [0], "data")
+
+
+class ShuffledPicklingExecutor:
+    """Runs each list of tasks it gets in reverse order, each task a pickled copy (as a worker of a
+    cluster gets it): the tasks of a list must be independent."""
+
+    def __init__(self):
+        self.waves = []
+
+    def run(self, tasks, on_result):
+        tasks = [pickle.loads(pickle.dumps(t)) for t in tasks]
+        assert not any(t.needs for t in tasks)
+        self.waves.append([t.key for t in tasks])
+        for t in reversed(tasks):
+            on_result(t.key, t())
+
+
+@needs_data
+def test_conv_gates_split_gives_the_numbers_of_one_process(tmp_path_factory):
+    recipe = ex.get("conv-gates")
+    s = recipe.settings("smoke")
+    # the folder the other test modules' smoke runs use: resumed if one of them ran first
+    serial = tmp_path_factory.getbasetemp() / "recipes-smoke" / "conv-gates"
+    rows, verdicts, _ = run_recipe(recipe, "smoke", out=serial, progress=False, stream=open(os.devnull, "w"))
+    executor = ShuffledPicklingExecutor()
+    out = tmp_path_factory.mktemp("shuffled")
+    rows2, verdicts2, _ = run_recipe(recipe, "smoke", out=out, executor=executor, progress=False,
+                                     stream=open(os.devnull, "w"))
+    assert rows2 == rows and [v.as_dict() for v in verdicts2] == [v.as_dict() for v in verdicts]
+    assert len(executor.waves) == 2 and all(k.startswith("learnt-") for k in executor.waves[1])
+    # the layout before the split, in one process: the ReLU net trained, then used (live) as the gate
+    # source of every fixed-learnt wiring in turn; the per-wiring tasks give the same curves
+    stored = {p.stem: json.loads(p.read_text())["result"] for p in (out / "tasks").glob("*.json")}
+    x, y, xt, yt, shape, classes = _conv.images(D.DEFAULT_DATA, s["n_train"], s["n_test"])
+    layers = _conv.c1_c4(s["filters"], classes)
+    fit = dict(s["fit"], shuffle_seed=derive_seed("shuffle", 0))
+    with gn.ConvNetwork(layers, shape, "relu", seed=derive_seed("conv-gates", 0, "relu")) as source:
+        assert _conv.fit_curve(source, x, y, s["epochs"], "ReLU", (xt, yt), **fit) == stored["relu-s0"]["curve"]
+        for permutation, value_input in cg.wirings(s["permutations"], 0):
+            with gn.ConvNetwork(layers, shape, "fixed_learnt", permutation=permutation, value_input=value_input,
+                                gate_source=source,
+                                seed=derive_seed("conv-gates", 0, cg.FL, permutation, value_input)) as net:
+                curve = _conv.fit_curve(net, x, y, s["epochs"], "FL", (xt, yt), **fit)
+            assert curve == stored[cg.wiring_key(cg.FL, permutation, value_input, 0)]["curve"]
+
+
+def test_probe_times_one_wiring_per_column():
+    recipe = ex.get("conv-gates")
+    kinds = task_kinds(recipe.tasks(recipe.settings("paper"), [0, 1], "data"))
+    assert [(t.key, n) for t, n in kinds] == [("ii-p0123-x-s0", 96), ("di-p0123-x-s0", 96),
+                                              ("decoupled-p0123-x-s0", 96), ("relu-s0", 2),
+                                              ("learnt-p0123-x-s0", 96)]
+
+
+def test_run_api_checks_overrides_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match="unknown setting 'epoch' of recipe nu-dynamics"):
+        ex.run("nu-dynamics", size="smoke", out=tmp_path / "x", progress=False, overrides={"epoch": 1})
+    with pytest.raises(ValueError, match="setting epochs: expected int"):
+        ex.probe("nu-dynamics", size="smoke", out=tmp_path / "x", overrides={"epochs": "one"})
+    assert not (tmp_path / "x").exists()
+
+
+def test_every_setting_is_read_by_its_recipe():
+    """A setting that no code of its recipe reads (s["key"] or s.get("key")) would be silently
+    ignored by --set."""
+    import inspect
+    import sys
+    shared = inspect.getsource(_conv)
+    for name, recipe in ex.list_recipes().items():
+        source = inspect.getsource(sys.modules[recipe.tasks.__module__]) + shared
+        keys = set().union(*(recipe.settings(size) for size in ex.SIZES)) - {"seeds"}
+        unread = sorted(k for k in keys if not re.search(rf'\[\s*"{k}"\s*\]|\.get\(\s*"{k}"', source))
+        assert not unread, f"{name}: settings {unread} are never read"
