@@ -27,7 +27,7 @@ import numpy as np
 from .recipe import UNDECIDED, Missing, decide
 
 __all__ = ["METRIC", "rise", "plateau", "unconverged", "rising", "spread", "band", "sample", "differences",
-           "within", "at_least", "all_of", "pair", "conclude", "spread_text", "pm"]
+           "beyond", "within", "at_least", "all_of", "pair", "conclude", "spread_text", "pm"]
 
 METRIC = "test accuracy %"
 
@@ -124,9 +124,10 @@ def sample(values, s):
     return float(v.mean()), float(s.get("noise_z", 2.0)) * sd / math.sqrt(len(v)), sd, len(v) - 1
 
 
-def differences(res, a, b):
-    """Per-seed a − b of two measurements (model, metric, setting) taken in the same seeds (paired:
-    the same net, or nets that share the data the seed draws), over the seeds both have."""
+def differences(res, a, b, ratio=False):
+    """Per-seed a − b (``ratio``: a / b) of two measurements (model, metric, setting) taken in the
+    same seeds (paired: the same net, or nets that share the data the seed draws), over the seeds
+    both have; Missing if there is none."""
     def by_seed(g):
         return {r.get("seed", 0): float(r["value"]) for r in res.select(g[0], g[1], g[2])
                 if r.get("value") is not None and not math.isnan(float(r["value"]))}
@@ -134,7 +135,25 @@ def differences(res, a, b):
     seeds = sorted(set(va) & set(vb))
     if not seeds:
         raise Missing(f"no seed with both {a[1]!r} of {a[0]} and {b[1]!r} of {b[0]}")
-    return [va[k] - vb[k] for k in seeds]
+    return [va[k] / vb[k] if ratio else va[k] - vb[k] for k in seeds]
+
+
+def beyond(values, threshold, s, below=False, log=False, digits=2):
+    """Per-seed values against a fixed threshold: whether their mean lies above it (``below``:
+    under it) outside the noise band of :func:`sample`, as :func:`at_least`. ``log``: the values
+    are ratios, judged as log10(value) against log10(threshold). Returns (outcome, text, sd), the
+    text with the mean, its band, the threshold and the spread."""
+    v = [math.log10(x) if log else x for x in values]
+    t = math.log10(threshold) if log else threshold
+    mean, u, sd, df = sample(v, s)
+    outcome = at_least(t - mean if below else mean - t, 0.0, u)
+    f = f".{digits}f"
+    sign = "<" if below else ">"
+    if log:
+        text = f"geometric mean {10 ** mean:{f}}, log10 {mean:+.3f} {pm(u, 3)} {sign} log10 {threshold:g}?"
+    else:
+        text = f"mean {mean:{f}} {pm(u, digits)} {sign} {threshold:g}?"
+    return outcome, f"{text} ({spread_text(sd, df, pooled=False, digits=3 if log else digits)})", sd
 
 
 def within(delta, tol, u):
@@ -170,13 +189,13 @@ def all_of(outcomes):
     return UNDECIDED
 
 
-def spread_text(sd, df, pooled=True):
+def spread_text(sd, df, pooled=True, digits=2):
     return "seed-to-seed spread not measured (1 seed)" if sd is None else \
-        f"seed-to-seed spread (sd of single runs{', pooled' if pooled else ''}) {sd:.2f} ({df} df)"
+        f"seed-to-seed spread (sd of single runs{', pooled' if pooled else ''}) {sd:.{digits}f} ({df} df)"
 
 
-def pm(u):
-    return "± ?" if u is None else f"± {u:.2f}"
+def pm(u, digits=2):
+    return "± ?" if u is None else f"± {u:.{digits}f}"
 
 
 def conclude(outcome, detail, unmet, sd):

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from gatednet.experiments import data as D
-from gatednet.experiments.common import report, train
+from gatednet.experiments.common import curve, report, train
 from gatednet.experiments.verdicts import (METRIC, all_of, at_least, band, conclude, pair, plateau,  # noqa: F401
                                            pm, rise, spread, spread_text, unconverged, within)
 
@@ -60,8 +60,7 @@ def fit_curve(net, x, y, epochs, label, validation, lr_schedule=None, **fit):
             hist.append(m)
     else:
         raise ValueError(f"lr_schedule: expected None or 'cosine', got {lr_schedule!r}")
-    return {"train": [100.0 * m["train_accuracy"] for m in hist],
-            "test": [100.0 * m["test_accuracy"] for m in hist]}
+    return curve(hist)
 
 
 def best(curve):
