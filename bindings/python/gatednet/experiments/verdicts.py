@@ -26,7 +26,7 @@ import numpy as np
 
 from .recipe import UNDECIDED, Missing, decide
 
-__all__ = ["METRIC", "rise", "plateau", "unconverged", "rising", "spread", "band", "sample", "differences",
+__all__ = ["METRIC", "rise", "with_rise", "rows_with_rise", "plateau", "unconverged", "rising", "spread", "band", "sample", "differences",
            "beyond", "within", "at_least", "all_of", "pair", "conclude", "spread_text", "pm"]
 
 METRIC = "test accuracy %"
@@ -41,6 +41,31 @@ def rise(curve, last):
     if last < 1 or len(t) < 2 * last:
         return None
     return float(np.mean(t[-last:]) - np.mean(t[-2 * last:-last]))
+
+
+def with_rise(rows, curve, last):
+    """``rows`` of one run, each with the ``rise`` of its ``curve``; None for a run stored without
+    its curve (a result kept by an older version of the recipe): rise None and ``no_curve``, so
+    its verdicts are undecided rather than judged as if it had converged."""
+    if curve is None:
+        return [dict(r, rise=None, no_curve=True) for r in rows]
+    r = rise(curve, last)
+    return [dict(row, rise=r) for row in rows]
+
+
+def rows_with_rise(results, s):
+    """A recipe's ``rows`` for tasks that return {"rows": [...], "curves": {model: curve}}: each
+    row with the rise of its model's curve over the last plateau_epochs (a bare list of rows is a
+    result stored before the curves were kept: see :func:`with_rise`)."""
+    last, _ = plateau(s)
+    out = []
+    for result in results.values():
+        if isinstance(result, list):
+            out += with_rise(result, None, last)
+            continue
+        for r in result["rows"]:
+            out += with_rise([r], result["curves"][r["model"]], last)
+    return out
 
 
 def plateau(s):
@@ -65,6 +90,9 @@ def unconverged(res, groups, s, metric=METRIC):
             continue
         name = f"{model}{f' ({setting})' if setting else ''}"
         rises = [r.get("rise") for r in rows]
+        if any(r.get("no_curve") for r in rows):
+            unmet.append(f"{name} stored without its per-epoch curve, convergence not measurable")
+            continue
         if any(v is None for v in rises):
             unmet.append(f"{name} ran fewer than {2 * last} epochs, convergence not measurable")
             continue

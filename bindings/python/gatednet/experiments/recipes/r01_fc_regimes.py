@@ -26,7 +26,7 @@ import gatednet as gn
 from gatednet.experiments import UNDECIDED, Claim, Recipe, Task
 from gatednet.experiments import data as D
 from gatednet.experiments.common import accuracy, curve, derive_seed, rows_for, train
-from gatednet.experiments.verdicts import (METRIC, all_of, at_least, conclude, pair, plateau, pm, rise, spread,
+from gatednet.experiments.verdicts import (METRIC, all_of, at_least, conclude, pair, pm, rows_with_rise, spread,
                                            spread_text, unconverged, within)
 
 ARCHS = {"Arch-1": (128, 6), "Arch-2": (128, 10), "Arch-3": (256, 6), "Arch-4": (256, 10)}
@@ -101,13 +101,6 @@ def tasks(s, seeds, data):
                         lr=s["lr"][opt], column=column, seed=seed, n_train=s["n_train"],
                         n_test=s["n_test"], epochs=s["epochs"], batch=s["batch"])))
     return out
-
-
-def rows(results, s):
-    """The tasks' rows, each with the ``rise`` (verdicts.rise) of its net's test-accuracy curve."""
-    last, _ = plateau(s)
-    return [dict(r, rise=rise(result["curves"][r["model"]], last))
-            for result in results.values() for r in result["rows"]]
 
 
 # ---- claims -------------------------------------------------------------------------------------
@@ -259,7 +252,7 @@ RECIPE = Recipe(
                       n_train=60000, n_test=10000, epochs=20, batch=32, lr={"adam": 3e-4, "sgd": 0.01}),
     },
     tasks=tasks,
-    rows=rows,
+    rows=rows_with_rise,
     claims=CLAIMS,
     paper_results=PAPER,
     plots=plots,

@@ -29,7 +29,7 @@ import numpy as np
 import gatednet as gn
 from gatednet.experiments import UNDECIDED, Claim, Recipe, Task
 from gatednet.experiments.common import derive_seed, train
-from gatednet.experiments.verdicts import all_of, beyond, conclude, differences, plateau, rise, unconverged
+from gatednet.experiments.verdicts import all_of, beyond, conclude, differences, plateau, unconverged, with_rise
 
 RELU, DLGN, FROZEN = "ReLU", "DLGN-PWC", "DLGN-PWC, gating frozen at init"
 KEYS = {RELU: "relu", DLGN: "dlgn", FROZEN: "frozen"}
@@ -131,9 +131,9 @@ def rows(results, s):
     last, _ = plateau(s)
     out = []
     for run in results.values():
-        fit = [-math.log10(max((up + low) / 2, 1e-300)) for _epoch, up, low in run["curve"]]
-        r = rise(fit, last)
-        out += [dict(row, rise=r) if row["metric"] != EARLY else row for row in run["rows"]]
+        fit = [-math.log10(max((up + low) / 2, 1e-300)) for _epoch, up, low in run["curve"]] if "curve" in run else None
+        end = [row for row in run["rows"] if row["metric"] != EARLY]
+        out += with_rise(end, fit, last) + [row for row in run["rows"] if row["metric"] == EARLY]
     return out
 
 

@@ -22,8 +22,9 @@ import gatednet as gn
 from gatednet.experiments import UNDECIDED, Claim, Recipe, Task
 from gatednet.experiments import data as D
 from gatednet.experiments.common import accuracy, curve, derive_seed, train
-from gatednet.experiments.verdicts import (METRIC, at_least, beyond, conclude, pair, plateau, pm, rise, spread,
+from gatednet.experiments.verdicts import (METRIC, at_least, beyond, conclude, pair, pm, rows_with_rise, spread,
                                            spread_text, unconverged, within)
+
 FL, RELU = "fixed learnt", "ReLU (gate source)"
 
 
@@ -58,13 +59,6 @@ def tasks(s, seeds, data):
         data=data, seed=seed, epoch=e, width=s["width"], depth=s["depth"], n_train=s["n_train"],
         n_test=s["n_test"], value_epochs=s["value_epochs"], lr=s["lr"], batch=s["batch"]))
         for seed in seeds for e in s["checkpoints"]]
-
-
-def rows(results, s):
-    """The tasks' rows, each with the ``rise`` (verdicts.rise) of its net's test-accuracy curve."""
-    last, _ = plateau(s)
-    return [dict(r, rise=rise(result["curves"][r["model"]], last))
-            for result in results.values() for r in result["rows"]]
 
 
 def _curve(res, model):
@@ -156,7 +150,7 @@ RECIPE = Recipe(
                       value_epochs=20, lr=3e-4, batch=32),
     },
     tasks=tasks,
-    rows=rows,
+    rows=rows_with_rise,
     claims=[
         Claim("Gates learnt longer are better: fixed learnt gates from the last checkpoint beat those from "
               "initialisation by at least 1 point", learnt_gates_improve),

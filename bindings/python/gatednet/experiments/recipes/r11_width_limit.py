@@ -26,8 +26,8 @@ import gatednet as gn
 from gatednet.experiments import Claim, Recipe, Task
 from gatednet.experiments import data as D
 from gatednet.experiments.common import accuracy, curve, derive_seed, report, train
-from gatednet.experiments.verdicts import (all_of, at_least, band, conclude, pair, plateau, pm, rise, sample, spread,
-                                           spread_text, unconverged, within)
+from gatednet.experiments.verdicts import (all_of, at_least, band, conclude, pair, plateau, pm, sample, spread,
+                                           spread_text, unconverged, with_rise, within)
 
 ERR = "relative NPK error ‖H_w − H_∞‖/‖H_∞‖"
 ACC = "test accuracy %"
@@ -100,15 +100,14 @@ def tasks(s, seeds, data):
 
 
 def rows(results, s):
-    """The tasks' rows; a trained net's carry the ``rise`` (verdicts.rise) of its test-accuracy
-    curve (None for a net stored without its curve)."""
+    """The tasks' rows; a trained net's carry the ``rise`` (verdicts.rise) of its test-accuracy curve."""
     last, _ = plateau(s)
     out = []
     for key, result in results.items():
         if isinstance(result, dict):
-            out += [dict(r, rise=rise(result["curve"], last)) for r in result["rows"]]
-        elif key.startswith("net-"):
-            out += [dict(r, rise=None) for r in result]
+            out += with_rise(result["rows"], result["curve"], last)
+        elif key.startswith("net-"):  # stored before the curves were kept
+            out += with_rise(result, None, last)
         else:  # the NPK error and the kernel ridge: nothing trained
             out += result
     return out
