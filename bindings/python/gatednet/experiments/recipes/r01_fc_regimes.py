@@ -128,16 +128,19 @@ def _m(res, model, setting):
     return res.mean(model, METRIC, setting)
 
 
-def relu_close_to_fixed_learnt(res, s):
-    tol = s.get("tolerance_points", 1.0)
-
+def _agree(res, s, a_model, b_model, tol, names):
+    """|mean(a) − mean(b)| ≤ tol in every setting, against the band and the nets still learning."""
     def one(setting):
-        a, b = (RELU, setting), (GL, setting)
+        a, b = (a_model, setting), (b_model, setting)
         sd, df = spread(res, [a, b])
         outcome, d, u, unmet, summary = pair(res, s, a, b, within, tol, sd)
-        return outcome, (f"ReLU {_m(res, RELU, setting):.2f} vs GL {_m(res, GL, setting):.2f} "
+        return outcome, (f"{names[0]} {_m(res, a_model, setting):.2f} vs {names[1]} {_m(res, b_model, setting):.2f} "
                          f"(|Δ| = {abs(d):.2f} {pm(u)} ≤ {tol}?) {spread_text(sd, df)}; {summary}"), unmet, sd
     return _per_setting(res, s, one)
+
+
+def relu_close_to_fixed_learnt(res, s):
+    return _agree(res, s, RELU, GL, s.get("tolerance_points", 1.0), ("ReLU", "GL"))
 
 
 def learnt_beat_random(res, s):
@@ -155,15 +158,7 @@ def learnt_beat_random(res, s):
 
 
 def ii_close_to_di(res, s):
-    tol = s.get("ii_di_tolerance_points", 0.5)
-
-    def one(setting):
-        a, b = (II, setting), (DI, setting)
-        sd, df = spread(res, [a, b])
-        outcome, d, u, unmet, summary = pair(res, s, a, b, within, tol, sd)
-        return outcome, (f"II {_m(res, II, setting):.2f} vs DI {_m(res, DI, setting):.2f} "
-                         f"(|Δ| = {abs(d):.2f} {pm(u)} ≤ {tol}?) {spread_text(sd, df)}; {summary}"), unmet, sd
-    return _per_setting(res, s, one)
+    return _agree(res, s, II, DI, s.get("ii_di_tolerance_points", 0.5), ("II", "DI"))
 
 
 def bad_labels_worse_than_random(res, s):
