@@ -124,6 +124,8 @@ def rows(results, s):
 # at a fixed epoch by design.
 
 def _per_model(res, s, metric, threshold, label, log=False, final_if_false=False):
+    """``metric`` beyond ``threshold`` for both nets, each judged on its mean over seeds;
+    ``final_if_false``: a decided failure stands while the net still learns."""
     outcomes, parts, unmet, sds = [], [], [], []
     for m in (RELU, PWC):
         outcome, text, sd = beyond(res.values(m, metric), threshold, s, log=log)
