@@ -132,8 +132,8 @@ def rows(results, s):
     out = []
     for run in results.values():
         fit = [-math.log10(max((up + low) / 2, 1e-300)) for _epoch, up, low in run["curve"]] if "curve" in run else None
-        end = [row for row in run["rows"] if row["metric"] != EARLY]
-        out += with_rise(end, fit, last) + [row for row in run["rows"] if row["metric"] == EARLY]
+        judged = iter(with_rise([row for row in run["rows"] if row["metric"] != EARLY], fit, last))
+        out += [row if row["metric"] == EARLY else next(judged) for row in run["rows"]]
     return out
 
 
