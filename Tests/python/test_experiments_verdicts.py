@@ -103,8 +103,8 @@ def test_rise_rows_and_stored_results_without_curves():
     assert rows[0]["rise"] == pytest.approx(72.25 - 65) and rows[1]["rise"] is None and rows[1]["no_curve"]
     unmet, _ = V.unconverged(Results(rows), [("y", None)], {})
     assert unmet == ["y stored without its per-epoch curve, convergence not measurable"]
-    unmet, summary = V.unconverged(Results(rows), [("x", None)], {"plateau_epochs": 1, "plateau_points": 0.1,
-                                                                  "plateau_unit": "decades", "plateau_span": "interval"})
+    s = {"plateau_epochs": 1, "plateau_points": 0.1, "plateau_unit": "decades", "plateau_span": "interval"}
+    unmet, summary = V.unconverged(Results(rows), [("x", None)], s)
     assert summary == "rise over the last interval (converged ≤ 0.1): x +7.25"
     assert unmet == ["x still rising (+7.25 decades over its last interval > 0.1)"]
 
@@ -149,7 +149,8 @@ def _nu(falls=(0.5, 0.52), moved=(0.0, 0.0), init=(0.5, 0.6), end=(0.6, 0.7), re
         for model, metrics in ((nu.RELU, {"ν end / init": falls[seed], "top-5 eigenvalue share at init": init[seed],
                                           "top-5 eigenvalue share at end": end[seed], "ν at end": relu_end[seed]}),
                                (nu.CONTROL, {nu.MOVED: moved[seed], "ν at end": control_end[seed]})):
-            out += [dict(setting="classes 4 vs 7", model=model, seed=seed, metric=k, value=v) for k, v in metrics.items()]
+            out += [dict(setting="classes 4 vs 7", model=model, seed=seed, metric=k, value=v)
+                    for k, v in metrics.items()]
     return out
 
 

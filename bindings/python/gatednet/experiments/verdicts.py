@@ -9,7 +9,8 @@ Two comparisons, one band:
   ``noise_z`` · sd · sqrt(1/n_a + 1/n_b), sd the seed-to-seed standard deviation of single runs
   pooled over the groups (:func:`spread`, :func:`band`, :func:`pair`);
 - one group against a fixed threshold, or per-seed differences of two numbers from the same seed
-  (paired): mean ± ``noise_z`` · sd / sqrt(n) (:func:`sample`, :func:`differences`).
+  (paired): mean ± ``noise_z`` · sd / sqrt(n) (:func:`sample`, :func:`differences`, :func:`beyond`;
+  ratios judged as log10).
 
 Still learning: rows of trained nets carry ``rise`` (see :func:`rise`; None: too few epochs to
 tell); rows without the key are models with nothing left to learn (solved exactly, or measured
@@ -26,8 +27,8 @@ import numpy as np
 
 from .recipe import UNDECIDED, Missing, decide
 
-__all__ = ["METRIC", "rise", "with_rise", "rows_with_rise", "plateau", "unconverged", "rising", "spread", "band", "sample", "differences",
-           "beyond", "within", "at_least", "all_of", "pair", "conclude", "spread_text", "pm"]
+__all__ = ["METRIC", "rise", "with_rise", "rows_with_rise", "plateau", "unconverged", "rising", "spread", "band",
+           "sample", "differences", "beyond", "within", "at_least", "all_of", "pair", "conclude", "spread_text", "pm"]
 
 METRIC = "test accuracy %"
 
