@@ -7,7 +7,7 @@ import numpy as np
 
 from .progress import fit_callback, report
 
-__all__ = ["train", "accuracy", "derive_seed", "rows_for", "report"]
+__all__ = ["train", "curve", "accuracy", "derive_seed", "rows_for", "report"]
 
 
 def derive_seed(*parts):
@@ -22,6 +22,12 @@ def train(net, x, y, epochs, label, validation=None, **fit_options):
         return []
     return net.fit(x, y, epochs=epochs, validation_data=validation, callback=fit_callback(label),
                    **fit_options)
+
+
+def curve(history):
+    """The per-epoch curve of a ``train`` history with validation data: {"train": [%], "test": [%]}."""
+    return {"train": [100.0 * m["train_accuracy"] for m in history],
+            "test": [100.0 * m["test_accuracy"] for m in history]}
 
 
 def accuracy(net, x, y):

@@ -27,14 +27,17 @@ import math
 import numpy as np
 
 import gatednet as gn
-from gatednet.experiments import Claim, Recipe, Task
+from gatednet.experiments import UNDECIDED, Claim, Recipe, Task
 from gatednet.experiments.common import derive_seed, train
+from gatednet.experiments.verdicts import all_of, beyond, conclude, differences, plateau, unconverged, with_rise
 
 RELU, DLGN, FROZEN = "ReLU", "DLGN-PWC", "DLGN-PWC, gating frozen at init"
 KEYS = {RELU: "relu", DLGN: "dlgn", FROZEN: "frozen"}
 MSE_UP, MSE_LOW = "test MSE, upper half (low frequency)", "test MSE, lower half (high frequency)"
 EARLY = "test MSE lower / upper half at a tenth of the epochs"
 PATHS = "active paths upper / lower half"
+TRAIN_LOSS = "train loss (squared)"
+COS_FIRST, COS_LAST = "first layer normals: mean |cos|", "last layer normals: mean |cos|"
 LAST_TOP, FIRST_TOP = ("last layer: share of neurons on mostly in the upper half",
                        "first layer: share of neurons on mostly in the upper half")
 
@@ -103,13 +106,13 @@ def run_model(model, seed, width, depth, n_train, n_test, epochs, lr, batch, low
                 align.append(float(c[~np.eye(len(u), dtype=bool)].mean()))
             out["hyperplanes"], out["alignment"] = planes, align
     setting = f"circle f={low}/{high}"
-    metrics = {"train loss (squared)": train_loss, MSE_UP: curve[-1][1], MSE_LOW: curve[-1][2],
+    metrics = {TRAIN_LOSS: train_loss, MSE_UP: curve[-1][1], MSE_LOW: curve[-1][2],
                EARLY: early[2] / max(early[1], 1e-300),
                PATHS: out["paths_top"] / max(out["paths_bottom"], 1e-300),
                LAST_TOP: prefer_top[-1], FIRST_TOP: prefer_top[0]}
     if model != RELU:
-        metrics["first layer normals: mean |cos|"] = out["alignment"][0]
-        metrics["last layer normals: mean |cos|"] = out["alignment"][-1]
+        metrics[COS_FIRST] = out["alignment"][0]
+        metrics[COS_LAST] = out["alignment"][-1]
     out["rows"] = [dict(setting=setting, model=model, seed=seed, metric=k, value=float(v)) for k, v in metrics.items()]
     return out
 
@@ -121,37 +124,76 @@ def tasks(s, seeds, data):
         for m in (RELU, DLGN, FROZEN) for seed in seeds]
 
 
+def rows(results, s):
+    """The runs' rows; those measured at the end of training carry the ``rise`` (verdicts.rise) of
+    the run's test MSE (both halves), in decades: log10 of its fall over the last checkpoint
+    interval (e.g. epochs 100 → 200)."""
+    last, _ = plateau(s)
+    out = []
+    for run in results.values():
+        fit = [-math.log10(max((up + low) / 2, 1e-300)) for _epoch, up, low in run["curve"]] if "curve" in run else None
+        judged = iter(with_rise([row for row in run["rows"] if row["metric"] != EARLY], fit, last))
+        out += [row if row["metric"] == EARLY else next(judged) for row in run["rows"]]
+    return out
+
+
+# ---- claims -------------------------------------------------------------------------------------
+# Seed statistics against the noise band of their mean (experiments.verdicts.beyond: 2 standard
+# errors of the seed-to-seed spread); ratios as log10; two numbers of one seed compared per seed
+# (paired: the same net, or nets fitted to the seed's circle). Claims about trained nets are
+# undecided while a compared net still learns: its test MSE fell by more than plateau_points
+# decades (a factor 10^0.1 ≈ 1.26) over the last checkpoint interval. The early ratio is measured
+# at a tenth of the epochs by design.
+
+def _judge(res, s, label, parts, models, metric):
+    """A claim made of ``parts`` [(outcome, text, sd)] about the nets of ``models`` measured by
+    ``metric`` (None: at a fixed epoch, no learning precondition): its (status, detail)."""
+    status = all_of(p[0] for p in parts)
+    unmet, summary = unconverged(res, [(m, None) for m in models], s, metric) if metric else ([], "")
+    sds = [p[2] for p in parts]
+    detail = f"{label}: " + "; ".join(p[1] for p in parts) + (f"; {summary}" if summary else "")
+    return conclude(UNDECIDED if unmet else status, detail, unmet, None if None in sds else max(sds))
+
+
 def feature_learning_helps(res, s):
-    a, b = res.mean(DLGN, "train loss (squared)"), res.mean(FROZEN, "train loss (squared)")
-    return a < b, f"train loss: DLGN-PWC {a:.4f} vs gating frozen {b:.4f} (lower with learning?)"
+    ratios = differences(res, (DLGN, TRAIN_LOSS, None), (FROZEN, TRAIN_LOSS, None), ratio=True)
+    outcome, text, sd = beyond(ratios, 1.0, s, below=True, log=True)
+    return _judge(res, s, f"train loss: DLGN-PWC {res.mean(DLGN, TRAIN_LOSS):.4f} vs gating frozen "
+                  f"{res.mean(FROZEN, TRAIN_LOSS):.4f}", [(outcome, f"learning / frozen per seed (paired) {text}", sd)],
+                  (DLGN, FROZEN), TRAIN_LOSS)
 
 
-def _ratio_above_one(res, metric, label):
-    """Whether the mean of ``metric`` (a ratio) is > 1 for both the ReLU net and the DLGN-PWC."""
-    means = {model: res.mean(model, metric) for model in (RELU, DLGN)}
-    parts = ", ".join(f"{model} {r:.2f}" for model, r in means.items())
-    return all(r > 1 for r in means.values()), f"{label}: {parts} (> 1?)"
+def _ratio_above_one(res, s, metric, label, judged_at):
+    """The mean of ``metric`` (a ratio, as log10) above 1 for both the ReLU net and the DLGN-PWC."""
+    parts = []
+    for model in (RELU, DLGN):
+        outcome, text, sd = beyond(res.values(model, metric), 1.0, s, log=True)
+        parts.append((outcome, f"{model} {text}", sd))
+    return _judge(res, s, label, parts, (RELU, DLGN), judged_at)
 
 
 def easy_half_first(res, s):
-    return _ratio_above_one(res, EARLY, "test MSE lower / upper half at a tenth of the epochs")
+    return _ratio_above_one(res, s, EARLY, "test MSE lower / upper half at a tenth of the epochs", None)
 
 
 def paths_prefer_easy_half(res, s):
-    return _ratio_above_one(res, PATHS, "active paths upper/lower half")
+    return _ratio_above_one(res, s, PATHS, "active paths upper/lower half", PATHS)
 
 
 def last_layer_on_easy_half(res, s):
-    last = res.mean(DLGN, LAST_TOP)
-    first = res.mean(DLGN, FIRST_TOP)
-    return last > 0.5 and last > first, (f"DLGN-PWC neurons on mostly in the upper half: last layer {last:.2f}, "
-                                         f"first layer {first:.2f} (last > 0.5 and > first?)")
+    share = beyond(res.values(DLGN, LAST_TOP), 0.5, s)
+    shift = beyond(differences(res, (DLGN, LAST_TOP, None), (DLGN, FIRST_TOP, None)), 0.0, s)
+    return _judge(res, s, f"DLGN-PWC neurons on mostly in the upper half: last layer {res.mean(DLGN, LAST_TOP):.2f}, "
+                  f"first layer {res.mean(DLGN, FIRST_TOP):.2f}",
+                  [(share[0], f"last layer {share[1]}", share[2]),
+                   (shift[0], f"last − first per seed (paired) {shift[1]}", shift[2])], (DLGN,), LAST_TOP)
 
 
 def later_layers_cluster(res, s):
-    first = res.mean(DLGN, "first layer normals: mean |cos|")
-    last = res.mean(DLGN, "last layer normals: mean |cos|")
-    return last > first, f"mean |cos| between normals: first layer {first:.3f}, last layer {last:.3f} (last higher?)"
+    outcome, text, sd = beyond(differences(res, (DLGN, COS_LAST, None), (DLGN, COS_FIRST, None)), 0.0, s, digits=3)
+    return _judge(res, s, f"mean |cos| between normals: first layer {res.mean(DLGN, COS_FIRST):.3f}, last layer "
+                  f"{res.mean(DLGN, COS_LAST):.3f}", [(outcome, f"last − first per seed (paired) {text}", sd)],
+                  (DLGN,), COS_LAST)
 
 
 def plots(results, rows, s, out_dir):
@@ -234,6 +276,9 @@ def plots(results, rows, s, out_dir):
     return files
 
 
+# Still learning: the test MSE fell by more than 10^0.1 ≈ 1.26× over the last checkpoint interval.
+_PLATEAU = dict(plateau_epochs=1, plateau_points=0.1, plateau_unit="decades of test-MSE fall",
+                plateau_span="checkpoint interval")
 RECIPE = Recipe(
     name="dlgn-halfspaces",
     title="DLGN gating neurons as half-spaces on a 2-D circle regression: hyperplanes, fit per half, "
@@ -244,13 +289,14 @@ RECIPE = Recipe(
     dataset="2-D circle (synthetic, real-valued target sin(f θ), f = 2 / 12)",
     sizes={
         "smoke": dict(seeds=1, width=16, depth=6, n_train=300, n_test=300, epochs=15, lr=1e-3, batch=32,
-                      low=2, high=12, grid=40),
+                      low=2, high=12, grid=40, **_PLATEAU),
         "quick": dict(seeds=3, width=16, depth=6, n_train=1000, n_test=1000, epochs=200, lr=1e-3, batch=32,
-                      low=2, high=12, grid=100),
+                      low=2, high=12, grid=100, **_PLATEAU),
         "paper": dict(seeds=5, width=16, depth=6, n_train=1000, n_test=1000, epochs=2000, lr=1e-3, batch=32,
-                      low=2, high=12, grid=150),
+                      low=2, high=12, grid=150, **_PLATEAU),
     },
     tasks=tasks,
+    rows=rows,
     claims=[
         Claim("Feature learning helps: a DLGN whose gating learns fits better than one with gating frozen "
               "at initialisation", feature_learning_helps),
@@ -272,5 +318,8 @@ RECIPE = Recipe(
     plots=plots,
     notes="""The paper shows pictures rather than numbers, so its column holds the qualitative statements.
 MSE is the mean of (output − target)² over the test points of one half; the train loss is the
-squared loss 0.5·(output − target)² averaged over the training points.""",
+squared loss 0.5·(output − target)² averaged over the training points. A verdict is "undecided" when a
+compared net is still learning (its test MSE fell by more than 10^0.1 ≈ 1.26× over the last checkpoint
+interval, e.g. epochs 100 → 200), or when the mean over seeds ± its noise band (2 standard errors; not
+measured with 1 seed) straddles the threshold; ratios are judged as log10.""",
 )
