@@ -375,6 +375,30 @@ def test_executor_keeps_results_when_a_task_fails(client):
         gd.DaskExecutor(client=client).run([SimpleNamespace(key="a", fn=lambda: 1, kwargs={})], print)
 
 
+def digest_of_source(seed, inputs):
+    """A task that takes another task's result (see gatednet.experiments.tasks.bind)."""
+    import hashlib
+    blob = inputs["source"]["blob"]
+    return {"seed": seed, "sha256": hashlib.sha256(blob.encode()).hexdigest(), "length": len(blob)}
+
+
+def test_executor_sends_a_shared_needed_result_once(client, monkeypatch):
+    import hashlib
+    from gatednet.experiments.tasks import Task, bind
+
+    source = {"blob": "ab" * 1_000_000}  # 2 MB, as a trained net is at paper size
+    tasks = [bind(Task(f"user-{s}", digest_of_source, {"seed": s}, needs=("source",)), {"source": source})
+             for s in range(12)]
+    scattered = []
+    real = client.scatter
+    monkeypatch.setattr(client, "scatter", lambda data, **kw: scattered.append(data) or real(data, **kw))
+    got = {}
+    gd.DaskExecutor(client=client).run(tasks, lambda k, r: got.__setitem__(k, r))
+    want = hashlib.sha256(source["blob"].encode()).hexdigest()
+    assert got == {f"user-{s}": {"seed": s, "sha256": want, "length": 2_000_000} for s in range(12)}
+    assert len(scattered) == 1 and scattered[0] is source  # one transfer for 12 tasks
+
+
 def test_recipe_sweep_on_cluster_persists_and_resumes(client, tmp_path):
     import dataclasses
 

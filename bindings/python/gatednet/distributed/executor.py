@@ -25,6 +25,27 @@ def _call(fn, kwargs):
     return result
 
 
+def _scatter_needed(client, tasks):
+    """{id(result): future} for the results of needed tasks (``kwargs["inputs"]``, see
+    gatednet.experiments.tasks.bind), each scattered to the cluster once: a result many tasks
+    take (e.g. a trained net whose gates 48 value nets copy) then travels once, not once per task."""
+    shared = {}
+    for t in tasks:
+        for result in (t.kwargs.get("inputs") or {}).values():
+            if id(result) not in shared:
+                shared[id(result)] = client.scatter(result, hash=False)
+    return shared
+
+
+def _with_shared(kwargs, shared):
+    """kwargs with each needed result replaced by its scattered future (Dask passes the task the
+    value: futures nested in a dict argument are resolved on the worker)."""
+    kwargs = dict(kwargs)
+    if kwargs.get("inputs"):
+        kwargs["inputs"] = {k: shared[id(v)] for k, v in kwargs["inputs"].items()}
+    return kwargs
+
+
 class TaskFailed(RuntimeError):
     """One or more tasks raised; ``failures`` maps each failed key to its exception."""
 
@@ -90,7 +111,9 @@ class DaskExecutor:
             return
         client = self.client
         run = uuid.uuid4().hex[:8]
-        futures = {client.submit(_call, t.fn, dict(t.kwargs), key=f"gatednet-task-{run}-{n}", pure=False): t.key
+        shared = _scatter_needed(client, tasks)
+        futures = {client.submit(_call, t.fn, _with_shared(t.kwargs, shared), key=f"gatednet-task-{run}-{n}",
+                                 pure=False): t.key
                    for n, t in enumerate(tasks)}
         failures = {}
         try:
