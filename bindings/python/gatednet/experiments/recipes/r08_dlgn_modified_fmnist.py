@@ -26,6 +26,7 @@ import gatednet as gn
 from gatednet.experiments import UNDECIDED, Claim, Recipe, Task
 from gatednet.experiments import data as D
 from gatednet.experiments.common import derive_seed, report
+from gatednet.experiments.recipes._conv import cosine_lr
 from gatednet.experiments.verdicts import all_of, beyond, conclude, plateau, rise, unconverged
 
 RELU, PWC = "ReLU", "DLGN-PWC"
@@ -61,7 +62,12 @@ def _cosine(k):
     return (k / d[:, None] / d[None, :]).round(4).tolist()
 
 
-def run_model(data, model, seed, width, depth, n_train, n_test, clusters, epochs, lr, batch, kernel_points):
+def run_model(data, model, seed, width, depth, n_train, n_test, clusters, epochs, lr, batch, kernel_points,
+              lr_schedule=None):
+    """One net trained epoch by epoch (``lr_schedule="cosine"``: epoch e at _conv.cosine_lr(lr, e,
+    epochs), else ``lr`` throughout), measured after every epoch."""
+    if lr_schedule not in (None, "cosine"):
+        raise ValueError(f"lr_schedule: expected None or 'cosine', got {lr_schedule!r}")
     x, y, xt, yt, hard, hard_t = modified(data, n_train, n_test, clusters, seed)
     sample = np.concatenate([np.flatnonzero(hard_t == 0)[: kernel_points // 2],
                              np.flatnonzero(hard_t == 1)[: kernel_points // 2]])
@@ -73,7 +79,8 @@ def run_model(data, model, seed, width, depth, n_train, n_test, clusters, epochs
                     seed=derive_seed("modified-fmnist", model, seed)) as net:
         for epoch in range(epochs + 1):
             if epoch:
-                net.fit(x, y, epochs=1, batch_size=batch, lr=lr, shuffle_seed=derive_seed("shuffle", seed))
+                net.fit(x, y, epochs=1, batch_size=batch, shuffle_seed=derive_seed("shuffle", seed),
+                        lr=cosine_lr(lr, epoch - 1, epochs) if lr_schedule == "cosine" else lr)
             pred = np.asarray(net.predict_classes(xt))
             right = pred == yt
             paths, _ = net.active_paths_by_group(xt, hard_t, 2)
@@ -98,7 +105,8 @@ def run_model(data, model, seed, width, depth, n_train, n_test, clusters, epochs
 def tasks(s, seeds, data):
     return [Task(f"{KEYS[m]}-s{seed}", run_model, dict(
         data=data, model=m, seed=seed, width=s["width"], depth=s["depth"], n_train=s["n_train"], n_test=s["n_test"],
-        clusters=s["clusters"], epochs=s["epochs"], lr=s["lr"], batch=s["batch"], kernel_points=s["kernel_points"]))
+        clusters=s["clusters"], epochs=s["epochs"], lr=s["lr"], batch=s["batch"], kernel_points=s["kernel_points"],
+        lr_schedule=s.get("lr_schedule")))
         for m in (RELU, PWC) for seed in seeds]
 
 
@@ -207,9 +215,9 @@ RECIPE = Recipe(
     paper_dataset="modified Fashion-MNIST",
     sizes={
         "smoke": dict(seeds=1, width=32, depth=4, n_train=1500, n_test=500, clusters=5, epochs=2, lr=1e-3, batch=32,
-                      kernel_points=20),
-        "quick": dict(seeds=3, width=128, depth=6, n_train=10000, n_test=4000, clusters=5, epochs=8, lr=2e-4,
-                      batch=32, kernel_points=80),
+                      kernel_points=20, lr_schedule="cosine"),
+        "quick": dict(seeds=6, width=128, depth=6, n_train=10000, n_test=4000, clusters=5, epochs=20, lr=2e-4,
+                      batch=32, kernel_points=80, lr_schedule="cosine"),
         "paper": dict(seeds=5, width=128, depth=6, n_train=60000, n_test=10000, clusters=5, epochs=30, lr=2e-4,
                       batch=32, kernel_points=100),
     },

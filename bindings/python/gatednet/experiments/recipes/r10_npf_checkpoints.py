@@ -21,7 +21,8 @@ import numpy as np
 import gatednet as gn
 from gatednet.experiments import UNDECIDED, Claim, Recipe, Task
 from gatednet.experiments import data as D
-from gatednet.experiments.common import accuracy, curve, derive_seed, train
+from gatednet.experiments.common import accuracy, curve, derive_seed, report
+from gatednet.experiments.recipes._conv import cosine_lr, fit_curve
 from gatednet.experiments.verdicts import (METRIC, at_least, beyond, conclude, pair, pm, rows_with_rise, spread,
                                            spread_text, unconverged, within)
 
@@ -32,9 +33,13 @@ def _setting(epoch):
     return f"gates from epoch {epoch}"
 
 
-def checkpoint(data, seed, epoch, width, depth, n_train, n_test, value_epochs, lr, batch):
+def checkpoint(data, seed, epoch, width, depth, n_train, n_test, value_epochs, lr, batch, lr_schedule=None,
+               relu_epochs=None):
     """Train the ReLU net for ``epoch`` epochs, freeze its gates, train a fresh value net on them:
-    the rows of both and their per-epoch curves ({model: {"train": [%], "test": [%]}})."""
+    the rows of both and their per-epoch curves ({model: {"train": [%], "test": [%]}}).
+    ``lr_schedule="cosine"``: the ReLU net follows one cosine decay over ``relu_epochs`` (the last
+    checkpoint) of which it runs the first ``epoch`` epochs, so every checkpoint is a point of the
+    same run; each value net has its own decay over ``value_epochs``."""
     ds = D.load(data)
     x, y = D.subset(ds.x_train, ds.y_train, n_train)
     xt, yt = D.subset(ds.x_test, ds.y_test, n_test)
@@ -42,12 +47,21 @@ def checkpoint(data, seed, epoch, width, depth, n_train, n_test, value_epochs, l
     fit = dict(batch_size=batch, lr=lr, shuffle_seed=derive_seed("shuffle", seed))
     setting = _setting(epoch)
     with gn.Network(x.shape[1], hidden, ds.classes, "relu", seed=derive_seed("npf-ckpt relu", seed)) as relu:
-        relu_curve = curve(train(relu, x, y, epoch, f"ReLU seed {seed} → epoch {epoch}", (xt, yt), **fit))
+        label = f"ReLU seed {seed} → epoch {epoch}"
+        if lr_schedule == "cosine":
+            hist = []
+            for e in range(epoch):
+                hist += relu.fit(x, y, epochs=1, validation_data=(xt, yt),
+                                 **dict(fit, lr=cosine_lr(lr, e, relu_epochs or epoch)))
+                report(label, e + 1, epoch, hist[-1]["test_accuracy"])
+            relu_curve = curve(hist)
+        else:
+            relu_curve = fit_curve(relu, x, y, epoch, label, (xt, yt), **fit)
         relu_acc = accuracy(relu, xt, yt)
         with gn.Network(x.shape[1], hidden, ds.classes, "fixed_learnt", gate_source=relu,
                         seed=derive_seed("npf-ckpt value", seed, epoch)) as dgn:
-            fl_curve = curve(train(dgn, x, y, value_epochs, f"fixed learnt (epoch-{epoch} gates) seed {seed}",
-                                   (xt, yt), **fit))
+            fl_curve = fit_curve(dgn, x, y, value_epochs, f"fixed learnt (epoch-{epoch} gates) seed {seed}",
+                                 (xt, yt), lr_schedule=lr_schedule, **fit)
             fl_acc = accuracy(dgn, xt, yt)
     return {"rows": [dict(setting=setting, model=FL, seed=seed, metric=METRIC, value=fl_acc, epoch=epoch),
                      dict(setting=setting, model=RELU, seed=seed, metric=METRIC, value=relu_acc, epoch=epoch)],
@@ -57,7 +71,8 @@ def checkpoint(data, seed, epoch, width, depth, n_train, n_test, value_epochs, l
 def tasks(s, seeds, data):
     return [Task(f"epoch{e}-s{seed}", checkpoint, dict(
         data=data, seed=seed, epoch=e, width=s["width"], depth=s["depth"], n_train=s["n_train"],
-        n_test=s["n_test"], value_epochs=s["value_epochs"], lr=s["lr"], batch=s["batch"]))
+        n_test=s["n_test"], value_epochs=s["value_epochs"], lr=s["lr"], batch=s["batch"],
+        lr_schedule=s.get("lr_schedule"), relu_epochs=max(s["checkpoints"])))
         for seed in seeds for e in s["checkpoints"]]
 
 
@@ -143,9 +158,9 @@ RECIPE = Recipe(
     paper_dataset="MNIST",
     sizes={
         "smoke": dict(seeds=1, width=24, depth=3, n_train=1000, n_test=500, checkpoints=[0, 1, 2],
-                      value_epochs=2, lr=1e-3, batch=32),
-        "quick": dict(seeds=3, width=128, depth=6, n_train=10000, n_test=5000, checkpoints=[0, 1, 2, 4, 8],
-                      value_epochs=4, lr=3e-4, batch=32),
+                      value_epochs=2, lr=1e-3, batch=32, lr_schedule="cosine"),
+        "quick": dict(seeds=6, width=128, depth=6, n_train=10000, n_test=5000, checkpoints=[0, 1, 2, 4, 8],
+                      value_epochs=10, lr=3e-4, batch=32, lr_schedule="cosine"),
         "paper": dict(seeds=5, width=128, depth=6, n_train=60000, n_test=10000, checkpoints=[0, 1, 2, 4, 8, 16, 32],
                       value_epochs=20, lr=3e-4, batch=32),
     },

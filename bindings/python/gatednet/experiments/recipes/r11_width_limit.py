@@ -25,7 +25,8 @@ import numpy as np
 import gatednet as gn
 from gatednet.experiments import Claim, Recipe, Task
 from gatednet.experiments import data as D
-from gatednet.experiments.common import accuracy, curve, derive_seed, report, train
+from gatednet.experiments.common import accuracy, derive_seed, report
+from gatednet.experiments.recipes._conv import fit_curve
 from gatednet.experiments.verdicts import (all_of, at_least, band, conclude, pair, plateau, pm, sample, spread,
                                            spread_text, unconverged, with_rise, within)
 
@@ -73,17 +74,19 @@ def kernel_ridge(data, depth, n_train, n_test, ridge_rel):
     return [dict(setting="accuracy", model=KRR, seed=0, metric=ACC, value=acc, width=float("inf"))]
 
 
-def train_net(data, seed, width, depth, n_train, n_test, epochs, lr, batch):
+def train_net(data, seed, width, depth, n_train, n_test, epochs, lr, batch, lr_schedule=None):
+    """A fixed-random-gate net trained ``epochs`` epochs (``lr_schedule``: None, constant ``lr``;
+    "cosine", a per-epoch cosine decay from ``lr``, _conv.fit_curve): its row and test curve."""
     ds = D.load(data)
     x, y = D.subset(ds.x_train, ds.y_train, n_train)
     xt, yt = D.subset(ds.x_test, ds.y_test, n_test)
     with gn.Network(x.shape[1], [width] * (depth - 1), ds.classes, "fixed_random_ii",
                     seed=derive_seed("width-limit net", seed, width)) as net:
-        hist = train(net, x, y, epochs, f"FR-II width {width} seed {seed}", (xt, yt), batch_size=batch, lr=lr,
-                     shuffle_seed=derive_seed("shuffle", seed))
+        c = fit_curve(net, x, y, epochs, f"FR-II width {width} seed {seed}", (xt, yt), lr_schedule=lr_schedule,
+                      batch_size=batch, lr=lr, shuffle_seed=derive_seed("shuffle", seed))
         acc = accuracy(net, xt, yt)
     return {"rows": [dict(setting="accuracy", model=_net(width), seed=seed, metric=ACC, value=acc, width=width)],
-            "curve": curve(hist)}
+            "curve": c}
 
 
 def tasks(s, seeds, data):
@@ -94,7 +97,8 @@ def tasks(s, seeds, data):
                                               n_test=s["n_test"], ridge_rel=s["ridge_rel"])))
     out += [Task(f"net-w{w}-s{seed}", train_net, dict(data=data, seed=seed, width=w, depth=s["depth"],
                                                       n_train=s["n_train"], n_test=s["n_test"], epochs=s["epochs"],
-                                                      lr=s["lr"], batch=s["batch"]))
+                                                      lr=s["lr"], batch=s["batch"],
+                                                      lr_schedule=s.get("lr_schedule")))
             for w in s["net_widths"] for seed in seeds]
     return out
 
@@ -220,10 +224,10 @@ RECIPE = Recipe(
     paper_dataset="MNIST",
     sizes={
         "smoke": dict(seeds=1, depth=3, kernel_widths=[16, 256], n_points=60, draws=3, net_widths=[16, 128],
-                      n_train=600, n_test=300, epochs=2, lr=1e-3, batch=32, ridge_rel=1e-3),
-        "quick": dict(seeds=3, depth=4, kernel_widths=[16, 64, 256, 1024], n_points=200, draws=6,
-                      net_widths=[32, 128, 512], n_train=3000, n_test=2000, epochs=5, lr=3e-4, batch=32,
-                      ridge_rel=1e-3),
+                      n_train=600, n_test=300, epochs=2, lr=1e-3, batch=32, ridge_rel=1e-3, lr_schedule="cosine"),
+        "quick": dict(seeds=6, depth=4, kernel_widths=[16, 64, 256, 1024], n_points=200, draws=6,
+                      net_widths=[32, 128, 512], n_train=3000, n_test=2000, epochs=30, lr=3e-4, batch=32,
+                      ridge_rel=1e-3, lr_schedule="cosine"),
         "paper": dict(seeds=5, depth=6, kernel_widths=[16, 64, 256, 1024, 4096], n_points=500, draws=10,
                       net_widths=[32, 128, 512, 2048], n_train=10000, n_test=10000, epochs=10, lr=3e-4, batch=32,
                       ridge_rel=1e-3),
