@@ -29,7 +29,6 @@ import numpy as np
 import gatednet as gn
 from gatednet.experiments import UNDECIDED, Claim, Recipe, Task
 from gatednet.experiments.common import derive_seed, train
-from gatednet.experiments.recipes._conv import cosine_lr
 from gatednet.experiments.verdicts import all_of, beyond, conclude, differences, plateau, unconverged, with_rise
 
 RELU, DLGN, FROZEN = "ReLU", "DLGN-PWC", "DLGN-PWC, gating frozen at init"
@@ -66,12 +65,7 @@ def half_mse(net, x, t, top):
     return float(err[top == 1].mean()), float(err[top == 0].mean())
 
 
-def run_model(model, seed, width, depth, n_train, n_test, epochs, lr, batch, low, high, grid, lr_schedule=None):
-    """One net trained up to each checkpoint in turn (``lr_schedule="cosine"``: epoch e at
-    _conv.cosine_lr(lr, e, epochs), one fit per epoch; else ``lr`` throughout), with each half's
-    test MSE at every checkpoint and the measurements of the trained net."""
-    if lr_schedule not in (None, "cosine"):
-        raise ValueError(f"lr_schedule: expected None or 'cosine', got {lr_schedule!r}")
+def run_model(model, seed, width, depth, n_train, n_test, epochs, lr, batch, low, high, grid):
     x, t, _ = circle(n_train, derive_seed("circle-train", seed), low, high)
     xt, tt, _ = circle(n_test, derive_seed("circle-test", seed), low, high)
     top = (xt[:, 1] > 0).astype(np.int32)  # 1 = upper (low-frequency) half
@@ -81,13 +75,9 @@ def run_model(model, seed, width, depth, n_train, n_test, epochs, lr, batch, low
         if model == FROZEN:
             net.freeze("feature")
         curve = [(0, *half_mse(net, xt, tt, top))]
-        fit = dict(batch_size=batch, loss="squared", shuffle_seed=derive_seed("shuffle", seed))
         for mark in checkpoints(epochs):
-            if lr_schedule == "cosine":
-                while net.epochs_trained < mark:
-                    train(net, x, t, 1, f"{model} seed {seed}", lr=cosine_lr(lr, net.epochs_trained, epochs), **fit)
-            else:
-                train(net, x, t, mark - net.epochs_trained, f"{model} seed {seed}", lr=lr, **fit)
+            train(net, x, t, mark - net.epochs_trained, f"{model} seed {seed}", batch_size=batch, lr=lr,
+                  loss="squared", shuffle_seed=derive_seed("shuffle", seed))
             curve.append((mark, *half_mse(net, xt, tt, top)))
         early = next(c for c in curve if c[0] == max(1, epochs // 10))
         train_loss = net.evaluate(x, t)["loss"]
@@ -130,8 +120,7 @@ def run_model(model, seed, width, depth, n_train, n_test, epochs, lr, batch, low
 def tasks(s, seeds, data):
     return [Task(f"{KEYS[m]}-s{seed}", run_model, dict(
         model=m, seed=seed, width=s["width"], depth=s["depth"], n_train=s["n_train"], n_test=s["n_test"],
-        epochs=s["epochs"], lr=s["lr"], batch=s["batch"], low=s["low"], high=s["high"], grid=s["grid"],
-        lr_schedule=s.get("lr_schedule")))
+        epochs=s["epochs"], lr=s["lr"], batch=s["batch"], low=s["low"], high=s["high"], grid=s["grid"]))
         for m in (RELU, DLGN, FROZEN) for seed in seeds]
 
 
@@ -302,7 +291,7 @@ RECIPE = Recipe(
         "smoke": dict(seeds=1, width=16, depth=6, n_train=300, n_test=300, epochs=15, lr=1e-3, batch=32,
                       low=2, high=12, grid=40, **_PLATEAU),
         "quick": dict(seeds=3, width=16, depth=6, n_train=1000, n_test=1000, epochs=200, lr=1e-3, batch=32,
-                      low=2, high=12, grid=100, lr_schedule=None, **_PLATEAU),
+                      low=2, high=12, grid=100, **_PLATEAU),
         "paper": dict(seeds=5, width=16, depth=6, n_train=1000, n_test=1000, epochs=2000, lr=1e-3, batch=32,
                       low=2, high=12, grid=150, **_PLATEAU),
     },

@@ -159,7 +159,7 @@ RECIPE = Recipe(
     sizes={
         "smoke": dict(seeds=1, width=24, depth=3, n_train=1000, n_test=500, checkpoints=[0, 1, 2],
                       value_epochs=2, lr=1e-3, batch=32, lr_schedule="cosine"),
-        "quick": dict(seeds=6, width=128, depth=6, n_train=10000, n_test=5000, checkpoints=[0, 1, 2, 4, 8],
+        "quick": dict(seeds=6, width=128, depth=6, n_train=10000, n_test=5000, checkpoints=[0, 1, 2, 4, 8, 16],
                       value_epochs=10, lr=3e-4, batch=32, lr_schedule="cosine"),
         "paper": dict(seeds=5, width=128, depth=6, n_train=60000, n_test=10000, checkpoints=[0, 1, 2, 4, 8, 16, 32],
                       value_epochs=20, lr=3e-4, batch=32),
