@@ -21,8 +21,8 @@ kernel ridge task ~8 min, the width-4096 NPKs ~3 min per seed.
 ``quick``: depth 4, NPK widths 16..1024 on 200 test images (6 nets per seed), nets of width 32, 128
 and 512 trained on 3,000 images for 30 epochs, Adam 3e-4 with a per-epoch cosine decay of the
 step (the paper states no schedule; ``paper`` keeps a constant step), 6 seeds. Epochs needed,
-measured (2026-11-28) with a constant step (``--set epochs=30 --set lr_schedule=None --seeds 5``,
-stopped after the width-32 and width-128 nets): the width-32 nets rise by ≤ 1 point over 2 epochs
+measured (2026-11-28) with a constant step (commit 0cf57a5, before the schedule: ``--set
+epochs=30 --seeds 5``, stopped after the width-32 and width-128 nets): the width-32 nets rise by ≤ 1 point over 2 epochs
 only from ~epoch 21 on and still jump above it later (+1.4 at epoch 26: epoch-to-epoch noise of the
 constant step), the width-128 nets from epoch 11. With the cosine decay over 30 epochs every net's
 rise over its last 2 epochs is ≤ 0.1 point. CPU time of one ``quick`` run: 183 s user+sys
