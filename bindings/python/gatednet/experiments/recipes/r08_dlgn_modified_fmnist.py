@@ -15,6 +15,17 @@ dlgn-modified-fmnist --size paper --probe --probe-steps 5`` (2026-11-28, 2 cores
 jobs at a load average of 16–19; RESULTS-papers-probe.md): 64 minutes serial at that load (an upper
 bound), 11 minutes with both cores busy (the idle-machine figure); about a minute of each task is
 the k-means relabelling and the per-epoch path counts, the rest training.
+
+``quick``: 10,000 training images, 20 epochs with a per-epoch cosine decay of the step from 2e-4
+(the paper states no schedule; ``paper`` keeps the constant step), 6 seeds. Epochs needed,
+measured (2026-11-28) with the constant step (commit 0cf57a5, before the schedule: ``--set
+epochs=30 --seeds 4``, stopped after the two ReLU runs of seeds 0 and 1): each half's test accuracy
+swings by ±2 points from epoch to epoch up to epoch 30 (rise over 2 epochs still +1.2 to +2.1 on the
+easy half at epochs 25–30), so a constant step never passes the still-learning test reliably;
+with the cosine decay over 20 epochs every run's rise over its last 2 epochs is ≤ 0.74 point
+(6 seeds). CPU time of one ``quick`` run: 228 s user+sys (``/usr/bin/time -v python -m
+gatednet.experiments run dlgn-modified-fmnist --size quick``, 2 cores shared with other jobs at a
+load average of ~10; 15 min wall).
 """
 from __future__ import annotations
 
