@@ -13,6 +13,19 @@ tasks), measured by ``python -m gatednet.experiments run npf-checkpoints --size 
 --probe-steps 5`` (2026-11-28, 2 cores shared with other jobs at a load average of ~17;
 RESULTS-papers-probe.md): 4.4 hours serial at that load (an upper bound), 43 minutes with both
 cores busy (the idle-machine figure); ``--workers N`` spreads the tasks.
+
+``quick``: 10,000 images, checkpoints 0, 1, 2, 4, 8, 16, 10 value-net epochs, a per-epoch cosine
+decay of the step from 3e-4 (the paper states no schedule; ``paper`` keeps the constant step): the
+ReLU net follows one decay over 16 epochs, so every checkpoint is a point of the same run, and each
+value net its own over 10 epochs; 6 seeds. Epochs needed, measured (2026-11-28) with the constant
+step (commit 0cf57a5, before the schedule: ``--set "checkpoints=[0,1,2,4,8,16]" --set
+value_epochs=12 --seeds 5``, stopped after 3 tasks): the value nets stop gaining by epoch ~8 but then
+swing by ±1 point from epoch to epoch (rise over 2 epochs −1.2 … +1.4 at epochs 9–12). With the
+decay, 10 value-net epochs leave every value net's rise ≤ @NPFRISE@ point; the ReLU net's decay over
+8 epochs (checkpoints up to 8, tried) still left it rising (+1.8 over its last 2 epochs), over 16 it
+rises ≤ @NPFRELU@. CPU time of one ``quick`` run: @NPFCPU@ s user+sys (``/usr/bin/time -v python -m
+gatednet.experiments run npf-checkpoints --size quick``, 2 cores shared with other jobs at a load
+average of ~10; @NPFWALL@ min wall).
 """
 from __future__ import annotations
 
