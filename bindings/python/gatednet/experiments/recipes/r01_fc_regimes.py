@@ -23,9 +23,9 @@ the constant step), 6 seeds. Epochs needed, measured (2026-11-28) with the const
 gaining by epoch ~9, but test accuracy then swings by ±1–2 points from epoch to epoch (ReLU: rise
 over 2 epochs −1.3 at epoch 10, +2.1 at epoch 12), so with several seeds and columns some net always
 fails the still-learning test. With the cosine decay over 10 epochs every net's rise over its last
-2 epochs is ≤ @FCRISE@ point (6 seeds). CPU time of one ``quick`` run: @FCCPU@ s user+sys (``/usr/bin/time -v
+2 epochs is ≤ 0.71 point (6 seeds). CPU time of one ``quick`` run: 339 s user+sys (``/usr/bin/time -v
 python -m gatednet.experiments run fc-regimes --size quick``, 2 cores shared with other jobs at a
-load average of ~10; @FCWALL@ min wall).
+load average of ~10; 21 min wall).
 """
 from __future__ import annotations
 

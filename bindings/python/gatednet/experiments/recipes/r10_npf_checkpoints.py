@@ -21,11 +21,11 @@ value net its own over 10 epochs; 6 seeds. Epochs needed, measured (2026-11-28) 
 step (commit 0cf57a5, before the schedule: ``--set "checkpoints=[0,1,2,4,8,16]" --set
 value_epochs=12 --seeds 5``, stopped after 3 tasks): the value nets stop gaining by epoch ~8 but then
 swing by ±1 point from epoch to epoch (rise over 2 epochs −1.2 … +1.4 at epochs 9–12). With the
-decay, 10 value-net epochs leave every value net's rise ≤ @NPFRISE@ point; the ReLU net's decay over
+decay, 10 value-net epochs leave every value net's rise ≤ 0.63 point; the ReLU net's decay over
 8 epochs (checkpoints up to 8, tried) still left it rising (+1.8 over its last 2 epochs), over 16 it
-rises ≤ @NPFRELU@. CPU time of one ``quick`` run: @NPFCPU@ s user+sys (``/usr/bin/time -v python -m
+rises ≤ 0.26. CPU time of one ``quick`` run: 336 s user+sys (``/usr/bin/time -v python -m
 gatednet.experiments run npf-checkpoints --size quick``, 2 cores shared with other jobs at a load
-average of ~10; @NPFWALL@ min wall).
+average of ~10; 19 min wall).
 """
 from __future__ import annotations
 
