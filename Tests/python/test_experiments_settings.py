@@ -139,6 +139,21 @@ def test_needs_run_first_and_a_changed_need_is_recomputed(tmp_path):
     assert run({"x": 2, "y": 5})[:2] == (["user"], 25)
 
 
+def test_results_of_another_recipe_version_are_recomputed(tmp_path):
+    import dataclasses
+
+    def run(recipe):
+        counter = CountingExecutor()
+        run_recipe(recipe, "smoke", out=tmp_path, executor=counter, progress=False, stream=open(os.devnull, "w"))
+        return counter.keys
+    assert run(DEP) == ["src", "user"]
+    assert run(DEP) == []  # same version (1): resumed
+    v2 = dataclasses.replace(DEP, version=2)  # its tasks now return results of another form
+    assert run(v2) == ["src", "user"]
+    assert json.loads((tmp_path / "tasks" / "user.json").read_text())["recipe_version"] == 2
+    assert run(v2) == []
+
+
 def test_task_needs_are_checked():
     with pytest.raises(ValueError, match="needs itself"):
         Task("a", _source, {"x": 1}, needs=("a",))
@@ -312,7 +327,8 @@ def test_every_setting_is_read_by_its_recipe():
     ignored by --set."""
     import inspect
     import sys
-    shared = inspect.getsource(_conv)
+    from gatednet.experiments import verdicts
+    shared = inspect.getsource(_conv) + inspect.getsource(verdicts)
     for name, recipe in ex.list_recipes().items():
         source = inspect.getsource(sys.modules[recipe.tasks.__module__]) + shared
         keys = set().union(*(recipe.settings(size) for size in ex.SIZES)) - {"seeds"}

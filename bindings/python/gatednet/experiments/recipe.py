@@ -182,6 +182,9 @@ class Recipe:
     - ``plots(results, rows, settings, out_dir) -> [file name]``: PNGs written into out_dir.
     - ``dataset``: None for the ``--data`` dataset, or a fixed name (synthetic data).
     - ``notes``: text for table.md (what differs from the paper and why).
+    - ``version``: of what its tasks return. Raise it when a task's result changes for the same
+      kwargs (another computation, new fields): stored results of another version are then
+      recomputed instead of resumed.
     """
 
     name: str
@@ -197,6 +200,7 @@ class Recipe:
     plots: Callable[..., list] | None = None
     dataset: str | None = None
     notes: str = ""
+    version: int = 1
 
     def __post_init__(self):
         missing = [s for s in SIZES if s not in self.sizes]

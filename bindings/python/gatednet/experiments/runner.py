@@ -37,11 +37,12 @@ def _needs(task, by_key):
     return {k: {"kwargs": _plain(by_key[k].kwargs), "needs": _needs(by_key[k], by_key)} for k in task.needs}
 
 
-def _stored(task_dir, task, by_key):
+def _stored(task_dir, task, by_key, version):
     """The stored result of ``task`` if one exists for the same kwargs (and the same kwargs of
-    the tasks it needs), else None. A task is a function of its kwargs (and its needs' results)
-    alone, so every setting that can change its result is among them: a result computed under
-    other settings is never resumed."""
+    the tasks it needs) and the recipe's result ``version``, else None. A task is a function of
+    its kwargs (and its needs' results) alone, so every setting that can change its result is
+    among them: a result computed under other settings, or by a recipe whose results changed
+    since (Recipe.version), is never resumed."""
     path = task_dir / f"{task.key}.json"
     if not path.exists():
         return None
@@ -51,6 +52,8 @@ def _stored(task_dir, task, by_key):
         return None  # unreadable (e.g. disk full mid-write of an old version): recompute
     if record.get("kwargs") != _plain(task.kwargs) or record.get("needs", {}) != _needs(task, by_key):
         return None  # the recipe's settings changed since: recompute
+    if record.get("recipe_version", 1) != version:
+        return None  # computed by a recipe whose results had another form: recompute
     return record
 
 
@@ -100,7 +103,7 @@ def run_recipe(recipe, size="quick", seeds=None, out=None, data=None, executor=N
     task_dir.mkdir(parents=True, exist_ok=True)
     results, resumed, task_seconds = {}, [], {}
     for t in tasks:
-        record = _stored(task_dir, t, by_key)
+        record = _stored(task_dir, t, by_key, recipe.version)
         if record is not None:
             results[t.key] = record["result"]
             task_seconds[t.key] = record.get("seconds_since_previous", 0.0)
@@ -121,7 +124,7 @@ def run_recipe(recipe, size="quick", seeds=None, out=None, data=None, executor=N
                 raise KeyError(f"executor returned an unknown task key {key!r}")
             now = time.monotonic()
             record = {"key": key, "kwargs": _plain(by_key[key].kwargs), "result": result,
-                      "needs": _needs(by_key[key], by_key),
+                      "needs": _needs(by_key[key], by_key), "recipe_version": recipe.version,
                       "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                       "seconds_since_previous": round(now - last[0], 3)}
             last[0] = now
