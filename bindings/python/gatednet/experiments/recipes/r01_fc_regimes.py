@@ -16,6 +16,7 @@ load average of 12–18; RESULTS-papers-probe.md): 45 hours serial at that load 
 6.3 hours with both cores busy (the extrapolated CPU time over 2 cores: the idle-machine figure);
 the longest task (Arch-4 SGD, ReLU + fixed learnt) takes ~22 min. To spread the tasks:
 ``--workers N`` locally, or ``--scheduler ADDRESS`` on a Dask cluster (README, "On several machines").
+
 ``quick``: Arch-1 with Adam, 10,000 training images, 10 epochs with a per-epoch cosine decay of
 the step from 3e-4 (every net, the gate sources too; the paper states no schedule, ``paper`` keeps
 the constant step), 6 seeds. Epochs needed, measured (2026-11-28) with the constant step (commit
