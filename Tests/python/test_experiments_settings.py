@@ -334,3 +334,18 @@ def test_every_setting_is_read_by_its_recipe():
         keys = set().union(*(recipe.settings(size) for size in ex.SIZES)) - {"seeds"}
         unread = sorted(k for k in keys if not re.search(rf'\[\s*"{k}"\s*\]|\.get\(\s*"{k}"', source))
         assert not unread, f"{name}: settings {unread} are never read"
+
+
+# ---- npf-checkpoints: under the cosine decay every checkpoint is a point of one ReLU run ---------------
+
+def test_npf_checkpoints_cosine_checkpoints_are_points_of_one_run():
+    from gatednet.experiments.recipes import r10_npf_checkpoints as ck
+    kw = dict(data=D.DEFAULT_DATA, seed=0, width=16, depth=3, n_train=300, n_test=200, value_epochs=2, lr=1e-3,
+              batch=32, lr_schedule="cosine", relu_epochs=4)
+    two, four = ck.checkpoint(epoch=2, **kw), ck.checkpoint(epoch=4, **kw)
+    assert len(four["curves"][ck.RELU]["test"]) == 4
+    assert four["curves"][ck.RELU]["train"][:2] == two["curves"][ck.RELU]["train"]  # the same run, cut at 2
+    assert four["curves"][ck.RELU]["test"][:2] == two["curves"][ck.RELU]["test"]
+    assert len(two["curves"][ck.FL]["test"]) == 2  # each value net its own decay over value_epochs
+    for size in ("smoke", "quick"):  # the sizes the tests and the report run use the schedule
+        assert ck.RECIPE.settings(size)["lr_schedule"] == "cosine"
