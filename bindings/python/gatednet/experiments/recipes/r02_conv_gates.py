@@ -36,8 +36,11 @@ stopped rising (−0.3 points over its last 2 epochs), a fixed-learnt value net 
 (+0.35). ``quick`` stops short of that (20 and 8 epochs, ~9 CPU-minutes per seed), and in the
 measured run every gated net was still rising at the end (+1.5 to +7.9 points over its last 2
 epochs; one of the two ReLU nets +1.65), so all three claims came out undecided; more epochs
-(24 / 12 or more) and seeds are the knobs to decide them, at ~1.5× the CPU time per seed
-(``--set relu_epochs=24 --set epochs=12 --seeds 6``).
+(24 / 12 or more) and seeds are the knobs to decide them, at ~1.5× the CPU time per seed.
+Tried: ``--set relu_epochs=24 --set epochs=12 --seeds 6 --workers 2`` (3,286 s of CPU time, 44 min
+wall on 2 Dask workers at a load of 4–15; RESULTS-papers-conv.md): still undecided. The gated nets
+still rise ~2 points over their last 2 epochs, and a single net's seed-to-seed spread (1.34
+points) makes the 1-point claims' band ± 1.55 at 6 seeds (~15 seeds for ± 1.0).
 """
 from __future__ import annotations
 
