@@ -122,6 +122,12 @@ def test_chunk_files_are_raw_and_passes_read_upper_tiles(client, net, tmp_path):
     assert raw is not None and raw.chunks == (10, 10)
     np.testing.assert_array_equal(raw.read(3, 1), K[30:37, 10:20])  # a mapped edge chunk
     assert not list((tmp_path / "K.zarr").rglob("*.partial"))
+    # workers reuse chunk buffers from tile to tile: an edge chunk's padding is still the fill value
+    for i, j in ((3, 0), (3, 3), (0, 3)):
+        padded = np.fromfile(raw.path(i, j), dtype="<f4").reshape(10, 10)
+        rows, cols = min(10, 37 - 10 * i), min(10, 37 - 10 * j)
+        assert not padded[rows:, :].any() and not padded[:, cols:].any()
+        np.testing.assert_array_equal(padded[:rows, :cols], K[10 * i:10 * i + rows, 10 * j:10 * j + cols])
     np.testing.assert_array_equal(K[...], K[...].T)
     np.testing.assert_allclose(K[...], want, rtol=2e-5, atol=1e-7)
     P = np.random.default_rng(1).standard_normal((37, 3))
@@ -460,3 +466,19 @@ def test_dask_scheduler_and_worker_commands(net, data, tmp_path):
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+def test_chunk_buffer_pool_reuses_and_bounds_memory():
+    from gatednet.distributed._chunks import _BufferPool
+
+    pool = _BufferPool(keep=2)
+    a, b, c = (pool.take((4, 4)) for _ in range(3))
+    assert len({id(a), id(b), id(c)}) == 3  # buffers in use are never handed out twice
+    for buf in (a, b, c, a):
+        pool.give(buf)
+    assert len(pool.free) == 2 and len({id(x) for x in pool.free}) == 2  # at most keep, no duplicates
+    again = pool.take((4, 4))
+    assert any(again is x for x in (a, b, c))
+    pool.give(np.empty((8, 8), np.float32))  # another store's chunk shape: older buffers dropped
+    assert [x.shape for x in pool.free] == [(8, 8)]
+    assert pool.take((4, 4)).shape == (4, 4)  # a shape not kept: a new buffer

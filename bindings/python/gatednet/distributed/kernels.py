@@ -241,14 +241,16 @@ def _zarr_tile_task(plan, path, data, xa_spec, xb_spec, i, j):
         if mirror:
             # the tile's write runs on a second thread while the mirror is transposed and written:
             # the end of a task is not one core's serial work while the other core idles
+            mbuf, mk = raw.buffer(j, i)
             with ThreadPoolExecutor(1) as pool:
                 written = pool.submit(raw.commit, i, j, buf)
-                mbuf, mk = raw.buffer(j, i)
                 transpose_into(mk, k)
                 raw.commit(j, i, mbuf)
                 written.result()
+            raw.release(buf, mbuf)
         else:
             raw.commit(i, j, buf)
+            raw.release(buf)
     g["done"][i, j] = 1
     return i, j, t1 - t0, time.perf_counter() - t1
 
