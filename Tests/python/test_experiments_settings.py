@@ -211,7 +211,7 @@ def test_an_override_changes_results_and_never_resumes_other_settings(tmp_path, 
     assert sorted(keys1) == sorted(keys2)  # nothing resumed from the 2-epoch run in the same folder
     assert info2["overrides"] == {} and info1["overrides"] == {"epochs": 1} and info1["settings"]["epochs"] == 1
     assert json.loads((same / "run.json").read_text())["overrides"] == {"epochs": 1}
-    assert "Settings changed from the size's (`--set`): `epochs=1`." in (same / "table.md").read_text()
+    assert "Settings changed from the size's (`--set`): `epochs=1`. The notes under" in (same / "table.md").read_text()
     nu = "ν at end"
     assert res1.values("ReLU", nu) != res2.values("ReLU", nu)
     assert res1.values("ReLU", "ν at init") == res2.values("ReLU", "ν at init")  # same seed, same init

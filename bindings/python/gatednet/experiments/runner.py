@@ -77,7 +77,9 @@ def _header(table, overrides):
     lines = table.split("\n")
     at = next((i + 1 for i, line in enumerate(lines) if line.startswith("Reproduces ")), 1)
     changed = ", ".join(f"`{k}={json.dumps(v, default=jsonable)}`" for k, v in overrides.items())
-    return "\n".join(lines[:at] + ["", f"Settings changed from the size's (`--set`): {changed}."] + lines[at:])
+    line = (f"Settings changed from the size's (`--set`): {changed}. The notes under \"Differences from the "
+            f"paper\" describe the size's own settings; the run's are under \"Settings\".")
+    return "\n".join(lines[:at] + ["", line] + lines[at:])
 
 
 def run_recipe(recipe, size="quick", seeds=None, out=None, data=None, executor=None, progress=True,
