@@ -15,22 +15,12 @@ from gatednet.experiments import data as D
 from gatednet.experiments.report import md_cell
 from gatednet.experiments.runner import run_recipe
 
+from experiment_helpers import CountingExecutor
+
 pytestmark = pytest.mark.skipif(not os.path.isdir(D.DEFAULT_DATA),
                                 reason=f"Fashion-MNIST not found in {D.DEFAULT_DATA}")
 
 NAMES = list(ex.list_recipes())
-
-
-class CountingExecutor:
-    """Serial executor that counts the tasks it is given."""
-
-    def __init__(self):
-        self.keys = []
-
-    def run(self, tasks, on_result):
-        for t in tasks:
-            self.keys.append(t.key)
-            on_result(t.key, t())
 
 
 def smoke_dir(tmp_path_factory, name):

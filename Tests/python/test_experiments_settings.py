@@ -22,6 +22,8 @@ from gatednet.experiments.recipes import r02_conv_gates as cg
 from gatednet.experiments.runner import default_out, run_recipe
 from gatednet.experiments.tasks import bind, waves
 
+from experiment_helpers import CountingExecutor
+
 needs_data = pytest.mark.skipif(not os.path.isdir(D.DEFAULT_DATA),
                                 reason=f"Fashion-MNIST not found in {D.DEFAULT_DATA}")
 
@@ -30,18 +32,6 @@ _SMOKE = dict(seeds=1, epochs=2, lr=1e-3, exact=True, optimizer="adam", widths=[
 TOY = Recipe(name="toy", title="toy", paper="none", reproduces="nothing", paper_dataset="none",
              sizes={"smoke": _SMOKE, "quick": dict(_SMOKE, epochs=4, relu_epochs=8), "paper": dict(_SMOKE, epochs=20)},
              tasks=lambda s, seeds, data: [])
-
-
-class CountingExecutor:
-    """Serial executor that records the keys of the tasks it is given."""
-
-    def __init__(self):
-        self.keys = []
-
-    def run(self, tasks, on_result):
-        for t in tasks:
-            self.keys.append(t.key)
-            on_result(t.key, t())
 
 
 # ---- parsing and checking ---------------------------------------------------------------------------
