@@ -215,10 +215,10 @@ def _create_store(path, plan, attrs):
 def _zarr_tile_task(plan, path, data, xa_spec, xb_spec, i, j):
     """Worker task: compute tile (i, j), write it (and its transpose), then mark it done.
 
-    On a local store the library computes the tile into a chunk-sized array that one write()
-    puts in its chunk file (see _chunks.py), and the mirrored lower tile is a blocked transpose
-    of it written the same way while the first write runs; elsewhere the tile goes through zarr. Returns (i, j, seconds in the
-    library call, seconds writing)."""
+    On a local store the library computes the tile into a chunk buffer (reused from tile to
+    tile) that one write() puts in its chunk file (see _chunks.py), and the mirrored lower tile
+    is a blocked transpose of it, written the same way while the first write runs; elsewhere the
+    tile goes through zarr. Returns (i, j, seconds in the library call, seconds writing)."""
     import zarr
 
     g = zarr.open_group(path, mode="r+")
