@@ -309,7 +309,21 @@ def test_run_api_checks_overrides_before_any_work(tmp_path):
         ex.run("nu-dynamics", size="smoke", out=tmp_path / "x", progress=False, overrides={"epoch": 1})
     with pytest.raises(ValueError, match="setting epochs: expected int"):
         ex.probe("nu-dynamics", size="smoke", out=tmp_path / "x", overrides={"epochs": "one"})
+    # values no size has: a count or rate that is positive in every size, a list never empty
+    cg = ex.get("conv-gates")
+    for key, value in (("epochs", 0), ("epochs", "-1"), ("fit.lr", "nan"), ("fit.lr", float("inf")),
+                       ("n_train", 0), ("permutations", 0)):
+        with pytest.raises(ValueError, match=f"setting {key}: must be a finite number > 0"):
+            check_overrides(cg, "smoke", {key: value})
+    with pytest.raises(ValueError, match="setting columns: must not be empty"):
+        check_overrides(cg, "smoke", {"columns": []})
+    with pytest.raises(ValueError, match="setting epochs: must be a finite number > 0"):
+        ex.run("conv-gates", size="smoke", out=tmp_path / "x", progress=False, overrides={"epochs": 0})
     assert not (tmp_path / "x").exists()
+    assert check_overrides(cg, "smoke", {"epochs": 3, "fit.lr": "1e-3"}) == {"epochs": 3, "fit.lr": 1e-3}
+    nu = ex.get("nu-dynamics")  # a setting that is 0 in some size (n_test at paper) may be set to 0
+    assert nu.settings("paper")["n_test"] == 0 and nu.settings("smoke")["n_test"] > 0
+    assert check_overrides(nu, "smoke", {"n_test": 0}) == {"n_test": 0}
 
 
 def test_every_setting_is_read_by_its_recipe():

@@ -22,6 +22,7 @@ import ast
 import copy
 import hashlib
 import json
+import math
 import re
 
 from .recipe import SIZES
@@ -195,9 +196,33 @@ def check_overrides(recipe, size, overrides):
             where = f"its {size} value is {current!r}" if top in own else f"another size's value is {slot!r}"
             raise ValueError(f"setting {key}: expected {_kind(slot)} ({where}), got {value!r}; "
                              f"syntax: {SYNTAX}") from None
+        _check_range(recipe, key, top, sub, coerced)
         if top not in own or _plain(coerced) != _plain(current):
             out[key] = coerced
     return out
+
+
+def _check_range(recipe, key, top, sub, value):
+    """ValueError for a value outside what every size of the recipe has: a number that is
+    positive in every size (epochs, images, filters, a learning rate, a threshold) must stay a
+    finite number > 0, and a list that is non-empty in every size must stay non-empty, so that
+    a bad value fails here, before any work, and not deep inside a task."""
+    values = []
+    for size in SIZES:
+        v = recipe.settings(size).get(top)
+        if sub:
+            v = v.get(sub) if isinstance(v, dict) else None
+        if v is not None:
+            values.append(v)
+    if not values:
+        return
+    numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if len(numbers) == len(values) and all(v > 0 for v in numbers) and isinstance(value, (int, float)):
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"setting {key}: must be a finite number > 0 (every size of {recipe.name} has one: "
+                             f"{', '.join(map(repr, values))}), got {value!r}")
+    if all(isinstance(v, (list, tuple)) and v for v in values) and isinstance(value, (list, tuple)) and not value:
+        raise ValueError(f"setting {key}: must not be empty (every size of {recipe.name} has entries)")
 
 
 def apply_overrides(settings, overrides):
