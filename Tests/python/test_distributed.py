@@ -327,6 +327,27 @@ def test_ridge_on_zarr_matches_dense_solve(client, tmp_path):
     np.testing.assert_allclose(scores, Kt @ dense, rtol=1e-4, atol=1e-6)
 
 
+def test_ridge_arguments_are_checked_before_any_pass():
+    import dask
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((40, 10)).astype(np.float32)
+    net = gn.Network(10, [16], 3, regime="fixed_random_ii", seed=1)
+    T = np.asarray(gn.kernel_targets(rng.integers(0, 3, 40).astype(np.int32), 3))
+    with dask.config.set(scheduler="sync"):
+        K = gd.kernel_array(net, x, kind="npk_normalized", tile=16).persist()
+        for options, message in (({"rank": -3}, "rank: expected a whole number >= 0, got -3"),
+                                 ({"rank": 2.5}, "rank: expected a whole number"),
+                                 ({"max_iter": -1}, "max_iter: expected a whole number >= 0"),
+                                 ({"tol": float("nan")}, "tol: expected a finite number >= 0"),
+                                 ({"tol": -1e-3}, "tol: expected a finite number >= 0"),
+                                 ({"sketch": "svd"}, "sketch: expected 'columns' or 'gaussian', got 'svd'")):
+            with pytest.raises(ValueError, match=message):
+                gd.ridge_fit(K, T, 1e-3, **options)
+        alpha, info = gd.ridge_fit(K, T, 1e-3, rank=0, max_iter=0)  # the boundary values are valid
+        assert info["passes"] <= 1 and alpha.shape == (40, 3)
+
+
 def test_ridge_refuses_unfinished_store(cluster, net, data, tmp_path):
     _, _, xpath = data
 

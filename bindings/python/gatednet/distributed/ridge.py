@@ -273,10 +273,16 @@ def ridge_fit(kernel, targets, ridge, *, rank=256, tol=1e-6, max_iter=300, seed=
         raise ValueError("targets: contains NaN or Inf")
     if not (ridge > 0 and np.isfinite(ridge)):
         raise ValueError(f"ridge: expected a positive number, got {ridge!r}")
-    rank = int(min(rank, n))
-
+    for name, value in (("rank", rank), ("max_iter", max_iter)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"{name}: expected a whole number >= 0, got {value!r}")
+    if isinstance(tol, bool) or not isinstance(tol, (int, float, np.floating)) or not (np.isfinite(tol) and tol >= 0):
+        raise ValueError(f"tol: expected a finite number >= 0, got {tol!r}")
+    if sketch not in ("columns", "gaussian"):
+        raise ValueError(f"sketch: expected 'columns' or 'gaussian', got {sketch!r}")
     if products not in ("float64", "float32"):
         raise ValueError(f"products: expected 'float64' or 'float32', got {products!r}")
+    rank = int(min(rank, n))
 
     def matmul(P):
         return K.matmul(P, sketch=products == "float32")
@@ -298,7 +304,7 @@ def ridge_fit(kernel, targets, ridge, *, rank=256, tol=1e-6, max_iter=300, seed=
 
             def add_omega(A, c):  # A += c * Omega
                 A[picked, np.arange(rank)] += c
-        elif sketch == "gaussian":
+        else:  # "gaussian"
             omega, _ = np.linalg.qr(rng.standard_normal((n, rank)))
             omega = omega.astype(np.float32).astype(np.float64)  # the Omega the pass multiplies
             Yo = K.matmul(omega, sketch=True)
@@ -309,8 +315,6 @@ def ridge_fit(kernel, targets, ridge, *, rank=256, tol=1e-6, max_iter=300, seed=
 
             def add_omega(A, c):
                 A += c * omega
-        else:
-            raise ValueError(f"sketch: expected 'columns' or 'gaussian', got {sketch!r}")
         passes += 1
         # The stabilising shift of Frangella et al.: eps * ||Y|| (float32 products or entries);
         # raised tenfold while Omega^T Y is not numerically positive definite.
