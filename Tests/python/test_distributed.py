@@ -94,6 +94,18 @@ def test_conv_network_tiles(client, tmp_path):
         gd.kernel_to_zarr(path, x, tmp_path / "K2.zarr", kind="ntk", client=client)
 
 
+def test_tile_for_and_connect_check_their_arguments():
+    for args, message in (((0,), "n_a: expected a whole number >= 1, got 0"),
+                          ((100, 0), "n_b: expected a whole number >= 1, got 0"),
+                          ((100, None, 0), "workers: expected a whole number >= 1, got 0"),
+                          ((100, None, 2.5), "workers: expected a whole number >= 1, got 2.5")):
+        with pytest.raises(ValueError, match=message):
+            gd.tile_for(*args)
+    for timeout in (-1, 0, float("nan"), float("inf"), "10"):
+        with pytest.raises(ValueError, match="timeout: expected a finite number of seconds > 0"):
+            gd.connect("tcp://127.0.0.1:9", timeout=timeout)
+
+
 def test_tile_for_balances_workers_and_bounds_memory():
     # n = 10,000 on 2 workers: two row panels; tile (0, 1) on one worker, the two half-cost
     # diagonal tiles on the other.

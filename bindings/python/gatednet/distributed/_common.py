@@ -6,6 +6,7 @@ Everything here runs either on the client (validation, before any work is sent) 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import threading
 from concurrent.futures import Future
@@ -165,6 +166,8 @@ def connect(scheduler=None, workers=None, timeout=10.0, threads_per_worker=1, **
 
     if scheduler is not None and workers is not None:
         raise ValueError("give either scheduler= (an address) or workers= (a local cluster), not both")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not (timeout > 0 and math.isfinite(timeout)):
+        raise ValueError(f"timeout: expected a finite number of seconds > 0, got {timeout!r}")
     if scheduler is not None:
         if not isinstance(scheduler, str) or not scheduler:
             raise TypeError(f"scheduler: expected an address such as 'tcp://host:8786', got {scheduler!r}")

@@ -68,7 +68,9 @@ def tile_for(n_a, n_b=None, workers=1, max_tile=MAX_TILE):
     on the other. ``n_b=None``: the symmetric kernel of n_a inputs."""
     symmetric = n_b is None
     n_b = n_a if symmetric else n_b
-    workers = max(1, int(workers))
+    for name, value in (("n_a", n_a), ("n_b", n_b), ("workers", workers), ("max_tile", max_tile)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name}: expected a whole number >= 1, got {value!r}")
     big = max(n_a, n_b)
     first = max(1, -(-big // max_tile))
     best = None
