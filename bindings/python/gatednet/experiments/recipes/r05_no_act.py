@@ -120,9 +120,9 @@ RECIPE = Recipe(
     paper_dataset="CIFAR-10",
     sizes={
         "smoke": dict(seeds=1, archs=list(ARCHS), width_scale=1 / 32, n_train=100, n_test=100, epochs=1,
-                      fit=dict(_SGD, batch_size=32)),
-        "quick": dict(seeds=2, archs=list(ARCHS), width_scale=1 / 16, n_train=2000, n_test=1000, epochs=4,
-                      fit=dict(_SGD, batch_size=16)),
+                      fit=dict(_SGD, batch_size=32, lr_schedule="cosine")),
+        "quick": dict(seeds=2, archs=list(ARCHS), width_scale=1 / 16, n_train=1000, n_test=1000, epochs=32,
+                      fit=dict(_SGD, lr=5e-3, batch_size=16, lr_schedule="cosine")),
         "paper": dict(seeds=5, archs=list(ARCHS), width_scale=1.0, n_train=60000, n_test=10000, epochs=32,
                       fit=dict(_SGD, batch_size=128)),
     },
