@@ -241,8 +241,8 @@ def plots(results, rows_, s, out_dir):
     return files
 
 
-_FIT_SMOKE = dict(optimizer="adam", lr=3e-3, batch_size=16)
-_FIT_QUICK = dict(optimizer="adam", lr=1e-2, batch_size=32)  # as conv-gates (measured there)
+_FIT_SMOKE = dict(optimizer="adam", lr=3e-3, batch_size=16, lr_schedule="cosine")
+_FIT_QUICK = dict(optimizer="adam", lr=1e-2, batch_size=16, lr_schedule="cosine")  # as conv-gates (probed there)
 RECIPE = Recipe(
     name="random-labels",
     title="Upstream random labels, downstream true labels: the gates carry the damage (M1–M5)",
@@ -252,8 +252,8 @@ RECIPE = Recipe(
     sizes={
         "smoke": dict(seeds=1, gammas=[0, 25, 50], m3_gammas=[0], filters=2, n_train=100, n_test=100,
                       epochs_up=2, epochs_down=1, epochs_value=1, end_epochs=1, fit=_FIT_SMOKE),
-        "quick": dict(seeds=1, gammas=[0, 25, 50, 75], m3_gammas=[0], filters=16, n_train=3000,
-                      n_test=1000, epochs_up=5, epochs_down=3, epochs_value=3, end_epochs=2,
+        "quick": dict(seeds=2, gammas=[0, 25, 50, 75], m3_gammas=[0], filters=16, n_train=1000,
+                      n_test=1000, epochs_up=16, epochs_down=8, epochs_value=8, end_epochs=2,
                       fit=_FIT_QUICK, m4_m5_tolerance_points=2.0),
         "paper": dict(seeds=3, gammas=[0, 25, 50, 75], m3_gammas=[0, 25, 50, 75], filters=128,
                       n_train=60000, n_test=10000, epochs_up=60, epochs_down=30, epochs_value=30,
