@@ -275,5 +275,6 @@ the noisy training labels only partly, so M1's End stays near its Best. `quick` 
 points (1 at `paper`), as before. M3 is
 run at γ = 0 only in `quick` (all γ at `paper`). A verdict is "undecided" when a compared net still rose
 by more than `plateau_points` over its last `plateau_epochs` epochs or ran fewer than twice that, or
-when a difference ± its noise band (2 standard errors of the seed-to-seed spread) straddles the claim's threshold.""",
+when a difference ± its noise band (2 standard errors of the seed-to-seed spread) straddles the
+claim's threshold.""",
 )

@@ -12,7 +12,8 @@ batch 512 (with batch norm and weight decay 5e-4 in the paper's code).
 In the library DGN-No-Act is the "dlgn" regime (identity feature activation, soft gates β = 10)
 of the named architectures "vgg19" and "davidnet" (max pooling between stages is a stride-2
 conv, no batch norm). Without batch norm the paper's step sizes diverge, so ``smoke`` and
-``paper`` use SGD lr 0.01, momentum 0.9 (``paper`` at a constant rate), ``quick`` 3e-3. Fashion-MNIST (28×28×1) replaces CIFAR-10.
+``paper`` use SGD lr 0.01, momentum 0.9 (``paper`` at a constant rate), ``quick`` 3e-3.
+Fashion-MNIST (28×28×1) replaces CIFAR-10.
 ``paper``: full width, 60,000 images, 32 epochs, batch 128, 5 seeds. Run time (20 tasks), measured
 by ``python -m gatednet.experiments run no-act --size paper --probe --probe-steps 5`` (2026-11-28,
 2 cores shared with other jobs at a load average of 15–19; RESULTS-papers-probe.md): 37 days serial
@@ -138,7 +139,8 @@ RECIPE = Recipe(
     paper_results=PAPER,
     plots=plots,
     notes="""Fashion-MNIST replaces CIFAR-10 and the nets have no batch norm, so the paper's step sizes
-(0.1 / 0.4) are replaced by 0.01 (`quick`: 3e-3 with a cosine decay). Figure 7's bar values are not in the paper's text; the
+(0.1 / 0.4) are replaced by 0.01 (`quick`: 3e-3 with a cosine decay). Figure 7's bar values are not
+in the paper's text; the
 table shows its "> 90 %" for the No-Act nets and the claim's 3-point margin is ours. `quick` runs the
 architectures at 1/16 of their width on 1,000 images for 32 epochs with SGD 3e-3 and a cosine decay
 (0.01 and 5e-3 diverged for the VGG19 No-Act net over this many steps), 2 seeds. A verdict is
