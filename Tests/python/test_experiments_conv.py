@@ -114,6 +114,23 @@ def test_no_act_and_dlgn_table_smoke(smoke):
     assert res.mean(dt.NTK, _conv.TRAIN_METRIC) >= 95.0
 
 
+def test_quick_budgets_can_show_convergence():
+    """The re-budgeted quick sizes (dlgn-table, no-act, random-labels): every trained net follows a
+    cosine decay over at least twice plateau_epochs epochs (so its rise is measurable; random-labels:
+    each phase and value net) and there are >= 2 seeds (so the spread is); the smoke size runs the
+    same per-epoch cosine path."""
+    from gatednet.experiments.verdicts import plateau
+    for name in ("dlgn-table", "no-act", "random-labels"):
+        recipe = ex.get(name)
+        for size in ("smoke", "quick"):
+            s = recipe.settings(size)
+            nets = [t for t in recipe.tasks(s, list(range(s["seeds"])), D.DEFAULT_DATA) if "fit" in t.kwargs]
+            assert nets and all(t.kwargs["fit"].get("lr_schedule") == "cosine" for t in nets), (name, size)
+            if size == "quick":
+                epochs = [v for t in nets for k, v in t.kwargs.items() if k.startswith("epochs")]
+                assert s["seeds"] >= 2 and epochs and min(epochs) >= 2 * plateau(s)[0], name
+
+
 # ---- building blocks ----------------------------------------------------------------------------
 
 def test_wirings():

@@ -11,17 +11,24 @@ batch 512 (with batch norm and weight decay 5e-4 in the paper's code).
 
 In the library DGN-No-Act is the "dlgn" regime (identity feature activation, soft gates β = 10)
 of the named architectures "vgg19" and "davidnet" (max pooling between stages is a stride-2
-conv, no batch norm). Without batch norm the paper's step sizes diverge, so every size uses SGD
-lr 0.01, momentum 0.9 at a constant rate. Fashion-MNIST (28×28×1) replaces CIFAR-10.
+conv, no batch norm). Without batch norm the paper's step sizes diverge, so ``smoke`` and
+``paper`` use SGD lr 0.01, momentum 0.9 (``paper`` at a constant rate), ``quick`` 3e-3.
+Fashion-MNIST (28×28×1) replaces CIFAR-10.
 ``paper``: full width, 60,000 images, 32 epochs, batch 128, 5 seeds. Run time (20 tasks), measured
 by ``python -m gatednet.experiments run no-act --size paper --probe --probe-steps 5`` (2026-11-28,
 2 cores shared with other jobs at a load average of 15–19; RESULTS-papers-probe.md): 37 days serial
 at that load (an upper bound), 5.3 days with both cores busy (the idle-machine figure); the longest
 task (VGG19 DGN-No-Act) ~3.5 days at that load. Beyond one machine: send the 20 tasks to a Dask
 cluster with ``--scheduler ADDRESS`` (README, "On several machines").
-``quick`` (measured: 109 s of CPU time, 14 min wall on 2 cores at a load average of 15–20):
-width × 1/16 (VGG19 4–32 channels, DavidNet 4–32), 2,000 training and 1,000 test images,
-4 epochs, batch 16, 2 seeds.
+``quick``: width × 1/16 (VGG19 4–32 channels, DavidNet 4–32), 1,000 training and 1,000 test
+images, 32 epochs, SGD 3e-3 (momentum 0.9, batch 16) with a per-epoch cosine decay, 2 seeds.
+Measured (2026-11-28): the VGG19 DGN-No-Act net diverged (loss nan) at lr 0.01 (epoch 16 of 24,
+seed 0) and at 5e-3 (epoch 14 of 32, seed 1); at 3e-3 no run diverged and after 32 epochs every
+net rose ≤ 0.6 points over its last 2 epochs except the VGG19 No-Act (+1.25, epoch-to-epoch jumps
+of up to 30 points until the decay's last third). CPU time (user + sys) of ``python -m
+gatednet.experiments run no-act --size quick --workers 2``: ≈ 545 s (RESULTS-papers-conv.md). The
+old ``quick`` (2,000 images × 4 epochs at a constant 0.01, 109 s) left the VGG19 nets rising by
+30–41 points.
 """
 from __future__ import annotations
 
@@ -120,9 +127,9 @@ RECIPE = Recipe(
     paper_dataset="CIFAR-10",
     sizes={
         "smoke": dict(seeds=1, archs=list(ARCHS), width_scale=1 / 32, n_train=100, n_test=100, epochs=1,
-                      fit=dict(_SGD, batch_size=32)),
-        "quick": dict(seeds=2, archs=list(ARCHS), width_scale=1 / 16, n_train=2000, n_test=1000, epochs=4,
-                      fit=dict(_SGD, batch_size=16)),
+                      fit=dict(_SGD, batch_size=32, lr_schedule="cosine")),
+        "quick": dict(seeds=2, archs=list(ARCHS), width_scale=1 / 16, n_train=1000, n_test=1000, epochs=32,
+                      fit=dict(_SGD, lr=3e-3, batch_size=16, lr_schedule="cosine")),
         "paper": dict(seeds=5, archs=list(ARCHS), width_scale=1.0, n_train=60000, n_test=10000, epochs=32,
                       fit=dict(_SGD, batch_size=128)),
     },
@@ -132,10 +139,11 @@ RECIPE = Recipe(
     paper_results=PAPER,
     plots=plots,
     notes="""Fashion-MNIST replaces CIFAR-10 and the nets have no batch norm, so the paper's step sizes
-(0.1 / 0.4) are replaced by a constant 0.01. Figure 7's bar values are not in the paper's text; the
+(0.1 / 0.4) are replaced by 0.01 (`quick`: 3e-3 with a cosine decay). Figure 7's bar values are not
+in the paper's text; the
 table shows its "> 90 %" for the No-Act nets and the claim's 3-point margin is ours. `quick` runs the
-architectures at 1/16 of their width on 2,000 images for 4 epochs (2 seeds): deep nets without batch
-norm train slowly at this budget, so both columns sit far below their converged accuracy. A verdict is
+architectures at 1/16 of their width on 1,000 images for 32 epochs with SGD 3e-3 and a cosine decay
+(0.01 and 5e-3 diverged for the VGG19 No-Act net over this many steps), 2 seeds. A verdict is
 "undecided" when a compared net still rose by more than `plateau_points` over its last `plateau_epochs`
 epochs, or when No-Act − ReLU ± its noise band (2 standard errors of the seed-to-seed spread of that
 architecture) straddles −3 points.""",
