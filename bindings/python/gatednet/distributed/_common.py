@@ -96,7 +96,7 @@ class Inputs:
 
     def start_digest(self):
         """Start :meth:`digest` on a background thread (hashlib releases the GIL), so that it
-        overlaps the client's other start-up work (scattering the network, creating the store)."""
+        overlaps the client's other start-up work (scattering the network to the workers)."""
         if self._digest is None:
             self._digest = in_background(self._sha256)
 
