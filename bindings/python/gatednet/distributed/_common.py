@@ -28,7 +28,7 @@ def network_bytes(net):
     if isinstance(net, (gn.Network, gn.ConvNetwork)):
         if net.closed:
             raise ValueError("net: the network is closed")
-        return bytes(net.to_bytes()), type(net).__name__, net.input_size
+        return bytes(net.to_bytes()), type(net).__name__, net.input_size  # our own bytes: no probe
     else:
         if isinstance(net, (str, os.PathLike)):
             path = Path(net)
@@ -95,22 +95,37 @@ class Inputs:
         self._digest = None
 
     def start_digest(self):
-        """Start :meth:`digest` on a background thread (hashlib releases the GIL), so that it
-        overlaps the client's other start-up work (scattering the network to the workers)."""
+        """Start :meth:`digest` on background threads (hashlib releases the GIL), so that it
+        overlaps the client's other start-up work (creating the store, scattering inputs)."""
         if self._digest is None:
             self._digest = in_background(self._sha256)
 
     def digest(self):
-        """Hex SHA-256 of the inputs' shape and values (identifies them in a store's attributes)."""
+        """Hex digest identifying the inputs in a store's attributes: SHA-256 over their shape and
+        the SHA-256 of each 16 MiB segment of their C-order bytes (segments hash on two threads)."""
         self.start_digest()
         return self._digest.result()
 
     def _sha256(self):
+        values = memoryview(np.ascontiguousarray(self.array).reshape(-1)).cast("B")  # no copy if C order
+        parts = range(0, len(values), DIGEST_SEGMENT)
+        hashes = [None] * len(parts)
+
+        def hash_every_other(first):
+            for k in range(first, len(parts), 2):
+                hashes[k] = hashlib.sha256(values[parts[k]:parts[k] + DIGEST_SEGMENT]).digest()
+
+        other = in_background(lambda: hash_every_other(1)) if len(parts) > 1 else None
+        hash_every_other(0)
+        if other is not None:
+            other.result()
         h = hashlib.sha256(str(self.array.shape).encode())
-        step = max(1, (1 << 24) // self.array.shape[1])
-        for b in range(0, self.n, step):
-            h.update(np.ascontiguousarray(self.array[b:b + step]).data)
+        for d in hashes:
+            h.update(d)
         return h.hexdigest()
+
+
+DIGEST_SEGMENT = 1 << 24
 
 
 def in_background(fn):
@@ -135,9 +150,14 @@ _MAPS = {}
 
 
 def worker_network(data, cls, token):
-    """The network ``data`` deserialised once per worker process (keyed by its digest)."""
+    """The network ``data`` deserialised once per worker process (keyed by its digest).
+    ``data`` may be a function returning the bytes, called only when the network is not cached."""
     net = _NETS.get(token)
     if net is None:
+        if callable(data):
+            data = data()
+            if digest(data) != token:
+                raise ValueError(f"the network bytes read do not match their recorded SHA-256 {token}")
         if len(_NETS) >= 4:
             _NETS.clear()
         net = _NETS[token] = getattr(gn, cls).from_bytes(data)
