@@ -360,6 +360,41 @@ def test_ridge_arguments_are_checked_before_any_pass():
         assert info["passes"] <= 1 and alpha.shape == (40, 3)
 
 
+def test_ridge_solves_an_all_zero_target_column_and_refuses_a_non_finite_kernel():
+    import dask
+    import dask.array as da
+    from scipy.linalg import solve
+
+    rng = np.random.default_rng(4)
+    A = rng.standard_normal((30, 30))
+    K = (A @ A.T / 30 + 0.1 * np.eye(30)).astype(np.float32)
+    T = np.stack([rng.standard_normal(30), np.zeros(30)], axis=1)  # e.g. a class absent from a subset
+    dense = solve(K.astype(np.float64) + 1e-2 * np.eye(30), T, assume_a="pos")
+    with dask.config.set(scheduler="sync"):
+        for block in (True, False):
+            for rank in (0, 5):
+                alpha, info = gd.ridge_fit(da.from_array(K, chunks=10), T, 1e-2, rank=rank, block=block, tol=1e-9)
+                assert info["residual"] <= 1e-9, (block, rank, info)  # was NaN for block=False
+                np.testing.assert_allclose(alpha, dense, rtol=1e-6, atol=1e-9)
+                assert not alpha[:, 1].any()
+        bad = K.copy()
+        bad[3, 4] = bad[4, 3] = np.nan
+        for block in (True, False):
+            for rank in (0, 5):  # was NaN coefficients, or LinAlgError / scipy's ValueError deep inside
+                with pytest.raises(ValueError, match="kernel: holds NaN or Inf"):
+                    gd.ridge_fit(da.from_array(bad, chunks=10), T, 1e-2, rank=rank, block=block)
+        for ridge in (True, np.array([1.0, 2.0]), "1", None, 0.0, float("inf")):
+            with pytest.raises(ValueError, match="ridge: expected a finite number > 0"):
+                gd.ridge_fit(da.from_array(K, chunks=10), T, ridge)
+        for seed in (-1, 1.5, True):
+            with pytest.raises(ValueError, match="seed: expected a whole number >= 0"):
+                gd.ridge_fit(da.from_array(K, chunks=10), T, 1e-2, seed=seed)
+        with pytest.raises(ValueError, match="targets: expected 30 rows"):
+            gd.ridge_fit(da.from_array(K, chunks=10), np.zeros((30, 0)), 1e-2)
+        with pytest.raises(ValueError, match="alpha: contains NaN or Inf"):
+            gd.ridge_predict(da.from_array(K, chunks=10), np.full(30, np.nan))
+
+
 def test_ridge_refuses_unfinished_store(cluster, net, data, tmp_path):
     _, _, xpath = data
 
