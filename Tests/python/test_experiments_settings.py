@@ -176,6 +176,36 @@ def test_cli_set_is_checked_before_any_work(tmp_path, capsys, item, message):
     assert e.value.code == 2 and message in capsys.readouterr().err and not out.exists()
 
 
+@pytest.mark.parametrize("name,item,message", [
+    ("fc-regimes", "columns=['relux']", "columns: unknown 'relux'; choose from 'relu'"),
+    ("fc-regimes", "optimizers=['sgdd']", "optimizers: unknown 'sgdd'; choose from 'adam', 'sgd'"),
+    ("fc-regimes", "archs=['Arch-5']", "archs: unknown 'Arch-5'; choose from 'Arch-1'"),
+    ("fc-regimes", "lr={'sgd':0.1}", "optimizers (with a learning rate in lr): unknown 'adam'"),
+    ("no-act", "archs=['VGG']", "archs: unknown 'VGG'; choose from 'VGG19'"),
+    ("dlgn-table", "models=['DLGNX']", "models: unknown 'DLGNX'; choose from 'ReLU network'")])
+def test_a_set_name_the_recipe_does_not_know_fails_before_any_work(tmp_path, capsys, name, item, message):
+    """A typo in a list of names was accepted (the type is right) and failed as a bare KeyError,
+    for fc-regimes' columns only inside the task, after the tasks before it had trained."""
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as e:
+        main(["run", name, "--size", "smoke", "--set", item, "--out", str(out)])
+    assert e.value.code == 2 and message in capsys.readouterr().err and not out.exists()
+    counter = CountingExecutor()
+    key, _, value = item.partition("=")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        run_recipe(ex.get(name), "smoke", out=out, executor=counter, progress=False, overrides={key: value})
+    assert counter.keys == [] and not out.exists()
+
+
+def test_cli_seed_count_is_checked_before_any_work(tmp_path, capsys):
+    out = tmp_path / "out"
+    for seeds in ("0", "-2"):
+        with pytest.raises(SystemExit) as e:
+            main(["run", "nu-dynamics", "--size", "smoke", "--seeds", seeds, "--out", str(out)])
+        assert e.value.code == 2 and f"seeds: need at least 1, got {seeds}" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_cli_help_gives_the_syntax(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--help"])
