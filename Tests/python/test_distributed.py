@@ -449,6 +449,43 @@ def test_executor_keeps_results_when_a_task_fails(client):
         gd.DaskExecutor(client=client).run([SimpleNamespace(key="a", fn=lambda: 1, kwargs={})], print)
 
 
+def numpy_result(seed):
+    """A result with numpy scalars and arrays, which the runner stores as plain JSON."""
+    return {"seed": np.int64(seed), "share": np.float32(0.5), "ok": np.bool_(True), "counts": np.arange(2)}
+
+
+def test_executor_accepts_the_results_a_serial_run_accepts(client, tmp_path, capsys):
+    """A task returning numpy scalars ran serially but failed on Dask (TypeError: not JSON
+    serialisable): the worker's check did not use the runner's conversion."""
+    from gatednet.experiments import SerialExecutor, Task
+    from gatednet.experiments.report import read_json, write_json
+
+    tasks = [Task(f"s{s}", numpy_result, {"seed": s}) for s in range(3)]
+    serial, dask_got = {}, {}
+    SerialExecutor().run(tasks, serial.__setitem__)
+    gd.DaskExecutor(client=client).run(tasks, dask_got.__setitem__)
+    for key in serial:
+        write_json(tmp_path / f"{key}-serial.json", serial[key])
+        write_json(tmp_path / f"{key}-dask.json", dask_got[key])
+        assert read_json(tmp_path / f"{key}-dask.json") == read_json(tmp_path / f"{key}-serial.json") == \
+            {"seed": int(key[1:]), "share": 0.5, "ok": True, "counts": [0, 1]}
+
+
+def test_bad_workers_or_scheduler_fail_before_any_work(tmp_path, capsys):
+    from gatednet.experiments.__main__ import main
+
+    for workers in (0, -1, True, 1.5):
+        with pytest.raises(ValueError, match="workers: expected a positive number of processes"):
+            gd.DaskExecutor(workers=workers)
+    with pytest.raises(ValueError, match="scheduler: expected an address"):
+        gd.DaskExecutor(scheduler="")
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as e:  # was a traceback from the first run, the output folder made
+        main(["run", "nu-dynamics", "--size", "smoke", "--workers", "0", "--out", str(out)])
+    assert e.value.code == 2 and "workers: expected a positive number of processes, got 0" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def digest_of_source(seed, inputs):
     """A task that takes another task's result (see gatednet.experiments.tasks.bind)."""
     import hashlib

@@ -82,7 +82,10 @@ def main(argv=None):
                      overrides=overrides)
         return 0
     from .runner import run_recipe
-    executor = _executor(args)
+    try:
+        executor = _executor(args)
+    except ValueError as e:  # e.g. --workers 0
+        parser.error(f"--scheduler/--workers: {e}")
     try:
         run_recipe(recipe, size=args.size, seeds=args.seeds, out=args.out, data=args.data,
                    executor=executor, progress=not args.no_progress, overrides=overrides)
