@@ -7,6 +7,7 @@ import pickle
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import gatednet as gn
@@ -163,6 +164,38 @@ def test_task_needs_are_checked():
     other = Task("other", _source, {"x": 2})
     assert [[t.key for t in w] for w in waves([other, user, Task("src", _source, {"x": 1})])] == \
         [["src", "other"], ["user"]]
+
+
+def labels_sum(data):
+    """A task that reads the dataset at ``data``: the sum of its training labels."""
+    return [dict(setting="", model="m", seed=0, metric="labels", value=int(D.load(data).y_train.sum()))]
+
+
+def test_a_relative_data_path_names_the_data_of_its_own_directory(tmp_path, monkeypatch):
+    """--data given relative was stored as is in the tasks' kwargs (and cached by D.load as is):
+    the same relative name in another directory resumed the first directory's results."""
+    recipe = Recipe(name="labels", title="t", paper="p", reproduces="r", paper_dataset="d",
+                    sizes={s: {"seeds": 1} for s in ex.SIZES},
+                    tasks=lambda s, seeds, data: [Task("sum", labels_sum, {"data": data})])
+    sums = {}
+    for name, label in (("a", 1), ("b", 2)):
+        (tmp_path / name).mkdir()
+        np.savez(tmp_path / name / "d.npz", x_train=np.zeros((3, 4), np.uint8), y_train=np.full(3, label),
+                 x_test=np.zeros((2, 4), np.uint8), y_test=np.zeros(2))
+        monkeypatch.chdir(tmp_path / name)
+        counter = CountingExecutor()
+        rows, _, info = run_recipe(recipe, "smoke", out=tmp_path / "out", data="d.npz", executor=counter,
+                                   progress=False, stream=open(os.devnull, "w"))
+        sums[name] = rows[0]["value"]
+        assert counter.keys == ["sum"] and info["data"] == str(tmp_path / name / "d.npz")
+    assert sums == {"a": 3, "b": 6}
+
+
+def test_a_fractional_or_bool_seed_count_is_refused(tmp_path):
+    for seeds in (1.5, True, 0.0):
+        with pytest.raises(ValueError, match="seeds: "):
+            run_recipe(TOY, "smoke", seeds=seeds, out=tmp_path / "x", progress=False)
+    assert not (tmp_path / "x").exists()
 
 
 # ---- the command line ------------------------------------------------------------------------------

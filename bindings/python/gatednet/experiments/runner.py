@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 import time
@@ -63,11 +64,15 @@ def resolve(recipe, size, seeds, data, overrides=None):
     ``seeds`` (None: the size's own count) must be at least 1; ``data`` None is the default
     dataset."""
     settings = apply_overrides(recipe.settings(size), check_overrides(recipe, size, overrides))
+    if isinstance(seeds, bool) or (isinstance(seeds, float) and not seeds.is_integer()):
+        raise ValueError(f"seeds: expected a whole number of seeds, got {seeds!r}")
     n_seeds = int(seeds if seeds is not None else settings.get("seeds", 1))
     if n_seeds < 1:
         raise ValueError(f"seeds: need at least 1, got {n_seeds}")
     settings["seeds"] = n_seeds
-    return settings, list(range(n_seeds)), str(data or _data.DEFAULT_DATA)
+    # an absolute path: tasks (and stored results, whose kwargs hold it) name the same data from
+    # any working directory, a Dask worker's included
+    return settings, list(range(n_seeds)), os.path.abspath(os.path.expanduser(os.fspath(data or _data.DEFAULT_DATA)))
 
 
 def _header(table, overrides):
