@@ -198,6 +198,57 @@ def test_a_fractional_or_bool_seed_count_is_refused(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def test_an_interrupted_run_leaves_the_previous_result_files_whole(tmp_path, monkeypatch):
+    """results.csv and table.md were written in place: Ctrl-C while writing them left a truncated
+    file beside the previous run's run.json."""
+    import csv
+
+    recipe = Recipe(name="files", title="t", paper="p", reproduces="r", paper_dataset="d",
+                    sizes={s: {"seeds": 2, "v": 1.0} for s in ex.SIZES},
+                    tasks=lambda s, seeds, data: [Task(f"s{k}", _row, {"seed": k, "v": s["v"]}) for k in seeds])
+    quiet = dict(out=tmp_path, progress=False, stream=open(os.devnull, "w"))
+    run_recipe(recipe, "smoke", **quiet)
+    before = {name: (tmp_path / name).read_bytes() for name in ("results.csv", "table.md", "run.json")}
+    assert "γ ± —" in (tmp_path / "table.md").read_text(encoding="utf-8")
+    real = csv.DictWriter.writerow
+
+    def interrupted(self, row):
+        if row.get("seed") == 1:
+            raise KeyboardInterrupt
+        return real(self, row)
+
+    monkeypatch.setattr(csv.DictWriter, "writerow", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_recipe(recipe, "smoke", overrides={"v": 2.0}, **quiet)
+    assert {name: (tmp_path / name).read_bytes() for name in before} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv", "run.json", "table.md", "tasks"]
+
+
+def test_result_files_are_utf8_whatever_the_locale(tmp_path):
+    """table.md and results.csv hold γ, ± and —: under an ASCII locale (LC_ALL=C without locale
+    coercion) writing them raised UnicodeEncodeError after every task had run."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "run.py"
+    script.write_text(
+        "from gatednet.experiments import Recipe, SIZES, Task\n"
+        "from gatednet.experiments.runner import run_recipe\n"
+        "row = lambda: [dict(setting='\\u03b3 = 25 %', model='m', seed=0, metric='x', value=1.0)]\n"
+        "r = Recipe(name='enc', title='t \\u00b1 \\u2014', paper='p', reproduces='r', paper_dataset='d',\n"
+        "           sizes={s: {'seeds': 1} for s in SIZES}, tasks=lambda s, seeds, data: [Task('a', row)])\n"
+        f"run_recipe(r, 'smoke', out={str(tmp_path / 'out')!r}, progress=False)\n", encoding="utf-8")
+    env = dict(os.environ, LC_ALL="C", LANG="C", PYTHONUTF8="0", PYTHONCOERCECLOCALE="0", PYTHONIOENCODING="utf-8")
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "\u03b3 = 25 %" in (tmp_path / "out" / "table.md").read_text(encoding="utf-8")
+    assert "\u03b3 = 25 %" in (tmp_path / "out" / "results.csv").read_text(encoding="utf-8")
+
+
+def _row(seed, v):
+    return [dict(setting="γ ± —", model="m", seed=seed, metric="x", value=v * (seed + 1))]
+
+
 # ---- the command line ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("item,message", [("epoch=1", "unknown setting 'epoch'"), ("epochs=two", "expected int"),

@@ -635,7 +635,8 @@ def probe_recipe(recipe, size="paper", seeds=None, data=None, out=None, steps=5,
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "probe.json").write_text(json.dumps(report, indent=1, default=repr) + "\n")
+        from .report import write_text
+        write_text(out / "probe.json", json.dumps(report, indent=1, default=repr) + "\n")
         print(f"probe report in {out / 'probe.json'}", file=stream)
     return report
 

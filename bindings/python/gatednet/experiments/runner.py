@@ -13,7 +13,7 @@ from . import data as _data
 from .progress import Display
 from .overrides import apply_overrides, check_overrides, folder_suffix
 from .recipe import Results
-from .report import jsonable, read_json, table_markdown, write_csv, write_json
+from .report import jsonable, read_json, table_markdown, write_csv, write_json, write_text
 from .tasks import Executor, SerialExecutor, bind, waves
 
 __all__ = ["run_recipe", "default_out", "resolve"]
@@ -161,8 +161,8 @@ def run_recipe(recipe, size="quick", seeds=None, out=None, data=None, executor=N
     wall = time.monotonic() - started
 
     write_csv(out / "results.csv", rows)
-    (out / "table.md").write_text(_header(table_markdown(recipe, rows, verdicts, dataset, settings, seed_list, size),
-                                          changed))
+    write_text(out / "table.md", _header(table_markdown(recipe, rows, verdicts, dataset, settings, seed_list, size),
+                                         changed))
     import gatednet
     info = {
         "recipe": recipe.name, "paper": recipe.paper, "reproduces": recipe.reproduces, "size": size,
