@@ -249,6 +249,43 @@ def _row(seed, v):
     return [dict(setting="γ ± —", model="m", seed=seed, metric="x", value=v * (seed + 1))]
 
 
+def test_the_sizes_own_value_sets_the_type_of_an_override():
+    """The template a value is checked against took another size's value where both sizes define
+    the key: a float setting of smoke was refused a float because quick's value was an int."""
+    r = Recipe(name="own", title="t", paper="p", reproduces="r", paper_dataset="d",
+               sizes={"smoke": {"seeds": 1, "rate": 0.5, "fit": {"lr": 0.1}},
+                      "quick": {"seeds": 1, "rate": 2, "fit": {"lr": 1}}, "paper": {"seeds": 1, "rate": 2}},
+               tasks=lambda s, seeds, data: [])
+    assert check_overrides(r, "smoke", {"rate": "0.25", "fit.lr": "0.05"}) == {"rate": 0.25, "fit.lr": 0.05}
+    assert check_overrides(r, "quick", {"rate": "3", "fit.lr": "1e1"}) == {"rate": 3, "fit.lr": 10}
+    with pytest.raises(ValueError, match=r"setting rate: expected int \(its quick value is 2\)"):
+        check_overrides(r, "quick", {"rate": "0.25"})
+
+
+def test_list_entries_and_classes_are_checked_before_any_work(tmp_path, capsys):
+    wl = ex.get("width-limit")
+    for key in ("kernel_widths", "net_widths"):
+        for value in ("[0, 16]", "[16, -4]"):
+            with pytest.raises(ValueError, match=f"setting {key}: every entry must be a finite number > 0"):
+                check_overrides(wl, "smoke", {key: value})
+    assert check_overrides(wl, "smoke", {"kernel_widths": "[8, 32]"}) == {"kernel_widths": [8, 32]}
+    rl = ex.get("random-labels")  # γ = 0 is a size's entry: 0 stays allowed
+    assert check_overrides(rl, "smoke", {"gammas": "[0, 10]"}) == {"gammas": [0, 10]}
+    # nu-dynamics: a third class was silently merged into the first ("4 vs 7" on 4+9 vs 7)
+    for value, message in (("[4, 7, 9]", "classes: expected two different class labels, got [4, 7, 9]"),
+                           ("[4, 4]", "classes: expected two different class labels, got [4, 4]")):
+        with pytest.raises(SystemExit) as e:
+            main(["run", "nu-dynamics", "--size", "smoke", "--set", f"classes={value}", "--out", str(tmp_path / "o")])
+        assert e.value.code == 2 and message in capsys.readouterr().err and not (tmp_path / "o").exists()
+    from gatednet.experiments.recipes import r06_nu_dynamics as nu
+    y = np.array([0, 4, 7, 4, 7, 9], dtype=np.int32)
+    x = np.arange(12, dtype=np.float32).reshape(6, 2)
+    with pytest.raises(ValueError, match=r"classes: the data has no image of class 17 \(its labels are 0..9\)"):
+        nu._binary(x, y, [4, 17], 0)
+    xb, yb = nu._binary(x, y, [4, 7], 0)
+    assert yb.tolist() == [0, 1, 0, 1] and xb[:, 0].tolist() == [2, 4, 6, 8]
+
+
 # ---- the command line ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("item,message", [("epoch=1", "unknown setting 'epoch'"), ("epochs=two", "expected int"),

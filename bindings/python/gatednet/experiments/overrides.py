@@ -56,7 +56,7 @@ def _template(recipe, size):
     """The settings of ``size``, completed by the entries only other sizes define (and, inside
     dict settings, their extra entries): what each key's value type is checked against."""
     merged = {}
-    for other in reversed([s for s in SIZES if s != size] + [size]):
+    for other in [s for s in SIZES if s != size] + [size]:  # the size's own values last: they win
         for key, value in recipe.settings(other).items():
             if isinstance(value, dict) and isinstance(merged.get(key), dict):
                 merged[key] = {**merged[key], **value}
@@ -206,7 +206,8 @@ def _check_range(recipe, key, top, sub, value):
     """ValueError for a value outside what every size of the recipe has: a number that is
     positive in every size (epochs, images, filters, a learning rate, a threshold) must stay a
     finite number > 0, and a list that is non-empty in every size must stay non-empty, so that
-    a bad value fails here, before any work, and not deep inside a task."""
+    a bad value fails here, before any work, and not deep inside a task. The same holds for each
+    entry of a list whose entries are all positive in every size (e.g. widths)."""
     values = []
     for size in SIZES:
         v = recipe.settings(size).get(top)
@@ -221,8 +222,16 @@ def _check_range(recipe, key, top, sub, value):
         if not (math.isfinite(value) and value > 0):
             raise ValueError(f"setting {key}: must be a finite number > 0 (every size of {recipe.name} has one: "
                              f"{', '.join(map(repr, values))}), got {value!r}")
-    if all(isinstance(v, (list, tuple)) and v for v in values) and isinstance(value, (list, tuple)) and not value:
-        raise ValueError(f"setting {key}: must not be empty (every size of {recipe.name} has entries)")
+    if all(isinstance(v, (list, tuple)) and v for v in values) and isinstance(value, (list, tuple)):
+        if not value:
+            raise ValueError(f"setting {key}: must not be empty (every size of {recipe.name} has entries)")
+        # a list of counts or rates (e.g. widths): positive in every size, so each entry must be
+        elements = [e for v in values for e in v]
+        if all(isinstance(e, (int, float)) and not isinstance(e, bool) and e > 0 for e in elements):
+            bad = [e for e in value if isinstance(e, (int, float)) and not (math.isfinite(e) and e > 0)]
+            if bad:
+                raise ValueError(f"setting {key}: every entry must be a finite number > 0 (as in every size of "
+                                 f"{recipe.name}), got {bad[0]!r}")
 
 
 def apply_overrides(settings, overrides):
