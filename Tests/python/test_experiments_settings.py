@@ -303,7 +303,11 @@ def test_cli_set_is_checked_before_any_work(tmp_path, capsys, item, message):
     ("fc-regimes", "archs=['Arch-5']", "archs: unknown 'Arch-5'; choose from 'Arch-1'"),
     ("fc-regimes", "lr={'sgd':0.1}", "optimizers (with a learning rate in lr): unknown 'adam'"),
     ("no-act", "archs=['VGG']", "archs: unknown 'VGG'; choose from 'VGG19'"),
-    ("dlgn-table", "models=['DLGNX']", "models: unknown 'DLGNX'; choose from 'ReLU network'")])
+    ("dlgn-table", "models=['DLGNX']", "models: unknown 'DLGNX'; choose from 'ReLU network'"),
+    ("conv-gates", "fit={'optimizer':'adam','lrr':0.1}", "fit entries: unknown 'lrr'; choose from 'batch_size', 'lr'"),
+    ("no-act", "fit.lr_schedule=cosin", "fit.lr_schedule: unknown 'cosin'; choose from None, 'cosine'"),
+    ("fc-regimes", "lr_schedule=linear", "lr_schedule: unknown 'linear'; choose from None, 'cosine'"),
+    ("width-limit", "lr_schedule=Cosine", "lr_schedule: unknown 'Cosine'; choose from None, 'cosine'")])
 def test_a_set_name_the_recipe_does_not_know_fails_before_any_work(tmp_path, capsys, name, item, message):
     """A typo in a list of names was accepted (the type is right) and failed as a bare KeyError,
     for fc-regimes' columns only inside the task, after the tasks before it had trained."""

@@ -36,8 +36,8 @@ import numpy as np
 import gatednet as gn
 from gatednet.experiments import Claim, Recipe, Task
 from gatednet.experiments import data as D
-from gatednet.experiments.common import accuracy, derive_seed, report
-from gatednet.experiments.recipes._conv import fit_curve
+from gatednet.experiments.common import accuracy, check_choices, derive_seed, report
+from gatednet.experiments.recipes._conv import SCHEDULES, fit_curve
 from gatednet.experiments.verdicts import (all_of, at_least, band, conclude, pair, plateau, pm, sample, spread,
                                            spread_text, unconverged, with_rise, within)
 
@@ -101,6 +101,7 @@ def train_net(data, seed, width, depth, n_train, n_test, epochs, lr, batch, lr_s
 
 
 def tasks(s, seeds, data):
+    check_choices("lr_schedule", [s.get("lr_schedule")], SCHEDULES)
     out = [Task(f"npk-w{w}-s{seed}", kernel_error, dict(data=data, seed=seed, width=w, depth=s["depth"],
                                                           n_points=s["n_points"], draws=s["draws"]))
            for w in s["kernel_widths"] for seed in seeds]
