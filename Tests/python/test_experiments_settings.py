@@ -262,6 +262,24 @@ def test_the_sizes_own_value_sets_the_type_of_an_override():
         check_overrides(r, "quick", {"rate": "0.25"})
 
 
+def test_a_setting_some_size_leaves_out_can_be_left_out_with_none(tmp_path):
+    """lr_schedule (absent at paper: a constant step) could not be turned off at smoke/quick:
+    "--set lr_schedule=None" was taken as the text 'None' and failed inside the first task."""
+    fc, cg = ex.get("fc-regimes"), ex.get("conv-gates")
+    changed = check_overrides(fc, "quick", {"lr_schedule": "None"})
+    assert changed == {"lr_schedule": None} and folder_suffix(changed) == "lr_schedule=null"
+    settings = apply_overrides(fc.settings("quick"), changed)
+    assert "lr_schedule" not in settings
+    assert {t.kwargs["lr_schedule"] for t in fc.tasks(settings, [0], "data")} == {None}
+    assert check_overrides(fc, "paper", {"lr_schedule": None}) == {}  # paper has none: no change
+    changed = check_overrides(cg, "smoke", {"fit.lr_schedule": "none", "relu_epochs": "None"})
+    assert changed == {"fit.lr_schedule": None}  # smoke has no relu_epochs: no change
+    assert apply_overrides(cg.settings("smoke"), changed)["fit"] == {"optimizer": "adam", "lr": 0.003, "batch_size": 16}
+    for key in ("epochs", "fit.lr"):  # every size has them: None is not a value of their type
+        with pytest.raises(ValueError, match=f"setting {re.escape(key)}: expected"):
+            check_overrides(cg, "smoke", {key: "None"})
+
+
 def test_list_entries_and_classes_are_checked_before_any_work(tmp_path, capsys):
     wl = ex.get("width-limit")
     for key in ("kernel_widths", "net_widths"):

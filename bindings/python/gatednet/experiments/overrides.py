@@ -12,6 +12,9 @@ another size of the recipe defines is accepted too), or one entry of a dict sett
   ``"{'optimizer':'sgd','lr':0.1,'batch_size':32}"``); elements are checked against the
   elements of the list they replace, and the entries of a dict against the entries it has.
 
+An entry that some size of the recipe leaves out (e.g. ``lr_schedule``, absent at ``paper``: a
+constant step) can be left out at any size with the value ``None`` (``--set lr_schedule=None``).
+
 A string value from Python is parsed the same way; other Python values are checked (and an int
 becomes a float where a float is expected). ``seeds`` is not a setting here: the seed count is
 ``--seeds K`` (``run(..., seeds=K)``). Everything is checked before any work starts.
@@ -190,6 +193,11 @@ def check_overrides(recipe, size, overrides):
             if not isinstance(current, dict):
                 raise ValueError(f"setting {key!r}: size {size} has no {top} setting to change; set {top} as a whole")
             slot, current = slot[sub], current.get(sub)
+        if _is_none(value) and _optional(recipe, top, sub):
+            # left out, as in the sizes without it (a change only if this size has it)
+            if (sub and sub in own[top]) or (not sub and top in own):
+                out[key] = None
+            continue
         try:
             coerced = _coerce(value, slot)
         except _Bad:
@@ -200,6 +208,22 @@ def check_overrides(recipe, size, overrides):
         if top not in own or _plain(coerced) != _plain(current):
             out[key] = coerced
     return out
+
+
+def _is_none(value):
+    return value is None or (isinstance(value, str) and value.strip() in ("None", "none", "null"))
+
+
+def _optional(recipe, top, sub):
+    """Whether some size of ``recipe`` leaves out setting ``top`` (``sub``: that entry of the dict
+    setting ``top``): the recipe then reads it with a default, and None may leave it out."""
+    for size in SIZES:
+        settings = recipe.settings(size)
+        if not sub and top not in settings:
+            return True
+        if sub and isinstance(settings.get(top), dict) and sub not in settings[top]:
+            return True
+    return False
 
 
 def _check_range(recipe, key, top, sub, value):
@@ -239,7 +263,12 @@ def apply_overrides(settings, overrides):
     out = copy.deepcopy(settings)
     for key, value in overrides.items():
         top, _, sub = key.partition(".")
-        if sub:
+        if value is None:  # left out (see check_overrides)
+            if sub:
+                out[top] = {k: v for k, v in out[top].items() if k != sub}
+            else:
+                out.pop(top, None)
+        elif sub:
             out[top] = dict(out[top], **{sub: copy.deepcopy(value)})
         else:
             out[top] = copy.deepcopy(value)
