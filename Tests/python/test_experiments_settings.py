@@ -191,6 +191,31 @@ def test_a_relative_data_path_names_the_data_of_its_own_directory(tmp_path, monk
     assert sums == {"a": 3, "b": 6}
 
 
+def _one(v):
+    return [dict(setting="", model="one", seed=0, metric="x", value=v)]
+
+
+def _two(v):
+    return [dict(setting="", model="two", seed=0, metric="x", value=2 * v)]
+
+
+def test_a_stored_result_of_another_function_is_not_resumed(tmp_path):
+    """Two recipes share task keys (relu-s0 is a key of five): run into the same --out with equal
+    kwargs, the second resumed the first one's result."""
+    def recipe(name, fn):
+        return Recipe(name=name, title="t", paper="p", reproduces="r", paper_dataset="d",
+                      sizes={s: {"seeds": 1} for s in ex.SIZES}, tasks=lambda s, seeds, data: [Task("relu-s0", fn, {"v": 1})])
+
+    quiet = dict(out=tmp_path, progress=False, stream=open(os.devnull, "w"))
+    rows_one, _, _ = run_recipe(recipe("one", _one), "smoke", **quiet)
+    counter = CountingExecutor()
+    rows_two, _, _ = run_recipe(recipe("two", _two), "smoke", executor=counter, **quiet)
+    assert counter.keys == ["relu-s0"] and rows_two[0]["model"] == "two" and rows_two[0]["value"] == 2
+    counter = CountingExecutor()
+    assert run_recipe(recipe("two", _two), "smoke", executor=counter, **quiet)[0] == rows_two
+    assert counter.keys == []  # its own result resumes
+
+
 def test_a_fractional_or_bool_seed_count_is_refused(tmp_path):
     for seeds in (1.5, True, 0.0):
         with pytest.raises(ValueError, match="seeds: "):

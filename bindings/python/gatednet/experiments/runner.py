@@ -38,6 +38,10 @@ def _needs(task, by_key):
     return {k: {"kwargs": _plain(by_key[k].kwargs), "needs": _needs(by_key[k], by_key)} for k in task.needs}
 
 
+def _fn_name(task):
+    return f"{getattr(task.fn, '__module__', '?')}.{getattr(task.fn, '__qualname__', repr(task.fn))}"
+
+
 def _stored(task_dir, task, by_key, version):
     """The stored result of ``task`` if one exists for the same kwargs (and the same kwargs of
     the tasks it needs) and the recipe's result ``version``, else None. A task is a function of
@@ -53,6 +57,8 @@ def _stored(task_dir, task, by_key, version):
         return None  # unreadable (e.g. disk full mid-write of an old version): recompute
     if record.get("kwargs") != _plain(task.kwargs) or record.get("needs", {}) != _needs(task, by_key):
         return None  # the recipe's settings changed since: recompute
+    if record.get("fn", _fn_name(task)) != _fn_name(task):
+        return None  # another function's result under the same key (e.g. another recipe, same --out)
     if record.get("recipe_version", 1) != version:
         return None  # computed by a recipe whose results had another form: recompute
     return record
@@ -130,7 +136,7 @@ def run_recipe(recipe, size="quick", seeds=None, out=None, data=None, executor=N
             if key not in by_key:
                 raise KeyError(f"executor returned an unknown task key {key!r}")
             now = time.monotonic()
-            record = {"key": key, "kwargs": _plain(by_key[key].kwargs), "result": result,
+            record = {"key": key, "fn": _fn_name(by_key[key]), "kwargs": _plain(by_key[key].kwargs), "result": result,
                       "needs": _needs(by_key[key], by_key), "recipe_version": recipe.version,
                       "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                       "seconds_since_previous": round(now - last[0], 3)}
