@@ -270,6 +270,28 @@ def test_result_files_are_utf8_whatever_the_locale(tmp_path):
     assert "\u03b3 = 25 %" in (tmp_path / "out" / "results.csv").read_text(encoding="utf-8")
 
 
+def test_an_interrupted_plot_save_leaves_the_previous_plot_whole(tmp_path, monkeypatch):
+    plt = pytest.importorskip("matplotlib.pyplot")
+    from matplotlib.figure import Figure
+
+    from gatednet.experiments.plotting import save
+
+    assert save(plt.figure(), tmp_path, "a.png") == "a.png"
+    before = (tmp_path / "a.png").read_bytes()
+    assert before.startswith(b"\x89PNG")
+
+    def interrupted(self, fname, **kw):
+        (fname.write if hasattr(fname, "write") else open(fname, "wb").write)(b"half a PNG")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Figure, "savefig", interrupted)
+    fig = plt.figure()
+    with pytest.raises(KeyboardInterrupt):
+        save(fig, tmp_path, "a.png")
+    assert (tmp_path / "a.png").read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["a.png"]
+    assert not plt.fignum_exists(fig.number)  # closed either way
+
+
 def _row(seed, v):
     return [dict(setting="γ ± —", model="m", seed=seed, metric="x", value=v * (seed + 1))]
 
