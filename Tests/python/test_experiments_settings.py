@@ -309,6 +309,20 @@ def test_the_sizes_own_value_sets_the_type_of_an_override():
         check_overrides(r, "quick", {"rate": "0.25"})
 
 
+def test_a_dict_setting_and_one_of_its_entries_together_are_refused(tmp_path, capsys):
+    """--set fit.lr=0.1 --set "fit={...}" was accepted and the whole dict, applied after, dropped
+    the entry without a word."""
+    cg = ex.get("conv-gates")
+    whole = "{'optimizer':'adam','lr':0.003,'batch_size':16}"
+    for overrides in ({"fit.lr": "0.1", "fit": whole}, {"fit": whole, "fit.lr": "0.1"}):
+        with pytest.raises(ValueError, match="setting fit.lr: fit is set as a whole too"):
+            check_overrides(cg, "smoke", overrides)
+    with pytest.raises(SystemExit) as e:
+        main(["run", "conv-gates", "--size", "smoke", "--set", "fit.lr=0.1", "--set", f"fit={whole}",
+              "--out", str(tmp_path / "o")])
+    assert e.value.code == 2 and "fit is set as a whole too" in capsys.readouterr().err
+
+
 def test_a_setting_some_size_leaves_out_can_be_left_out_with_none(tmp_path):
     """lr_schedule (absent at paper: a constant step) could not be turned off at smoke/quick:
     "--set lr_schedule=None" was taken as the text 'None' and failed inside the first task."""

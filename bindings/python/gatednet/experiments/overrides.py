@@ -173,6 +173,11 @@ def check_overrides(recipe, size, overrides):
     template = _template(recipe, size)
     own = recipe.settings(size)
     valid = sorted(k for k in template if k != "seeds")
+    both = [k for k in overrides if isinstance(k, str) and "." in k and k.partition(".")[0] in overrides]
+    if both:  # the whole dict would replace the entry, or the entry patch the whole: ambiguous
+        top = both[0].partition(".")[0]
+        raise ValueError(f"setting {both[0]}: {top} is set as a whole too; give the entry inside {top}'s value, "
+                         f"or set only {top}.ENTRY")
     out = {}
     for key, value in overrides.items():
         if not isinstance(key, str):
