@@ -406,6 +406,12 @@ def test_ridge_refuses_unfinished_store(cluster, net, data, tmp_path):
         gd.kernel_to_zarr(net, xpath, tmp_path / "K.zarr", tile=4, client=c, progress=stop)
     with pytest.raises(ValueError, match="tiles unfinished"):
         gd.ridge_fit(tmp_path / "K.zarr", np.ones(45), 1.0)
+    # its zarr array too (was read with the unfinished tiles as zeros)
+    arr = zarr.open_group(str(tmp_path / "K.zarr"), mode="r")["kernel"]
+    for fn in (lambda: gd.ridge_fit(arr, np.ones(45), 1.0), lambda: gd.ridge_predict(arr, np.ones(45)),
+               lambda: gd.kernel_diagonal(arr)):
+        with pytest.raises(ValueError, match="tiles unfinished"):
+            fn()
 
 
 # ---- sweeps -------------------------------------------------------------------------------------

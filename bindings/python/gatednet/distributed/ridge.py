@@ -30,6 +30,18 @@ import time
 import numpy as np
 
 
+def _check_finished(group, path):
+    """Whether the gatednet store ``group`` (at ``path``) is symmetric; ValueError if it has
+    unfinished tiles (they would read as zeros)."""
+    from .kernels import tiles_done
+
+    finished, total = tiles_done(path)
+    if finished < total:
+        raise ValueError(f"kernel: {path!r} has {total - finished} of {total} tiles unfinished; "
+                         f"run kernel_to_zarr again to finish it")
+    return bool(group.attrs["gatednet"].get("symmetric", False))
+
+
 class _Operator:
     """K @ P for a kernel held out of memory, one pass over its tiles per product.
 
@@ -46,8 +58,6 @@ class _Operator:
 
         self.client, self.path, self.dask, self.symmetric = client, None, None, False
         if isinstance(kernel, (str, os.PathLike)):
-            from .kernels import tiles_done
-
             path = os.path.abspath(os.fspath(kernel))
             try:
                 g = zarr.open_group(path, mode="r")
@@ -55,18 +65,23 @@ class _Operator:
                 raise ValueError(f"kernel: {path!r} is not a gatednet kernel store") from None
             if "kernel" not in g or "gatednet" not in g.attrs:
                 raise ValueError(f"kernel: {path!r} is not a gatednet kernel store")
-            finished, total = tiles_done(path)
-            if finished < total:
-                raise ValueError(f"kernel: {path!r} has {total - finished} of {total} tiles unfinished; "
-                                 f"run kernel_to_zarr again to finish it")
+            self.symmetric = _check_finished(g, path)
             self.path = os.path.join(path, "kernel")
-            self.symmetric = bool(g.attrs["gatednet"].get("symmetric", False))
             arr = g["kernel"]
         elif isinstance(kernel, zarr.Array):
             arr = kernel
             root = getattr(arr.store, "root", None)
             if root is not None:
                 self.path = os.path.join(str(root), arr.path)
+                # the "kernel" array of a gatednet store: the same checks as for the store's path
+                # (its unfinished tiles read as zeros)
+                group = os.path.dirname(self.path)
+                try:
+                    g = zarr.open_group(group, mode="r")
+                except Exception:
+                    g = None
+                if g is not None and "gatednet" in g.attrs and os.path.basename(self.path) == "kernel":
+                    self.symmetric = _check_finished(g, group)
         elif isinstance(kernel, da.Array):
             arr = kernel
         else:
