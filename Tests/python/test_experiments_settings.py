@@ -386,7 +386,8 @@ def test_cli_set_is_checked_before_any_work(tmp_path, capsys, item, message):
     ("conv-gates", "fit={'optimizer':'adam','lrr':0.1}", "fit entries: unknown 'lrr'; choose from 'batch_size', 'lr'"),
     ("no-act", "fit.lr_schedule=cosin", "fit.lr_schedule: unknown 'cosin'; choose from None, 'cosine'"),
     ("fc-regimes", "lr_schedule=linear", "lr_schedule: unknown 'linear'; choose from None, 'cosine'"),
-    ("width-limit", "lr_schedule=Cosine", "lr_schedule: unknown 'Cosine'; choose from None, 'cosine'")])
+    ("width-limit", "lr_schedule=Cosine", "lr_schedule: unknown 'Cosine'; choose from None, 'cosine'"),
+    ("fc-regimes", "columns=['rl','rl']", "recipe fc-regimes: task key 'tiny-adam-rl-s0' used twice")])
 def test_a_set_name_the_recipe_does_not_know_fails_before_any_work(tmp_path, capsys, name, item, message):
     """A typo in a list of names was accepted (the type is right) and failed as a bare KeyError,
     for fc-regimes' columns only inside the task, after the tasks before it had trained."""

@@ -62,13 +62,12 @@ def main(argv=None):
     except KeyError as e:
         parser.error(str(e.args[0]))
     from .overrides import check_overrides, parse_assignments
-    from .runner import resolve
-    from .tasks import waves
+    from .runner import build_tasks, resolve
     try:
         overrides = check_overrides(recipe, args.size, parse_assignments(args.overrides))
         # the run's tasks, built (cheaply, no data is read) to check the settings and --seeds
         # together before any work: e.g. a --set column name the recipe does not know
-        waves(recipe.tasks(*resolve(recipe, args.size, args.seeds, args.data, overrides)))
+        build_tasks(recipe, *resolve(recipe, args.size, args.seeds, args.data, overrides))
     except ValueError as e:
         parser.error(str(e))
     if args.probe:

@@ -16,7 +16,7 @@ from .recipe import Results
 from .report import jsonable, read_json, table_markdown, write_csv, write_json, write_text
 from .tasks import Executor, SerialExecutor, bind, waves
 
-__all__ = ["run_recipe", "default_out", "resolve"]
+__all__ = ["run_recipe", "default_out", "resolve", "build_tasks"]
 
 
 def default_out(name, size, overrides=None):
@@ -81,6 +81,21 @@ def resolve(recipe, size, seeds, data, overrides=None):
     return settings, list(range(n_seeds)), os.path.abspath(os.path.expanduser(os.fspath(data or _data.DEFAULT_DATA)))
 
 
+def build_tasks(recipe, settings, seed_list, data_path):
+    """(tasks, {key: task}) of a run (see :func:`resolve`); ValueError, before any work, for a
+    key used twice (e.g. a --set list naming a column twice) or needs that are not tasks of the
+    run or form a cycle."""
+    tasks = recipe.tasks(settings, seed_list, data_path)
+    by_key = {}
+    for t in tasks:
+        if t.key in by_key:
+            raise ValueError(f"recipe {recipe.name}: task key {t.key!r} used twice (a setting that names "
+                             f"the same entry twice?)")
+        by_key[t.key] = t
+    waves(tasks)  # every need is a task of the run, without cycles
+    return tasks, by_key
+
+
 def _header(table, overrides):
     """table.md with a line naming the changed settings after its "Reproduces ..." line."""
     if not overrides:
@@ -102,13 +117,7 @@ def run_recipe(recipe, size="quick", seeds=None, out=None, data=None, executor=N
     executor = executor or SerialExecutor()
     if not isinstance(executor, Executor):
         raise TypeError(f"executor: needs a run(tasks, on_result) method, got {type(executor).__name__}")
-    tasks = recipe.tasks(settings, seed_list, data_path)
-    by_key = {}
-    for t in tasks:
-        if t.key in by_key:
-            raise ValueError(f"recipe {recipe.name}: task key {t.key!r} used twice")
-        by_key[t.key] = t
-    waves(tasks)  # every need is a task of the run, without cycles
+    tasks, by_key = build_tasks(recipe, settings, seed_list, data_path)
 
     dataset = recipe.dataset or _data.dataset_name(data_path)
     out = Path(out) if out is not None else default_out(recipe.name, size, changed)
