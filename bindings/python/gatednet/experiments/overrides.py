@@ -254,7 +254,7 @@ def _check_range(recipe, key, top, sub, value):
     if all(isinstance(v, (list, tuple)) and v for v in values) and isinstance(value, (list, tuple)):
         if not value:
             raise ValueError(f"setting {key}: must not be empty (every size of {recipe.name} has entries)")
-        # a list of counts or rates (e.g. widths): positive in every size, so each entry must be
+        # a list of counts or rates (e.g. widths): positive in every size, so each entry must stay so
         elements = [e for v in values for e in v]
         if all(isinstance(e, (int, float)) and not isinstance(e, bool) and e > 0 for e in elements):
             bad = [e for e in value if isinstance(e, (int, float)) and not (math.isfinite(e) and e > 0)]
