@@ -294,6 +294,18 @@ def test_bad_inputs_fail_before_work_and_keep_what_was_written(client, net, data
 
 # ---- kernel ridge beyond memory -----------------------------------------------------------------
 
+@pytest.mark.xfail(strict=True, reason="kernels.py (not edited by the bughunt branch): layer / output are not checked "
+                   "against the network on the client; the tile fails on a worker after the store is made, and the "
+                   "corrected call then meets 'store holds another computation (differs in layer)'")
+def test_out_of_range_layer_or_output_fail_before_the_store_is_made(client, net, data, tmp_path):
+    x, _, _ = data
+    for n, (options, name) in enumerate((({"layer": 99}, "layer"), ({"output": 7}, "output"))):
+        store = tmp_path / f"K{n}.zarr"
+        with pytest.raises(ValueError, match=name):
+            gd.kernel_to_zarr(net, x, store, client=client, **options)
+        assert not store.exists()
+
+
 def test_ridge_on_zarr_matches_dense_solve(client, tmp_path):
     import dask
     from scipy.linalg import solve
