@@ -204,7 +204,8 @@ def test_a_stored_result_of_another_function_is_not_resumed(tmp_path):
     kwargs, the second resumed the first one's result."""
     def recipe(name, fn):
         return Recipe(name=name, title="t", paper="p", reproduces="r", paper_dataset="d",
-                      sizes={s: {"seeds": 1} for s in ex.SIZES}, tasks=lambda s, seeds, data: [Task("relu-s0", fn, {"v": 1})])
+                      sizes={s: {"seeds": 1} for s in ex.SIZES},
+                      tasks=lambda s, seeds, data: [Task("relu-s0", fn, {"v": 1})])
 
     quiet = dict(out=tmp_path, progress=False, stream=open(os.devnull, "w"))
     rows_one, _, _ = run_recipe(recipe("one", _one), "smoke", **quiet)

@@ -34,7 +34,8 @@ def main(argv=None):
                         "--set \"columns=['fixed learnt','ReLU']\". KEY: a key of the size's settings (printed "
                         "in table.md / run.json; KEY.SUBKEY inside a dict setting). VALUE: of the type it "
                         "replaces: int or float (12, 3e-4), bool (true/false), str as is, list/tuple/dict as "
-                        "a Python literal; None leaves out a setting that some size leaves out (--set lr_schedule=None). "
+                        "a Python literal; None leaves out a setting that some size leaves out "
+                        "(--set lr_schedule=None). "
                         "The seed count is --seeds, not a setting")
     r.add_argument("--out", default=None,
                    help="output folder (default gatednet-results/NAME-SIZE, then the --set settings if any)")
