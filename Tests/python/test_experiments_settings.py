@@ -297,6 +297,19 @@ def _row(seed, v):
     return [dict(setting="γ ± —", model="m", seed=seed, metric="x", value=v * (seed + 1))]
 
 
+@needs_data
+def test_a_single_width_leaves_the_width_claims_untested(tmp_path):
+    """width-limit with --set "kernel_widths=[16]" crashed computing its verdicts (max() of no
+    width pairs) after every task had run, before results.csv was written."""
+    quiet = dict(progress=False, stream=open(os.devnull, "w"))
+    for key, claims in (("kernel_widths", [0, 1]), ("net_widths", [2])):
+        _, verdicts, _ = run_recipe(ex.get("width-limit"), "smoke", out=tmp_path / key, overrides={key: "[16]"},
+                                    **quiet)
+        for i in claims:
+            assert verdicts[i].status == ex.UNTESTED and f"needs at least two {key}" in verdicts[i].detail
+        assert (tmp_path / key / "results.csv").exists()
+
+
 def test_the_sizes_own_value_sets_the_type_of_an_override():
     """The template a value is checked against took another size's value where both sizes define
     the key: a float setting of smoke was refused a float because quick's value was an int."""
