@@ -217,6 +217,14 @@ def test_a_stored_result_of_another_function_is_not_resumed(tmp_path):
     assert counter.keys == []  # its own result resumes
 
 
+def test_an_executor_class_instead_of_an_instance_is_refused(tmp_path):
+    from gatednet.experiments import SerialExecutor
+
+    with pytest.raises(TypeError, match=r"executor: pass an instance, e.g. SerialExecutor\(...\), not the class"):
+        run_recipe(TOY, "smoke", out=tmp_path / "x", executor=SerialExecutor, progress=False)
+    assert not (tmp_path / "x").exists()
+
+
 def test_a_fractional_or_bool_seed_count_is_refused(tmp_path):
     for seeds in (1.5, True, 0.0):
         with pytest.raises(ValueError, match="seeds: "):

@@ -115,6 +115,8 @@ def run_recipe(recipe, size="quick", seeds=None, out=None, data=None, executor=N
     changed = check_overrides(recipe, size, overrides)
     settings, seed_list, data_path = resolve(recipe, size, seeds, data, changed)
     executor = executor or SerialExecutor()
+    if isinstance(executor, type):  # the class has a run method too: it would fail deep inside
+        raise TypeError(f"executor: pass an instance, e.g. {executor.__name__}(...), not the class")
     if not isinstance(executor, Executor):
         raise TypeError(f"executor: needs a run(tasks, on_result) method, got {type(executor).__name__}")
     tasks, by_key = build_tasks(recipe, settings, seed_list, data_path)
