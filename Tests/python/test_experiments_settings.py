@@ -225,6 +225,15 @@ def test_an_executor_class_instead_of_an_instance_is_refused(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def test_a_home_relative_out_is_expanded(tmp_path, monkeypatch):
+    """--out=~/x (the shell leaves that ~ alone) made a folder literally named "~" in the working
+    directory."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    run_recipe(TOY, "smoke", out="~/res", progress=False, stream=open(os.devnull, "w"))
+    assert (tmp_path / "home" / "res" / "run.json").exists() and not (tmp_path / "~").exists()
+
+
 def test_a_fractional_or_bool_seed_count_is_refused(tmp_path):
     for seeds in (1.5, True, 0.0):
         with pytest.raises(ValueError, match="seeds: "):

@@ -631,7 +631,7 @@ def probe_recipe(recipe, size="paper", seeds=None, data=None, out=None, steps=5,
     report["gatednet_version"] = gatednet.__version__
     print(format_table(report), file=stream, flush=True)
     if out is not None:
-        out = Path(out)
+        out = Path(out).expanduser()  # "--out=~/x": the shell leaves that ~ alone
         out.mkdir(parents=True, exist_ok=True)
         from .report import write_text
         write_text(out / "probe.json", json.dumps(report, indent=1, default=repr) + "\n")

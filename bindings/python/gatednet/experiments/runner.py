@@ -122,7 +122,8 @@ def run_recipe(recipe, size="quick", seeds=None, out=None, data=None, executor=N
     tasks, by_key = build_tasks(recipe, settings, seed_list, data_path)
 
     dataset = recipe.dataset or _data.dataset_name(data_path)
-    out = Path(out) if out is not None else default_out(recipe.name, size, changed)
+    # expanduser: "--out=~/x" reaches us unexpanded (the shell expands only a leading ~)
+    out = Path(out).expanduser() if out is not None else default_out(recipe.name, size, changed)
     task_dir = out / "tasks"
     task_dir.mkdir(parents=True, exist_ok=True)
     results, resumed, task_seconds = {}, [], {}
