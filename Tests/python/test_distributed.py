@@ -354,6 +354,18 @@ def test_inputs_digest_covers_every_segment(monkeypatch, tmp_path):
 
 # ---- kernel ridge beyond memory -----------------------------------------------------------------
 
+@pytest.mark.xfail(strict=True, reason="kernels.py (not edited by the bughunt branch): layer / output are not checked "
+                   "against the network on the client; the tile fails on a worker after the store is made, and the "
+                   "corrected call then meets 'store holds another computation (differs in layer)'")
+def test_out_of_range_layer_or_output_fail_before_the_store_is_made(client, net, data, tmp_path):
+    x, _, _ = data
+    for n, (options, name) in enumerate((({"layer": 99}, "layer"), ({"output": 7}, "output"))):
+        store = tmp_path / f"K{n}.zarr"
+        with pytest.raises(ValueError, match=name):
+            gd.kernel_to_zarr(net, x, store, client=client, **options)
+        assert not store.exists()
+
+
 def test_ridge_on_zarr_matches_dense_solve(client, tmp_path):
     import dask
     from scipy.linalg import solve
@@ -420,6 +432,41 @@ def test_ridge_arguments_are_checked_before_any_pass():
         assert info["passes"] <= 1 and alpha.shape == (40, 3)
 
 
+def test_ridge_solves_an_all_zero_target_column_and_refuses_a_non_finite_kernel():
+    import dask
+    import dask.array as da
+    from scipy.linalg import solve
+
+    rng = np.random.default_rng(4)
+    A = rng.standard_normal((30, 30))
+    K = (A @ A.T / 30 + 0.1 * np.eye(30)).astype(np.float32)
+    T = np.stack([rng.standard_normal(30), np.zeros(30)], axis=1)  # e.g. a class absent from a subset
+    dense = solve(K.astype(np.float64) + 1e-2 * np.eye(30), T, assume_a="pos")
+    with dask.config.set(scheduler="sync"):
+        for block in (True, False):
+            for rank in (0, 5):
+                alpha, info = gd.ridge_fit(da.from_array(K, chunks=10), T, 1e-2, rank=rank, block=block, tol=1e-9)
+                assert info["residual"] <= 1e-9, (block, rank, info)  # was NaN for block=False
+                np.testing.assert_allclose(alpha, dense, rtol=1e-6, atol=1e-9)
+                assert not alpha[:, 1].any()
+        bad = K.copy()
+        bad[3, 4] = bad[4, 3] = np.nan
+        for block in (True, False):
+            for rank in (0, 5):  # was NaN coefficients, or LinAlgError / scipy's ValueError deep inside
+                with pytest.raises(ValueError, match="kernel: holds NaN or Inf"):
+                    gd.ridge_fit(da.from_array(bad, chunks=10), T, 1e-2, rank=rank, block=block)
+        for ridge in (True, np.array([1.0, 2.0]), "1", None, 0.0, float("inf")):
+            with pytest.raises(ValueError, match="ridge: expected a finite number > 0"):
+                gd.ridge_fit(da.from_array(K, chunks=10), T, ridge)
+        for seed in (-1, 1.5, True):
+            with pytest.raises(ValueError, match="seed: expected a whole number >= 0"):
+                gd.ridge_fit(da.from_array(K, chunks=10), T, 1e-2, seed=seed)
+        with pytest.raises(ValueError, match="targets: expected 30 rows"):
+            gd.ridge_fit(da.from_array(K, chunks=10), np.zeros((30, 0)), 1e-2)
+        with pytest.raises(ValueError, match="alpha: contains NaN or Inf"):
+            gd.ridge_predict(da.from_array(K, chunks=10), np.full(30, np.nan))
+
+
 def test_ridge_refuses_unfinished_store(cluster, net, data, tmp_path):
     _, _, xpath = data
 
@@ -431,6 +478,12 @@ def test_ridge_refuses_unfinished_store(cluster, net, data, tmp_path):
         gd.kernel_to_zarr(net, xpath, tmp_path / "K.zarr", tile=4, client=c, progress=stop)
     with pytest.raises(ValueError, match="tiles unfinished"):
         gd.ridge_fit(tmp_path / "K.zarr", np.ones(45), 1.0)
+    # its zarr array too (was read with the unfinished tiles as zeros)
+    arr = zarr.open_group(str(tmp_path / "K.zarr"), mode="r")["kernel"]
+    for fn in (lambda: gd.ridge_fit(arr, np.ones(45), 1.0), lambda: gd.ridge_predict(arr, np.ones(45)),
+               lambda: gd.kernel_diagonal(arr)):
+        with pytest.raises(ValueError, match="tiles unfinished"):
+            fn()
 
 
 # ---- sweeps -------------------------------------------------------------------------------------
@@ -472,6 +525,43 @@ def test_executor_keeps_results_when_a_task_fails(client):
         gd.DaskExecutor(client=client).run(tasks_of(train_tiny, [1, 1]), print)
     with pytest.raises(ValueError, match="module-level function"):
         gd.DaskExecutor(client=client).run([SimpleNamespace(key="a", fn=lambda: 1, kwargs={})], print)
+
+
+def numpy_result(seed):
+    """A result with numpy scalars and arrays, which the runner stores as plain JSON."""
+    return {"seed": np.int64(seed), "share": np.float32(0.5), "ok": np.bool_(True), "counts": np.arange(2)}
+
+
+def test_executor_accepts_the_results_a_serial_run_accepts(client, tmp_path, capsys):
+    """A task returning numpy scalars ran serially but failed on Dask (TypeError: not JSON
+    serialisable): the worker's check did not use the runner's conversion."""
+    from gatednet.experiments import SerialExecutor, Task
+    from gatednet.experiments.report import read_json, write_json
+
+    tasks = [Task(f"s{s}", numpy_result, {"seed": s}) for s in range(3)]
+    serial, dask_got = {}, {}
+    SerialExecutor().run(tasks, serial.__setitem__)
+    gd.DaskExecutor(client=client).run(tasks, dask_got.__setitem__)
+    for key in serial:
+        write_json(tmp_path / f"{key}-serial.json", serial[key])
+        write_json(tmp_path / f"{key}-dask.json", dask_got[key])
+        assert read_json(tmp_path / f"{key}-dask.json") == read_json(tmp_path / f"{key}-serial.json") == \
+            {"seed": int(key[1:]), "share": 0.5, "ok": True, "counts": [0, 1]}
+
+
+def test_bad_workers_or_scheduler_fail_before_any_work(tmp_path, capsys):
+    from gatednet.experiments.__main__ import main
+
+    for workers in (0, -1, True, 1.5):
+        with pytest.raises(ValueError, match="workers: expected a positive number of processes"):
+            gd.DaskExecutor(workers=workers)
+    with pytest.raises(ValueError, match="scheduler: expected an address"):
+        gd.DaskExecutor(scheduler="")
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as e:  # was a traceback from the first run, the output folder made
+        main(["run", "nu-dynamics", "--size", "smoke", "--workers", "0", "--out", str(out)])
+    assert e.value.code == 2 and "workers: expected a positive number of processes, got 0" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def digest_of_source(seed, inputs):

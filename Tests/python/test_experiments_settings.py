@@ -7,6 +7,7 @@ import pickle
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import gatednet as gn
@@ -165,6 +166,236 @@ def test_task_needs_are_checked():
         [["src", "other"], ["user"]]
 
 
+def labels_sum(data):
+    """A task that reads the dataset at ``data``: the sum of its training labels."""
+    return [dict(setting="", model="m", seed=0, metric="labels", value=int(D.load(data).y_train.sum()))]
+
+
+def test_a_relative_data_path_names_the_data_of_its_own_directory(tmp_path, monkeypatch):
+    """--data given relative was stored as is in the tasks' kwargs (and cached by D.load as is):
+    the same relative name in another directory resumed the first directory's results."""
+    recipe = Recipe(name="labels", title="t", paper="p", reproduces="r", paper_dataset="d",
+                    sizes={s: {"seeds": 1} for s in ex.SIZES},
+                    tasks=lambda s, seeds, data: [Task("sum", labels_sum, {"data": data})])
+    sums = {}
+    for name, label in (("a", 1), ("b", 2)):
+        (tmp_path / name).mkdir()
+        np.savez(tmp_path / name / "d.npz", x_train=np.zeros((3, 4), np.uint8), y_train=np.full(3, label),
+                 x_test=np.zeros((2, 4), np.uint8), y_test=np.zeros(2))
+        monkeypatch.chdir(tmp_path / name)
+        counter = CountingExecutor()
+        rows, _, info = run_recipe(recipe, "smoke", out=tmp_path / "out", data="d.npz", executor=counter,
+                                   progress=False, stream=open(os.devnull, "w"))
+        sums[name] = rows[0]["value"]
+        assert counter.keys == ["sum"] and info["data"] == str(tmp_path / name / "d.npz")
+    assert sums == {"a": 3, "b": 6}
+
+
+def _one(v):
+    return [dict(setting="", model="one", seed=0, metric="x", value=v)]
+
+
+def _two(v):
+    return [dict(setting="", model="two", seed=0, metric="x", value=2 * v)]
+
+
+def test_a_stored_result_of_another_function_is_not_resumed(tmp_path):
+    """Two recipes share task keys (relu-s0 is a key of five): run into the same --out with equal
+    kwargs, the second resumed the first one's result."""
+    def recipe(name, fn):
+        return Recipe(name=name, title="t", paper="p", reproduces="r", paper_dataset="d",
+                      sizes={s: {"seeds": 1} for s in ex.SIZES},
+                      tasks=lambda s, seeds, data: [Task("relu-s0", fn, {"v": 1})])
+
+    quiet = dict(out=tmp_path, progress=False, stream=open(os.devnull, "w"))
+    rows_one, _, _ = run_recipe(recipe("one", _one), "smoke", **quiet)
+    counter = CountingExecutor()
+    rows_two, _, _ = run_recipe(recipe("two", _two), "smoke", executor=counter, **quiet)
+    assert counter.keys == ["relu-s0"] and rows_two[0]["model"] == "two" and rows_two[0]["value"] == 2
+    counter = CountingExecutor()
+    assert run_recipe(recipe("two", _two), "smoke", executor=counter, **quiet)[0] == rows_two
+    assert counter.keys == []  # its own result resumes
+
+
+def test_an_executor_class_instead_of_an_instance_is_refused(tmp_path):
+    from gatednet.experiments import SerialExecutor
+
+    with pytest.raises(TypeError, match=r"executor: pass an instance, e.g. SerialExecutor\(...\), not the class"):
+        run_recipe(TOY, "smoke", out=tmp_path / "x", executor=SerialExecutor, progress=False)
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_home_relative_out_is_expanded(tmp_path, monkeypatch):
+    """--out=~/x (the shell leaves that ~ alone) made a folder literally named "~" in the working
+    directory."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    run_recipe(TOY, "smoke", out="~/res", progress=False, stream=open(os.devnull, "w"))
+    assert (tmp_path / "home" / "res" / "run.json").exists() and not (tmp_path / "~").exists()
+
+
+def test_a_fractional_or_bool_seed_count_is_refused(tmp_path):
+    for seeds in (1.5, True, 0.0):
+        with pytest.raises(ValueError, match="seeds: "):
+            run_recipe(TOY, "smoke", seeds=seeds, out=tmp_path / "x", progress=False)
+    assert not (tmp_path / "x").exists()
+
+
+def test_an_interrupted_run_leaves_the_previous_result_files_whole(tmp_path, monkeypatch):
+    """results.csv and table.md were written in place: Ctrl-C while writing them left a truncated
+    file beside the previous run's run.json."""
+    import csv
+
+    recipe = Recipe(name="files", title="t", paper="p", reproduces="r", paper_dataset="d",
+                    sizes={s: {"seeds": 2, "v": 1.0} for s in ex.SIZES},
+                    tasks=lambda s, seeds, data: [Task(f"s{k}", _row, {"seed": k, "v": s["v"]}) for k in seeds])
+    quiet = dict(out=tmp_path, progress=False, stream=open(os.devnull, "w"))
+    run_recipe(recipe, "smoke", **quiet)
+    before = {name: (tmp_path / name).read_bytes() for name in ("results.csv", "table.md", "run.json")}
+    assert "γ ± —" in (tmp_path / "table.md").read_text(encoding="utf-8")
+    real = csv.DictWriter.writerow
+
+    def interrupted(self, row):
+        if row.get("seed") == 1:
+            raise KeyboardInterrupt
+        return real(self, row)
+
+    monkeypatch.setattr(csv.DictWriter, "writerow", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_recipe(recipe, "smoke", overrides={"v": 2.0}, **quiet)
+    assert {name: (tmp_path / name).read_bytes() for name in before} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv", "run.json", "table.md", "tasks"]
+
+
+def test_result_files_are_utf8_whatever_the_locale(tmp_path):
+    """table.md and results.csv hold γ, ± and —: under an ASCII locale (LC_ALL=C without locale
+    coercion) writing them raised UnicodeEncodeError after every task had run."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "run.py"
+    script.write_text(
+        "from gatednet.experiments import Recipe, SIZES, Task\n"
+        "from gatednet.experiments.runner import run_recipe\n"
+        "row = lambda: [dict(setting='\\u03b3 = 25 %', model='m', seed=0, metric='x', value=1.0)]\n"
+        "r = Recipe(name='enc', title='t \\u00b1 \\u2014', paper='p', reproduces='r', paper_dataset='d',\n"
+        "           sizes={s: {'seeds': 1} for s in SIZES}, tasks=lambda s, seeds, data: [Task('a', row)])\n"
+        f"run_recipe(r, 'smoke', out={str(tmp_path / 'out')!r}, progress=False)\n", encoding="utf-8")
+    env = dict(os.environ, LC_ALL="C", LANG="C", PYTHONUTF8="0", PYTHONCOERCECLOCALE="0", PYTHONIOENCODING="utf-8")
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "\u03b3 = 25 %" in (tmp_path / "out" / "table.md").read_text(encoding="utf-8")
+    assert "\u03b3 = 25 %" in (tmp_path / "out" / "results.csv").read_text(encoding="utf-8")
+
+
+def test_an_interrupted_plot_save_leaves_the_previous_plot_whole(tmp_path, monkeypatch):
+    plt = pytest.importorskip("matplotlib.pyplot")
+    from matplotlib.figure import Figure
+
+    from gatednet.experiments.plotting import save
+
+    assert save(plt.figure(), tmp_path, "a.png") == "a.png"
+    before = (tmp_path / "a.png").read_bytes()
+    assert before.startswith(b"\x89PNG")
+
+    def interrupted(self, fname, **kw):
+        (fname.write if hasattr(fname, "write") else open(fname, "wb").write)(b"half a PNG")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Figure, "savefig", interrupted)
+    fig = plt.figure()
+    with pytest.raises(KeyboardInterrupt):
+        save(fig, tmp_path, "a.png")
+    assert (tmp_path / "a.png").read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["a.png"]
+    assert not plt.fignum_exists(fig.number)  # closed either way
+
+
+def _row(seed, v):
+    return [dict(setting="γ ± —", model="m", seed=seed, metric="x", value=v * (seed + 1))]
+
+
+@needs_data
+def test_a_single_width_leaves_the_width_claims_untested(tmp_path):
+    """width-limit with --set "kernel_widths=[16]" crashed computing its verdicts (max() of no
+    width pairs) after every task had run, before results.csv was written."""
+    quiet = dict(progress=False, stream=open(os.devnull, "w"))
+    for key, claims in (("kernel_widths", [0, 1]), ("net_widths", [2])):
+        _, verdicts, _ = run_recipe(ex.get("width-limit"), "smoke", out=tmp_path / key, overrides={key: "[16]"},
+                                    **quiet)
+        for i in claims:
+            assert verdicts[i].status == ex.UNTESTED and f"needs at least two {key}" in verdicts[i].detail
+        assert (tmp_path / key / "results.csv").exists()
+
+
+def test_the_sizes_own_value_sets_the_type_of_an_override():
+    """The template a value is checked against took another size's value where both sizes define
+    the key: a float setting of smoke was refused a float because quick's value was an int."""
+    r = Recipe(name="own", title="t", paper="p", reproduces="r", paper_dataset="d",
+               sizes={"smoke": {"seeds": 1, "rate": 0.5, "fit": {"lr": 0.1}},
+                      "quick": {"seeds": 1, "rate": 2, "fit": {"lr": 1}}, "paper": {"seeds": 1, "rate": 2}},
+               tasks=lambda s, seeds, data: [])
+    assert check_overrides(r, "smoke", {"rate": "0.25", "fit.lr": "0.05"}) == {"rate": 0.25, "fit.lr": 0.05}
+    assert check_overrides(r, "quick", {"rate": "3", "fit.lr": "1e1"}) == {"rate": 3, "fit.lr": 10}
+    with pytest.raises(ValueError, match=r"setting rate: expected int \(its quick value is 2\)"):
+        check_overrides(r, "quick", {"rate": "0.25"})
+
+
+def test_a_dict_setting_and_one_of_its_entries_together_are_refused(tmp_path, capsys):
+    """--set fit.lr=0.1 --set "fit={...}" was accepted and the whole dict, applied after, dropped
+    the entry without a word."""
+    cg = ex.get("conv-gates")
+    whole = "{'optimizer':'adam','lr':0.003,'batch_size':16}"
+    for overrides in ({"fit.lr": "0.1", "fit": whole}, {"fit": whole, "fit.lr": "0.1"}):
+        with pytest.raises(ValueError, match="setting fit.lr: fit is set as a whole too"):
+            check_overrides(cg, "smoke", overrides)
+    with pytest.raises(SystemExit) as e:
+        main(["run", "conv-gates", "--size", "smoke", "--set", "fit.lr=0.1", "--set", f"fit={whole}",
+              "--out", str(tmp_path / "o")])
+    assert e.value.code == 2 and "fit is set as a whole too" in capsys.readouterr().err
+
+
+def test_a_setting_some_size_leaves_out_can_be_left_out_with_none(tmp_path):
+    """lr_schedule (absent at paper: a constant step) could not be turned off at smoke/quick:
+    "--set lr_schedule=None" was taken as the text 'None' and failed inside the first task."""
+    fc, cg = ex.get("fc-regimes"), ex.get("conv-gates")
+    changed = check_overrides(fc, "quick", {"lr_schedule": "None"})
+    assert changed == {"lr_schedule": None} and folder_suffix(changed) == "lr_schedule=null"
+    settings = apply_overrides(fc.settings("quick"), changed)
+    assert "lr_schedule" not in settings
+    assert {t.kwargs["lr_schedule"] for t in fc.tasks(settings, [0], "data")} == {None}
+    assert check_overrides(fc, "paper", {"lr_schedule": None}) == {}  # paper has none: no change
+    changed = check_overrides(cg, "smoke", {"fit.lr_schedule": "none", "relu_epochs": "None"})
+    assert changed == {"fit.lr_schedule": None}  # smoke has no relu_epochs: no change
+    assert apply_overrides(cg.settings("smoke"), changed)["fit"] == {"optimizer": "adam", "lr": 0.003, "batch_size": 16}
+    for key in ("epochs", "fit.lr"):  # every size has them: None is not a value of their type
+        with pytest.raises(ValueError, match=f"setting {re.escape(key)}: expected"):
+            check_overrides(cg, "smoke", {key: "None"})
+
+
+def test_list_entries_and_classes_are_checked_before_any_work(tmp_path, capsys):
+    wl = ex.get("width-limit")
+    for key in ("kernel_widths", "net_widths"):
+        for value in ("[0, 16]", "[16, -4]"):
+            with pytest.raises(ValueError, match=f"setting {key}: every entry must be a finite number > 0"):
+                check_overrides(wl, "smoke", {key: value})
+    assert check_overrides(wl, "smoke", {"kernel_widths": "[8, 32]"}) == {"kernel_widths": [8, 32]}
+    rl = ex.get("random-labels")  # γ = 0 is a size's entry: 0 stays allowed
+    assert check_overrides(rl, "smoke", {"gammas": "[0, 10]"}) == {"gammas": [0, 10]}
+    # nu-dynamics: a third class was silently merged into the first ("4 vs 7" on 4+9 vs 7)
+    for value, message in (("[4, 7, 9]", "classes: expected two different class labels, got [4, 7, 9]"),
+                           ("[4, 4]", "classes: expected two different class labels, got [4, 4]")):
+        with pytest.raises(SystemExit) as e:
+            main(["run", "nu-dynamics", "--size", "smoke", "--set", f"classes={value}", "--out", str(tmp_path / "o")])
+        assert e.value.code == 2 and message in capsys.readouterr().err and not (tmp_path / "o").exists()
+    from gatednet.experiments.recipes import r06_nu_dynamics as nu
+    y = np.array([0, 4, 7, 4, 7, 9], dtype=np.int32)
+    x = np.arange(12, dtype=np.float32).reshape(6, 2)
+    with pytest.raises(ValueError, match=r"classes: the data has no image of class 17 \(its labels are 0..9\)"):
+        nu._binary(x, y, [4, 17], 0)
+    xb, yb = nu._binary(x, y, [4, 7], 0)
+    assert yb.tolist() == [0, 1, 0, 1] and xb[:, 0].tolist() == [2, 4, 6, 8]
+
+
 # ---- the command line ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("item,message", [("epoch=1", "unknown setting 'epoch'"), ("epochs=two", "expected int"),
@@ -174,6 +405,41 @@ def test_cli_set_is_checked_before_any_work(tmp_path, capsys, item, message):
     with pytest.raises(SystemExit) as e:
         main(["run", "nu-dynamics", "--size", "smoke", "--set", item, "--out", str(out)])
     assert e.value.code == 2 and message in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.parametrize("name,item,message", [
+    ("fc-regimes", "columns=['relux']", "columns: unknown 'relux'; choose from 'relu'"),
+    ("fc-regimes", "optimizers=['sgdd']", "optimizers: unknown 'sgdd'; choose from 'adam', 'sgd'"),
+    ("fc-regimes", "archs=['Arch-5']", "archs: unknown 'Arch-5'; choose from 'Arch-1'"),
+    ("fc-regimes", "lr={'sgd':0.1}", "optimizers (with a learning rate in lr): unknown 'adam'"),
+    ("no-act", "archs=['VGG']", "archs: unknown 'VGG'; choose from 'VGG19'"),
+    ("dlgn-table", "models=['DLGNX']", "models: unknown 'DLGNX'; choose from 'ReLU network'"),
+    ("conv-gates", "fit={'optimizer':'adam','lrr':0.1}", "fit entries: unknown 'lrr'; choose from 'batch_size', 'lr'"),
+    ("no-act", "fit.lr_schedule=cosin", "fit.lr_schedule: unknown 'cosin'; choose from None, 'cosine'"),
+    ("fc-regimes", "lr_schedule=linear", "lr_schedule: unknown 'linear'; choose from None, 'cosine'"),
+    ("width-limit", "lr_schedule=Cosine", "lr_schedule: unknown 'Cosine'; choose from None, 'cosine'"),
+    ("fc-regimes", "columns=['rl','rl']", "recipe fc-regimes: task key 'tiny-adam-rl-s0' used twice")])
+def test_a_set_name_the_recipe_does_not_know_fails_before_any_work(tmp_path, capsys, name, item, message):
+    """A typo in a list of names was accepted (the type is right) and failed as a bare KeyError,
+    for fc-regimes' columns only inside the task, after the tasks before it had trained."""
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as e:
+        main(["run", name, "--size", "smoke", "--set", item, "--out", str(out)])
+    assert e.value.code == 2 and message in capsys.readouterr().err and not out.exists()
+    counter = CountingExecutor()
+    key, _, value = item.partition("=")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        run_recipe(ex.get(name), "smoke", out=out, executor=counter, progress=False, overrides={key: value})
+    assert counter.keys == [] and not out.exists()
+
+
+def test_cli_seed_count_is_checked_before_any_work(tmp_path, capsys):
+    out = tmp_path / "out"
+    for seeds in ("0", "-2"):
+        with pytest.raises(SystemExit) as e:
+            main(["run", "nu-dynamics", "--size", "smoke", "--seeds", seeds, "--out", str(out)])
+        assert e.value.code == 2 and f"seeds: need at least 1, got {seeds}" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_cli_help_gives_the_syntax(capsys):

@@ -16,10 +16,14 @@ from ._common import close_client, connect
 
 
 def _call(fn, kwargs):
-    """Worker side: run one task and check its result can be persisted as JSON."""
+    """Worker side: run one task and check its result can be persisted as JSON, as the runner
+    persists it (numpy scalars and arrays as plain numbers and lists: a result a SerialExecutor
+    accepts is accepted here too)."""
+    from gatednet.experiments.report import jsonable
+
     result = fn(**kwargs)
     try:
-        json.dumps(result)
+        json.dumps(result, default=jsonable)
     except (TypeError, ValueError) as e:
         raise TypeError(f"result of {getattr(fn, '__qualname__', fn)!r} is not JSON-serialisable: {e}") from None
     return result
@@ -77,6 +81,11 @@ class DaskExecutor:
             raise ValueError("give client= or scheduler=/workers=, not both")
         if scheduler is not None and workers is not None:
             raise ValueError("give either scheduler= (an address) or workers= (a local cluster), not both")
+        # checked here, not at the first run (after the caller may have prepared its output)
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+            raise ValueError(f"workers: expected a positive number of processes, got {workers!r}")
+        if scheduler is not None and (not isinstance(scheduler, str) or not scheduler):
+            raise ValueError(f"scheduler: expected an address such as 'tcp://host:8786', got {scheduler!r}")
         self.scheduler, self.workers, self.timeout = scheduler, workers, timeout
         self._options = cluster_options
         self._client = client

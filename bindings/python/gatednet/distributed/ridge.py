@@ -30,6 +30,18 @@ import time
 import numpy as np
 
 
+def _check_finished(group, path):
+    """Whether the gatednet store ``group`` (at ``path``) is symmetric; ValueError if it has
+    unfinished tiles (they would read as zeros)."""
+    from .kernels import tiles_done
+
+    finished, total = tiles_done(path)
+    if finished < total:
+        raise ValueError(f"kernel: {path!r} has {total - finished} of {total} tiles unfinished; "
+                         f"run kernel_to_zarr again to finish it")
+    return bool(group.attrs["gatednet"].get("symmetric", False))
+
+
 class _Operator:
     """K @ P for a kernel held out of memory, one pass over its tiles per product.
 
@@ -46,8 +58,6 @@ class _Operator:
 
         self.client, self.path, self.dask, self.symmetric = client, None, None, False
         if isinstance(kernel, (str, os.PathLike)):
-            from .kernels import tiles_done
-
             path = os.path.abspath(os.fspath(kernel))
             try:
                 g = zarr.open_group(path, mode="r")
@@ -55,18 +65,23 @@ class _Operator:
                 raise ValueError(f"kernel: {path!r} is not a gatednet kernel store") from None
             if "kernel" not in g or "gatednet" not in g.attrs:
                 raise ValueError(f"kernel: {path!r} is not a gatednet kernel store")
-            finished, total = tiles_done(path)
-            if finished < total:
-                raise ValueError(f"kernel: {path!r} has {total - finished} of {total} tiles unfinished; "
-                                 f"run kernel_to_zarr again to finish it")
+            self.symmetric = _check_finished(g, path)
             self.path = os.path.join(path, "kernel")
-            self.symmetric = bool(g.attrs["gatednet"].get("symmetric", False))
             arr = g["kernel"]
         elif isinstance(kernel, zarr.Array):
             arr = kernel
             root = getattr(arr.store, "root", None)
             if root is not None:
                 self.path = os.path.join(str(root), arr.path)
+                # the "kernel" array of a gatednet store: the same checks as for the store's path
+                # (its unfinished tiles read as zeros)
+                group = os.path.dirname(self.path)
+                try:
+                    g = zarr.open_group(group, mode="r")
+                except Exception:
+                    g = None
+                if g is not None and "gatednet" in g.attrs and os.path.basename(self.path) == "kernel":
+                    self.symmetric = _check_finished(g, group)
         elif isinstance(kernel, da.Array):
             arr = kernel
         else:
@@ -267,16 +282,17 @@ def ridge_fit(kernel, targets, ridge, *, rank=256, tol=1e-6, max_iter=300, seed=
     vector = Y.ndim == 1
     if vector:
         Y = Y[:, None]
-    if Y.ndim != 2 or Y.shape[0] != n:
-        raise ValueError(f"targets: expected {n} rows (one per kernel row), got shape {np.shape(targets)}")
+    if Y.ndim != 2 or Y.shape[0] != n or Y.shape[1] == 0:
+        raise ValueError(f"targets: expected {n} rows (one per kernel row) of at least one value, "
+                         f"got shape {np.shape(targets)}")
     if not np.isfinite(Y).all():
         raise ValueError("targets: contains NaN or Inf")
-    if not (ridge > 0 and np.isfinite(ridge)):
-        raise ValueError(f"ridge: expected a positive number, got {ridge!r}")
-    for name, value in (("rank", rank), ("max_iter", max_iter)):
+    if not _real(ridge) or not (ridge > 0 and np.isfinite(ridge)):
+        raise ValueError(f"ridge: expected a finite number > 0, got {ridge!r}")
+    for name, value in (("rank", rank), ("max_iter", max_iter), ("seed", seed)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise ValueError(f"{name}: expected a whole number >= 0, got {value!r}")
-    if isinstance(tol, bool) or not isinstance(tol, (int, float, np.floating)) or not (np.isfinite(tol) and tol >= 0):
+    if not _real(tol) or not (np.isfinite(tol) and tol >= 0):
         raise ValueError(f"tol: expected a finite number >= 0, got {tol!r}")
     if sketch not in ("columns", "gaussian"):
         raise ValueError(f"sketch: expected 'columns' or 'gaussian', got {sketch!r}")
@@ -316,6 +332,7 @@ def ridge_fit(kernel, targets, ridge, *, rank=256, tol=1e-6, max_iter=300, seed=
             def add_omega(A, c):
                 A += c * omega
         passes += 1
+        _check_finite(Yo, "the columns read for the preconditioner" if sketch == "columns" else "the sketch K Omega")
         # The stabilising shift of Frangella et al.: eps * ||Y|| (float32 products or entries);
         # raised tenfold while Omega^T Y is not numerically positive definite.
         shift = eps * np.linalg.norm(Yo)
@@ -368,6 +385,7 @@ def ridge_fit(kernel, targets, ridge, *, rank=256, tol=1e-6, max_iter=300, seed=
         while it < max_iter and res.max() > tol and P.shape[1] > 0:
             Q = matmul(P) + ridge * P
             passes += 1
+            _check_finite(Q, "a product K @ P")
             PQ = P.T @ Q
             PQ = (PQ + PQ.T) / 2
             alpha = np.linalg.solve(PQ, P.T @ R)
@@ -388,12 +406,16 @@ def ridge_fit(kernel, targets, ridge, *, rank=256, tol=1e-6, max_iter=300, seed=
         while it < max_iter and res.max() > tol:
             AP = matmul(P) + ridge * P
             passes += 1
-            alpha = rz / np.einsum("ij,ij->j", P, AP)
+            _check_finite(AP, "a product K @ P")
+            # a column already solved exactly (e.g. all-zero targets) has P = 0: it takes no step
+            # (0 / 0 would make it NaN)
+            curvature = np.einsum("ij,ij->j", P, AP)
+            alpha = np.divide(rz, curvature, out=np.zeros_like(rz), where=curvature > 0)
             X += P * alpha
             R -= AP * alpha
             Z = precondition(R)
             rz_new = np.einsum("ij,ij->j", R, Z)
-            P = Z + P * (rz_new / rz)
+            P = Z + P * np.divide(rz_new, rz, out=np.zeros_like(rz), where=rz > 0)
             rz = rz_new
             it += 1
             res = np.linalg.norm(R, axis=0) / norms
@@ -402,11 +424,24 @@ def ridge_fit(kernel, targets, ridge, *, rank=256, tol=1e-6, max_iter=300, seed=
     if products == "float32":  # the residual CG tracked drifts with float32 products: measure it
         R = Y - (K.matmul(X) + ridge * X)
         passes += 1
+        _check_finite(R, "the residual pass")
         res = np.linalg.norm(R, axis=0) / norms
     info = {"iterations": it, "residual": float(res.max()), "passes": passes,
             "seconds": time.perf_counter() - t_start, "rank": rank,
             "sketch_seconds": t_sketch}
     return (X[:, 0] if vector else X), info
+
+
+def _real(x):
+    """Whether ``x`` is a real scalar (a bool is not)."""
+    return not isinstance(x, bool) and isinstance(x, (int, float, np.integer, np.floating))
+
+
+def _check_finite(values, where):
+    """ValueError if ``values`` (computed from the kernel) hold NaN or Inf: the kernel does, and CG
+    would otherwise return NaN coefficients or fail deep inside a factorisation."""
+    if not np.isfinite(values).all():
+        raise ValueError(f"kernel: holds NaN or Inf ({where} is not finite)")
 
 
 def _orth(W):
@@ -427,5 +462,7 @@ def ridge_predict(cross_kernel, alpha, client=None):
     A = A.reshape(A.shape[0], -1)
     if A.shape[0] != K.shape[1]:
         raise ValueError(f"alpha: expected {K.shape[1]} rows (one per training input), got {A.shape[0]}")
+    if not np.isfinite(A).all():
+        raise ValueError("alpha: contains NaN or Inf")
     out = K @ np.ascontiguousarray(A)
     return out[:, 0] if vector else out

@@ -34,7 +34,9 @@ def main(argv=None):
                         "--set \"columns=['fixed learnt','ReLU']\". KEY: a key of the size's settings (printed "
                         "in table.md / run.json; KEY.SUBKEY inside a dict setting). VALUE: of the type it "
                         "replaces: int or float (12, 3e-4), bool (true/false), str as is, list/tuple/dict as "
-                        "a Python literal. The seed count is --seeds, not a setting")
+                        "a Python literal; None leaves out a setting that some size leaves out "
+                        "(--set lr_schedule=None). "
+                        "The seed count is --seeds, not a setting")
     r.add_argument("--out", default=None,
                    help="output folder (default gatednet-results/NAME-SIZE, then the --set settings if any)")
     r.add_argument("--data", default=None,
@@ -61,8 +63,12 @@ def main(argv=None):
     except KeyError as e:
         parser.error(str(e.args[0]))
     from .overrides import check_overrides, parse_assignments
+    from .runner import build_tasks, resolve
     try:
         overrides = check_overrides(recipe, args.size, parse_assignments(args.overrides))
+        # the run's tasks, built (cheaply, no data is read) to check the settings and --seeds
+        # together before any work: e.g. a --set column name the recipe does not know
+        build_tasks(recipe, *resolve(recipe, args.size, args.seeds, args.data, overrides))
     except ValueError as e:
         parser.error(str(e))
     if args.probe:
@@ -77,7 +83,10 @@ def main(argv=None):
                      overrides=overrides)
         return 0
     from .runner import run_recipe
-    executor = _executor(args)
+    try:
+        executor = _executor(args)
+    except ValueError as e:  # e.g. --workers 0
+        parser.error(f"--scheduler/--workers: {e}")
     try:
         run_recipe(recipe, size=args.size, seeds=args.seeds, out=args.out, data=args.data,
                    executor=executor, progress=not args.no_progress, overrides=overrides)

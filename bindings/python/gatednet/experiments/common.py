@@ -7,13 +7,23 @@ import numpy as np
 
 from .progress import fit_callback, report
 
-__all__ = ["train", "curve", "accuracy", "derive_seed", "rows_for", "report"]
+__all__ = ["train", "curve", "accuracy", "derive_seed", "rows_for", "report", "check_choices"]
 
 
 def derive_seed(*parts):
     """A 31-bit seed from any plain values (e.g. derive_seed("fc", seed, "relu")): the same parts
     give the same seed in every process and Python version (CRC-32, not hash())."""
     return zlib.crc32(repr(parts).encode()) & 0x7FFFFFFF
+
+
+def check_choices(setting, values, known):
+    """ValueError naming ``setting`` if one of ``values`` (e.g. the columns a --set asks for) is
+    not in ``known``: a recipe's tasks() calls it so that a typo fails before any work, not as a
+    KeyError inside a task."""
+    unknown = [v for v in values if v not in known]
+    if unknown:
+        raise ValueError(f"{setting}: unknown {', '.join(map(repr, unknown))}; choose from "
+                         f"{', '.join(map(repr, known))}")
 
 
 def train(net, x, y, epochs, label, validation=None, **fit_options):

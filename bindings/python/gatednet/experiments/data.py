@@ -110,7 +110,8 @@ def _load(path):
 def load(path=None):
     """The dataset at ``path`` (default: Fashion-MNIST of the Debian package), cached per process.
     Arrays are read-only: copy before changing them (e.g. corrupting labels)."""
-    return _load(os.fspath(path or DEFAULT_DATA))
+    # cached by absolute path: the same relative path in another working directory is other data
+    return _load(os.path.abspath(os.path.expanduser(os.fspath(path or DEFAULT_DATA))))
 
 
 def subset(x, y, n):

@@ -12,6 +12,9 @@ another size of the recipe defines is accepted too), or one entry of a dict sett
   ``"{'optimizer':'sgd','lr':0.1,'batch_size':32}"``); elements are checked against the
   elements of the list they replace, and the entries of a dict against the entries it has.
 
+An entry that some size of the recipe leaves out (e.g. ``lr_schedule``, absent at ``paper``: a
+constant step) can be left out at any size with the value ``None`` (``--set lr_schedule=None``).
+
 A string value from Python is parsed the same way; other Python values are checked (and an int
 becomes a float where a float is expected). ``seeds`` is not a setting here: the seed count is
 ``--seeds K`` (``run(..., seeds=K)``). Everything is checked before any work starts.
@@ -56,7 +59,7 @@ def _template(recipe, size):
     """The settings of ``size``, completed by the entries only other sizes define (and, inside
     dict settings, their extra entries): what each key's value type is checked against."""
     merged = {}
-    for other in reversed([s for s in SIZES if s != size] + [size]):
+    for other in [s for s in SIZES if s != size] + [size]:  # the size's own values last: they win
         for key, value in recipe.settings(other).items():
             if isinstance(value, dict) and isinstance(merged.get(key), dict):
                 merged[key] = {**merged[key], **value}
@@ -170,6 +173,11 @@ def check_overrides(recipe, size, overrides):
     template = _template(recipe, size)
     own = recipe.settings(size)
     valid = sorted(k for k in template if k != "seeds")
+    both = [k for k in overrides if isinstance(k, str) and "." in k and k.partition(".")[0] in overrides]
+    if both:  # the whole dict would replace the entry, or the entry patch the whole: ambiguous
+        top = both[0].partition(".")[0]
+        raise ValueError(f"setting {both[0]}: {top} is set as a whole too; give the entry inside {top}'s value, "
+                         f"or set only {top}.ENTRY")
     out = {}
     for key, value in overrides.items():
         if not isinstance(key, str):
@@ -190,6 +198,11 @@ def check_overrides(recipe, size, overrides):
             if not isinstance(current, dict):
                 raise ValueError(f"setting {key!r}: size {size} has no {top} setting to change; set {top} as a whole")
             slot, current = slot[sub], current.get(sub)
+        if _is_none(value) and _optional(recipe, top, sub):
+            # left out, as in the sizes without it (a change only if this size has it)
+            if (sub and sub in own[top]) or (not sub and top in own):
+                out[key] = None
+            continue
         try:
             coerced = _coerce(value, slot)
         except _Bad:
@@ -202,11 +215,28 @@ def check_overrides(recipe, size, overrides):
     return out
 
 
+def _is_none(value):
+    return value is None or (isinstance(value, str) and value.strip() in ("None", "none", "null"))
+
+
+def _optional(recipe, top, sub):
+    """Whether some size of ``recipe`` leaves out setting ``top`` (``sub``: that entry of the dict
+    setting ``top``): the recipe then reads it with a default, and None may leave it out."""
+    for size in SIZES:
+        settings = recipe.settings(size)
+        if not sub and top not in settings:
+            return True
+        if sub and isinstance(settings.get(top), dict) and sub not in settings[top]:
+            return True
+    return False
+
+
 def _check_range(recipe, key, top, sub, value):
     """ValueError for a value outside what every size of the recipe has: a number that is
     positive in every size (epochs, images, filters, a learning rate, a threshold) must stay a
     finite number > 0, and a list that is non-empty in every size must stay non-empty, so that
-    a bad value fails here, before any work, and not deep inside a task."""
+    a bad value fails here, before any work, and not deep inside a task. The same holds for each
+    entry of a list whose entries are all positive in every size (e.g. widths)."""
     values = []
     for size in SIZES:
         v = recipe.settings(size).get(top)
@@ -221,8 +251,16 @@ def _check_range(recipe, key, top, sub, value):
         if not (math.isfinite(value) and value > 0):
             raise ValueError(f"setting {key}: must be a finite number > 0 (every size of {recipe.name} has one: "
                              f"{', '.join(map(repr, values))}), got {value!r}")
-    if all(isinstance(v, (list, tuple)) and v for v in values) and isinstance(value, (list, tuple)) and not value:
-        raise ValueError(f"setting {key}: must not be empty (every size of {recipe.name} has entries)")
+    if all(isinstance(v, (list, tuple)) and v for v in values) and isinstance(value, (list, tuple)):
+        if not value:
+            raise ValueError(f"setting {key}: must not be empty (every size of {recipe.name} has entries)")
+        # a list of counts or rates (e.g. widths): positive in every size, so each entry must stay so
+        elements = [e for v in values for e in v]
+        if all(isinstance(e, (int, float)) and not isinstance(e, bool) and e > 0 for e in elements):
+            bad = [e for e in value if isinstance(e, (int, float)) and not (math.isfinite(e) and e > 0)]
+            if bad:
+                raise ValueError(f"setting {key}: every entry must be a finite number > 0 (as in every size of "
+                                 f"{recipe.name}), got {bad[0]!r}")
 
 
 def apply_overrides(settings, overrides):
@@ -230,7 +268,12 @@ def apply_overrides(settings, overrides):
     out = copy.deepcopy(settings)
     for key, value in overrides.items():
         top, _, sub = key.partition(".")
-        if sub:
+        if value is None:  # left out (see check_overrides)
+            if sub:
+                out[top] = {k: v for k, v in out[top].items() if k != sub}
+            else:
+                out.pop(top, None)
+        elif sub:
             out[top] = dict(out[top], **{sub: copy.deepcopy(value)})
         else:
             out[top] = copy.deepcopy(value)

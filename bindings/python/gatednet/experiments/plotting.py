@@ -29,8 +29,24 @@ def library_plot():
 
 
 def save(fig, out_dir, name):
-    """Save ``fig`` as out_dir/name (PNG, 110 dpi), close it, return the file name."""
+    """Save ``fig`` as out_dir/name (PNG, 110 dpi), close it, return the file name. Written to a
+    temporary file first: an interrupted save leaves the previous plot whole."""
+    import os
+    import tempfile
+
     plt = pyplot()
-    fig.savefig(f"{out_dir}/{name}", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    path = os.path.join(os.fspath(out_dir), name)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=os.path.dirname(path) or ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    finally:
+        plt.close(fig)
     return name

@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .tasks import bind, waves
+from .tasks import bind
 
 __all__ = ["Meter", "probe_recipe", "task_kinds", "format_table"]
 
@@ -563,13 +563,11 @@ def probe_recipe(recipe, size="paper", seeds=None, data=None, out=None, steps=5,
     ``overrides`` changes, see gatednet.experiments.run); returns the report dict (also written to
     ``OUT/probe.json`` when ``out`` is given) and prints the table."""
     from .overrides import check_overrides
-    from .runner import resolve
+    from .runner import build_tasks, resolve
     stream = stream or sys.stdout
     changed = check_overrides(recipe, size, overrides)
     settings, seed_list, data_path = resolve(recipe, size, seeds, data, changed)
-    tasks = recipe.tasks(settings, seed_list, data_path)
-    waves(tasks)  # every need is a task of the run
-    by_key = {t.key: t for t in tasks}
+    tasks, by_key = build_tasks(recipe, settings, seed_list, data_path)  # every need is a task of the run
     kinds = task_kinds(tasks)
     done = {}  # key -> result of the tasks probed (placeholder numbers), for the tasks needing them
 
@@ -633,9 +631,10 @@ def probe_recipe(recipe, size="paper", seeds=None, data=None, out=None, steps=5,
     report["gatednet_version"] = gatednet.__version__
     print(format_table(report), file=stream, flush=True)
     if out is not None:
-        out = Path(out)
+        out = Path(out).expanduser()  # "--out=~/x": the shell leaves that ~ alone
         out.mkdir(parents=True, exist_ok=True)
-        (out / "probe.json").write_text(json.dumps(report, indent=1, default=repr) + "\n")
+        from .report import write_text
+        write_text(out / "probe.json", json.dumps(report, indent=1, default=repr) + "\n")
         print(f"probe report in {out / 'probe.json'}", file=stream)
     return report
 

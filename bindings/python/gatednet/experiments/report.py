@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .recipe import UNDECIDED, Results, _mean, _std
 
-__all__ = ["write_json", "read_json", "jsonable", "write_csv", "table_markdown", "format_value", "md_cell"]
+__all__ = ["write_json", "write_text", "read_json", "jsonable", "write_csv", "table_markdown", "format_value", "md_cell"]
 
 
 def jsonable(obj):
@@ -26,12 +26,22 @@ def jsonable(obj):
 
 def write_json(path, obj):
     """Write JSON atomically (a temporary file in the same directory, then rename)."""
+    _write_atomic(path, lambda f: json.dump(obj, f, default=jsonable, indent=1, allow_nan=True))
+
+
+def write_text(path, text):
+    """Write text atomically: an interrupted write leaves the previous file whole."""
+    _write_atomic(path, lambda f: f.write(text))
+
+
+def _write_atomic(path, write, newline=None):
+    """``write(f)`` into a temporary file in ``path``'s directory, then rename it to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, default=jsonable, indent=1, allow_nan=True)
+        with os.fdopen(fd, "w", newline=newline, encoding="utf-8") as f:  # table.md holds ± and γ
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -55,11 +65,13 @@ def write_csv(path, rows):
         for k in r:
             if k not in columns:
                 columns.append(k)
-    with open(path, "w", newline="") as f:
+    def write(f):
         w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         w.writeheader()
         for r in rows:
             w.writerow({k: r.get(k, "") for k in columns})
+
+    _write_atomic(path, write, newline="")  # an interrupted write leaves the previous file whole
 
 
 def format_value(x, digits=2):

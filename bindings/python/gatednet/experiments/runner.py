@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 import time
@@ -12,10 +13,10 @@ from . import data as _data
 from .progress import Display
 from .overrides import apply_overrides, check_overrides, folder_suffix
 from .recipe import Results
-from .report import jsonable, read_json, table_markdown, write_csv, write_json
+from .report import jsonable, read_json, table_markdown, write_csv, write_json, write_text
 from .tasks import Executor, SerialExecutor, bind, waves
 
-__all__ = ["run_recipe", "default_out", "resolve"]
+__all__ = ["run_recipe", "default_out", "resolve", "build_tasks"]
 
 
 def default_out(name, size, overrides=None):
@@ -37,6 +38,10 @@ def _needs(task, by_key):
     return {k: {"kwargs": _plain(by_key[k].kwargs), "needs": _needs(by_key[k], by_key)} for k in task.needs}
 
 
+def _fn_name(task):
+    return f"{getattr(task.fn, '__module__', '?')}.{getattr(task.fn, '__qualname__', repr(task.fn))}"
+
+
 def _stored(task_dir, task, by_key, version):
     """The stored result of ``task`` if one exists for the same kwargs (and the same kwargs of
     the tasks it needs) and the recipe's result ``version``, else None. A task is a function of
@@ -52,6 +57,8 @@ def _stored(task_dir, task, by_key, version):
         return None  # unreadable (e.g. disk full mid-write of an old version): recompute
     if record.get("kwargs") != _plain(task.kwargs) or record.get("needs", {}) != _needs(task, by_key):
         return None  # the recipe's settings changed since: recompute
+    if record.get("fn", _fn_name(task)) != _fn_name(task):
+        return None  # another function's result under the same key (e.g. another recipe, same --out)
     if record.get("recipe_version", 1) != version:
         return None  # computed by a recipe whose results had another form: recompute
     return record
@@ -63,11 +70,30 @@ def resolve(recipe, size, seeds, data, overrides=None):
     ``seeds`` (None: the size's own count) must be at least 1; ``data`` None is the default
     dataset."""
     settings = apply_overrides(recipe.settings(size), check_overrides(recipe, size, overrides))
+    if isinstance(seeds, bool) or (isinstance(seeds, float) and not seeds.is_integer()):
+        raise ValueError(f"seeds: expected a whole number of seeds, got {seeds!r}")
     n_seeds = int(seeds if seeds is not None else settings.get("seeds", 1))
     if n_seeds < 1:
         raise ValueError(f"seeds: need at least 1, got {n_seeds}")
     settings["seeds"] = n_seeds
-    return settings, list(range(n_seeds)), str(data or _data.DEFAULT_DATA)
+    # an absolute path: tasks (and stored results, whose kwargs hold it) name the same data from
+    # any working directory, a Dask worker's included
+    return settings, list(range(n_seeds)), os.path.abspath(os.path.expanduser(os.fspath(data or _data.DEFAULT_DATA)))
+
+
+def build_tasks(recipe, settings, seed_list, data_path):
+    """(tasks, {key: task}) of a run (see :func:`resolve`); ValueError, before any work, for a
+    key used twice (e.g. a --set list naming a column twice) or needs that are not tasks of the
+    run or form a cycle."""
+    tasks = recipe.tasks(settings, seed_list, data_path)
+    by_key = {}
+    for t in tasks:
+        if t.key in by_key:
+            raise ValueError(f"recipe {recipe.name}: task key {t.key!r} used twice (a setting that names "
+                             f"the same entry twice?)")
+        by_key[t.key] = t
+    waves(tasks)  # every need is a task of the run, without cycles
+    return tasks, by_key
 
 
 def _header(table, overrides):
@@ -89,18 +115,15 @@ def run_recipe(recipe, size="quick", seeds=None, out=None, data=None, executor=N
     changed = check_overrides(recipe, size, overrides)
     settings, seed_list, data_path = resolve(recipe, size, seeds, data, changed)
     executor = executor or SerialExecutor()
+    if isinstance(executor, type):  # the class has a run method too: it would fail deep inside
+        raise TypeError(f"executor: pass an instance, e.g. {executor.__name__}(...), not the class")
     if not isinstance(executor, Executor):
         raise TypeError(f"executor: needs a run(tasks, on_result) method, got {type(executor).__name__}")
-    tasks = recipe.tasks(settings, seed_list, data_path)
-    by_key = {}
-    for t in tasks:
-        if t.key in by_key:
-            raise ValueError(f"recipe {recipe.name}: task key {t.key!r} used twice")
-        by_key[t.key] = t
-    waves(tasks)  # every need is a task of the run, without cycles
+    tasks, by_key = build_tasks(recipe, settings, seed_list, data_path)
 
     dataset = recipe.dataset or _data.dataset_name(data_path)
-    out = Path(out) if out is not None else default_out(recipe.name, size, changed)
+    # expanduser: "--out=~/x" reaches us unexpanded (the shell expands only a leading ~)
+    out = Path(out).expanduser() if out is not None else default_out(recipe.name, size, changed)
     task_dir = out / "tasks"
     task_dir.mkdir(parents=True, exist_ok=True)
     results, resumed, task_seconds = {}, [], {}
@@ -125,7 +148,7 @@ def run_recipe(recipe, size="quick", seeds=None, out=None, data=None, executor=N
             if key not in by_key:
                 raise KeyError(f"executor returned an unknown task key {key!r}")
             now = time.monotonic()
-            record = {"key": key, "kwargs": _plain(by_key[key].kwargs), "result": result,
+            record = {"key": key, "fn": _fn_name(by_key[key]), "kwargs": _plain(by_key[key].kwargs), "result": result,
                       "needs": _needs(by_key[key], by_key), "recipe_version": recipe.version,
                       "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                       "seconds_since_previous": round(now - last[0], 3)}
@@ -156,8 +179,8 @@ def run_recipe(recipe, size="quick", seeds=None, out=None, data=None, executor=N
     wall = time.monotonic() - started
 
     write_csv(out / "results.csv", rows)
-    (out / "table.md").write_text(_header(table_markdown(recipe, rows, verdicts, dataset, settings, seed_list, size),
-                                          changed))
+    write_text(out / "table.md", _header(table_markdown(recipe, rows, verdicts, dataset, settings, seed_list, size),
+                                         changed))
     import gatednet
     info = {
         "recipe": recipe.name, "paper": recipe.paper, "reproduces": recipe.reproduces, "size": size,

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from gatednet.experiments import data as D
-from gatednet.experiments.common import curve, report, train
+from gatednet.experiments.common import check_choices, curve, report, train
 from gatednet.experiments.verdicts import (METRIC, all_of, at_least, band, conclude, pair, plateau,  # noqa: F401
                                            pm, rise, spread, spread_text, unconverged, within)
 
@@ -44,6 +44,23 @@ def cosine_lr(lr, epoch, epochs):
     """The learning rate of ``epoch`` (0-based) of ``epochs`` under a per-epoch cosine decay from
     ``lr`` towards 0: lr · (1 + cos(π·epoch/epochs)) / 2."""
     return lr * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
+
+
+SCHEDULES = (None, "cosine")
+
+
+def check_fit(fit, setting="fit"):
+    """ValueError naming ``setting`` for a ``fit`` dict :func:`fit_curve` cannot take: an entry
+    that is not a ``ConvNetwork.fit`` option the recipe leaves to the user, or an unknown
+    ``lr_schedule``. Called by the recipes' tasks(), so that a --set typo fails before any work."""
+    import inspect
+
+    import gatednet as gn
+
+    own = {"self", "x", "y", "epochs", "validation_data", "callback", "progress", "shuffle_seed"}
+    allowed = [k for k in inspect.signature(gn.ConvNetwork.fit).parameters if k not in own] + ["lr_schedule"]
+    check_choices(f"{setting} entries", list(fit), allowed)
+    check_choices(f"{setting}.lr_schedule", [fit.get("lr_schedule")], SCHEDULES)
 
 
 def fit_curve(net, x, y, epochs, label, validation, lr_schedule=None, **fit):

@@ -35,8 +35,8 @@ import numpy as np
 import gatednet as gn
 from gatednet.experiments import UNDECIDED, Claim, Recipe, Task
 from gatednet.experiments import data as D
-from gatednet.experiments.common import accuracy, derive_seed, rows_for
-from gatednet.experiments.recipes._conv import fit_curve
+from gatednet.experiments.common import accuracy, check_choices, derive_seed, rows_for
+from gatednet.experiments.recipes._conv import SCHEDULES, fit_curve
 from gatednet.experiments.verdicts import (METRIC, all_of, at_least, conclude, pair, pm, rows_with_rise, spread,
                                            spread_text, unconverged, within)
 
@@ -104,9 +104,15 @@ def run_column(data, arch, width, depth, optimizer, lr, column, seed, n_train, n
 
 
 def tasks(s, seeds, data):
+    check_choices("lr_schedule", [s.get("lr_schedule")], SCHEDULES)
+    shapes = {**ARCHS, **s.get("arch_shapes", {})}  # e.g. --set "archs=['Arch-1']" at smoke
+    check_choices("archs", s["archs"], list(shapes))
+    check_choices("optimizers", s["optimizers"], ["adam", "sgd"])
+    check_choices("optimizers (with a learning rate in lr)", s["optimizers"], list(s["lr"]))
+    check_choices("columns", s["columns"], list(COLUMNS))
     out = []
     for arch in s["archs"]:
-        width, depth = {**ARCHS, **s.get("arch_shapes", {})}[arch]  # e.g. --set "archs=['Arch-1']" at smoke
+        width, depth = shapes[arch]
         for opt in s["optimizers"]:
             for seed in seeds:
                 for column in s["columns"]:

@@ -52,6 +52,7 @@ import numpy as np
 import gatednet as gn
 from gatednet.experiments import UNDECIDED, Claim, Recipe, Task
 from gatednet.experiments.common import derive_seed
+from gatednet.experiments.recipes._conv import check_fit
 from gatednet.experiments.recipes._conv import (METRIC, all_of, at_least, band, best, c1_c4, conclude, fit_curve, images,
                                                 pair, plateau, pm, rise, spread, spread_text, unconverged,
                                                 within)
@@ -133,6 +134,7 @@ def tasks(s, seeds, data):
     """Per seed: the ReLU net (if the ReLU or fixed learnt column is asked for; ``relu_epochs``,
     default ``epochs``), and one task per gated column and sampled wiring (``permutations``),
     the fixed learnt ones needing the seed's ReLU task."""
+    check_fit(s["fit"])
     unknown = [c for c in s["columns"] if c not in (*GATED, RELU)]
     if unknown:
         raise ValueError(f"columns: unknown {unknown}; choose from {[*GATED, RELU]}")

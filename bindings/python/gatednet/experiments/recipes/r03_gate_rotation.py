@@ -33,6 +33,7 @@ import numpy as np
 import gatednet as gn
 from gatednet.experiments import Claim, Recipe, Task
 from gatednet.experiments.common import derive_seed
+from gatednet.experiments.recipes._conv import check_fit
 from gatednet.experiments.recipes._conv import (METRIC, best, c1_c4, conclude, fit_curve, hidden_maps, images,
                                                 pair, plateau, pm, rise, spread, spread_text, within)
 
@@ -74,6 +75,7 @@ def run(data, column, filters, seed, n_train, n_test, epochs, fit, maps, plateau
 
 
 def tasks(s, seeds, data):
+    check_fit(s["fit"])
     return [Task(f"{column}-s{seed}", run, dict(
         data=data, column=column, filters=s["filters"], seed=seed, n_train=s["n_train"],
         n_test=s["n_test"], epochs=s["epochs"], fit=s["fit"], maps=(column == "learnt" and seed == seeds[0]),

@@ -42,6 +42,7 @@ import numpy as np
 import gatednet as gn
 from gatednet.experiments import UNDECIDED, Claim, Recipe, Task
 from gatednet.experiments.common import derive_seed
+from gatednet.experiments.recipes._conv import check_fit
 from gatednet.experiments.recipes._conv import (METRIC, all_of, at_least, band, best, c1_c4, conclude, end,
                                                 fit_curve, images, pair, plateau, pm, rise, spread,
                                                 spread_text, unconverged, within)
@@ -96,6 +97,7 @@ def run(data, gamma, filters, seed, n_train, n_test, epochs_up, epochs_down, epo
 
 
 def tasks(s, seeds, data):
+    check_fit(s["fit"])
     return [Task(f"gamma{g}-s{seed}", run, dict(
         data=data, gamma=g, filters=s["filters"], seed=seed, n_train=s["n_train"], n_test=s["n_test"],
         epochs_up=s["epochs_up"], epochs_down=s["epochs_down"], epochs_value=s["epochs_value"],

@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import gatednet as gn
 from gatednet.experiments import UNDECIDED, Claim, Recipe, Task
-from gatednet.experiments.common import derive_seed
+from gatednet.experiments.common import check_choices, derive_seed
+from gatednet.experiments.recipes._conv import check_fit
 from gatednet.experiments.recipes._conv import (METRIC, all_of, at_least, best, conclude, fit_curve, images,
                                                 pair, plateau, pm, rise, spread, spread_text)
 
@@ -55,6 +56,8 @@ def run(data, arch, model, width_scale, seed, n_train, n_test, epochs, fit):
 
 
 def tasks(s, seeds, data):
+    check_fit(s["fit"])
+    check_choices("archs", s["archs"], list(ARCHS))
     return [Task(f"{ARCHS[arch]}-{REGIME[model]}-s{seed}", run, dict(
         data=data, arch=arch, model=model, width_scale=s["width_scale"], seed=seed, n_train=s["n_train"],
         n_test=s["n_test"], epochs=s["epochs"], fit=s["fit"]))

@@ -28,6 +28,10 @@ RELU, CONTROL = "ReLU", "fixed random gates (control)"
 
 
 def _binary(x, y, classes, n):
+    missing = [c for c in classes if not np.any(y == c)]
+    if missing:
+        raise ValueError(f"classes: the data has no image of class {', '.join(map(str, missing))} "
+                         f"(its labels are {int(y.min())}..{int(y.max())})")
     keep = np.flatnonzero(np.isin(y, classes))
     if n:
         keep = keep[:n]
@@ -73,6 +77,9 @@ def track(data, model, seed, classes, width, depth, n_train, n_test, nu_points, 
 
 
 def tasks(s, seeds, data):
+    classes = s["classes"]
+    if len(classes) != 2 or classes[0] == classes[1]:  # more would silently merge into class 0
+        raise ValueError(f"classes: expected two different class labels, got {list(classes)}")
     return [Task(f"{'relu' if model == RELU else 'control'}-s{seed}", track, dict(
         data=data, model=model, seed=seed, classes=s["classes"], width=s["width"], depth=s["depth"],
         n_train=s["n_train"], n_test=s["n_test"], nu_points=s["nu_points"], epochs=s["epochs"],

@@ -40,7 +40,8 @@ import numpy as np
 
 import gatednet as gn
 from gatednet.experiments import Claim, Recipe, Task
-from gatednet.experiments.common import derive_seed
+from gatednet.experiments.common import check_choices, derive_seed
+from gatednet.experiments.recipes._conv import check_fit
 from gatednet.experiments.recipes._conv import (METRIC, TRAIN_METRIC, all_of, at_least, band, conclude, fit_curve,
                                                 images, pair, plateau, pm, rise, spread, spread_text,
                                                 unconverged, within)
@@ -100,6 +101,8 @@ def run_ntk(data, seed, n_train, n_test, ridge):
 
 
 def tasks(s, seeds, data):
+    check_fit(s["fit"])
+    check_choices("models", s["models"], list(KEY))
     out = []
     for seed in seeds:
         for model in s["models"]:

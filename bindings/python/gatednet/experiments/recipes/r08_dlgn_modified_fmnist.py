@@ -36,8 +36,8 @@ import numpy as np
 import gatednet as gn
 from gatednet.experiments import UNDECIDED, Claim, Recipe, Task
 from gatednet.experiments import data as D
-from gatednet.experiments.common import derive_seed, report
-from gatednet.experiments.recipes._conv import cosine_lr
+from gatednet.experiments.common import check_choices, derive_seed, report
+from gatednet.experiments.recipes._conv import SCHEDULES, cosine_lr
 from gatednet.experiments.verdicts import all_of, beyond, conclude, plateau, rise, unconverged
 
 RELU, PWC = "ReLU", "DLGN-PWC"
@@ -114,6 +114,7 @@ def run_model(data, model, seed, width, depth, n_train, n_test, clusters, epochs
 
 
 def tasks(s, seeds, data):
+    check_choices("lr_schedule", [s.get("lr_schedule")], SCHEDULES)
     return [Task(f"{KEYS[m]}-s{seed}", run_model, dict(
         data=data, model=m, seed=seed, width=s["width"], depth=s["depth"], n_train=s["n_train"], n_test=s["n_test"],
         clusters=s["clusters"], epochs=s["epochs"], lr=s["lr"], batch=s["batch"], kernel_points=s["kernel_points"],

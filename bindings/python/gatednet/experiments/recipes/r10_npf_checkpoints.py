@@ -34,8 +34,8 @@ import numpy as np
 import gatednet as gn
 from gatednet.experiments import UNDECIDED, Claim, Recipe, Task
 from gatednet.experiments import data as D
-from gatednet.experiments.common import accuracy, curve, derive_seed, report
-from gatednet.experiments.recipes._conv import cosine_lr, fit_curve
+from gatednet.experiments.common import accuracy, check_choices, curve, derive_seed, report
+from gatednet.experiments.recipes._conv import SCHEDULES, cosine_lr, fit_curve
 from gatednet.experiments.verdicts import (METRIC, at_least, beyond, conclude, pair, pm, rows_with_rise, spread,
                                            spread_text, unconverged, within)
 
@@ -82,6 +82,7 @@ def checkpoint(data, seed, epoch, width, depth, n_train, n_test, value_epochs, l
 
 
 def tasks(s, seeds, data):
+    check_choices("lr_schedule", [s.get("lr_schedule")], SCHEDULES)
     return [Task(f"epoch{e}-s{seed}", checkpoint, dict(
         data=data, seed=seed, epoch=e, width=s["width"], depth=s["depth"], n_train=s["n_train"],
         n_test=s["n_test"], value_epochs=s["value_epochs"], lr=s["lr"], batch=s["batch"],

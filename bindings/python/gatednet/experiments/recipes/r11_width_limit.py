@@ -36,8 +36,8 @@ import numpy as np
 import gatednet as gn
 from gatednet.experiments import Claim, Recipe, Task
 from gatednet.experiments import data as D
-from gatednet.experiments.common import accuracy, derive_seed, report
-from gatednet.experiments.recipes._conv import fit_curve
+from gatednet.experiments.common import accuracy, check_choices, derive_seed, report
+from gatednet.experiments.recipes._conv import SCHEDULES, fit_curve
 from gatednet.experiments.verdicts import (all_of, at_least, band, conclude, pair, plateau, pm, sample, spread,
                                            spread_text, unconverged, with_rise, within)
 
@@ -101,6 +101,7 @@ def train_net(data, seed, width, depth, n_train, n_test, epochs, lr, batch, lr_s
 
 
 def tasks(s, seeds, data):
+    check_choices("lr_schedule", [s.get("lr_schedule")], SCHEDULES)
     out = [Task(f"npk-w{w}-s{seed}", kernel_error, dict(data=data, seed=seed, width=w, depth=s["depth"],
                                                           n_points=s["n_points"], draws=s["draws"]))
            for w in s["kernel_widths"] for seed in seeds]
@@ -141,7 +142,18 @@ def _errors(res, s):
 # The trained nets' accuracies are judged like the other FC recipes' (noise band, still learning);
 # kernel ridge is deterministic (one solve, no seed).
 
+def _two_widths(s, key):
+    """(None, why) when the setting ``key`` lists fewer than two widths (e.g. --set
+    "kernel_widths=[16]"): a claim about growing width is then not tested; else None."""
+    if len(s[key]) < 2:
+        return None, f"needs at least two {key} to compare, got {list(s[key])}"
+    return None
+
+
 def error_shrinks(res, s):
+    untested = _two_widths(s, "kernel_widths")
+    if untested:
+        return untested
     widths, errs = _errors(res, s)
     outcomes, parts, sds = [], [], []
     for w0, w1 in zip(widths, widths[1:]):
@@ -162,6 +174,9 @@ def _slope(widths, errs):
 
 def monte_carlo_rate(res, s):
     lo, hi = s.get("rate_window", (-0.7, -0.3))
+    untested = _two_widths(s, "kernel_widths")
+    if untested:
+        return untested
     widths, errs = _errors(res, s)
     slopes = []
     for seed in res.seeds(setting="NPK convergence"):
@@ -175,6 +190,9 @@ def monte_carlo_rate(res, s):
 
 
 def nets_approach_kernel(res, s):
+    untested = _two_widths(s, "net_widths")
+    if untested:
+        return untested
     krr = res.mean(KRR, ACC, "accuracy")
     ws = s["net_widths"]
     narrow, wide = (_net(ws[0]), "accuracy"), (_net(ws[-1]), "accuracy")
