@@ -573,6 +573,18 @@ typedef struct gn_kernel_options {
                               * default 0: gradients w.r.t. the weights as stored */
     gn_kernel_progress_fn progress; /* may be NULL (default) */
     void *progress_user;     /* passed through to progress */
+    /* Appended fields: a struct_size that ends at progress_user (callers built against the
+     * older header) is accepted and means no transposed output.
+     * out_transposed: NULL (default) or a second output that gets the block transposed, C x R
+     * with out_transposed[c * ld_transposed + r] = out[r * ld_out + c] bit for bit, written
+     * tile by tile while each tile is in cache (no second pass over memory); a symmetric block
+     * is written whole both ways. Caller-owned, written, never read; ld_transposed >= R,
+     * capacity_transposed >= (C - 1) * ld_transposed + R floats. Overlapping out's span or
+     * combined with upper_only: GN_ERR_INVALID_ARGUMENT; a too small capacity_transposed:
+     * GN_ERR_BUFFER_TOO_SMALL; both checked before anything is written. */
+    float *out_transposed;
+    int64_t ld_transposed;       /* row stride of out_transposed; default 0 */
+    int64_t capacity_transposed; /* floats out_transposed holds; default 0 */
 } gn_kernel_options;
 
 /* Defaults as listed above. Errors: GN_ERR_NULL_POINTER. */
@@ -596,8 +608,9 @@ gn_status gn_kernel_options_init(gn_kernel_options *opts);
  * NTK O(R C (sum_l fan_in_l + K sum_l width_l)) through BLAS; limits O(R C (d_in + n_hidden)).
  * Errors: GN_ERR_NULL_POINTER, GN_ERR_INVALID_HANDLE, GN_ERR_SHAPE, GN_ERR_NOT_FINITE (inputs;
  * a raw OVERLAP or NPK entry beyond float's range, see gn_kernel),
- * GN_ERR_INVALID_ARGUMENT (kind, layer, output, block outside the inputs, ld_out, zero trace),
- * GN_ERR_BUFFER_TOO_SMALL, GN_ERR_UNSUPPORTED (a part this network does not have, see the
+ * GN_ERR_INVALID_ARGUMENT (kind, layer, output, block outside the inputs, ld_out, zero trace,
+ * struct_size, ld_transposed, out_transposed overlapping out or with upper_only),
+ * GN_ERR_BUFFER_TOO_SMALL (capacity, capacity_transposed), GN_ERR_UNSUPPORTED (a part this network does not have, see the
  * kinds), GN_ERR_CANCELLED. Not thread-safe on one network (uses its scratch space). */
 gn_status gn_kernel_compute(const gn_network *net, gn_kernel_kind kind, const float *xa,
                             int64_t n_a, const float *xb, int64_t n_b,
@@ -922,7 +935,8 @@ gn_status gn_conv_network_kernel(const gn_conv_network *net, gn_conv_kernel_kind
  * n_a); the block row_begin/row_count x col_begin/col_count into out: R x C (row stride ld_out
  * >= C, capacity >= (R - 1) * ld_out + C); upper_only; progress once per tile from the calling
  * thread, nonzero return cancels both cores (GN_ERR_CANCELLED, output partly written). The
- * other fields (layer, output, gate_path, ntk_scaling) are ignored; opts may be NULL.
+ * out_transposed as for gn_kernel_compute. The other fields (layer, output, gate_path,
+ * ntk_scaling) are ignored; opts may be NULL.
  * Errors: those of gn_conv_network_kernel, GN_ERR_NULL_POINTER, GN_ERR_CANCELLED,
  * GN_ERR_INVALID_ARGUMENT (block outside the inputs, struct_size). Not thread-safe on one
  * network. */

@@ -11,13 +11,7 @@ public func gn_conv_network_kernel_compute(_ net: OpaquePointer?, _ kind: gn_con
                                            _ ld: Int64, _ cap: Int64) -> gn_status {
     guarded("gn_conv_network_kernel_compute") {
         let network = try Handles.lookup(net, as: ConvNetworkBox.self, kind: "gn_conv_network", "net").network
-        var c = gn_kernel_options()
-        if let o = opts {
-            try checkStructSize(o.pointee.struct_size, expected: MemoryLayout<gn_kernel_options>.size, "opts")
-            c = o.pointee
-        } else {
-            _ = gn_kernel_options_init(&c)
-        }
+        let c = try kernelOptions(opts)
         guard let k = ConvKernelKind(rawValue: Int(kind.rawValue)) else {
             throw GatedNetError.invalidArgument("kind: got \(kind.rawValue), need 0 ... 4")
         }
@@ -38,6 +32,7 @@ public func gn_conv_network_kernel_compute(_ net: OpaquePointer?, _ kind: gn_con
         let o = try required(out, "out")
         let r = options.rows!.count, cl = options.cols!.count
         try capacity(cap, needs: try stridedSpan(rows: r, cols: cl, ld: ld), "capacity")
+        options.transposed = try transposedOutput(c, rows: r, cols: cl)
         try network.pathKernel(k, xa: a, na: rowsA, xb: b, nb: rowsB, symmetric: symmetric,
                                out: KernelOutput(pointer: o, rows: r, cols: cl, ld: Int(ld)), options: options)
         try finiteResult(o, rows: r, cols: cl, ld: Int(ld), "out")

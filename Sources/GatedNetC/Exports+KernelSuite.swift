@@ -19,8 +19,43 @@ public func gn_kernel_options_init(_ opts: UnsafeMutablePointer<gn_kernel_option
         c.ntk_scaling = 0
         c.progress = nil
         c.progress_user = nil
+        c.out_transposed = nil
+        c.ld_transposed = 0
+        c.capacity_transposed = 0
         o.pointee = c
     }
+}
+
+/// The caller's options (nil: the defaults). A struct_size that ends at progress_user (the
+/// struct before out_transposed was appended) is accepted: only those bytes are read, and the
+/// appended fields keep their defaults (no transposed output).
+func kernelOptions(_ opts: UnsafePointer<gn_kernel_options>?) throws -> gn_kernel_options {
+    var c = gn_kernel_options()
+    _ = gn_kernel_options_init(&c)
+    guard let o = opts else { return c }
+    let full = MemoryLayout<gn_kernel_options>.size
+    let old = MemoryLayout<gn_kernel_options>.offset(of: \.out_transposed)!
+    let size = o.pointee.struct_size  // the first field: present in every version
+    guard size == old || size >= full else {
+        throw GatedNetError.invalidArgument("opts->struct_size: got \(size), need \(full) (or \(old), the struct without out_transposed); initialise it with gn_kernel_options_init")
+    }
+    if size >= full {
+        c = o.pointee
+    } else {
+        withUnsafeMutableBytes(of: &c) { $0.copyMemory(from: UnsafeRawBufferPointer(start: o, count: old)) }
+    }
+    c.struct_size = full
+    return c
+}
+
+/// The transposed output of options `c` for a rows × cols block (cols × rows), checked against
+/// its row stride and capacity; nil when out_transposed is NULL. Overlap with out, shape and
+/// upper_only are the engine's checks (`KernelOptions.block`), made before any work.
+func transposedOutput(_ c: gn_kernel_options, rows: Int, cols: Int) throws -> KernelOutput? {
+    guard let p = c.out_transposed else { return nil }
+    let span = try stridedSpan(rows: cols, cols: rows, ld: c.ld_transposed, "opts->ld_transposed")
+    try capacity(c.capacity_transposed, needs: span, "opts->capacity_transposed")
+    return KernelOutput(pointer: p, rows: cols, cols: rows, ld: Int(c.ld_transposed))
 }
 
 /// A block [begin, begin + count) of `n` rows (count 0 = to the end).
@@ -42,13 +77,7 @@ public func gn_kernel_compute(_ net: OpaquePointer?, _ kind: gn_kernel_kind, _ x
                               _ out: UnsafeMutablePointer<Float>?, _ ld: Int64, _ cap: Int64) -> gn_status {
     guarded("gn_kernel_compute") {
         let network = try Handles.network(net, "net")
-        var c = gn_kernel_options()
-        if let o = opts {
-            try checkStructSize(o.pointee.struct_size, expected: MemoryLayout<gn_kernel_options>.size, "opts")
-            c = o.pointee
-        } else {
-            _ = gn_kernel_options_init(&c)
-        }
+        let c = try kernelOptions(opts)
         let choice: KernelChoice
         switch kind.rawValue {
         case 0: choice = .path(.inputGram)
@@ -98,6 +127,7 @@ public func gn_kernel_compute(_ net: OpaquePointer?, _ kind: gn_kernel_kind, _ x
         }
         let o = try required(out, "out")
         try capacity(cap, needs: try stridedSpan(rows: rows.count, cols: cols.count, ld: ld), "capacity")
+        options.transposed = try transposedOutput(c, rows: rows.count, cols: cols.count)
         try network.kernel(choice, xa: a, na: rowsA, xb: b, nb: rowsB, symmetric: symmetric,
                            out: KernelOutput(pointer: o, rows: rows.count, cols: cols.count, ld: Int(ld)), options: options)
         try finiteResult(o, rows: rows.count, cols: cols.count, ld: Int(ld), upperOnly: options.upperOnly, "out")

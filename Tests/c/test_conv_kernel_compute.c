@@ -5,6 +5,7 @@
  */
 #include "testing.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum { N = 40, D = 5 * 5 * 2 };  /* 40 samples: 3 row tiles of 16, 6 tiles on and above the diagonal */
@@ -76,6 +77,34 @@ static void test_compute(void) {
     for (int i = 0; i < N * N; i++) k[i] = -1;
     REQUIRE_OK(gn_conv_network_kernel_compute(net, GN_CONV_KERNEL_NPK, x, N, x, N, &o, k, N, 26 * N + 30));
     int same = 1;
+    for (int i = 0; i < 27; i++)
+        for (int j = 0; j < 30; j++) same &= k[i * N + j] == whole[(i + 3) * N + j + 10];
+    CHECK(same);
+
+    /* The same block with out_transposed (30 x 27, row stride 31): whole transposed, bit for
+     * bit; an old-size options struct (ending at progress_user) still computes the block. */
+    static float t[30 * 31];
+    for (int i = 0; i < 30 * 31; i++) t[i] = -1;
+    o.out_transposed = t;
+    o.ld_transposed = 31;
+    o.capacity_transposed = 29 * 31 + 27;
+    REQUIRE_OK(gn_conv_network_kernel_compute(net, GN_CONV_KERNEL_NPK, x, N, x, N, &o, k, N, 26 * N + 30));
+    int transposed = 1;
+    for (int j = 0; j < 30; j++)
+        for (int i = 0; i < 31; i++)
+            transposed &= i < 27 ? t_bits_equal(&t[j * 31 + i], &whole[(i + 3) * N + j + 10], 1) : t[j * 31 + i] == -1;
+    CHECK(transposed);
+    o.capacity_transposed = 29 * 31 + 26;
+    CHECK_STATUS(gn_conv_network_kernel_compute(net, GN_CONV_KERNEL_NPK, x, N, x, N, &o, k, N, 26 * N + 30),
+                 GN_ERR_BUFFER_TOO_SMALL, "capacity_transposed");
+    o.out_transposed = k + 5;
+    o.capacity_transposed = 29 * 31 + 27;
+    CHECK_STATUS(gn_conv_network_kernel_compute(net, GN_CONV_KERNEL_NPK, x, N, x, N, &o, k, N, 26 * N + 30),
+                 GN_ERR_INVALID_ARGUMENT, "overlaps out");
+    o.struct_size = offsetof(gn_kernel_options, out_transposed); /* the appended fields are not read */
+    for (int i = 0; i < N * N; i++) k[i] = -1;
+    REQUIRE_OK(gn_conv_network_kernel_compute(net, GN_CONV_KERNEL_NPK, x, N, x, N, &o, k, N, 26 * N + 30));
+    same = 1;
     for (int i = 0; i < 27; i++)
         for (int j = 0; j < 30; j++) same &= k[i * N + j] == whole[(i + 3) * N + j + 10];
     CHECK(same);

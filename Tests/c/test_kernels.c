@@ -7,6 +7,7 @@
  */
 #include "testing.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum { D = 5, N = 40, NB = 7, K = 3 };
@@ -60,6 +61,7 @@ static void options_defaults(void) {
     CHECK(o.layer == 0 && o.output == -1 && o.row_begin == 0 && o.row_count == 0 && o.col_begin == 0 &&
           o.col_count == 0 && o.upper_only == 0 && o.gate_path == GN_GATE_PATH_AUTO && o.ntk_scaling == 0 &&
           o.progress == NULL && o.progress_user == NULL);
+    CHECK(o.out_transposed == NULL && o.ld_transposed == 0 && o.capacity_transposed == 0);
     CHECK_STATUS(gn_kernel_options_init(NULL), GN_ERR_NULL_POINTER, "opts");
 }
 
@@ -160,6 +162,104 @@ static void progress_and_cancel(void) {
     CHECK(calls == 1);
     free(big);
     free(out);
+}
+
+/* out_transposed gets the block transposed bit for bit (cross, symmetric, a block with
+ * offsets; path, NTK and limit kinds), padding left alone; an options struct of the size
+ * before out_transposed was appended still works; bad ld_transposed, capacity_transposed,
+ * overlap with out and upper_only fail before anything is written. */
+static void transposed_output(void) {
+    enum { LD = NB + 2, LDT = N + 3 };
+    static float out[N * LD + N * NB], t[NB * LDT], sq[N * N], sqt[N * N], plain[N * N]; /* out: room for an overlapping t */
+    struct { gn_network *net; gn_kernel_kind kind; } cases[] = {
+        {hard, GN_KERNEL_NPK}, {hard, GN_KERNEL_NPK_NORMALIZED}, {soft, GN_KERNEL_NTK_VALUE}, {relu, GN_KERNEL_NTK},
+        {hard, GN_KERNEL_NPK_LIMIT}, {relu, GN_KERNEL_NTK_LIMIT}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        gn_kernel_options o;
+        gn_kernel_options_init(&o);
+        o.row_begin = 3; /* a 37 x 5 block of the cross kernel */
+        o.col_begin = 1;
+        o.col_count = 5;
+        o.out_transposed = t;
+        o.ld_transposed = LDT;
+        o.capacity_transposed = 4 * LDT + 37;
+        fill(out, N * LD);
+        fill(t, NB * LDT);
+        REQUIRE_OK(gn_kernel_compute(cases[k].net, cases[k].kind, x, N, xb, NB, &o, out, LD, 36 * LD + 5));
+        int ok = 1;
+        for (int r = 0; r < N; r++)
+            for (int c = 0; c < LD; c++) {
+                int inside = r < 37 && c < 5;
+                if (inside && (out[r * LD + c] == sentinel || memcmp(&out[r * LD + c], &t[c * LDT + r], sizeof(float)) != 0)) ok = 0;
+                if (!inside && out[r * LD + c] != sentinel) ok = 0;
+            }
+        for (int c = 0; c < NB; c++)
+            for (int r = 0; r < LDT; r++)
+                if ((c >= 5 || r >= 37) && t[c * LDT + r] != sentinel) ok = 0;
+        CHECKF(ok, "kind %d: cross block's transposed output is not out transposed", (int)cases[k].kind);
+        /* symmetric whole kernel: out transposed, and out as without the option */
+        gn_kernel_options_init(&o);
+        o.out_transposed = sqt;
+        o.ld_transposed = N;
+        o.capacity_transposed = N * N;
+        REQUIRE_OK(gn_kernel_compute(cases[k].net, cases[k].kind, x, N, NULL, 0, &o, sq, N, N * N));
+        REQUIRE_OK(gn_kernel_compute(cases[k].net, cases[k].kind, x, N, NULL, 0, NULL, plain, N, N * N));
+        ok = memcmp(sq, plain, sizeof sq) == 0;
+        for (int r = 0; r < N; r++)
+            for (int c = 0; c < N; c++)
+                if (memcmp(&sq[r * N + c], &sqt[c * N + r], sizeof(float)) != 0) ok = 0;
+        CHECKF(ok, "kind %d: symmetric kernel's transposed output is not out transposed", (int)cases[k].kind);
+    }
+    /* an options struct of the old size (ending at progress_user), in a buffer of exactly that
+     * size: accepted, no transposed output */
+    const size_t old_size = offsetof(gn_kernel_options, out_transposed);
+    CHECK(old_size == offsetof(gn_kernel_options, progress_user) + sizeof(void *));
+    gn_kernel_options o;
+    gn_kernel_options_init(&o);
+    o.struct_size = old_size;
+    o.row_begin = 3;
+    gn_kernel_options *old = malloc(old_size);
+    if (old == NULL) { CHECK(old != NULL); return; }
+    memcpy(old, &o, old_size);
+    fill(sq, N * N);
+    CHECK_STATUS(gn_kernel_compute(hard, GN_KERNEL_NPK, x, N, xb, NB, old, sq, NB, 37 * NB), GN_OK, NULL);
+    free(old);
+    REQUIRE_OK(gn_kernel_compute(hard, GN_KERNEL_NPK, x, N, xb, NB, NULL, plain, NB, N * NB));
+    CHECK(memcmp(sq, plain + 3 * NB, 37 * NB * sizeof(float)) == 0);
+    /* bad arguments: nothing written */
+    fill(out, N * LD + N * NB);
+    fill(t, NB * LDT);
+#define T_FAILS(stmt, expect, arg)                                                              \
+    do {                                                                                        \
+        gn_kernel_options_init(&o);                                                             \
+        o.out_transposed = t;                                                                   \
+        o.ld_transposed = N;                                                                    \
+        o.capacity_transposed = NB * N;                                                         \
+        stmt;                                                                                   \
+        CHECK_STATUS(gn_kernel_compute(hard, GN_KERNEL_NPK, x, N, xb, NB, &o, out, NB, N * NB), (expect), (arg)); \
+    } while (0)
+    T_FAILS(o.ld_transposed = N - 1, GN_ERR_INVALID_ARGUMENT, "ld_transposed");
+    T_FAILS(o.ld_transposed = 0, GN_ERR_INVALID_ARGUMENT, "ld_transposed");
+    T_FAILS(o.ld_transposed = INT64_MAX, GN_ERR_INVALID_ARGUMENT, "ld_transposed");
+    T_FAILS(o.capacity_transposed = NB * N - 1, GN_ERR_BUFFER_TOO_SMALL, "capacity_transposed");
+    T_FAILS(o.capacity_transposed = -1, GN_ERR_BUFFER_TOO_SMALL, "capacity_transposed");
+    T_FAILS(o.ld_transposed = LDT; o.capacity_transposed = 6 * LDT + N, GN_OK, NULL);
+    fill(out, N * LD + N * NB);
+    fill(t, NB * LDT);
+    T_FAILS(o.out_transposed = out + N * NB - 1, GN_ERR_INVALID_ARGUMENT, "overlaps out");
+    T_FAILS(o.out_transposed = out, GN_ERR_INVALID_ARGUMENT, "overlaps out");
+    T_FAILS(o.struct_size = old_size + 8, GN_ERR_INVALID_ARGUMENT, "struct_size");
+    CHECK(untouched(out, N * LD + N * NB) && untouched(t, NB * LDT));
+    gn_kernel_options_init(&o);
+    o.upper_only = 1;
+    o.out_transposed = sqt;
+    o.ld_transposed = N;
+    o.capacity_transposed = N * N;
+    fill(sq, N * N);
+    fill(sqt, N * N);
+    CHECK_STATUS(gn_kernel_compute(hard, GN_KERNEL_NPK, x, N, NULL, 0, &o, sq, N, N * N), GN_ERR_INVALID_ARGUMENT, "upper_only");
+    CHECK(untouched(sq, N * N) && untouched(sqt, N * N));
+#undef T_FAILS
 }
 
 static void compute_bad_inputs(void) {
@@ -414,6 +514,7 @@ int main(void) {
     T_SECTION(blocks_equal_whole);
     T_SECTION(packed_equals_float);
     T_SECTION(progress_and_cancel);
+    T_SECTION(transposed_output);
     T_SECTION(compute_bad_inputs);
     T_SECTION(overflowing_strides);
     T_SECTION(algebra);

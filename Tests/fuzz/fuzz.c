@@ -660,6 +660,11 @@ static void f_kernel_fc(void) {
     o.upper_only = (int)below(2);
     o.gate_path = (gn_gate_path)below(4);
     o.ntk_scaling = (int)below(2);
+    if (chance(30)) { /* the transposed output: an honest buffer of the capacity it declares */
+        int64_t tr = o.col_count > 0 ? o.col_count : nb - o.col_begin, tc = o.row_count > 0 ? o.row_count : na - o.row_begin;
+        o.out_transposed = chance(10) ? out : kernel_out(tr, tc, &o.ld_transposed, &o.capacity_transposed);
+        if (o.out_transposed == out) o.ld_transposed = ld, o.capacity_transposed = cap;
+    }
     if (chance(5)) o.struct_size = (size_t)below(sizeof o);
     CALL(gn_kernel_compute(n, (gn_kernel_kind)kind, xa, na, chance(20) ? NULL : xb, nb, chance(10) ? NULL : &o, out, ld, cap));
 }

@@ -87,7 +87,8 @@ extension ConvNetwork {
     /// Pairs are computed in tiles of `convKernelTile`² by `fillKernelTiles`, on two cores
     /// (same bits as on one), with `options.progress` once per tile; `symmetric` (xb is xa)
     /// computes one triangle of a block with equal row and column ranges (`options.upperOnly`
-    /// as for FC kernels). Reads rows, cols, upperOnly, progress and serialTiles of `options`.
+    /// as for FC kernels). Reads rows, cols, upperOnly, transposed, progress and serialTiles of
+    /// `options`.
     /// Throws `.unsupported` for max pooling, `.notFinite` for an entry beyond float's range.
     public func pathKernel(_ kind: ConvKernelKind, xa: UnsafePointer<Float>, na: Int, xb: UnsafePointer<Float>, nb: Int,
                            symmetric: Bool, out: KernelOutput, options: KernelOptions = KernelOptions()) throws {
@@ -159,6 +160,7 @@ extension ConvNetwork {
         }
         // Each tile writes its own acc and its part's scratch only: safe for the two-part loop.
         try fillKernelTiles(rows: ra, cols: rb, symmetric: square, upperOnly: options.upperOnly, out: out,
+                            transposed: options.transposed,
                             progress: options.progress, what: "conv kernel", parallel: !options.serialTiles,
                             side: convKernelTile) { part, i0, ti, j0, tj, acc in
             let diagonal = square && i0 == j0

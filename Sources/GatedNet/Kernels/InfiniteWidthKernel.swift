@@ -42,7 +42,7 @@ extension GatedNetwork {
         let scratch = (0..<2).map { _ in (a: DoubleBuffer(count: ta * d), b: DoubleBuffer(count: tb * d), dot: DoubleBuffer(count: ta * tb)) }
         // The tile closure only writes its tile and its part's scratch: safe for the two-part tile loop.
         try fillKernelTiles(rows: k.rowsA, cols: k.rowsB, symmetric: k.symmetric, upperOnly: k.options.upperOnly,
-                            out: k.out, progress: k.options.progress, what: "kernel", parallel: !k.options.serialTiles) { part, i0, ti, j0, tj, acc in
+                            out: k.out, transposed: k.options.transposed, progress: k.options.progress, what: "kernel", parallel: !k.options.serialTiles) { part, i0, ti, j0, tj, acc in
             let s = scratch[part]
             // A diagonal tile of a symmetric kernel needs only its upper triangle: its inner
             // products are computed in row strips from the diagonal.

@@ -60,6 +60,11 @@ public struct KernelOptions {
     /// Called after each tile with the fraction done; return false to cancel (the call then
     /// throws `.cancelled` and the output is partly written).
     public var progress: ((Double) -> Bool)?
+    /// A second output that gets the transpose of the block: cols × rows, `transposed[c][r] =
+    /// out[r][c]` bit for bit, written tile by tile while each tile is in cache (so a caller
+    /// that needs both K(a, b) and K(b, a) makes no second pass over memory). Caller-owned,
+    /// written, never read; must not overlap `out`. Not with `upperOnly`.
+    public var transposed: KernelOutput?
 
     /// Tests only: compute the tiles one after the other on the calling thread instead of in
     /// two parts (`fillKernelTiles`' `parallel` off), BLAS on its usual threads.
@@ -98,10 +103,15 @@ typealias KernelTileBody = (_ part: Int, _ i0: Int, _ ti: Int, _ j0: Int, _ tj: 
 /// The serial loop (`parallel` false) calls `tile` with part 0 only, BLAS as the caller set it.
 /// `side`: the tiles' side (at most `kernelTile`); kernels whose entries are costly take smaller
 /// tiles, so that the two parts stay balanced and progress comes often.
+/// `transposed` (cols × rows, checked by `KernelOptions.block`; never with `upperOnly`) gets
+/// every entry `out` gets, transposed: each tile's transpose and, for the tiles a symmetric
+/// block mirrors, the tile itself, from the same `acc`, so it is `out`ᵀ bit for bit.
 func fillKernelTiles(rows: Int, cols: Int, symmetric: Bool, upperOnly: Bool, out: KernelOutput,
+                     transposed: KernelOutput? = nil,
                      progress: ((Double) -> Bool)?, what: String, parallel: Bool = false,
                      side: Int = kernelTile, tile: KernelTileBody) throws {
     precondition(side >= 1 && side <= kernelTile)
+    precondition(transposed == nil || !upperOnly, "KernelOptions.block rejects upperOnly with transposed")
     var tiles: [(i0: Int, ti: Int, j0: Int, tj: Int)] = []
     var i0 = 0
     while i0 < rows {
@@ -128,6 +138,10 @@ func fillKernelTiles(rows: Int, cols: Int, symmetric: Bool, upperOnly: Bool, out
         gnk_tile_store(acc, ti, tj, diagonal && upperOnly ? 1 : 0, out.pointer + i0 * out.ld + j0, out.ld)
         if symmetric && !diagonal && !upperOnly {
             gnk_tile_store_transposed(acc, ti, tj, out.pointer + j0 * out.ld + i0, out.ld)
+        }
+        if let t = transposed {
+            gnk_tile_store_transposed(acc, ti, tj, t.pointer + j0 * t.ld + i0, t.ld)
+            if symmetric && !diagonal { gnk_tile_store(acc, ti, tj, 0, t.pointer + i0 * t.ld + j0, t.ld) }
         }
     }
     func cancelled(_ done: Double) -> GatedNetError {
@@ -215,7 +229,8 @@ final class TileLoopState {
 
 extension KernelOptions {
     /// The rows of xa and columns (rows of xb) this block asks for, checked against na × nb
-    /// and the output `out` must have (the same rule for FC and conv kernels).
+    /// and the output `out` must have (the same rule for FC and conv kernels), and `transposed`
+    /// (if set) against the transposed shape, `upperOnly` and `out`'s memory.
     func block(na: Int, nb: Int, out: KernelOutput) throws -> (rows: Range<Int>, cols: Range<Int>) {
         let rows = self.rows ?? 0..<na
         let cols = self.cols ?? 0..<nb
@@ -227,6 +242,17 @@ extension KernelOptions {
         }
         guard out.rows == rows.count, out.cols == cols.count, out.ld >= out.cols else {
             throw GatedNetError.shape("out: \(out.rows) x \(out.cols) with ld \(out.ld), need \(rows.count) x \(cols.count) with ld >= \(cols.count)")
+        }
+        if let t = transposed {
+            guard t.rows == cols.count, t.cols == rows.count, t.ld >= t.cols else {
+                throw GatedNetError.shape("out_transposed: \(t.rows) x \(t.cols) with ld \(t.ld), need \(cols.count) x \(rows.count) (the block transposed) with ld >= \(rows.count)")
+            }
+            guard !upperOnly else {
+                throw GatedNetError.invalidArgument("out_transposed: not with upper_only (the transposed output would be the lower triangle of a block that is not written); compute the whole block")
+            }
+            guard !out.overlaps(t) else {
+                throw GatedNetError.invalidArgument("out_transposed: overlaps out; the two outputs must be separate memory")
+            }
         }
         return (rows, cols)
     }

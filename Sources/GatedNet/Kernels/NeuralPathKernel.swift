@@ -24,6 +24,16 @@ public struct KernelOutput {
     public init(pointer: UnsafeMutablePointer<Float>, rows: Int, cols: Int, ld: Int) {
         self.pointer = pointer; self.rows = rows; self.cols = cols; self.ld = ld
     }
+
+    /// Elements the matrix spans from `pointer`: (rows − 1)·ld + cols (0 when empty).
+    var span: Int { rows < 1 || cols < 1 ? 0 : (rows - 1) * ld + cols }
+
+    /// True when the element ranges the two matrices span share an address.
+    func overlaps(_ other: KernelOutput) -> Bool {
+        let a = UInt(bitPattern: pointer), b = UInt(bitPattern: other.pointer)
+        let size = UInt(MemoryLayout<Float>.stride)
+        return a < b + UInt(other.span) * size && b < a + UInt(span) * size
+    }
 }
 
 extension GatedNetwork {
@@ -156,7 +166,7 @@ extension GatedNetwork {
         let tmp = (0..<2).map { _ in FloatBuffer(count: packed || layers.isEmpty ? 0 : tileArea(k.rowsA, k.rowsB)) }
         let scratch = (0..<2).map { _ in OverlapScratch(stride: pa?.stride ?? 0, parts: 1) }
         try fillKernelTiles(rows: k.rowsA, cols: k.rowsB, symmetric: k.symmetric, upperOnly: k.options.upperOnly,
-                            out: k.out, progress: k.options.progress, what: "kernel", parallel: !k.options.serialTiles) { part, i0, ti, j0, tj, acc in
+                            out: k.out, transposed: k.options.transposed, progress: k.options.progress, what: "kernel", parallel: !k.options.serialTiles) { part, i0, ti, j0, tj, acc in
             if usesInput && !ones {
                 BLAS.gemm(transA: false, transB: true, m: ti, n: tj, k: d, a: k.a + i0 * d, lda: d,
                           b: k.b + j0 * d, ldb: d, c: acc, ldc: tj)

@@ -274,7 +274,7 @@ extension GatedNetwork {
         let t2 = (0..<2).map { _ in FloatBuffer(count: area) }
         let stripRows = tangentDiagonalStrip
         try fillKernelTiles(rows: k.rowsA, cols: k.rowsB, symmetric: symmetric, upperOnly: k.options.upperOnly,
-                            out: k.out, progress: k.options.progress, what: "kernel", parallel: !k.options.serialTiles, side: side) { half, i0, ti, j0, tj, acc in
+                            out: k.out, transposed: k.options.transposed, progress: k.options.progress, what: "kernel", parallel: !k.options.serialTiles, side: side) { half, i0, ti, j0, tj, acc in
             // A diagonal tile of a symmetric kernel is computed in row strips that start at the
             // diagonal (about half its GEMM work), and its lower triangle is mirrored. Entries
             // keep their bits: each is the same dot products in the same order either way.

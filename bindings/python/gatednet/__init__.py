@@ -556,7 +556,7 @@ class Network(_Shared, _core.Network):
         return self._gates(x, _index(layer, n), out, packed)
 
     def kernel(self, xa, xb=None, kind="npk", *, layer=0, out=None, output=None, rows=None, cols=None,
-               upper_only=False, gate_path="auto", ntk_scaling=False, progress=None):
+               upper_only=False, gate_path="auto", ntk_scaling=False, progress=None, out_transposed=None):
         """Kernel matrix (float32 Buffer) between batches ``xa`` and ``xb``.
 
         ``kind``, path kernels (gates are those the value net uses, after the permutation):
@@ -574,6 +574,9 @@ class Network(_Shared, _core.Network):
         over the rows of xa / xb (end None: through the last row); the result is that block.
         ``gate_path``: "auto", "float" or "packed" (bit-packed popcount, hard gates).
         ``out``: a writable float32 buffer of the result's shape whose rows may be strided.
+        ``out_transposed``: a second such buffer of the transposed shape (C, R) that gets the
+        result transposed (bit for bit ``out.T``) in the same pass, tile by tile while each tile
+        is in cache; it may not overlap ``out`` nor be combined with ``upper_only``.
         ``progress=True`` shows a bar (tqdm.auto; text lines without tqdm); a callable
         ``progress(fraction)`` is called after each tile (at most 512 x 512 entries) instead:
         returning False cancels (CancelledError), an exception in it propagates. Ctrl-C
@@ -595,7 +598,7 @@ class Network(_Shared, _core.Network):
                 code, xa, xb, layer=_index(layer, self._hidden_count()), output=-1 if output is None else output,
                 row_begin=rb, row_count=rc, col_begin=cb, col_count=cc, upper_only=upper_only,
                 gate_path=_code(gate_path, _GATE_PATHS, "gate_path"), ntk_scaling=ntk_scaling, out=out,
-                progress=callback)
+                progress=callback, out_transposed=out_transposed)
         finally:
             if close is not None:
                 close()
@@ -1040,7 +1043,7 @@ class ConvNetwork(_Shared, _core.ConvNetwork):
             return [self._gates(x, l, wired) for l in range(n)]
         return self._gates(x, _index(layer, n), wired, out)
 
-    def kernel(self, xa, xb=None, kind="npk", *, layer=None, out=None, progress=None):
+    def kernel(self, xa, xb=None, kind="npk", *, layer=None, out=None, progress=None, out_transposed=None):
         """Exact path kernel (float32 Buffer, n_a x n_b) between batches ``xa`` and ``xb``.
 
         ``kind``: "npk" (neural path kernel of the value net with its wired gates),
@@ -1053,9 +1056,11 @@ class ConvNetwork(_Shared, _core.ConvNetwork):
         normalised kinds. ``layer`` is accepted for the signature Network.kernel shares and
         must be None (conv nets have no per-layer kernel).
         ``xb=None``: xb = xa (symmetric). ``out``: a writable float32 buffer whose rows may be
-        strided. ``progress=True`` shows a bar (tqdm.auto; text without tqdm); a callable
-        ``progress(fraction)`` is called after each block of rows (returning False cancels
-        with CancelledError); the trace-normalised kind reports once, at the end. Cost per pair
+        strided. ``out_transposed``: a second one of shape (n_b, n_a) that gets the kernel
+        transposed (bit for bit ``out.T``) in the same pass (not overlapping ``out``; progress
+        is then reported once per tile). ``progress=True`` shows a bar (tqdm.auto; text
+        without tqdm); a callable ``progress(fraction)`` is called after each block of rows
+        (returning False cancels with CancelledError); the trace-normalised kind reports once, at the end. Cost per pair
         grows with the squared number of positions: small images or n only.
         UnsupportedError for nets with global max pooling."""
         if layer is not None:
@@ -1063,7 +1068,7 @@ class ConvNetwork(_Shared, _core.ConvNetwork):
         code = _code(kind, _CONV_KERNELS, "kind")
         callback, close = _progress_callback(progress, f"kernel {_CONV_KERNELS[code]}")
         try:
-            return self._kernel(code, xa, xb, out, callback)
+            return self._kernel(code, xa, xb, out, callback, out_transposed=out_transposed)
         finally:
             if close is not None:
                 close()

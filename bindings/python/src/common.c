@@ -303,6 +303,16 @@ error:
     return 1;
 }
 
+int gnpy_kernel_progress(double fraction, void *user) {
+    gnpy_callback_context *ctx = user;
+    PyEval_RestoreThread(ctx->tstate);
+    PyObject *f = ctx->callback != NULL ? PyFloat_FromDouble(fraction) : (Py_INCREF(Py_None), Py_None);
+    int stop = gnpy_callback_step(ctx, ctx->callback, f);
+    Py_XDECREF(f);
+    ctx->tstate = PyEval_SaveThread();
+    return stop;
+}
+
 /* ---- description ------------------------------------------------------------------------------ */
 
 PyObject *gnpy_handle_describe(GNPy_Handle *self, PyObject *unused) {

@@ -494,21 +494,63 @@ static int block_progress(PyObject *progress, double fraction) {
     return PyErr_CheckSignals();
 }
 
+/* conv_kernel with out_transposed: one gn_conv_network_kernel_compute call that writes both
+ * outputs, progress (may be NULL) once per tile through opts.progress. */
+static PyObject *conv_kernel_transposed(GNPy_ConvNetwork *self, int kind, PyObject *xa_obj, PyObject *xb_obj,
+                                        PyObject *out, PyObject *out_t, PyObject *progress) {
+    if (gnpy_begin(self) < 0) return NULL;
+    gnpy_input xa = {0}, xb = {0};
+    const gnpy_input *b;
+    gnpy_output o = {0}, ot = {0};
+    PyObject *r = NULL;
+    if (gnpy_input_pair(self, xa_obj, xb_obj, &xa, &xb, &b) < 0) goto done;
+    Py_ssize_t shape[2] = {xa.rows, b->rows}, shape_t[2] = {b->rows, xa.rows};
+    if (gnpy_output_prepare(out, "out", 'f', 2, shape, 1, &o) < 0) goto done;
+    if (gnpy_output_prepare(out_t, "out_transposed", 'f', 2, shape_t, 1, &ot) < 0) goto done;
+    gn_kernel_options opts;
+    gn_kernel_options_init(&opts);
+    opts.out_transposed = ot.data;
+    opts.ld_transposed = ot.ld;
+    opts.capacity_transposed = ot.capacity;
+    gnpy_callback_context ctx = {0};
+    ctx.callback = progress;
+    opts.progress = gnpy_kernel_progress;
+    opts.progress_user = &ctx;
+    ctx.tstate = PyEval_SaveThread();
+    gn_status s = gn_conv_network_kernel_compute(self->net, (gn_conv_kernel_kind)kind, xa.data, xa.rows,
+                                                 xb_obj == Py_None ? NULL : b->data, b->rows, &opts, o.data, o.ld,
+                                                 o.capacity);
+    PyEval_RestoreThread(ctx.tstate);
+    r = gnpy_output_finish(&o, s == GN_OK && !ctx.failed);
+    if (ctx.failed) PyErr_Restore(ctx.exc_type, ctx.exc_value, ctx.exc_tb);
+    else if (s != GN_OK) gnpy_raise(s);
+done:
+    gnpy_output_finish(&o, 0);
+    gnpy_output_finish(&ot, 0);
+    gnpy_input_release(&xa);
+    gnpy_input_release(&xb);
+    gnpy_end(self);
+    return r;
+}
+
 /* With a progress callback the kernel is computed by blocks of rows (about 32 blocks), the
  * callback called after each: symmetric kernels take the rows' upper part (columns from the
  * block's first row on) and mirror it, so no pair is computed twice outside the diagonal
  * blocks. The trace-normalised kind needs the trace over all of xa: one call, one report. */
 static PyObject *conv_kernel(GNPy_ConvNetwork *self, PyObject *args, PyObject *kwargs) {
-    static char *kwlist[] = {"kind", "xa", "xb", "out", "progress", NULL};
+    static char *kwlist[] = {"kind", "xa", "xb", "out", "progress", "out_transposed", NULL};
     int kind;
-    PyObject *xa_obj, *xb_obj = Py_None, *out = Py_None, *progress = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iO|OOO:kernel", kwlist, &kind, &xa_obj, &xb_obj, &out, &progress))
+    PyObject *xa_obj, *xb_obj = Py_None, *out = Py_None, *progress = Py_None, *out_t = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iO|OOOO:kernel", kwlist, &kind, &xa_obj, &xb_obj, &out, &progress,
+                                     &out_t))
         return NULL;
-    if (progress == Py_None) return gnpy_kernel_matrix(self, kind, 0, xa_obj, xb_obj, out);
-    if (!PyCallable_Check(progress)) {
+    if (progress == Py_None && out_t == Py_None) return gnpy_kernel_matrix(self, kind, 0, xa_obj, xb_obj, out);
+    if (progress != Py_None && !PyCallable_Check(progress)) {
         PyErr_Format(PyExc_TypeError, "progress: expected a callable, got %.100s", Py_TYPE(progress)->tp_name);
         return NULL;
     }
+    if (out_t != Py_None)
+        return conv_kernel_transposed(self, kind, xa_obj, xb_obj, out, out_t, progress == Py_None ? NULL : progress);
     if (gnpy_begin(self) < 0) return NULL;
     gnpy_input xa = {0}, xb = {0};
     const gnpy_input *b;
@@ -591,7 +633,7 @@ static PyMethodDef conv_methods[] = {
     {"_gates", (PyCFunction)(void (*)(void))conv_gates, METH_VARARGS | METH_KEYWORDS,
      "_gates(x, layer, wired=False, out=None) -> Buffer (n, H, W, C)"},
     {"_kernel", (PyCFunction)(void (*)(void))conv_kernel, METH_VARARGS | METH_KEYWORDS,
-     "_kernel(kind, xa, xb=None, out=None, progress=None) -> Buffer"},
+     "_kernel(kind, xa, xb=None, out=None, progress=None, out_transposed=None) -> Buffer"},
     {"_hidden_state", (PyCFunction)(void (*)(void))conv_hidden_state, METH_VARARGS | METH_KEYWORDS,
      "_hidden_state(x, part, layer, kind, out=None) -> Buffer (n, H, W, C)"},
     {"_tensor_layer", (PyCFunction)conv_tensor_layer, METH_VARARGS,

@@ -332,6 +332,10 @@ typedef struct {
 int gnpy_callback_step(gnpy_callback_context *ctx, PyObject *callback, PyObject *arg);
 /* Move the current exception into ctx. */
 void gnpy_callback_fail(gnpy_callback_context *ctx);
+/* gn_kernel_progress_fn for a library kernel call made with the GIL released (user: the
+ * gnpy_callback_context, its tstate from PyEval_SaveThread): takes the GIL, calls
+ * ctx->callback(fraction) (if any) through gnpy_callback_step, releases the GIL again. */
+int gnpy_kernel_progress(double fraction, void *user);
 
 /* xa and xb (None: xa again) as inputs of self (ops->input); *b is xb's or xa's. */
 int gnpy_input_pair(GNPy_Handle *self, PyObject *xa_obj, PyObject *xb_obj, gnpy_input *xa, gnpy_input *xb,

@@ -321,17 +321,6 @@ done:
 
 /* ---- kernel suite (gn_kernel_compute and friends) ----------------------------------------- */
 
-/* After each tile: take the GIL, call the Python progress callback, check for Ctrl-C. */
-static int kernel_progress(double fraction, void *user) {
-    gnpy_callback_context *ctx = user;
-    PyEval_RestoreThread(ctx->tstate);
-    PyObject *f = ctx->callback != NULL ? PyFloat_FromDouble(fraction) : (Py_INCREF(Py_None), Py_None);
-    int stop = gnpy_callback_step(ctx, ctx->callback, f);
-    Py_XDECREF(f);
-    ctx->tstate = PyEval_SaveThread();
-    return stop;
-}
-
 static int block_range(long long begin, long long count, Py_ssize_t n, const char *name, Py_ssize_t *size) {
     long long end = count == 0 ? (long long)n : begin + count;
     if (begin < 0 || count < 0 || begin >= n || end > n) {
@@ -345,13 +334,14 @@ static int block_range(long long begin, long long count, Py_ssize_t n, const cha
 
 static PyObject *network_kernel_compute(GNPy_Network *self, PyObject *args, PyObject *kwargs) {
     static char *kwlist[] = {"kind", "xa", "xb", "layer", "output", "row_begin", "row_count", "col_begin",
-                             "col_count", "upper_only", "gate_path", "ntk_scaling", "out", "progress", NULL};
+                             "col_count", "upper_only", "gate_path", "ntk_scaling", "out", "progress",
+                             "out_transposed", NULL};
     int kind, upper_only = 0, gate_path = GN_GATE_PATH_AUTO, ntk_scaling = 0;
-    PyObject *xa_obj, *xb_obj = Py_None, *out = Py_None, *progress = Py_None;
+    PyObject *xa_obj, *xb_obj = Py_None, *out = Py_None, *progress = Py_None, *out_t = Py_None;
     long long layer = 0, output = -1, rb = 0, rc = 0, cb = 0, cc = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iO|OLLLLLLpipOO:kernel_compute", kwlist, &kind, &xa_obj,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iO|OLLLLLLpipOOO:kernel_compute", kwlist, &kind, &xa_obj,
                                      &xb_obj, &layer, &output, &rb, &rc, &cb, &cc, &upper_only, &gate_path,
-                                     &ntk_scaling, &out, &progress))
+                                     &ntk_scaling, &out, &progress, &out_t))
         return NULL;
     if (progress != Py_None && !PyCallable_Check(progress)) {
         PyErr_Format(PyExc_TypeError, "progress: expected a callable, got %.100s", Py_TYPE(progress)->tp_name);
@@ -360,13 +350,14 @@ static PyObject *network_kernel_compute(GNPy_Network *self, PyObject *args, PyOb
     if (gnpy_begin(self) < 0) return NULL;
     gnpy_input xa = {0}, xb = {0};
     const gnpy_input *b;
-    gnpy_output o = {0};
+    gnpy_output o = {0}, ot = {0};
     PyObject *r = NULL;
     if (gnpy_input_pair(self, xa_obj, xb_obj, &xa, &xb, &b) < 0) goto done;
     Py_ssize_t rows, cols;
     if (block_range(rb, rc, xa.rows, "rows", &rows) < 0 || block_range(cb, cc, b->rows, "cols", &cols) < 0) goto done;
-    Py_ssize_t shape[2] = {rows, cols};
+    Py_ssize_t shape[2] = {rows, cols}, shape_t[2] = {cols, rows};
     if (gnpy_output_prepare(out, "out", 'f', 2, shape, 1, &o) < 0) goto done;
+    if (out_t != Py_None && gnpy_output_prepare(out_t, "out_transposed", 'f', 2, shape_t, 1, &ot) < 0) goto done;
     gn_kernel_options opts;
     gn_kernel_options_init(&opts);
     opts.layer = layer;
@@ -378,9 +369,12 @@ static PyObject *network_kernel_compute(GNPy_Network *self, PyObject *args, PyOb
     opts.upper_only = upper_only;
     opts.gate_path = (gn_gate_path)gate_path;
     opts.ntk_scaling = ntk_scaling;
+    opts.out_transposed = ot.data;
+    opts.ld_transposed = ot.ld;
+    opts.capacity_transposed = ot.capacity;
     gnpy_callback_context ctx = {0};
     ctx.callback = progress == Py_None ? NULL : progress;
-    opts.progress = kernel_progress;
+    opts.progress = gnpy_kernel_progress;
     opts.progress_user = &ctx;
     ctx.tstate = PyEval_SaveThread();
     gn_status s = gn_kernel_compute(self->net, (gn_kernel_kind)kind, xa.data, xa.rows, b->data, b->rows, &opts,
@@ -392,6 +386,7 @@ static PyObject *network_kernel_compute(GNPy_Network *self, PyObject *args, PyOb
     else if (s != GN_OK) gnpy_raise(s);
 done:
     gnpy_output_finish(&o, 0);
+    gnpy_output_finish(&ot, 0);
     gnpy_input_release(&xa);
     gnpy_input_release(&xb);
     gnpy_end(self);
@@ -498,7 +493,8 @@ static PyMethodDef network_methods[] = {
      "_kernel(kind, xa, xb=None, layer=0, out=None) -> Buffer"},
     {"_kernel_compute", (PyCFunction)(void (*)(void))network_kernel_compute, METH_VARARGS | METH_KEYWORDS,
      "_kernel_compute(kind, xa, xb=None, layer=0, output=-1, row_begin=0, row_count=0, col_begin=0, "
-     "col_count=0, upper_only=False, gate_path=0, ntk_scaling=False, out=None, progress=None) -> Buffer"},
+     "col_count=0, upper_only=False, gate_path=0, ntk_scaling=False, out=None, progress=None, "
+     "out_transposed=None) -> Buffer"},
     {"_active_paths", (PyCFunction)(void (*)(void))network_active_paths, METH_VARARGS | METH_KEYWORDS,
      "_active_paths(x, groups=None, n_groups=0) -> Buffer or (mean, counts)"},
     {"_gate_hyperplanes", (PyCFunction)network_gate_hyperplanes, METH_VARARGS,
