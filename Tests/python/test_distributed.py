@@ -354,9 +354,6 @@ def test_inputs_digest_covers_every_segment(monkeypatch, tmp_path):
 
 # ---- kernel ridge beyond memory -----------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="kernels.py (not edited by the bughunt branch): layer / output are not checked "
-                   "against the network on the client; the tile fails on a worker after the store is made, and the "
-                   "corrected call then meets 'store holds another computation (differs in layer)'")
 def test_out_of_range_layer_or_output_fail_before_the_store_is_made(client, net, data, tmp_path):
     x, _, _ = data
     for n, (options, name) in enumerate((({"layer": 99}, "layer"), ({"output": 7}, "output"))):
@@ -364,6 +361,12 @@ def test_out_of_range_layer_or_output_fail_before_the_store_is_made(client, net,
         with pytest.raises(ValueError, match=name):
             gd.kernel_to_zarr(net, x, store, client=client, **options)
         assert not store.exists()
+        with pytest.raises(ValueError, match=name):
+            gd.kernel_array(net, x, **options)
+    # a kind this network cannot give (hard gates pass no gradient to the feature weights)
+    with pytest.raises(gn.GatedNetError, match="(?i)soft gates|unsupported|frozen"):
+        gd.kernel_to_zarr(net, x, tmp_path / "K9.zarr", kind="ntk_feature", client=client)
+    assert not (tmp_path / "K9.zarr").exists()
 
 
 def test_ridge_on_zarr_matches_dense_solve(client, tmp_path):

@@ -109,6 +109,17 @@ def _plan(net, x, kind, xb, tile, layer, output, gate_path, ntk_scaling, workers
     a = Inputs(x, "x", input_size)
     b = None if xb is None else Inputs(xb, "xb", input_size)
     n_b = a.n if b is None else b.n
+    if cls == "Network":
+        # The library's own rules for layer / output / gate_path / ntk_scaling and what the kind
+        # needs (e.g. soft gates for NTK_FEATURE), checked by a one-row call before a store
+        # exists: a bad option would otherwise fail on a worker, after the store was made.
+        probe = net if isinstance(net, gn.Network) else gn.Network.from_bytes(data)
+        try:
+            probe.kernel(a.array[:1], None if b is None else b.array[:1], kind, layer=layer, output=output,
+                         gate_path=gate_path, ntk_scaling=ntk_scaling)
+        finally:
+            if probe is not net:
+                probe.close()
     if tile is None:
         tile = tile_for(a.n, None if b is None else n_b, workers)
     plan = {
