@@ -150,11 +150,3 @@ class _BufferPool:
 
 
 _POOL = _BufferPool()
-
-
-def transpose_into(dst, src, block=512):
-    """dst[...] = src.T in square blocks (both fit in cache; numpy releases the GIL per block)."""
-    rows, cols = src.shape
-    for r in range(0, rows, block):
-        for c in range(0, cols, block):
-            dst[c:c + block, r:r + block] = src[r:r + block, c:c + block].T

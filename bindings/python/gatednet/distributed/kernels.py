@@ -28,7 +28,7 @@ import numpy as np
 
 import gatednet as gn
 
-from ._chunks import RawChunks, transpose_into
+from ._chunks import RawChunks
 from ._common import Inputs, default_client, digest, network_bytes, worker_inputs, worker_network
 
 FC_KINDS = gn._KERNELS
@@ -144,9 +144,10 @@ def tile_grid(plan):
     return ta, tb, tiles
 
 
-def compute_tile(plan, net, xa, xb, i, j, out=None):
+def compute_tile(plan, net, xa, xb, i, j, out=None, out_transposed=None):
     """One tile K[r0:r1, c0:c1] as a float32 array, by one library call (into ``out`` if given:
-    a writable float32 view of the tile's shape, rows may be strided).
+    a writable float32 view of the tile's shape, rows may be strided; and its transpose into
+    ``out_transposed`` if given, in the same pass over the library's sub-tiles).
 
     Path kernels are per pair of inputs, so a tile is the kernel of the two row slices; the
     trace-normalised NPK divides by the trace over ALL rows, so it uses the library's block
@@ -156,10 +157,10 @@ def compute_tile(plan, net, xa, xb, i, j, out=None):
     diag = plan["symmetric"] and i == j
     kind = plan["kind"]
     if plan["cls"] == "ConvNetwork":
-        k = net.kernel(xa[r0:r1], None if diag else xb[c0:c1], kind, out=out)
+        k = net.kernel(xa[r0:r1], None if diag else xb[c0:c1], kind, out=out, out_transposed=out_transposed)
     else:
         opts = dict(layer=plan["layer"], output=plan["output"], gate_path=plan["gate_path"],
-                    ntk_scaling=plan["ntk_scaling"], out=out)
+                    ntk_scaling=plan["ntk_scaling"], out=out, out_transposed=out_transposed)
         if kind == "npk_trace_normalized":
             k = net.kernel(xa, None if plan["symmetric"] else xb, kind, rows=(r0, r1), cols=(c0, c1), **opts)
         else:
@@ -167,12 +168,12 @@ def compute_tile(plan, net, xa, xb, i, j, out=None):
     return out if out is not None else np.asarray(k)
 
 
-def _worker_tile(plan, data, xa_spec, xb_spec, i, j, out=None):
+def _worker_tile(plan, data, xa_spec, xb_spec, i, j, out=None, out_transposed=None):
     """``data``: the network's bytes, or a function returning them (read only on a cache miss)."""
     net = worker_network(data, plan["cls"], plan["network_sha256"])
     xa = worker_inputs(xa_spec)
     xb = xa if xb_spec is None else worker_inputs(xb_spec)
-    return compute_tile(plan, net, xa, xb, i, j, out)
+    return compute_tile(plan, net, xa, xb, i, j, out, out_transposed)
 
 
 # ---- zarr stores ------------------------------------------------------------------------------
@@ -263,10 +264,10 @@ def stored_network(store):
 def _zarr_tile_task(plan, path, xa_spec, xb_spec, i, j):
     """Worker task: compute tile (i, j), write it (and its transpose), then mark it done.
 
-    On a local store the library computes the tile into a chunk buffer (reused from tile to
-    tile) that one write() puts in its chunk file (see _chunks.py), and the mirrored lower tile
-    is a blocked transpose of it, written the same way while the first write runs; elsewhere the
-    tile goes through zarr. Returns (i, j, seconds in the library call, seconds writing)."""
+    On a local store the library computes the tile, and for an off-diagonal tile of a symmetric
+    kernel its transpose (the mirrored lower tile), into chunk buffers (reused from tile to tile)
+    that one write() each puts in their chunk files (see _chunks.py); elsewhere the tile goes
+    through zarr. Returns (i, j, seconds in the library call, seconds writing)."""
     import zarr
 
     g = zarr.open_group(path, mode="r+")
@@ -284,16 +285,15 @@ def _zarr_tile_task(plan, path, xa_spec, xb_spec, i, j):
             arr[c0:c1, r0:r1] = k.T
     else:
         buf, k = raw.buffer(i, j)
+        mbuf, mk = raw.buffer(j, i) if mirror else (None, None)
         t0 = time.perf_counter()
-        _worker_tile(plan, data, xa_spec, xb_spec, i, j, out=k)
+        # the library writes the mirrored lower tile too, from the same sub-tiles, bit for bit
+        _worker_tile(plan, data, xa_spec, xb_spec, i, j, out=k, out_transposed=mk)
         t1 = time.perf_counter()
         if mirror:
-            # the tile's write runs on a second thread while the mirror is transposed and written:
-            # the end of a task is not one core's serial work while the other core idles
-            mbuf, mk = raw.buffer(j, i)
+            # two files written on two threads: the end of a task is not one core's serial work
             with ThreadPoolExecutor(1) as pool:
                 written = pool.submit(raw.commit, i, j, buf)
-                transpose_into(mk, k)
                 raw.commit(j, i, mbuf)
                 written.result()
             raw.release(buf, mbuf)
