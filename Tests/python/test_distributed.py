@@ -654,42 +654,6 @@ def test_dask_scheduler_and_worker_commands(net, data, tmp_path):
                 p.wait()
 
 
-def test_direct_chunk_writes_round_trip_and_fall_back(tmp_path):
-    from gatednet.distributed import _chunks
-
-    buf = _chunks._aligned((50, 50))  # 10,000 bytes: 2 blocks through O_DIRECT, 1,808 bytes after
-    assert buf.ctypes.data % 4096 == 0 and not buf.any()
-    buf[...] = np.arange(2500, dtype=np.float32).reshape(50, 50)
-    for n, data in enumerate((memoryview(buf).cast("B"), memoryview(buf[:32 * 32 // 50]).cast("B"))):
-        path = tmp_path / f"c{n}"
-        wrote = _chunks._write_direct(str(path), data)
-        if wrote:  # a filesystem without O_DIRECT (tmpfs) returns False and leaves nothing
-            assert path.read_bytes() == bytes(data)
-        else:
-            assert not path.exists()
-    # too small, or not block-aligned in memory: not written here (the caller's plain write does it)
-    assert not _chunks._write_direct(str(tmp_path / "small"), memoryview(buf[:1]).cast("B"))
-    assert not _chunks._write_direct(str(tmp_path / "odd"), memoryview(buf.reshape(-1)[1:]).cast("B"))
-    assert not (tmp_path / "small").exists() and not (tmp_path / "odd").exists()
-
-
-@pytest.mark.parametrize("direct", [True, False])
-def test_tiles_written_directly_or_through_the_page_cache_are_equal(client, net, tmp_path, direct):
-    """Chunks of 50 x 50 (10,000 bytes: O_DIRECT blocks plus a tail) on the workers, both ways."""
-    def set_direct(value):
-        from gatednet.distributed import _chunks
-        _chunks.DIRECT_WRITES = value
-
-    x = np.random.default_rng(9).standard_normal((120, 12)).astype(np.float32)
-    client.run(set_direct, direct)
-    try:
-        K = gd.kernel_to_zarr(net, x, tmp_path / "K.zarr", tile=50, client=client)[...]
-    finally:
-        client.run(set_direct, True)
-    np.testing.assert_array_equal(K, K.T)
-    np.testing.assert_array_equal(K, np.asarray(net.kernel(x, None, "npk")))
-
-
 def test_chunk_buffer_pool_reuses_and_bounds_memory():
     from gatednet.distributed._chunks import _BufferPool
 

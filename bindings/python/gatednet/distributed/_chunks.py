@@ -90,10 +90,9 @@ class RawChunks:
         tmp = f"{final}.{uuid.uuid4().hex}.partial"
         data = memoryview(buf).cast("B")
         try:
-            if not (DIRECT_WRITES and _write_direct(tmp, data)):
-                with open(tmp, "wb") as f:
-                    _reserve(f.fileno(), len(data))
-                    f.write(data)
+            with open(tmp, "wb") as f:
+                _reserve(f.fileno(), len(data))
+                f.write(data)
             os.replace(tmp, final)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
@@ -114,53 +113,6 @@ def _fallocate():
 
 
 _FALLOCATE = _fallocate()
-
-
-# Chunk files are written with O_DIRECT where the filesystem takes it: from the worker's reused
-# buffer straight to the device, not through new page-cache pages. On this project's VM a page the
-# guest has not touched for a few seconds is handed back to the host, and the first write into it
-# costs ~10x a warm one: 4 x 100 MB of buffered writes took 0.70-0.74 s of CPU after 3 s idle
-# (0.06 s warm), against 0.17 s of wall time and 0.01 s of CPU with O_DIRECT. It also keeps a
-# store larger than memory from filling the page cache with dirty pages. The cost: the first read
-# of a freshly written chunk comes from the device, not the page cache.
-DIRECT_WRITES = True
-_ALIGN = 4096  # O_DIRECT needs block-aligned addresses, lengths and offsets (pool buffers are page-aligned)
-
-
-def _write_direct(path, data):
-    """Write ``data`` to the new file ``path`` with O_DIRECT (the last partial block through the
-    page cache); False, with nothing left behind, where O_DIRECT is not supported (tmpfs, some
-    network filesystems) or ``data`` is not page-aligned."""
-    if not hasattr(os, "O_DIRECT") or len(data) < _ALIGN or _address(data) % _ALIGN:
-        return False
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_DIRECT, 0o644)
-    except OSError:
-        return False
-    body = len(data) // _ALIGN * _ALIGN
-    try:
-        _reserve(fd, len(data))
-        done = 0
-        while done < body:
-            wrote = os.pwrite(fd, data[done:body], done)
-            if wrote <= 0:
-                raise OSError(f"pwrite wrote {wrote} bytes")
-            done += wrote
-    except OSError:  # EINVAL: the filesystem refused direct I/O after all (a real I/O error
-        # recurs in the plain write that follows, and is raised there)
-        os.close(fd)
-        os.unlink(path)
-        return False
-    os.close(fd)
-    if body < len(data):
-        with open(path, "r+b") as f:
-            f.seek(body)
-            f.write(data[body:])
-    return True
-
-
-def _address(data):
-    return np.frombuffer(data, np.uint8).ctypes.data
 
 
 def _reserve(fd, nbytes):
@@ -188,25 +140,13 @@ class _BufferPool:
                 buf = self.free.pop()
                 if buf.shape == tuple(shape):
                     return buf
-        return _aligned(shape)
+        return np.empty(shape, dtype="<f4")  # numpy advises large arrays for huge pages
 
     def give(self, buf):
         with self.lock:
             self.free = [b for b in self.free if b.shape == buf.shape]
             if len(self.free) < self.keep and not any(b is buf for b in self.free):
                 self.free.append(buf)
-
-
-def _aligned(shape):
-    """A zeroed page-aligned float32 array (anonymous memory, advised for huge pages): a buffer
-    O_DIRECT can write from."""
-    import mmap
-
-    nbytes = 4 * int(np.prod(shape))
-    m = mmap.mmap(-1, max(nbytes, 1))
-    if hasattr(m, "madvise") and hasattr(mmap, "MADV_HUGEPAGE"):
-        m.madvise(mmap.MADV_HUGEPAGE)
-    return np.frombuffer(m, "<f4", count=int(np.prod(shape))).reshape(shape)
 
 
 _POOL = _BufferPool()
