@@ -86,8 +86,6 @@ def overhead(args, data):
     client = connect(args)
     if args.zarr_writes:  # measure the write path of two sessions ago: tiles through zarr
         client.run(_through_zarr)
-    if args.buffered_writes:  # chunk files through the page cache instead of O_DIRECT
-        client.run(_buffered_writes)
     tile = args.tile or gd.tile_for(args.n, None, sum(client.nthreads().values()))
     out = np.empty((args.n, args.n), np.float32)
 
@@ -116,7 +114,7 @@ def overhead(args, data):
             print(rows[-1], flush=True)
     finally:
         gd.close_client(client)
-    writes = "through zarr" if args.zarr_writes else "page cache" if args.buffered_writes else "O_DIRECT"
+    writes = "through zarr" if args.zarr_writes else "raw chunk files"
     print(f"\n### Overhead: {args.kind}, n = {args.n}, tile {tile}, {args.workers} workers "
           f"({args.mp_method}), chunk writes {writes}, idle {args.idle:g} s before each call\n")
     print("| run | direct call (s) | direct into reused out (s) | direct + np.save (s) | gatednet.distributed "
@@ -175,13 +173,6 @@ def passes(args, data):
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r[0]} | {r[1]:.2f} | {r[2]:.2f} | {r[3]:.2f} | {r[4]:.2f} | {r[5]:.2f} | {r[6]:.1f} |")
-
-
-def _buffered_writes():
-    """On a worker: write chunk files through the page cache instead of with O_DIRECT."""
-    from gatednet.distributed import _chunks
-
-    _chunks.DIRECT_WRITES = False
 
 
 def _through_zarr():
@@ -333,8 +324,6 @@ def main():
                    help="curve: the Nystrom sketch (gatednet.distributed.ridge_fit)")
     p.add_argument("--zarr-writes", action="store_true",
                    help="overhead: write tiles through zarr (the write path of two sessions ago), for comparison")
-    p.add_argument("--buffered-writes", action="store_true",
-                   help="overhead: write chunk files through the page cache instead of O_DIRECT, for comparison")
     p.add_argument("--idle", type=float, default=0.0,
                    help="overhead: seconds to sleep before each timed call (0: back to back)")
     p.add_argument("--kinds", nargs="+", default=["npk_normalized", "npk_limit"],
