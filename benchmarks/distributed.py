@@ -71,49 +71,61 @@ def gated_network(x, y, seed=1, epochs=5):
 
 
 def overhead(args, data):
-    """Per run, alternating: the direct call, the direct call + np.save of its result to the same
-    disk, and gatednet.distributed to zarr; all on the same cores, in one process run."""
+    """Per run, one after the other on the same cores, in one process run: the direct call (a new
+    result array, the binding's default), the direct call into a reused ``out`` array (the
+    fastest way to call it repeatedly), the direct call + np.save of its result to the same disk,
+    and gatednet.distributed to zarr. ``--idle S`` sleeps S seconds before each timed call: on
+    this VM memory left unused for a few seconds goes back to the host and costs ~10x to touch
+    again, which is what a call made now and then meets; back to back (0) every call finds
+    memory its predecessor just freed."""
     x, y, _, _ = data
     net = gn.Network(784, WIDTHS, 10, regime="fixed_random_ii", seed=1)
     xs = x[:args.n]
     path = npy(args.workdir, f"x{args.n}", xs)
     rows = []
     client = connect(args)
-    if args.zarr_writes:  # measure the write path this session replaced: tiles through zarr
+    if args.zarr_writes:  # measure the write path of two sessions ago: tiles through zarr
         client.run(_through_zarr)
     tile = args.tile or gd.tile_for(args.n, None, sum(client.nthreads().values()))
+    out = np.empty((args.n, args.n), np.float32)
+
+    def timed(fn):
+        time.sleep(args.idle)
+        t0 = time.perf_counter()
+        fn()
+        return time.perf_counter() - t0
+
     try:
         store = os.path.join(args.workdir, "overhead.zarr")
         saved = os.path.join(args.workdir, "overhead-direct.npy")
         # warm-up (not timed): workers load the library, map the inputs, first-touch their pages
         gd.kernel_to_zarr(net, path, store, kind=args.kind, tile=tile, client=client, overwrite=True)
         drop(store, False)
+        net.kernel(xs, None, args.kind, out=out)
         for rep in range(args.repeat):
-            t0 = time.perf_counter()
-            direct = net.kernel(xs, None, args.kind)
-            t_direct = time.perf_counter() - t0
-            del direct
-            t0 = time.perf_counter()
-            direct = net.kernel(xs, None, args.kind)
-            np.save(saved, np.asarray(direct))
-            t_saved = time.perf_counter() - t0
-            del direct
+            t_direct = timed(lambda: net.kernel(xs, None, args.kind))
+            t_out = timed(lambda: net.kernel(xs, None, args.kind, out=out))
+            t_saved = timed(lambda: np.save(saved, np.asarray(net.kernel(xs, None, args.kind))))
             os.unlink(saved)
-            t0 = time.perf_counter()
-            gd.kernel_to_zarr(net, path, store, kind=args.kind, tile=tile, client=client, overwrite=True)
-            t_dask = time.perf_counter() - t0
+            t_dask = timed(lambda: gd.kernel_to_zarr(net, path, store, kind=args.kind, tile=tile, client=client,
+                                                     overwrite=True))
             drop(store, args.keep)
-            rows.append((rep, t_direct, t_saved, t_dask, t_dask / t_direct, t_dask / t_saved, load()))
+            rows.append((rep, t_direct, t_out, t_saved, t_dask, load()))
             print(rows[-1], flush=True)
     finally:
         gd.close_client(client)
+    writes = "through zarr" if args.zarr_writes else "raw chunk files"
     print(f"\n### Overhead: {args.kind}, n = {args.n}, tile {tile}, {args.workers} workers "
-          f"({args.mp_method} workers{', tiles written through zarr' if args.zarr_writes else ''})\n")
-    print("| run | direct call (s) | direct + np.save (s) | gatednet.distributed to zarr (s) | ratio to direct | "
-          "ratio to direct + save | load avg |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r[0]} | {r[1]:.2f} | {r[2]:.2f} | {r[3]:.2f} | {r[4]:.2f} | {r[5]:.2f} | {r[6]:.1f} |")
+          f"({args.mp_method}), chunk writes {writes}, idle {args.idle:g} s before each call\n")
+    print("| run | direct call (s) | direct into reused out (s) | direct + np.save (s) | gatednet.distributed "
+          "to zarr (s) | ratio to direct | ratio to direct into out | ratio to direct + save | load avg |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r, d, o, sv, k, la in rows:
+        print(f"| {r} | {d:.2f} | {o:.2f} | {sv:.2f} | {k:.2f} | {k / d:.2f} | {k / o:.2f} | {k / sv:.2f} | {la:.1f} |")
+    med = lambda v: float(np.median(v))  # noqa: E731
+    d, o, sv, k = (np.array([r[i] for r in rows]) for i in (1, 2, 3, 4))
+    print(f"| median | {med(d):.2f} | {med(o):.2f} | {med(sv):.2f} | {med(k):.2f} | {med(k / d):.2f} | "
+          f"{med(k / o):.2f} | {med(k / sv):.2f} | |")
 
 
 def passes(args, data):
@@ -164,7 +176,7 @@ def passes(args, data):
 
 
 def _through_zarr():
-    """On a worker: write tiles through zarr instead of into memory-mapped chunk files."""
+    """On a worker: write tiles through zarr instead of as raw chunk files."""
     from gatednet.distributed import _chunks
 
     _chunks.RawChunks.of = classmethod(lambda cls, arr: None)
@@ -311,7 +323,9 @@ def main():
     p.add_argument("--sketch", default="columns", choices=("columns", "gaussian"),
                    help="curve: the Nystrom sketch (gatednet.distributed.ridge_fit)")
     p.add_argument("--zarr-writes", action="store_true",
-                   help="overhead: write tiles through zarr (the previous write path), for comparison")
+                   help="overhead: write tiles through zarr (the write path of two sessions ago), for comparison")
+    p.add_argument("--idle", type=float, default=0.0,
+                   help="overhead: seconds to sleep before each timed call (0: back to back)")
     p.add_argument("--kinds", nargs="+", default=["npk_normalized", "npk_limit"],
                    help="curve: the kernels (npk_normalized = NPK of the DGN's learnt gates)")
     p.add_argument("--max-iter", type=int, default=200)

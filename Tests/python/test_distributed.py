@@ -292,11 +292,68 @@ def test_bad_inputs_fail_before_work_and_keep_what_was_written(client, net, data
     np.testing.assert_array_equal(zarr.open_group(tmp_path / "K.zarr")["kernel"][...], good)
 
 
+def test_store_holds_the_network_and_workers_read_it_without_a_scatter(client, net, data, tmp_path, monkeypatch):
+    x, _, xpath = data
+    scattered = []
+    real = client.scatter
+    monkeypatch.setattr(client, "scatter", lambda d, **kw: scattered.append(d) or real(d, **kw))
+    K = gd.kernel_to_zarr(net, xpath, tmp_path / "K.zarr", tile=16, client=client)
+    assert scattered == []  # a file input travels as its path, the network in the store
+    back = gd.stored_network(tmp_path / "K.zarr")
+    assert type(back) is gn.Network and back.to_bytes() == net.to_bytes()
+    np.testing.assert_array_equal(K[...], np.asarray(back.kernel(x, None, "npk")))
+    # the stored bytes are checked against the store's record
+    g = zarr.open_group(tmp_path / "K.zarr", mode="r+")
+    blob = g["network"][...]
+    blob[100] ^= 1
+    g["network"][...] = blob
+    with pytest.raises(ValueError, match="does not match its recorded SHA-256"):
+        gd.stored_network(tmp_path / "K.zarr")
+    from gatednet.distributed import _common
+    monkeypatch.setattr(_common, "_NETS", {})  # a worker that has not cached this network yet
+    with pytest.raises(ValueError, match="do not match their recorded SHA-256"):
+        _common.worker_network(lambda: blob.tobytes(), "Network",
+                               zarr.open_group(tmp_path / "K.zarr").attrs["gatednet"]["network_sha256"])
+
+
+def test_interrupted_store_creation_is_redone_and_a_started_store_is_kept(client, net, data, tmp_path):
+    x, _, xpath = data
+    from gatednet.distributed import kernels
+
+    # a client killed between creating the arrays and writing the attributes: created again
+    plan, blob, _, _ = kernels._plan(net, xpath, "npk", None, 16, 0, None, "auto", False)
+    kernels._create_store(str(tmp_path / "K.zarr"), plan, blob)
+    with pytest.raises(ValueError, match="not a finished gatednet kernel store"):
+        gd.stored_network(tmp_path / "K.zarr")
+    K = gd.kernel_to_zarr(net, xpath, tmp_path / "K.zarr", tile=16, client=client)
+    np.testing.assert_array_equal(K[...], np.asarray(net.kernel(x, None, "npk")))
+    # the same layout with a tile marked done is not ours to delete
+    kernels._create_store(str(tmp_path / "L.zarr"), plan, blob)
+    zarr.open_group(tmp_path / "L.zarr", mode="r+")["done"][0, 0] = 1
+    with pytest.raises(ValueError, match="not a gatednet kernel store"):
+        gd.kernel_to_zarr(net, xpath, tmp_path / "L.zarr", tile=16, client=client)
+    assert zarr.open_group(tmp_path / "L.zarr")["done"][0, 0] == 1
+
+
+def test_inputs_digest_covers_every_segment(monkeypatch, tmp_path):
+    from gatednet.distributed import _common
+
+    monkeypatch.setattr(_common, "DIGEST_SEGMENT", 4096)  # 9 segments, hashed on two threads
+    x = np.random.default_rng(0).standard_normal((300, 30)).astype(np.float32)
+    d0 = _common.Inputs(x, "x", 30).digest()
+    np.save(tmp_path / "x.npy", x)
+    assert _common.Inputs(tmp_path / "x.npy", "x", 30).digest() == d0  # a file and an array agree
+    for row in (0, 150, 299):  # first, a middle and the last segment
+        y = x.copy()
+        y[row, 7] = np.nextafter(y[row, 7], np.inf)
+        assert _common.Inputs(y, "x", 30).digest() != d0
+    assert _common.Inputs(x.reshape(600, 15), "x", 15).digest() != d0  # same bytes, other shape
+    monkeypatch.setattr(_common, "DIGEST_SEGMENT", 1 << 24)
+    assert _common.Inputs(x, "x", 30).digest() != d0  # the segment size is part of the format
+
+
 # ---- kernel ridge beyond memory -----------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="kernels.py (not edited by the bughunt branch): layer / output are not checked "
-                   "against the network on the client; the tile fails on a worker after the store is made, and the "
-                   "corrected call then meets 'store holds another computation (differs in layer)'")
 def test_out_of_range_layer_or_output_fail_before_the_store_is_made(client, net, data, tmp_path):
     x, _, _ = data
     for n, (options, name) in enumerate((({"layer": 99}, "layer"), ({"output": 7}, "output"))):
@@ -304,6 +361,12 @@ def test_out_of_range_layer_or_output_fail_before_the_store_is_made(client, net,
         with pytest.raises(ValueError, match=name):
             gd.kernel_to_zarr(net, x, store, client=client, **options)
         assert not store.exists()
+        with pytest.raises(ValueError, match=name):
+            gd.kernel_array(net, x, **options)
+    # a kind this network cannot give (hard gates pass no gradient to the feature weights)
+    with pytest.raises(gn.GatedNetError, match="(?i)soft gates|unsupported|frozen"):
+        gd.kernel_to_zarr(net, x, tmp_path / "K9.zarr", kind="ntk_feature", client=client)
+    assert not (tmp_path / "K9.zarr").exists()
 
 
 def test_ridge_on_zarr_matches_dense_solve(client, tmp_path):

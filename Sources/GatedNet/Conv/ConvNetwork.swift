@@ -35,17 +35,19 @@ public final class ConvNetwork {
     }
 
     public convenience init(spec: ConvNetworkSpec, gateSource: ConvNetwork? = nil) throws {
-        try self.init(spec: spec, gateSource: gateSource, copyGates: true)
+        try self.init(spec: spec, gateSource: gateSource, weightsFollow: false)
     }
 
-    init(spec: ConvNetworkSpec, gateSource: ConvNetwork?, copyGates: Bool) throws {
+    /// `weightsFollow`: a decoder is about to overwrite every parameter tensor (weights left
+    /// zero, no random initialisation, no gates copied).
+    init(spec: ConvNetworkSpec, gateSource: ConvNetwork?, weightsFollow: Bool) throws {
         plan = try spec.validatedPlan()
         try ConvNetwork.checkScratch(plan: plan, inputSize: spec.inputSize, rows: 1, gradients: true, "network")
         self.spec = spec
         var rng = SeededGenerator(seed: spec.seed)
         func make(_ p: ParamInfo) -> DenseLayer {
             let l = DenseLayer(fanOut: p.fanOut, fanIn: p.fanIn, bias: p.bias)
-            l.initialise(spec.initKind, scale: spec.initScale, rng: &rng)
+            if !weightsFollow { l.initialise(spec.initKind, scale: spec.initScale, rng: &rng) }
             return l
         }
         feature = plan.params.map { p in
@@ -56,7 +58,7 @@ public final class ConvNetwork {
             value = []
         } else {
             let v = plan.params.map { make($0) }
-            if spec.regime == .fixedRandomDI {
+            if spec.regime == .fixedRandomDI && !weightsFollow {
                 for (d, s) in zip(v, feature) { if let s { d.assign(from: s) } }
             }
             value = v
@@ -67,7 +69,7 @@ public final class ConvNetwork {
         default: featureFrozen = false
         }
         sources = ConvNetwork.wire(spec: spec, plan: plan)
-        if spec.regime == .fixedLearnt && copyGates {
+        if spec.regime == .fixedLearnt && !weightsFollow {
             guard let source = gateSource else {
                 throw GatedNetError.invalidArgument("gate_source: regime fixed_learnt needs a trained conv network to copy gates from")
             }

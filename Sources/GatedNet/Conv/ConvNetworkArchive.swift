@@ -79,7 +79,7 @@ public enum ConvNetworkArchive {
             // The weights must fit in the file before the network is allocated.
             let params = plan.params.reduce(0) { $0 + $1.fanOut * ($1.fanIn + ($1.bias ? 1 : 0)) }
             guard params <= bytes.count / 4 else { throw r.corrupt("architecture does not match the stored weights") }
-            net = try ConvNetwork(spec: spec, gateSource: nil, copyGates: false)
+            net = try ConvNetwork(spec: spec, gateSource: nil, weightsFollow: true)
         } catch let e as GatedNetError {
             if case .corrupt = e { throw e }
             throw r.corrupt("invalid architecture (\(e.message))")

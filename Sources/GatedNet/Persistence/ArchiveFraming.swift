@@ -12,6 +12,7 @@ enum ArchiveFraming {
 
     static func frame(magic: [UInt8], version: UInt32, flags: UInt32, payload: [UInt8]) -> [UInt8] {
         var out = ByteWriter()
+        out.bytes.reserveCapacity(payload.count + framingSize)
         out.bytes.append(contentsOf: magic)
         out.u32(version)
         out.u32(flags)
@@ -82,6 +83,8 @@ enum ArchiveFraming {
 
     /// Append the training state; returns the flags word (optimizer state present or not).
     static func writeState<N: TrainableNetwork>(_ net: N, includeOptimizer: Bool, into p: inout ByteWriter) -> UInt32 {
+        let floats = net.parameterTensors.reduce(0) { $0 + $1.buffer.count } * (includeOptimizer ? 3 : 1)
+        p.bytes.reserveCapacity(p.bytes.count + 4 * floats + 4096)  // one allocation, not log2(size) regrowths
         p.u8(net.featureFrozen ? 1 : 0)
         p.u8(net.valueFrozen ? 1 : 0)
         p.i64(net.epochsTrained)

@@ -15,8 +15,8 @@ machines and the cost model.
 
 from ._common import close_client, connect
 from .executor import DaskExecutor, TaskFailed
-from .kernels import kernel_array, kernel_to_zarr, tile_for, tiles_done
+from .kernels import kernel_array, kernel_to_zarr, stored_network, tile_for, tiles_done
 from .ridge import kernel_diagonal, ridge_fit, ridge_predict
 
-__all__ = ["connect", "close_client", "DaskExecutor", "TaskFailed", "kernel_array", "kernel_to_zarr",
+__all__ = ["connect", "close_client", "DaskExecutor", "TaskFailed", "kernel_array", "kernel_to_zarr", "stored_network",
            "tile_for", "tiles_done", "kernel_diagonal", "ridge_fit", "ridge_predict"]

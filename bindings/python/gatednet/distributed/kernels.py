@@ -5,8 +5,11 @@ Layout of a store (a zarr group on a filesystem every worker sees):
     kernel   n_a x n_b float32, chunks tile x tile (one tile = one chunk: writes never race)
     done     tiles_a x tiles_b uint8, chunks 1 x 1: done[i, j] = 1 once tile (i, j) is written
              (for a symmetric kernel: tile (i, j), i <= j, and its transpose (j, i))
+    network  uint8, the saved network the kernel is of (its file bytes): workers read it from
+             here once (no scatter), and ``stored_network(store)`` gives it back
     attrs["gatednet"]  what the store holds (kind, options, shapes, tile, network and input
-             digests), so that a resumed run can only continue the same computation.
+             digests), so that a resumed run can only continue the same computation. Written
+             last when a store is created: a store without it holds no finished tile.
 
 A task computes one tile with the library, writes its chunk(s), then its marker. A worker
 killed between the two leaves the marker unset and the tile is computed again, with the same
@@ -25,12 +28,12 @@ import numpy as np
 
 import gatednet as gn
 
-from ._chunks import RawChunks, transpose_into
+from ._chunks import RawChunks
 from ._common import Inputs, default_client, digest, network_bytes, worker_inputs, worker_network
 
 FC_KINDS = gn._KERNELS
 CONV_KINDS = ("npk", "gate_overlap", "input_gram")
-FORMAT = 1
+FORMAT = 2  # 2: the network is stored in the store; inputs digested by 16 MiB segments
 
 
 MAX_TILE = 8192
@@ -106,6 +109,17 @@ def _plan(net, x, kind, xb, tile, layer, output, gate_path, ntk_scaling, workers
     a = Inputs(x, "x", input_size)
     b = None if xb is None else Inputs(xb, "xb", input_size)
     n_b = a.n if b is None else b.n
+    if cls == "Network":
+        # The library's own rules for layer / output / gate_path / ntk_scaling and what the kind
+        # needs (e.g. soft gates for NTK_FEATURE), checked by a one-row call before a store
+        # exists: a bad option would otherwise fail on a worker, after the store was made.
+        probe = net if isinstance(net, gn.Network) else gn.Network.from_bytes(data)
+        try:
+            probe.kernel(a.array[:1], None if b is None else b.array[:1], kind, layer=layer, output=output,
+                         gate_path=gate_path, ntk_scaling=ntk_scaling)
+        finally:
+            if probe is not net:
+                probe.close()
     if tile is None:
         tile = tile_for(a.n, None if b is None else n_b, workers)
     plan = {
@@ -130,9 +144,10 @@ def tile_grid(plan):
     return ta, tb, tiles
 
 
-def compute_tile(plan, net, xa, xb, i, j, out=None):
+def compute_tile(plan, net, xa, xb, i, j, out=None, out_transposed=None):
     """One tile K[r0:r1, c0:c1] as a float32 array, by one library call (into ``out`` if given:
-    a writable float32 view of the tile's shape, rows may be strided).
+    a writable float32 view of the tile's shape, rows may be strided; and its transpose into
+    ``out_transposed`` if given, in the same pass over the library's sub-tiles).
 
     Path kernels are per pair of inputs, so a tile is the kernel of the two row slices; the
     trace-normalised NPK divides by the trace over ALL rows, so it uses the library's block
@@ -142,10 +157,10 @@ def compute_tile(plan, net, xa, xb, i, j, out=None):
     diag = plan["symmetric"] and i == j
     kind = plan["kind"]
     if plan["cls"] == "ConvNetwork":
-        k = net.kernel(xa[r0:r1], None if diag else xb[c0:c1], kind, out=out)
+        k = net.kernel(xa[r0:r1], None if diag else xb[c0:c1], kind, out=out, out_transposed=out_transposed)
     else:
         opts = dict(layer=plan["layer"], output=plan["output"], gate_path=plan["gate_path"],
-                    ntk_scaling=plan["ntk_scaling"], out=out)
+                    ntk_scaling=plan["ntk_scaling"], out=out, out_transposed=out_transposed)
         if kind == "npk_trace_normalized":
             k = net.kernel(xa, None if plan["symmetric"] else xb, kind, rows=(r0, r1), cols=(c0, c1), **opts)
         else:
@@ -153,11 +168,12 @@ def compute_tile(plan, net, xa, xb, i, j, out=None):
     return out if out is not None else np.asarray(k)
 
 
-def _worker_tile(plan, data, xa_spec, xb_spec, i, j, out=None):
+def _worker_tile(plan, data, xa_spec, xb_spec, i, j, out=None, out_transposed=None):
+    """``data``: the network's bytes, or a function returning them (read only on a cache miss)."""
     net = worker_network(data, plan["cls"], plan["network_sha256"])
     xa = worker_inputs(xa_spec)
     xb = xa if xb_spec is None else worker_inputs(xb_spec)
-    return compute_tile(plan, net, xa, xb, i, j, out)
+    return compute_tile(plan, net, xa, xb, i, j, out, out_transposed)
 
 
 # ---- zarr stores ------------------------------------------------------------------------------
@@ -201,7 +217,9 @@ def _check_store(path, plan, attrs):
     return g
 
 
-def _create_store(path, plan, attrs):
+def _create_store(path, plan, data):
+    """A new store's arrays and network, without the attributes (:func:`_finish_store` writes them
+    once the inputs' digest is known; no tile task runs before that)."""
     import zarr
 
     ta, tb, _ = tile_grid(plan)
@@ -210,23 +228,53 @@ def _create_store(path, plan, attrs):
     g.create_array("kernel", shape=(plan["n_a"], plan["n_b"]), chunks=(min(t, plan["n_a"]), min(t, plan["n_b"])),
                    dtype="float32", fill_value=0.0, compressors=None)
     g.create_array("done", shape=(ta, tb), chunks=(1, 1), dtype="uint8", fill_value=0, compressors=None)
-    g.attrs["gatednet"] = attrs
+    net = g.create_array("network", shape=(len(data),), chunks=(max(1, len(data)),), dtype="uint8",
+                         compressors=None)
+    net[...] = np.frombuffer(data, np.uint8)
     return g
 
 
-def _zarr_tile_task(plan, path, data, xa_spec, xb_spec, i, j):
+def _finish_store(group, attrs):
+    group.attrs["gatednet"] = attrs
+    return group
+
+
+def _read_network(path):
+    """The network bytes a store holds."""
+    import zarr
+
+    return zarr.open_group(path, mode="r")["network"][...].tobytes()
+
+
+def stored_network(store):
+    """The network (a Network or ConvNetwork) whose kernel ``store`` holds, rebuilt from the bytes
+    kernel_to_zarr saved in it; its SHA-256 is checked against the store's record."""
+    import zarr
+
+    path = os.fspath(store)
+    attrs = zarr.open_group(path, mode="r").attrs.get("gatednet")
+    if attrs is None:
+        raise ValueError(f"store: {path!r} is not a finished gatednet kernel store")
+    data = _read_network(path)
+    if digest(data) != attrs["network_sha256"]:
+        raise ValueError(f"store: {path!r}: the stored network does not match its recorded SHA-256")
+    return getattr(gn, attrs["cls"]).from_bytes(data)
+
+
+def _zarr_tile_task(plan, path, xa_spec, xb_spec, i, j):
     """Worker task: compute tile (i, j), write it (and its transpose), then mark it done.
 
-    On a local store the library computes the tile into a chunk buffer (reused from tile to
-    tile) that one write() puts in its chunk file (see _chunks.py), and the mirrored lower tile
-    is a blocked transpose of it, written the same way while the first write runs; elsewhere the
-    tile goes through zarr. Returns (i, j, seconds in the library call, seconds writing)."""
+    On a local store the library computes the tile, and for an off-diagonal tile of a symmetric
+    kernel its transpose (the mirrored lower tile), into chunk buffers (reused from tile to tile)
+    that one write() each puts in their chunk files (see _chunks.py); elsewhere the tile goes
+    through zarr. Returns (i, j, seconds in the library call, seconds writing)."""
     import zarr
 
     g = zarr.open_group(path, mode="r+")
     arr = g["kernel"]
     raw = RawChunks.of(arr)
     mirror = plan["symmetric"] and i != j
+    data = lambda: _read_network(path)  # noqa: E731 (read once per worker process, then cached)
     if raw is None:
         t0 = time.perf_counter()
         k = _worker_tile(plan, data, xa_spec, xb_spec, i, j)
@@ -237,16 +285,15 @@ def _zarr_tile_task(plan, path, data, xa_spec, xb_spec, i, j):
             arr[c0:c1, r0:r1] = k.T
     else:
         buf, k = raw.buffer(i, j)
+        mbuf, mk = raw.buffer(j, i) if mirror else (None, None)
         t0 = time.perf_counter()
-        _worker_tile(plan, data, xa_spec, xb_spec, i, j, out=k)
+        # the library writes the mirrored lower tile too, from the same sub-tiles, bit for bit
+        _worker_tile(plan, data, xa_spec, xb_spec, i, j, out=k, out_transposed=mk)
         t1 = time.perf_counter()
         if mirror:
-            # the tile's write runs on a second thread while the mirror is transposed and written:
-            # the end of a task is not one core's serial work while the other core idles
-            mbuf, mk = raw.buffer(j, i)
+            # two files written on two threads: the end of a task is not one core's serial work
             with ThreadPoolExecutor(1) as pool:
                 written = pool.submit(raw.commit, i, j, buf)
-                transpose_into(mk, k)
                 raw.commit(j, i, mbuf)
                 written.result()
             raw.release(buf, mbuf)
@@ -288,25 +335,44 @@ def kernel_to_zarr(net, x, store, *, kind="npk", xb=None, tile=None, client=None
     client = default_client(client)
     if tile is None and not overwrite:
         tile = _stored_tile(path)
+    threads = _worker_threads(client)
     plan, data, a, b = _plan(net, x, kind, xb, tile, layer, output, gate_path, ntk_scaling,
-                             workers=sum(_worker_threads(client).values()) or 1)
+                             workers=sum(threads.values()) or 1)
     for inputs in (a, b):
         if inputs is not None:
             inputs.start_digest()
-    # A new store cannot fail the store checks: send the network and inputs while the digests run.
-    sent = _send(client, data, a, b) if overwrite or not os.path.exists(path) else None
-    attrs = _describe(plan, a, b)
-    group = None if overwrite else _check_store(path, plan, attrs)
-    if group is None:
-        group = _create_store(path, plan, attrs)
     _, _, tiles = tile_grid(plan)
-    done = group["done"][...]
-    todo = [(i, j) for i, j in tiles if not done[i, j]]
+    if overwrite or not os.path.exists(path) or _interrupted_creation(path):
+        # Every check has passed: create the store and scatter in-memory inputs while the inputs'
+        # digests run; the attributes that make it a store of this computation come last.
+        group = _create_store(path, plan, data)
+        specs = _send(client, a, b)
+        _finish_store(group, _describe(plan, a, b))
+        todo = tiles
+    else:
+        group = _check_store(path, plan, _describe(plan, a, b))
+        done = group["done"][...]
+        todo = [(i, j) for i, j in tiles if not done[i, j]]
+        specs = _send(client, a, b) if todo else None
     if progress is not None:
         progress(len(tiles) - len(todo), len(tiles))
     if todo:
-        _run_tiles(client, plan, path, sent or _send(client, data, a, b), todo, len(tiles), progress)
+        _run_tiles(client, plan, path, specs, todo, len(tiles), progress, threads)
     return group["kernel"]
+
+
+def _interrupted_creation(path):
+    """True for a store kernel_to_zarr began to create and stopped before writing its attributes
+    (a client killed in those milliseconds): our three arrays, no attributes, no tile done. It
+    is created again rather than refused."""
+    import zarr
+
+    try:
+        g = zarr.open_group(path, mode="r")
+        return ("gatednet" not in g.attrs and {"kernel", "done", "network"} <= set(g.array_keys())
+                and not g["done"][...].any())
+    except Exception:  # not a zarr group: _check_store reports it
+        return False
 
 
 def _stored_tile(path):
@@ -331,12 +397,12 @@ def _worker_threads(client):
     return {addr: max(1, int(k)) for addr, k in threads.items()}
 
 
-def _placement(client, plan, todo):
+def _placement(threads, plan, todo):
     """[(tile, worker address or None)] longest first: tiles placed greedily on the worker
     threads, so that e.g. the two half-cost diagonal tiles share one worker while another
     computes an off-diagonal tile. Dask alone would place tasks it has no timings for by
-    count; a placement is a preference (loose), so a lost worker's tiles go elsewhere."""
-    threads = _worker_threads(client)
+    count; a placement is a preference (loose), so a lost worker's tiles go elsewhere.
+    ``threads``: {worker address: threads}, from :func:`_worker_threads`."""
     slots = [addr for addr, k in sorted(threads.items()) for _ in range(k)]
     wanted = set(todo)
     costs = [(c, ij) for c, ij in _tile_costs(plan["n_a"], plan["n_b"], plan["symmetric"], plan["tile"])
@@ -348,25 +414,25 @@ def _placement(client, plan, todo):
     return [(ij, where[ij]) for _, ij in sorted(costs, key=lambda c: -c[0])]
 
 
-def _send(client, data, a, b):
-    """(network, x spec, xb spec) for the tile tasks: the network bytes and in-memory inputs
-    scattered once to every worker (a file input travels as its path)."""
+def _send(client, a, b):
+    """(x spec, xb spec) for the tile tasks: in-memory inputs scattered once to every worker (a
+    file input travels as its path; the network travels in the store)."""
     def spec(inputs):
         if inputs is None or inputs.spec is not None:
             return None if inputs is None else inputs.spec
         return client.scatter(inputs.array, broadcast=True, hash=False)
 
-    return client.scatter(data, broadcast=True, hash=False), spec(a), spec(b)
+    return spec(a), spec(b)
 
 
-def _run_tiles(client, plan, path, sent, todo, total, progress):
+def _run_tiles(client, plan, path, specs, todo, total, progress, threads):
     from distributed import as_completed
 
     run = uuid.uuid4().hex[:8]
-    net_f, xa_spec, xb_spec = sent
-    order = _placement(client, plan, todo)
+    xa_spec, xb_spec = specs
+    order = _placement(threads, plan, todo)
     todo = [ij for ij, _ in order]
-    futures = [client.submit(_zarr_tile_task, plan, path, net_f, xa_spec, xb_spec, i, j,
+    futures = [client.submit(_zarr_tile_task, plan, path, xa_spec, xb_spec, i, j,
                              key=f"gatednet-tile-{i}-{j}-{run}", pure=False, priority=len(order) - k,
                              workers=None if addr is None else [addr], allow_other_workers=True)
                for k, ((i, j), addr) in enumerate(order)]
