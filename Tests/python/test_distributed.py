@@ -322,13 +322,22 @@ def test_interrupted_store_creation_is_redone_and_a_started_store_is_kept(client
 
     # a client killed between creating the arrays and writing the attributes: created again
     plan, blob, _, _ = kernels._plan(net, xpath, "npk", None, 16, 0, None, "auto", False)
-    kernels._create_store(str(tmp_path / "K.zarr"), plan, blob)
+    kernels._create_store(str(tmp_path / "K.zarr"), plan, blob)[1].result()
     with pytest.raises(ValueError, match="not a finished gatednet kernel store"):
         gd.stored_network(tmp_path / "K.zarr")
     K = gd.kernel_to_zarr(net, xpath, tmp_path / "K.zarr", tile=16, client=client)
     np.testing.assert_array_equal(K[...], np.asarray(net.kernel(x, None, "npk")))
+    attrs = zarr.open_group(tmp_path / "K.zarr").attrs["gatednet"]
+    assert len(attrs["inputs_sha256"]) == 64  # recorded once the tiles were sent
+    # a client that stopped after sending the tiles but before recording the inputs' digest
+    g = zarr.open_group(tmp_path / "K.zarr", mode="r+")
+    g.attrs["gatednet"] = dict(attrs, inputs_sha256=None)
+    with pytest.raises(ValueError, match="stopped before recording its inputs' digest; overwrite=True"):
+        gd.kernel_to_zarr(net, xpath, tmp_path / "K.zarr", tile=16, client=client)
+    K = gd.kernel_to_zarr(net, xpath, tmp_path / "K.zarr", tile=16, client=client, overwrite=True)
+    assert zarr.open_group(tmp_path / "K.zarr").attrs["gatednet"] == attrs
     # the same layout with a tile marked done is not ours to delete
-    kernels._create_store(str(tmp_path / "L.zarr"), plan, blob)
+    kernels._create_store(str(tmp_path / "L.zarr"), plan, blob)[1].result()
     zarr.open_group(tmp_path / "L.zarr", mode="r+")["done"][0, 0] = 1
     with pytest.raises(ValueError, match="not a gatednet kernel store"):
         gd.kernel_to_zarr(net, xpath, tmp_path / "L.zarr", tile=16, client=client)

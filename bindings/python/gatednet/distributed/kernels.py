@@ -9,7 +9,9 @@ Layout of a store (a zarr group on a filesystem every worker sees):
              here once (no scatter), and ``stored_network(store)`` gives it back
     attrs["gatednet"]  what the store holds (kind, options, shapes, tile, network and input
              digests), so that a resumed run can only continue the same computation. Written
-             last when a store is created: a store without it holds no finished tile.
+             once the arrays and the network are; a store without it holds no finished tile.
+             The inputs' digest is recorded just after the tiles are sent (inputs_sha256 None
+             until then: a run whose client stopped in those milliseconds is not resumed).
 
 A task computes one tile with the library, writes its chunk(s), then its marker. A worker
 killed between the two leaves the marker unset and the tile is computed again, with the same
@@ -29,7 +31,7 @@ import numpy as np
 import gatednet as gn
 
 from ._chunks import RawChunks
-from ._common import Inputs, default_client, digest, network_bytes, worker_inputs, worker_network
+from ._common import Inputs, default_client, digest, in_background, network_bytes, worker_inputs, worker_network
 
 FC_KINDS = gn._KERNELS
 CONV_KINDS = ("npk", "gate_overlap", "input_gram")
@@ -90,9 +92,21 @@ def tile_for(n_a, n_b=None, workers=1, max_tile=MAX_TILE):
     return best[1]
 
 
-def _plan(net, x, kind, xb, tile, layer, output, gate_path, ntk_scaling, workers=1):
+def _plan(net, x, kind, xb, tile, layer, output, gate_path, ntk_scaling, workers=1, digests=False):
     """Validate everything on the client; returns (plan dict, net bytes, Inputs a, Inputs b|None).
-    ``tile=None``: tile_for(n_a, n_b, workers)."""
+    ``tile=None``: tile_for(n_a, n_b, workers). ``digests``: start the inputs' digests as soon as
+    the inputs are checked (they are the longest part of kernel_to_zarr's start-up)."""
+    def inputs(input_size):
+        a = Inputs(x, "x", input_size)
+        b = None if xb is None else Inputs(xb, "xb", input_size)
+        for i in (a, b):
+            if digests and i is not None:
+                i.start_digest()
+        return a, b
+
+    live = isinstance(net, (gn.Network, gn.ConvNetwork)) and not net.closed
+    if live:  # the input size is known without the bytes: check the inputs and start hashing first
+        a, b = inputs(net.input_size)
     data, cls, input_size = network_bytes(net)
     if cls == "ConvNetwork":
         kind = "gate_overlap" if kind == "overlap" else kind
@@ -106,8 +120,8 @@ def _plan(net, x, kind, xb, tile, layer, output, gate_path, ntk_scaling, workers
     if tile is not None and (isinstance(tile, bool) or not isinstance(tile, (int, np.integer)) or tile < 1):
         raise ValueError(f"tile: expected a positive number of rows per tile (or None: chosen from n and "
                          f"the workers), got {tile!r}")
-    a = Inputs(x, "x", input_size)
-    b = None if xb is None else Inputs(xb, "xb", input_size)
+    if not live:
+        a, b = inputs(input_size)
     n_b = a.n if b is None else b.n
     if cls == "Network":
         # The library's own rules for layer / output / gate_path / ntk_scaling and what the kind
@@ -210,6 +224,9 @@ def _check_store(path, plan, attrs):
     old = g.attrs.get("gatednet")
     if old is None or "kernel" not in g or "done" not in g:
         raise ValueError(f"store: {path!r} is a zarr group but not a gatednet kernel store; give a new path")
+    if old.get("inputs_sha256", "") is None:
+        raise ValueError(f"store: {path!r} was left by a run whose client stopped before recording its "
+                         f"inputs' digest; overwrite=True to compute it again")
     if old != attrs:
         diff = sorted(k for k in set(old) | set(attrs) if old.get(k) != attrs.get(k))
         raise ValueError(f"store: {path!r} holds another computation (differs in {', '.join(diff)}); "
@@ -218,8 +235,9 @@ def _check_store(path, plan, attrs):
 
 
 def _create_store(path, plan, data):
-    """A new store's arrays and network, without the attributes (:func:`_finish_store` writes them
-    once the inputs' digest is known; no tile task runs before that)."""
+    """A new store's arrays, without the attributes (:func:`_finish_store` writes them once the
+    inputs' digest is known; no tile task runs before that); returns (group, a Future of the
+    network's write, which runs on a background thread meanwhile)."""
     import zarr
 
     ta, tb, _ = tile_grid(plan)
@@ -230,8 +248,11 @@ def _create_store(path, plan, data):
     g.create_array("done", shape=(ta, tb), chunks=(1, 1), dtype="uint8", fill_value=0, compressors=None)
     net = g.create_array("network", shape=(len(data),), chunks=(max(1, len(data)),), dtype="uint8",
                          compressors=None)
-    net[...] = np.frombuffer(data, np.uint8)
-    return g
+
+    def write():
+        net[...] = np.frombuffer(data, np.uint8)
+
+    return g, in_background(write)
 
 
 def _finish_store(group, attrs):
@@ -336,28 +357,35 @@ def kernel_to_zarr(net, x, store, *, kind="npk", xb=None, tile=None, client=None
     if tile is None and not overwrite:
         tile = _stored_tile(path)
     threads = _worker_threads(client)
+    new = overwrite or not os.path.exists(path) or _interrupted_creation(path)
+    # A resumed run checks the inputs' digest first: start hashing at once. A new store records it
+    # once the tiles are sent, so that the hashing overlaps their computation, not the start-up.
     plan, data, a, b = _plan(net, x, kind, xb, tile, layer, output, gate_path, ntk_scaling,
-                             workers=sum(threads.values()) or 1)
-    for inputs in (a, b):
-        if inputs is not None:
-            inputs.start_digest()
+                             workers=sum(threads.values()) or 1, digests=not new)
     _, _, tiles = tile_grid(plan)
-    if overwrite or not os.path.exists(path) or _interrupted_creation(path):
+    if new:
         # Every check has passed: create the store and scatter in-memory inputs while the inputs'
         # digests run; the attributes that make it a store of this computation come last.
-        group = _create_store(path, plan, data)
+        # The inputs' digest (the longest start-up step) is recorded once the tiles are sent: until
+        # then the attributes say inputs_sha256 None, which a resumed run refuses.
+        group, network_written = _create_store(path, plan, data)
         specs = _send(client, a, b)
-        _finish_store(group, _describe(plan, a, b))
+        network_written.result()
+        _finish_store(group, dict(plan, inputs_sha256=None))
+        after_submit = lambda: _finish_store(group, _describe(plan, a, b))  # noqa: E731
         todo = tiles
     else:
         group = _check_store(path, plan, _describe(plan, a, b))
         done = group["done"][...]
         todo = [(i, j) for i, j in tiles if not done[i, j]]
         specs = _send(client, a, b) if todo else None
+        after_submit = None
     if progress is not None:
         progress(len(tiles) - len(todo), len(tiles))
     if todo:
-        _run_tiles(client, plan, path, specs, todo, len(tiles), progress, threads)
+        _run_tiles(client, plan, path, specs, todo, len(tiles), progress, threads, after_submit)
+    elif after_submit is not None:
+        after_submit()
     return group["kernel"]
 
 
@@ -425,7 +453,8 @@ def _send(client, a, b):
     return spec(a), spec(b)
 
 
-def _run_tiles(client, plan, path, specs, todo, total, progress, threads):
+def _run_tiles(client, plan, path, specs, todo, total, progress, threads, after_submit=None):
+    """Submit the tiles, call ``after_submit()`` (while they compute), then wait for them."""
     from distributed import as_completed
 
     run = uuid.uuid4().hex[:8]
@@ -438,6 +467,8 @@ def _run_tiles(client, plan, path, specs, todo, total, progress, threads):
                for k, ((i, j), addr) in enumerate(order)]
     finished = total - len(todo)
     try:
+        if after_submit is not None:
+            after_submit()
         for fut in as_completed(futures):
             if fut.status == "error":
                 i, j = todo[futures.index(fut)]
