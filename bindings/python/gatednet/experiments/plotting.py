@@ -32,21 +32,12 @@ def save(fig, out_dir, name):
     """Save ``fig`` as out_dir/name (PNG, 110 dpi), close it, return the file name. Written to a
     temporary file first: an interrupted save leaves the previous plot whole."""
     import os
-    import tempfile
 
-    plt = pyplot()
-    path = os.path.join(os.fspath(out_dir), name)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=os.path.dirname(path) or ".")
+    from .report import _write_atomic
+
     try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+        _write_atomic(os.path.join(os.fspath(out_dir), name),
+                      lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"), binary=True)
     finally:
-        plt.close(fig)
+        pyplot().close(fig)
     return name

@@ -34,13 +34,14 @@ def write_text(path, text):
     _write_atomic(path, lambda f: f.write(text))
 
 
-def _write_atomic(path, write, newline=None):
-    """``write(f)`` into a temporary file in ``path``'s directory, then rename it to ``path``."""
+def _write_atomic(path, write, newline=None, binary=False):
+    """``write(f)`` into a temporary file in ``path``'s directory, then rename it to ``path``
+    (text files as UTF-8: table.md holds ± and γ)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", newline=newline, encoding="utf-8") as f:  # table.md holds ± and γ
+        with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", newline=newline, encoding="utf-8")) as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
