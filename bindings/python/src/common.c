@@ -313,6 +313,22 @@ int gnpy_kernel_progress(double fraction, void *user) {
     return stop;
 }
 
+void gnpy_kernel_call_begin(gnpy_callback_context *ctx, PyObject *callback, gn_kernel_progress_fn *progress,
+                            void **progress_user) {
+    ctx->callback = callback;
+    *progress = gnpy_kernel_progress;
+    *progress_user = ctx;
+    ctx->tstate = PyEval_SaveThread();
+}
+
+PyObject *gnpy_kernel_call_end(gnpy_callback_context *ctx, gn_status s, gnpy_output *o) {
+    PyEval_RestoreThread(ctx->tstate);
+    PyObject *r = gnpy_output_finish(o, s == GN_OK && !ctx->failed);
+    if (ctx->failed) PyErr_Restore(ctx->exc_type, ctx->exc_value, ctx->exc_tb);
+    else if (s != GN_OK) gnpy_raise(s);
+    return r;
+}
+
 /* ---- description ------------------------------------------------------------------------------ */
 
 PyObject *gnpy_handle_describe(GNPy_Handle *self, PyObject *unused) {

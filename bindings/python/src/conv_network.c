@@ -513,17 +513,11 @@ static PyObject *conv_kernel_transposed(GNPy_ConvNetwork *self, int kind, PyObje
     opts.ld_transposed = ot.ld;
     opts.capacity_transposed = ot.capacity;
     gnpy_callback_context ctx = {0};
-    ctx.callback = progress;
-    opts.progress = gnpy_kernel_progress;
-    opts.progress_user = &ctx;
-    ctx.tstate = PyEval_SaveThread();
+    gnpy_kernel_call_begin(&ctx, progress, &opts.progress, &opts.progress_user);
     gn_status s = gn_conv_network_kernel_compute(self->net, (gn_conv_kernel_kind)kind, xa.data, xa.rows,
                                                  xb_obj == Py_None ? NULL : b->data, b->rows, &opts, o.data, o.ld,
                                                  o.capacity);
-    PyEval_RestoreThread(ctx.tstate);
-    r = gnpy_output_finish(&o, s == GN_OK && !ctx.failed);
-    if (ctx.failed) PyErr_Restore(ctx.exc_type, ctx.exc_value, ctx.exc_tb);
-    else if (s != GN_OK) gnpy_raise(s);
+    r = gnpy_kernel_call_end(&ctx, s, &o);
 done:
     gnpy_output_finish(&o, 0);
     gnpy_output_finish(&ot, 0);

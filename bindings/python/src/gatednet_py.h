@@ -336,6 +336,13 @@ void gnpy_callback_fail(gnpy_callback_context *ctx);
  * gnpy_callback_context, its tstate from PyEval_SaveThread): takes the GIL, calls
  * ctx->callback(fraction) (if any) through gnpy_callback_step, releases the GIL again. */
 int gnpy_kernel_progress(double fraction, void *user);
+/* Route a kernel call's progress through ctx (callback may be NULL) and release the GIL: call
+ * before the library call; gnpy_kernel_call_end after it. */
+void gnpy_kernel_call_begin(gnpy_callback_context *ctx, PyObject *callback, gn_kernel_progress_fn *progress,
+                            void **progress_user);
+/* Take the GIL back and finish o for a kernel call that returned s: the result, or NULL with the
+ * callback's exception (it stopped the call) or s raised. */
+PyObject *gnpy_kernel_call_end(gnpy_callback_context *ctx, gn_status s, gnpy_output *o);
 
 /* xa and xb (None: xa again) as inputs of self (ops->input); *b is xb's or xa's. */
 int gnpy_input_pair(GNPy_Handle *self, PyObject *xa_obj, PyObject *xb_obj, gnpy_input *xa, gnpy_input *xb,

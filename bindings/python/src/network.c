@@ -373,17 +373,10 @@ static PyObject *network_kernel_compute(GNPy_Network *self, PyObject *args, PyOb
     opts.ld_transposed = ot.ld;
     opts.capacity_transposed = ot.capacity;
     gnpy_callback_context ctx = {0};
-    ctx.callback = progress == Py_None ? NULL : progress;
-    opts.progress = gnpy_kernel_progress;
-    opts.progress_user = &ctx;
-    ctx.tstate = PyEval_SaveThread();
+    gnpy_kernel_call_begin(&ctx, progress == Py_None ? NULL : progress, &opts.progress, &opts.progress_user);
     gn_status s = gn_kernel_compute(self->net, (gn_kernel_kind)kind, xa.data, xa.rows, b->data, b->rows, &opts,
                                     o.data, o.ld, o.capacity);
-    PyEval_RestoreThread(ctx.tstate);
-    int ok = s == GN_OK && !ctx.failed;
-    r = gnpy_output_finish(&o, ok);
-    if (ctx.failed) PyErr_Restore(ctx.exc_type, ctx.exc_value, ctx.exc_tb);
-    else if (s != GN_OK) gnpy_raise(s);
+    r = gnpy_kernel_call_end(&ctx, s, &o);
 done:
     gnpy_output_finish(&o, 0);
     gnpy_output_finish(&ot, 0);
