@@ -189,6 +189,34 @@ def test_a_claim_that_raises_leaves_results_csv_written(tmp_path):
     assert "m,0,v,12" in (tmp_path / "results.csv").read_text()
 
 
+def _diverging(seed):
+    return [dict(setting="", model="m", seed=seed, metric="loss", value=float("nan") if seed == 1 else 0.5 + seed)]
+
+
+def test_a_diverged_seed_is_named_in_every_file_and_never_crashes_the_run(tmp_path):
+    """End to end: a seed whose loss is NaN leaves the claim undecided (run.json, table.md), its
+    group's table row counts it, and a plot that fails on the data (here: every seed of a group
+    diverged, so its mean is Missing, as in fc-regimes' bar plot) does not stop the run."""
+    def below_one(res, s):
+        m = res.mean("m", "loss")
+        return m < 1, f"mean loss {m:.2f} < 1?"
+
+    def plots(results, rows, s, out_dir):
+        return [Results(rows).mean("m", "loss", seed=1)]
+    recipe = Recipe(name="nan", title="t", paper="p", reproduces="r", paper_dataset="d",
+                    sizes={s: {"seeds": 3} for s in ex.SIZES}, claims=[ex.Claim("loss below 1", below_one)],
+                    tasks=lambda s, seeds, data: [Task(f"s{k}", _diverging, {"seed": k}) for k in seeds],
+                    plots=plots)
+    stream = __import__("io").StringIO()
+    _, verdicts, info = run_recipe(recipe, "smoke", out=tmp_path, progress=False, stream=stream)
+    assert verdicts[0].status == ex.UNDECIDED and info["verdicts"][0]["verdict"] == ex.UNDECIDED
+    assert verdicts[0].detail == "mean loss 1.50 < 1?; undecided: 1 of 3 seeds diverged (value NaN): m, loss"
+    table = (tmp_path / "table.md").read_text(encoding="utf-8")
+    assert "| m | loss | 1.50 ± 1.41; 1 seed diverged (NaN) | 2 |" in table
+    assert info["plot_error"].startswith("Missing: no results for model='m'")
+    assert "plots failed, the tables are written: Missing" in stream.getvalue()
+
+
 def test_task_needs_are_checked():
     with pytest.raises(ValueError, match="needs itself"):
         Task("a", _source, {"x": 1}, needs=("a",))

@@ -341,6 +341,9 @@ def test_a_diverged_seed_leaves_every_claim_that_reads_it_undecided():
     v = [c.evaluate(Results(rows), rec.settings("quick")) for c in rec.claims]
     assert [x.status for x in v] == [UNDECIDED] + [HOLDS] * 4
     assert "1 of 2 seeds diverged (value NaN): " + hs.FROZEN in v[0].detail
+    # a check that itself leaves its claim untested (e.g. one width only) stays untested
+    claim = ex.Claim("c", lambda res, s: (None, f"one value only: {res.values(hs.FROZEN, hs.TRAIN_LOSS)}"))
+    assert claim.evaluate(Results(rows), {}).status == UNTESTED
 
 
 def test_table_counts_the_diverged_seeds_where_the_values_are():

@@ -177,15 +177,25 @@ class Claim:
     check: Callable[[Results, dict], tuple]
 
     def evaluate(self, results, settings=None):
+        """The claim's Verdict. UNDECIDED also when the check selected a diverged (NaN) row (the
+        reason names the groups and how many of their seeds diverged; the check's numbers, from
+        the seeds left, stay in the detail) or raised :class:`Undecidable`; UNTESTED when the
+        check returned None or raised :class:`Missing` (unless it read diverged rows: then the
+        results are missing because they diverged)."""
         # a fresh view that records the rows the check selects: its inputs
         results = Results(results.rows if isinstance(results, Results) else results)
         results._read = {}
+        missing = False
         try:
             ok, detail = self.check(results, settings or {})
         except Missing as e:
-            ok, detail = None, str(e)
+            ok, detail, missing = None, str(e), True
         except Undecidable as e:
             ok, detail = UNDECIDED, f"undecided: {e}"
+        if isinstance(ok, str) and ok != UNDECIDED:
+            raise ValueError(f"claim {self.text!r}: check returned {ok!r}, expected a bool, UNDECIDED or None")
+        if ok is None and not missing:  # the check itself leaves the claim untested
+            return Verdict(self.text, UNTESTED, detail)
         lost = results.diverged_text(results._read.values())
         if lost:  # a verdict from the seeds left would hide the diverged ones
             joiner = "; " if "undecided:" in detail else "; undecided: "
@@ -193,8 +203,6 @@ class Claim:
         if ok is None:
             return Verdict(self.text, UNTESTED, detail)
         if isinstance(ok, str):
-            if ok != UNDECIDED:
-                raise ValueError(f"claim {self.text!r}: check returned {ok!r}, expected a bool, UNDECIDED or None")
             return Verdict(self.text, UNDECIDED, detail)
         return Verdict(self.text, HOLDS if ok else FAILS, detail)
 

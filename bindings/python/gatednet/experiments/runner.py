@@ -202,12 +202,15 @@ def run_recipe(recipe, size="quick", seeds=None, out=None, data=None, executor=N
     res = Results(rows)
     verdicts = [c.evaluate(res, settings) for c in recipe.claims]
 
-    plots = []
+    plots, plot_error = [], None
     if recipe.plots is not None:
         try:
             plots = list(recipe.plots(ordered, rows, settings, str(out)) or [])
         except ImportError as e:  # matplotlib missing: the tables still stand
             print(f"plots skipped: {e}", file=stream)
+        except Exception as e:  # e.g. a model every seed of which diverged (NaN): the tables still stand
+            print(f"plots failed, the tables are written: {type(e).__name__}: {e}", file=stream)
+            plot_error = f"{type(e).__name__}: {e}"
     wall = time.monotonic() - started
 
     write_text(out / "table.md", _header(table_markdown(recipe, rows, verdicts, dataset, settings, seed_list, size),
@@ -225,7 +228,7 @@ def run_recipe(recipe, size="quick", seeds=None, out=None, data=None, executor=N
         # resumed results stored before the library version was recorded (see _stored)
         "tasks_resumed_library_unknown": unknown_library,
         "tasks_recomputed_other_library": sum(other_library.values()),
-        "executor": repr(executor), "plots": plots,
+        "executor": repr(executor), "plots": plots, "plot_error": plot_error,
         "verdicts": [v.as_dict() for v in verdicts],
     }
     write_json(out / "run.json", info)
