@@ -15,7 +15,7 @@ A value NaN is a diverged run (training blew up): :meth:`Results.values` leaves 
 :meth:`Claim.evaluate` makes every claim whose check selected such a row ``UNDECIDED``, naming how
 many seeds of which group diverged; a helper that meets measurements admitting no judgement (a
 ratio with a zero denominator) raises :class:`Undecidable`, which makes the claim ``UNDECIDED``
-too: a verdict is never computed from silently incomplete data, and a check never crashes a run.
+too: a verdict is never computed from silently incomplete data, and such data never crashes a run.
 """
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-__all__ = ["Recipe", "Claim", "Verdict", "Results", "Missing", "Undecidable", "diverged", "decide", "HOLDS", "FAILS", "UNTESTED",
-           "UNDECIDED", "SIZES"]
+__all__ = ["Recipe", "Claim", "Verdict", "Results", "Missing", "Undecidable", "diverged", "decide", "HOLDS", "FAILS",
+           "UNTESTED", "UNDECIDED", "SIZES"]
 
 SIZES = ("smoke", "quick", "paper")
 HOLDS, FAILS, UNTESTED = "holds", "does not hold", "not tested"

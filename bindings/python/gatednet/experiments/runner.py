@@ -42,7 +42,7 @@ def _fn_name(task):
     return f"{getattr(task.fn, '__module__', '?')}.{getattr(task.fn, '__qualname__', repr(task.fn))}"
 
 
-def versions():
+def _versions():
     """{"library_version", "gatednet_version"}: of libgatednet (the engine, whose numbers a task
     computes) and of the Python package, as run.json and every stored task result record them."""
     import gatednet
@@ -50,17 +50,14 @@ def versions():
     return {"library_version": lib, "gatednet_version": gatednet.__version__}
 
 
-# Why a stored result is not resumed, when the reason is worth a line of its own (see run_recipe).
-OTHER_LIBRARY = "other library"
-
-
 def _stored(task_dir, task, by_key, version, library):
-    """(record, reason): the stored result of ``task`` if one exists for the same kwargs (and the
+    """(record, None): the stored result of ``task`` if one exists for the same kwargs (and the
     same kwargs of the tasks it needs), the recipe's result ``version`` and the ``library``
-    version, else None with the reason ((OTHER_LIBRARY, its version), or None). A task is a function of its
-    kwargs (and its needs' results) alone, so every setting that can change its result is among
-    them: a result computed under other settings, by a recipe whose results changed since
-    (Recipe.version) or by another libgatednet (whose fixes may change numbers) is never resumed.
+    version; (None, its library version) for a result of another libgatednet; else (None, None).
+    A task is a function of its kwargs (and its needs' results) alone, so every setting that can
+    change its result is among them: a result computed under other settings, by a recipe whose
+    results changed since (Recipe.version) or by another libgatednet (whose fixes may change
+    numbers) is never resumed.
     A record without a library version (stored before it was recorded) is resumed: its version
     is unknown, and recomputing every such result could cost days; run_recipe says so."""
     path = task_dir / f"{task.key}.json"
@@ -77,7 +74,7 @@ def _stored(task_dir, task, by_key, version, library):
     if record.get("recipe_version", 1) != version:
         return None, None  # computed by a recipe whose results had another form: recompute
     if record.get("library_version", library) != library:
-        return None, (OTHER_LIBRARY, record["library_version"])  # another engine, maybe other numbers
+        return None, record["library_version"]  # another engine, maybe other numbers: recompute
     return record, None
 
 
@@ -144,13 +141,13 @@ def run_recipe(recipe, size="quick", seeds=None, out=None, data=None, executor=N
     task_dir = out / "tasks"
     task_dir.mkdir(parents=True, exist_ok=True)
     results, resumed, task_seconds = {}, [], {}
-    made_by = versions()
+    made_by = _versions()
     library = made_by["library_version"]
     other_library, unknown_library = {}, 0
     for t in tasks:
-        record, why = _stored(task_dir, t, by_key, recipe.version, library)
-        if why is not None and why[0] == OTHER_LIBRARY:
-            other_library[why[1]] = other_library.get(why[1], 0) + 1
+        record, old = _stored(task_dir, t, by_key, recipe.version, library)
+        if old is not None:
+            other_library[old] = other_library.get(old, 0) + 1
         if record is not None:
             results[t.key] = record["result"]
             task_seconds[t.key] = record.get("seconds_since_previous", 0.0)
