@@ -145,6 +145,78 @@ def test_results_of_another_recipe_version_are_recomputed(tmp_path):
     assert run(v2) == []
 
 
+def test_results_of_another_library_version_are_recomputed(tmp_path, monkeypatch):
+    """A stored result recorded the recipe's version and function but not the library's: after a
+    libgatednet fix that changes numbers, a resumed run mixed old and new results silently."""
+    import io
+
+    def run():
+        counter, stream = CountingExecutor(), io.StringIO()
+        _, _, info = run_recipe(DEP, "smoke", out=tmp_path, executor=counter, progress=False, stream=stream)
+        return counter.keys, stream.getvalue(), info
+    keys, text, info = run()
+    record = json.loads((tmp_path / "tasks" / "user.json").read_text())
+    assert keys == ["src", "user"]
+    assert record["library_version"] == gn.library_version and record["gatednet_version"] == gn.__version__
+    assert run()[0] == []  # the same library: resumed
+    monkeypatch.setattr(gn, "library_version", "9.9.9-test")
+    keys, text, info = run()
+    assert keys == ["src", "user"] and info["tasks_recomputed_other_library"] == 2
+    assert f"2 stored results recomputed: computed by libgatednet {record['library_version']!r}, this is " \
+        "'9.9.9-test' (its numbers may differ)" in text
+    assert json.loads((tmp_path / "tasks" / "src.json").read_text())["library_version"] == "9.9.9-test"
+    keys, text, _ = run()
+    assert keys == [] and "recomputed" not in text
+    # a record stored before the version was recorded: its version is unknown; resumed, and said so
+    for name in ("src.json", "user.json"):
+        path = tmp_path / "tasks" / name
+        old = json.loads(path.read_text())
+        del old["library_version"], old["gatednet_version"]
+        path.write_text(json.dumps(old))
+    keys, text, info = run()
+    assert keys == [] and info["tasks_resumed_library_unknown"] == 2
+    assert "2 stored results resumed without a recorded libgatednet version" in text
+
+
+def test_a_claim_that_raises_leaves_results_csv_written(tmp_path):
+    """The measurements are written before the claims are judged: a check that fails on them
+    cannot lose the run's rows."""
+    def broken(res, s):
+        raise RuntimeError("a bug in a check")
+    recipe = Recipe(**{**DEP.__dict__, "claims": [ex.Claim("c", broken)]})
+    with pytest.raises(RuntimeError, match="a bug in a check"):
+        run_recipe(recipe, "smoke", out=tmp_path, progress=False, stream=open(os.devnull, "w"))
+    assert "m,0,v,12" in (tmp_path / "results.csv").read_text()
+
+
+def _diverging(seed):
+    return [dict(setting="", model="m", seed=seed, metric="loss", value=float("nan") if seed == 1 else 0.5 + seed)]
+
+
+def test_a_diverged_seed_is_named_in_every_file_and_never_crashes_the_run(tmp_path):
+    """End to end: a seed whose loss is NaN leaves the claim undecided (run.json, table.md), its
+    group's table row counts it, and a plot that fails on the data (here: every seed of a group
+    diverged, so its mean is Missing, as in fc-regimes' bar plot) does not stop the run."""
+    def below_one(res, s):
+        m = res.mean("m", "loss")
+        return m < 1, f"mean loss {m:.2f} < 1?"
+
+    def plots(results, rows, s, out_dir):
+        return [Results(rows).mean("m", "loss", seed=1)]
+    recipe = Recipe(name="nan", title="t", paper="p", reproduces="r", paper_dataset="d",
+                    sizes={s: {"seeds": 3} for s in ex.SIZES}, claims=[ex.Claim("loss below 1", below_one)],
+                    tasks=lambda s, seeds, data: [Task(f"s{k}", _diverging, {"seed": k}) for k in seeds],
+                    plots=plots)
+    stream = __import__("io").StringIO()
+    _, verdicts, info = run_recipe(recipe, "smoke", out=tmp_path, progress=False, stream=stream)
+    assert verdicts[0].status == ex.UNDECIDED and info["verdicts"][0]["verdict"] == ex.UNDECIDED
+    assert verdicts[0].detail == "mean loss 1.50 < 1?; undecided: 1 of 3 seeds diverged (value NaN): m, loss"
+    table = (tmp_path / "table.md").read_text(encoding="utf-8")
+    assert "| m | loss | 1.50 ± 1.41; 1 seed diverged (NaN) | 2 |" in table
+    assert info["plot_error"].startswith("Missing: no results for model='m'")
+    assert "plots failed, the tables are written: Missing" in stream.getvalue()
+
+
 def test_task_needs_are_checked():
     with pytest.raises(ValueError, match="needs itself"):
         Task("a", _source, {"x": 1}, needs=("a",))
@@ -418,7 +490,9 @@ def test_cli_set_is_checked_before_any_work(tmp_path, capsys, item, message):
     ("no-act", "fit.lr_schedule=cosin", "fit.lr_schedule: unknown 'cosin'; choose from None, 'cosine'"),
     ("fc-regimes", "lr_schedule=linear", "lr_schedule: unknown 'linear'; choose from None, 'cosine'"),
     ("width-limit", "lr_schedule=Cosine", "lr_schedule: unknown 'Cosine'; choose from None, 'cosine'"),
-    ("fc-regimes", "columns=['rl','rl']", "recipe fc-regimes: task key 'tiny-adam-rl-s0' used twice")])
+    ("fc-regimes", "columns=['rl','rl']", "recipe fc-regimes: task key 'tiny-adam-rl-s0' used twice"),
+    # the upper half is the low-frequency one: low > high made its table labels wrong
+    ("dlgn-halfspaces", "low=13", "low=13 > high=12: low is the upper half's frequency")])
 def test_a_set_name_the_recipe_does_not_know_fails_before_any_work(tmp_path, capsys, name, item, message):
     """A typo in a list of names was accepted (the type is right) and failed as a bare KeyError,
     for fc-regimes' columns only inside the task, after the tasks before it had trained."""

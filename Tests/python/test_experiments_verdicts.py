@@ -307,3 +307,75 @@ def test_width_limit_claims():
             for r in _width()]
     v = rec.claims[1].evaluate(Results(rows), s)
     assert v.status == UNDECIDED and "per seed -0.200, -0.800" in v.detail
+
+
+# ---- incomplete data: diverged seeds and undefined ratios -----------------------------------------
+
+def test_a_diverged_seed_leaves_every_claim_that_reads_it_undecided():
+    """A seed whose value is NaN (training blew up) was dropped by Results.values, and the verdict
+    was computed from the seeds left; only the seeds count of table.md hinted at it."""
+    rec = ex.get("fc-regimes")
+    nan = float("nan")
+    rows = _table4() + [dict(_table4()[0], seed=2, value=nan)]  # a third ReLU seed diverged
+    v = [c.evaluate(Results(rows), {}) for c in rec.claims]
+    # the claims comparing ReLU are undecided and say why; the others (II, DI, RL, RP) still decide
+    assert [x.status for x in v] == [UNDECIDED, UNDECIDED, HOLDS, HOLDS]
+    assert v[0].detail.endswith("undecided: 1 of 3 seeds diverged (value NaN): ReLU (Arch-1 Adam), test accuracy %")
+    assert "|Δ| = 0.50" in v[0].detail  # the numbers of the seeds left, either way
+    # every seed of a group diverged: undecided (it was "not tested: no results")
+    rows = [dict(r, value=nan) if r["model"] == fc.GL else r for r in _table4()]
+    v = rec.claims[0].evaluate(Results(rows), {})
+    assert v.status == UNDECIDED and "2 of 2 seeds diverged (value NaN): fixed learnt GL (Arch-1 Adam)" in v.detail
+    # a conv recipe (the same Claim.evaluate)
+    conv = []
+    for model, base in ((cg.II, 60.0), (cg.DI, 60.5), (cg.DEC, 70.0), (cg.FL, 72.0), (cg.RELU, 72.3)):
+        conv += _group(cg.ALL, model, base)
+    assert cg.CLAIMS[1].evaluate(Results(conv), {}).status == HOLDS
+    conv[2]["value"] = nan  # seed 0 of DI
+    v = cg.CLAIMS[1].evaluate(Results(conv), {})
+    assert v.status == UNDECIDED and "1 of 2 seeds diverged (value NaN): " + cg.DI in v.detail
+    # paired per-seed differences drop the seed too, and say so
+    rec = ex.get("dlgn-halfspaces")
+    rows = [dict(r, value=nan) if (r["model"], r["metric"], r["seed"]) == (hs.FROZEN, hs.TRAIN_LOSS, 1) else r
+            for r in _circle()]
+    v = [c.evaluate(Results(rows), rec.settings("quick")) for c in rec.claims]
+    assert [x.status for x in v] == [UNDECIDED] + [HOLDS] * 4
+    assert "1 of 2 seeds diverged (value NaN): " + hs.FROZEN in v[0].detail
+    # a check that itself leaves its claim untested (e.g. one width only) stays untested
+    claim = ex.Claim("c", lambda res, s: (None, f"one value only: {res.values(hs.FROZEN, hs.TRAIN_LOSS)}"))
+    assert claim.evaluate(Results(rows), {}).status == UNTESTED
+
+
+def test_table_counts_the_diverged_seeds_where_the_values_are():
+    from gatednet.experiments.report import table_markdown
+    rec = ex.get("fc-regimes")
+    rows = _table4() + [dict(_table4()[0], seed=2, value=float("nan"))]
+    rows += [dict(r, value=float("nan")) for r in _group("Arch-1 Adam", "all lost", 1.0)]
+    table = table_markdown(rec, rows, [], "d", {}, [0, 1, 2], "smoke")
+    assert "| Arch-1 Adam | ReLU | test accuracy % | 88.00 ± 0.14; 1 seed diverged (NaN) | 2 |" in table
+    assert "| Arch-1 Adam | all lost | test accuracy % | –; 2 seeds diverged (NaN) | 0 |" in table
+    assert "| Arch-1 Adam | fixed learnt GL | test accuracy % | 87.50 ± 0.14 | 2 |" in table
+
+
+def test_an_undefined_ratio_is_undecided_not_an_exception():
+    """beyond(log=True) on a ratio ≤ 0 raised a math domain error and differences(ratio=True) on a
+    zero denominator ZeroDivisionError: after every task had finished, before results.csv."""
+    with pytest.raises(ex.Undecidable, match=r"log ratio undefined: 1 of the ratios \(0.5, -0.1\) ≤ 0"):
+        V.beyond([0.5, -0.1], 1.0, {}, log=True)
+    with pytest.raises(ex.Undecidable, match="log ratio undefined: 1 of the ratios"):
+        V.beyond([0.0, 2.0], 1.0, {}, log=True)
+    res = Results([dict(model="n", metric="a", seed=0, value=1.0), dict(model="n", metric="b", seed=0, value=0.0),
+                   dict(model="n", metric="a", seed=1, value=1.0), dict(model="n", metric="b", seed=1, value=2.0)])
+    with pytest.raises(ex.Undecidable, match=r"ratio undefined: a denominator is 0 \('a' of n / 'b' of n, seed 0\)"):
+        V.differences(res, ("n", "a", None), ("n", "b", None), ratio=True)
+    assert V.differences(res, ("n", "b", None), ("n", "a", None), ratio=True) == [0.0, 2.0]
+    # through the recipes' claims: undecided with the reason, the other claims unaffected
+    v = [c.evaluate(Results(_nu(control_end=(200.0, 0.0))), {"top_k": 5}) for c in nu.RECIPE.claims]
+    assert [x.status for x in v] == [HOLDS, HOLDS, HOLDS, UNDECIDED]
+    assert v[3].detail == "undecided: ratio undefined: a denominator is 0 ('ν at end' of " + nu.RELU + \
+        " / 'ν at end' of " + nu.CONTROL + ", seed 1)"
+    v = nu.RECIPE.claims[0].evaluate(Results(_nu(falls=(0.5, -0.2))), {"top_k": 5})
+    assert v.status == UNDECIDED and "log ratio undefined" in v.detail
+    rec = ex.get("dlgn-halfspaces")
+    rows = [dict(r, value=0.0) if (r["model"], r["metric"]) == (hs.FROZEN, hs.TRAIN_LOSS) else r for r in _circle()]
+    assert [c.evaluate(Results(rows), rec.settings("quick")).status for c in rec.claims] == [UNDECIDED] + [HOLDS] * 4

@@ -15,10 +15,10 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from .recipe import Claim, Missing, Recipe, Results, Verdict, decide, HOLDS, FAILS, UNTESTED, UNDECIDED, SIZES
+from .recipe import Claim, Missing, Undecidable, Recipe, Results, Verdict, decide, HOLDS, FAILS, UNTESTED, UNDECIDED, SIZES
 from .tasks import Executor, SerialExecutor, Task
 
-__all__ = ["run", "probe", "list_recipes", "get", "Recipe", "Claim", "Results", "Verdict", "Missing", "Task",
+__all__ = ["run", "probe", "list_recipes", "get", "Recipe", "Claim", "Results", "Verdict", "Missing", "Undecidable", "Task",
            "Executor", "SerialExecutor", "decide", "HOLDS", "FAILS", "UNTESTED", "UNDECIDED", "SIZES"]
 
 

@@ -10,6 +10,12 @@ A :class:`Claim` is a sentence from the paper and a check; the check reads the r
 always computed from the measured rows, never written by hand. A check whose preconditions the
 measurements do not meet (a net still learning, a difference inside the seed-to-seed spread)
 returns ``UNDECIDED`` instead of a bool, best through :func:`decide`, with the numbers either way.
+
+A value NaN is a diverged run (training blew up): :meth:`Results.values` leaves it out, and
+:meth:`Claim.evaluate` makes every claim whose check selected such a row ``UNDECIDED``, naming how
+many seeds of which group diverged; a helper that meets measurements admitting no judgement (a
+ratio with a zero denominator) raises :class:`Undecidable`, which makes the claim ``UNDECIDED``
+too: a verdict is never computed from silently incomplete data, and such data never crashes a run.
 """
 from __future__ import annotations
 
@@ -17,8 +23,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-__all__ = ["Recipe", "Claim", "Verdict", "Results", "Missing", "decide", "HOLDS", "FAILS", "UNTESTED",
-           "UNDECIDED", "SIZES"]
+__all__ = ["Recipe", "Claim", "Verdict", "Results", "Missing", "Undecidable", "diverged", "decide", "HOLDS", "FAILS",
+           "UNTESTED", "UNDECIDED", "SIZES"]
 
 SIZES = ("smoke", "quick", "paper")
 HOLDS, FAILS, UNTESTED = "holds", "does not hold", "not tested"
@@ -28,6 +34,20 @@ UNDECIDED = "undecided"
 
 class Missing(LookupError):
     """A claim's check asked for results this run did not produce (e.g. a model left out at this size)."""
+
+
+class Undecidable(ArithmeticError):
+    """A check's measurements admit no judgement (e.g. a ratio whose denominator is 0): the claim
+    is UNDECIDED, with this message as the reason (see :meth:`Claim.evaluate`)."""
+
+
+def diverged(row):
+    """Whether a row's value is NaN: its run diverged (training blew up)."""
+    v = row.get("value")
+    try:
+        return v is not None and math.isnan(float(v))
+    except (TypeError, ValueError):
+        return False
 
 
 def _mean(values):
@@ -47,8 +67,17 @@ class Results:
 
     def __init__(self, rows):
         self.rows = list(rows)
+        # while a claim is evaluated: the rows its check selected (id -> row), its inputs
+        self._read = None
 
     def select(self, model=None, metric=None, setting=None, **extra):
+        """The matching rows (a check's inputs: see :meth:`Claim.evaluate`)."""
+        out = self._match(model, metric, setting, **extra)
+        if self._read is not None:
+            self._read.update((id(r), r) for r in out)
+        return out
+
+    def _match(self, model=None, metric=None, setting=None, **extra):
         out = []
         for r in self.rows:
             if model is not None and r.get("model") != model:
@@ -63,10 +92,11 @@ class Results:
         return out
 
     def values(self, model=None, metric=None, setting=None, **extra):
-        """The values (one per seed) of the matching rows, in seed order; Missing if none."""
+        """The values (one per seed) of the matching rows, in seed order, without the diverged
+        (NaN) ones (a claim that selected those is UNDECIDED: see :meth:`Claim.evaluate`);
+        Missing if none."""
         rows = sorted(self.select(model, metric, setting, **extra), key=lambda r: r.get("seed", 0))
-        vals = [float(r["value"]) for r in rows if r.get("value") is not None]
-        vals = [v for v in vals if not math.isnan(v)]
+        vals = [float(r["value"]) for r in rows if r.get("value") is not None and not diverged(r)]
         if not vals:
             where = ", ".join(f"{k}={v!r}" for k, v in dict(model=model, metric=metric, setting=setting,
                                                              **extra).items() if v is not None)
@@ -81,7 +111,7 @@ class Results:
 
     def _distinct(self, field_name, **where):
         seen = []
-        for r in self.select(**where):
+        for r in self._match(**where):  # listing names reads no values: not a check's input
             v = r.get(field_name, "")
             if v not in seen:
                 seen.append(v)
@@ -98,6 +128,21 @@ class Results:
 
     def seeds(self, **where):
         return sorted(self._distinct("seed", **where))
+
+    def diverged_text(self, rows):
+        """One text per (setting, model, metric) group with diverged (NaN) rows among ``rows``:
+        "k of n seeds diverged (value NaN): model (setting), metric", n the group's rows."""
+        counts = {}
+        for r in rows:
+            if diverged(r):
+                g = (r.get("setting", ""), r.get("model"), r.get("metric"))
+                counts[g] = counts.get(g, 0) + 1
+        out = []
+        for (setting, model, metric), k in counts.items():
+            n = len(self._match(model, metric, setting))
+            out.append(f"{k} of {n} seed{'s' if n != 1 else ''} diverged (value NaN): {model}"
+                       f"{f' ({setting})' if setting else ''}, {metric}")
+        return out
 
     def groups(self):
         """[(setting, model, metric), ...] in first-seen order."""
@@ -132,17 +177,32 @@ class Claim:
     check: Callable[[Results, dict], tuple]
 
     def evaluate(self, results, settings=None):
-        if not isinstance(results, Results):
-            results = Results(results)
+        """The claim's Verdict. UNDECIDED also when the check selected a diverged (NaN) row (the
+        reason names the groups and how many of their seeds diverged; the check's numbers, from
+        the seeds left, stay in the detail) or raised :class:`Undecidable`; UNTESTED when the
+        check returned None or raised :class:`Missing` (unless it read diverged rows: then the
+        results are missing because they diverged)."""
+        # a fresh view that records the rows the check selects: its inputs
+        results = Results(results.rows if isinstance(results, Results) else results)
+        results._read = {}
+        missing = False
         try:
             ok, detail = self.check(results, settings or {})
         except Missing as e:
-            return Verdict(self.text, UNTESTED, str(e))
+            ok, detail, missing = None, str(e), True
+        except Undecidable as e:
+            ok, detail = UNDECIDED, f"undecided: {e}"
+        if isinstance(ok, str) and ok != UNDECIDED:
+            raise ValueError(f"claim {self.text!r}: check returned {ok!r}, expected a bool, UNDECIDED or None")
+        if ok is None and not missing:  # the check itself leaves the claim untested
+            return Verdict(self.text, UNTESTED, detail)
+        lost = results.diverged_text(results._read.values())
+        if lost:  # a verdict from the seeds left would hide the diverged ones
+            joiner = "; " if "undecided:" in detail else "; undecided: "
+            return Verdict(self.text, UNDECIDED, detail + joiner + "; ".join(lost))
         if ok is None:
             return Verdict(self.text, UNTESTED, detail)
         if isinstance(ok, str):
-            if ok != UNDECIDED:
-                raise ValueError(f"claim {self.text!r}: check returned {ok!r}, expected a bool, UNDECIDED or None")
             return Verdict(self.text, UNDECIDED, detail)
         return Verdict(self.text, HOLDS if ok else FAILS, detail)
 

@@ -8,7 +8,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .recipe import UNDECIDED, Results, _mean, _std
+from .recipe import UNDECIDED, Results, _mean, _std, diverged
 
 __all__ = ["write_json", "write_text", "read_json", "jsonable", "write_csv", "table_markdown", "format_value", "md_cell"]
 
@@ -101,7 +101,8 @@ def _paper_cell(entry):
 
 
 def table_markdown(recipe, rows, verdicts, dataset, settings, seeds, size):
-    """table.md: the claims with their verdicts, then mean ± std over seeds beside the paper."""
+    """table.md: the claims with their verdicts, then mean ± std over seeds beside the paper (and
+    how many seeds diverged: their NaN values are not in the mean)."""
     res = Results(rows)
     lines = [f"# {recipe.name}: {recipe.title}", "",
              f"Reproduces {recipe.reproduces} of *{recipe.paper}*. Size `{size}`, seeds {seeds}, "
@@ -124,6 +125,9 @@ def table_markdown(recipe, rows, verdicts, dataset, settings, seeds, size):
             n = len(vals)
         except LookupError:
             ours, n = "–", 0
+        lost = sum(diverged(r) for r in res.select(model, metric, setting))
+        if lost:
+            ours += f"; {lost} seed{'s' if lost != 1 else ''} diverged (NaN)"
         paper = _paper_cell(recipe.paper_value(setting, model, metric))
         cells = (setting, model, metric, ours, n, paper)
         lines.append("| " + " | ".join(md_cell(c) for c in cells) + " |")

@@ -42,26 +42,40 @@ def _fn_name(task):
     return f"{getattr(task.fn, '__module__', '?')}.{getattr(task.fn, '__qualname__', repr(task.fn))}"
 
 
-def _stored(task_dir, task, by_key, version):
-    """The stored result of ``task`` if one exists for the same kwargs (and the same kwargs of
-    the tasks it needs) and the recipe's result ``version``, else None. A task is a function of
-    its kwargs (and its needs' results) alone, so every setting that can change its result is
-    among them: a result computed under other settings, or by a recipe whose results changed
-    since (Recipe.version), is never resumed."""
+def _versions():
+    """{"library_version", "gatednet_version"}: of libgatednet (the engine, whose numbers a task
+    computes) and of the Python package, as run.json and every stored task result record them."""
+    import gatednet
+    lib = gatednet.library_version() if callable(gatednet.library_version) else gatednet.library_version
+    return {"library_version": lib, "gatednet_version": gatednet.__version__}
+
+
+def _stored(task_dir, task, by_key, version, library):
+    """(record, None): the stored result of ``task`` if one exists for the same kwargs (and the
+    same kwargs of the tasks it needs), the recipe's result ``version`` and the ``library``
+    version; (None, its library version) for a result of another libgatednet; else (None, None).
+    A task is a function of its kwargs (and its needs' results) alone, so every setting that can
+    change its result is among them: a result computed under other settings, by a recipe whose
+    results changed since (Recipe.version) or by another libgatednet (whose fixes may change
+    numbers) is never resumed.
+    A record without a library version (stored before it was recorded) is resumed: its version
+    is unknown, and recomputing every such result could cost days; run_recipe says so."""
     path = task_dir / f"{task.key}.json"
     if not path.exists():
-        return None
+        return None, None
     try:
         record = read_json(path)
     except (OSError, ValueError):
-        return None  # unreadable (e.g. disk full mid-write of an old version): recompute
+        return None, None  # unreadable (e.g. disk full mid-write of an old version): recompute
     if record.get("kwargs") != _plain(task.kwargs) or record.get("needs", {}) != _needs(task, by_key):
-        return None  # the recipe's settings changed since: recompute
+        return None, None  # the recipe's settings changed since: recompute
     if record.get("fn", _fn_name(task)) != _fn_name(task):
-        return None  # another function's result under the same key (e.g. another recipe, same --out)
+        return None, None  # another function's result under the same key (e.g. another recipe, same --out)
     if record.get("recipe_version", 1) != version:
-        return None  # computed by a recipe whose results had another form: recompute
-    return record
+        return None, None  # computed by a recipe whose results had another form: recompute
+    if record.get("library_version", library) != library:
+        return None, record["library_version"]  # another engine, maybe other numbers: recompute
+    return record, None
 
 
 def resolve(recipe, size, seeds, data, overrides=None):
@@ -127,12 +141,18 @@ def run_recipe(recipe, size="quick", seeds=None, out=None, data=None, executor=N
     task_dir = out / "tasks"
     task_dir.mkdir(parents=True, exist_ok=True)
     results, resumed, task_seconds = {}, [], {}
+    made_by = _versions()
+    library = made_by["library_version"]
+    other_library, unknown_library = {}, 0
     for t in tasks:
-        record = _stored(task_dir, t, by_key, recipe.version)
+        record, old = _stored(task_dir, t, by_key, recipe.version, library)
+        if old is not None:
+            other_library[old] = other_library.get(old, 0) + 1
         if record is not None:
             results[t.key] = record["result"]
             task_seconds[t.key] = record.get("seconds_since_previous", 0.0)
             resumed.append(t.key)
+            unknown_library += "library_version" not in record
     todo = [t for t in tasks if t.key not in results]
 
     started = time.monotonic()
@@ -140,6 +160,14 @@ def run_recipe(recipe, size="quick", seeds=None, out=None, data=None, executor=N
     print(f"{recipe.name} ({recipe.reproduces}, {recipe.paper}), size {size}, seeds {seed_list}"
           + "".join(f", {k}={v!r}" for k, v in changed.items())
           + f": {len(tasks)} tasks, {len(resumed)} already in {task_dir}", file=stream, flush=True)
+    if other_library:
+        print(f"{sum(other_library.values())} stored results recomputed: computed by libgatednet "
+              + ", ".join(f"{v!r}" for v in other_library) + f", this is {library!r} (its numbers may differ)",
+              file=stream, flush=True)
+    if unknown_library:
+        print(f"{unknown_library} stored results resumed without a recorded libgatednet version (stored before "
+              f"it was recorded; this is {library!r}): delete them from {task_dir} to recompute them",
+              file=stream, flush=True)
 
     with Display(recipe.name, len(tasks), len(resumed), enabled=progress) as display:
         last = [time.monotonic()]
@@ -149,7 +177,7 @@ def run_recipe(recipe, size="quick", seeds=None, out=None, data=None, executor=N
                 raise KeyError(f"executor returned an unknown task key {key!r}")
             now = time.monotonic()
             record = {"key": key, "fn": _fn_name(by_key[key]), "kwargs": _plain(by_key[key].kwargs), "result": result,
-                      "needs": _needs(by_key[key], by_key), "recipe_version": recipe.version,
+                      "needs": _needs(by_key[key], by_key), "recipe_version": recipe.version, **made_by,
                       "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                       "seconds_since_previous": round(now - last[0], 3)}
             last[0] = now
@@ -167,32 +195,37 @@ def run_recipe(recipe, size="quick", seeds=None, out=None, data=None, executor=N
         raise RuntimeError(f"executor finished without results for {len(missing)} task(s): {missing[:5]}")
     ordered = {t.key: results[t.key] for t in tasks}
     rows = recipe.rows(ordered, settings)
+    write_csv(out / "results.csv", rows)  # first: the measurements stand whatever follows
     res = Results(rows)
     verdicts = [c.evaluate(res, settings) for c in recipe.claims]
 
-    plots = []
+    plots, plot_error = [], None
     if recipe.plots is not None:
         try:
             plots = list(recipe.plots(ordered, rows, settings, str(out)) or [])
         except ImportError as e:  # matplotlib missing: the tables still stand
             print(f"plots skipped: {e}", file=stream)
+        except Exception as e:  # e.g. a model every seed of which diverged (NaN): the tables still stand
+            print(f"plots failed, the tables are written: {type(e).__name__}: {e}", file=stream)
+            plot_error = f"{type(e).__name__}: {e}"
     wall = time.monotonic() - started
 
-    write_csv(out / "results.csv", rows)
     write_text(out / "table.md", _header(table_markdown(recipe, rows, verdicts, dataset, settings, seed_list, size),
                                          changed))
-    import gatednet
     info = {
         "recipe": recipe.name, "paper": recipe.paper, "reproduces": recipe.reproduces, "size": size,
         "seeds": seed_list, "settings": settings, "overrides": changed, "data": data_path, "dataset": dataset,
-        "gatednet_version": gatednet.__version__, "library_version": gatednet.library_version() if callable(gatednet.library_version) else gatednet.library_version,
+        **made_by,
         "python": platform.python_version(), "machine": platform.machine(),
         "started": began, "wall_seconds": round(wall, 3),
         # time between consecutive results, summed over every task including resumed ones: the
         # compute time of the whole run for a serial executor
         "task_seconds": round(sum(task_seconds.values()), 3),
         "tasks": len(tasks), "tasks_resumed": len(resumed), "tasks_run": len(todo),
-        "executor": repr(executor), "plots": plots,
+        # resumed results stored before the library version was recorded (see _stored)
+        "tasks_resumed_library_unknown": unknown_library,
+        "tasks_recomputed_other_library": sum(other_library.values()),
+        "executor": repr(executor), "plots": plots, "plot_error": plot_error,
         "verdicts": [v.as_dict() for v in verdicts],
     }
     write_json(out / "run.json", info)

@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from .recipe import UNDECIDED, Missing, decide
+from .recipe import UNDECIDED, Missing, Undecidable, decide
 
 __all__ = ["METRIC", "rise", "with_rise", "rows_with_rise", "plateau", "unconverged", "rising", "spread", "band",
            "sample", "differences", "beyond", "within", "at_least", "all_of", "pair", "conclude", "spread_text", "pm"]
@@ -156,7 +156,7 @@ def sample(values, s):
 def differences(res, a, b, ratio=False):
     """Per-seed a − b (``ratio``: a / b) of two measurements (model, metric, setting) taken in the
     same seeds (paired: the same net, or nets that share the data the seed draws), over the seeds
-    both have; Missing if there is none."""
+    both have; Missing if there is none; ``ratio``: Undecidable if a denominator is 0."""
     def by_seed(g):
         return {r.get("seed", 0): float(r["value"]) for r in res.select(g[0], g[1], g[2])
                 if r.get("value") is not None and not math.isnan(float(r["value"]))}
@@ -164,14 +164,28 @@ def differences(res, a, b, ratio=False):
     seeds = sorted(set(va) & set(vb))
     if not seeds:
         raise Missing(f"no seed with both {a[1]!r} of {a[0]} and {b[1]!r} of {b[0]}")
-    return [va[k] / vb[k] if ratio else va[k] - vb[k] for k in seeds]
+    if ratio:
+        zero = [k for k in seeds if vb[k] == 0]
+        if zero:
+            raise Undecidable(f"ratio undefined: a denominator is 0 ({a[1]!r} of {a[0]} / {b[1]!r} of {b[0]}, "
+                              f"seed {', '.join(map(str, zero))})")
+        return [va[k] / vb[k] for k in seeds]
+    return [va[k] - vb[k] for k in seeds]
 
 
 def beyond(values, threshold, s, below=False, log=False, digits=2):
     """Per-seed values against a fixed threshold: whether their mean lies above it (``below``:
     under it) outside the noise band of :func:`sample`, as :func:`at_least`. ``log``: the values
     are ratios, judged as log10(value) against log10(threshold). Returns (outcome, text, sd), the
-    text with the mean, its band, the threshold and the spread."""
+    text with the mean, its band, the threshold and the spread. ``log`` with a value or threshold
+    ≤ 0: Undecidable (the log of a ratio ≤ 0 is undefined)."""
+    if log:
+        bad = [x for x in values if x <= 0]
+        if bad:
+            listed = ", ".join(f"{x:g}" for x in values)
+            raise Undecidable(f"log ratio undefined: {len(bad)} of the ratios ({listed}) ≤ 0")
+        if threshold <= 0:
+            raise Undecidable(f"log ratio undefined: threshold {threshold:g} ≤ 0")
     v = [math.log10(x) if log else x for x in values]
     t = math.log10(threshold) if log else threshold
     mean, u, sd, df = sample(v, s)

@@ -128,6 +128,10 @@ def run_model(model, seed, width, depth, n_train, n_test, epochs, lr, batch, low
 
 
 def tasks(s, seeds, data):
+    # the upper half is the low-frequency one: its names (MSE_UP, the claims) say so
+    if s["low"] > s["high"]:
+        raise ValueError(f"low={s['low']!r} > high={s['high']!r}: low is the upper half's frequency, high the lower "
+                         "half's, and the upper half is the low-frequency one (swap them)")
     return [Task(f"{KEYS[m]}-s{seed}", run_model, dict(
         model=m, seed=seed, width=s["width"], depth=s["depth"], n_train=s["n_train"], n_test=s["n_test"],
         epochs=s["epochs"], lr=s["lr"], batch=s["batch"], low=s["low"], high=s["high"], grid=s["grid"]))
