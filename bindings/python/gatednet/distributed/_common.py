@@ -283,6 +283,7 @@ class WorkerWatch:
         self.address = getattr(client.scheduler, "address", None) or "the scheduler"
         self.seen = False  # whether a worker was ever seen (what a timeout message says)
         self.since = None  # monotonic time since when no worker was seen
+        self.returned = False  # whether workers were seen again after a stretch without any
         self.next_warning = None
         self.next_check = 0.0
 
@@ -292,6 +293,7 @@ class WorkerWatch:
         self.next_check = now + WORKER_POLL
         count = len(self.client.nthreads())
         if count:
+            self.returned = self.returned or self.since is not None
             self.seen, self.since = True, None
             return count
         if self.since is None:
@@ -326,17 +328,24 @@ class WorkerWatch:
             time.sleep(WORKER_POLL if end is None else max(0.0, min(WORKER_POLL, end - time.monotonic())))
         return True
 
-    def completed(self, futures):
-        """The futures as they finish (like distributed.as_completed, errors included), checking
-        the cluster's workers while none finishes."""
+    def completed(self, futures, when_workers_return=None):
+        """The futures as they finish (like distributed.as_completed, errors and cancelled ones
+        included), checking the cluster's workers while none finishes. ``when_workers_return()``
+        is called when workers join after a stretch without any, and returns futures to wait
+        for too (e.g. tasks sent again in place of those a departed worker held)."""
         from distributed import as_completed
 
         pending = as_completed(futures)
+        self.returned = False  # only workers returning while these futures are waited for count
         while True:
             while not pending.has_ready():
                 if pending.is_empty():
                     return
                 self.poll()
+                if self.returned:
+                    self.returned = False
+                    for fut in (when_workers_return() if when_workers_return is not None else ()):
+                        pending.add(fut)
                 with pending.thread_condition:  # notified as each future finishes
                     pending.thread_condition.wait(timeout=min(0.1, WORKER_POLL))
             yield next(pending)

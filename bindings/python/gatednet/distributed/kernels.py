@@ -469,26 +469,47 @@ def _run_tiles(client, plan, path, specs, todo, total, progress, threads, watch,
     run = uuid.uuid4().hex[:8]
     xa_spec, xb_spec = specs
     order = _placement(threads, plan, todo)
-    todo = [ij for ij, _ in order]
-    futures = [client.submit(_zarr_tile_task, plan, path, xa_spec, xb_spec, i, j,
-                             key=f"gatednet-tile-{i}-{j}-{run}", pure=False, priority=len(order) - k,
-                             workers=None if addr is None else [addr], allow_other_workers=addr is not None)
-               for k, ((i, j), addr) in enumerate(order)]
-    finished = total - len(todo)
+    sent = {}  # future -> (tile, worker it is placed on or None), for the futures waited for
+
+    def submit(k, i, j, addr, attempt=0):
+        fut = client.submit(_zarr_tile_task, plan, path, xa_spec, xb_spec, i, j,
+                            key=f"gatednet-tile-{i}-{j}-{run}-{attempt}", pure=False, priority=len(order) - k,
+                            workers=None if addr is None else [addr], allow_other_workers=addr is not None)
+        sent[fut] = ((i, j), addr)
+        return fut
+
+    def unplace():
+        # Every worker left and others joined: Dask keeps a task placed (even loosely) on a
+        # departed worker waiting for that address forever (dask/distributed#7346), so the
+        # placed tiles not finished are sent again without a placement (a tile written twice
+        # is written with the same bits, atomically).
+        stuck = [f for f, (_, addr) in sent.items() if addr is not None and not f.done()]
+        client.cancel(stuck)
+        again = []
+        for f in stuck:
+            (i, j), _ = sent.pop(f)
+            again.append(submit(0, i, j, None, attempt=1))
+        return again
+
+    futures = [submit(k, i, j, addr) for k, ((i, j), addr) in enumerate(order)]
+    finished = total - len(order)
     try:
         if after_submit is not None:
             after_submit()
-        for fut in watch.completed(futures):
+        for fut in watch.completed(futures, when_workers_return=unplace):
+            if fut not in sent:  # cancelled and sent again by unplace()
+                continue
             if fut.status == "error":
-                i, j = todo[futures.index(fut)]
+                (i, j), _ = sent[fut]
                 raise RuntimeError(f"tile ({i}, {j}) of {path!r} failed on a worker: "
                                    f"{type(fut.exception()).__name__}: {fut.exception()}") from fut.exception()
+            del sent[fut]
             fut.release()
             finished += 1
             if progress is not None:
                 progress(finished, total)
     finally:
-        client.cancel([f for f in futures if not f.done()])
+        client.cancel([f for f in sent if not f.done()])
 
 
 def tiles_done(store):
