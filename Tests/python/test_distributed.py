@@ -881,3 +881,26 @@ def test_sweep_whose_workers_all_leave_keeps_finished_results(scheduler, fast_wa
         assert no_worker_warnings(caught, scheduler.address)
         assert 2 <= len(got) < 40  # the results given to on_result before the workers left
         assert all(got[f"seed={s}"] == train_tiny(s, 2) for s in (int(k[5:]) for k in got))
+
+
+def test_sweep_completes_when_a_worker_joins_again(scheduler, fast_watch):
+    workers = [scheduler.start_worker() for _ in range(2)]
+    with Client(scheduler.address, timeout=30) as c:
+        c.wait_for_workers(2, timeout=60)
+        got = {}
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            t, state = run_in_thread(lambda: gd.DaskExecutor(client=c).run(
+                tasks_of(slow_train, range(12)), lambda k, r: got.__setitem__(k, r)))
+            deadline = time.monotonic() + 60
+            while len(got) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            for w in workers:
+                w.kill()
+            while not no_worker_warnings(caught, scheduler.address) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            scheduler.start_worker()
+            t.join(120)
+        assert not t.is_alive() and "error" not in state, state.get("error")
+        assert no_worker_warnings(caught, scheduler.address)
+        assert got == {f"seed={s}": train_tiny(s, 2) for s in range(12)}
