@@ -904,3 +904,25 @@ def test_sweep_completes_when_a_worker_joins_again(scheduler, fast_watch):
         assert not t.is_alive() and "error" not in state, state.get("error")
         assert no_worker_warnings(caught, scheduler.address)
         assert got == {f"seed={s}": train_tiny(s, 2) for s in range(12)}
+
+
+def test_kernel_started_before_any_worker_completes_once_one_joins(scheduler, fast_watch, net, data, tmp_path,
+                                                                   monkeypatch):
+    from gatednet.distributed import kernels
+
+    monkeypatch.setattr(kernels, "FIRST_WORKER_WAIT", 0.3)  # tiles chosen and sent without a worker
+    x, _, xpath = data
+    with Client(scheduler.address, timeout=30) as c:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            t, state = run_in_thread(lambda: gd.kernel_to_zarr(net, xpath, tmp_path / "K.zarr", client=c)[...])
+            deadline = time.monotonic() + 30
+            while not no_worker_warnings(caught, scheduler.address) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert t.is_alive()  # waiting, not failed
+            scheduler.start_worker()
+            t.join(120)
+        assert not t.is_alive() and "error" not in state, state.get("error")
+        warned = no_worker_warnings(caught, scheduler.address)
+        assert "no worker has joined" in warned[0] and "worker_timeout=None" in warned[0]
+        np.testing.assert_allclose(state["result"], np.asarray(net.npk(x)), rtol=2e-5)
