@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -677,3 +678,251 @@ def test_chunk_buffer_pool_reuses_and_bounds_memory():
     pool.give(np.empty((8, 8), np.float32))  # another store's chunk shape: older buffers dropped
     assert [x.shape for x in pool.free] == [(8, 8)]
     assert pool.take((4, 4)).shape == (4, 4)  # a shape not kept: a new buffer
+
+
+# ---- a cluster without workers ----------------------------------------------------------------
+
+@pytest.fixture
+def fast_watch(monkeypatch):
+    """Short check / warning intervals, so a wait for workers shows in a second, not minutes."""
+    from gatednet.distributed import _common
+
+    monkeypatch.setattr(_common, "WORKER_POLL", 0.05)
+    monkeypatch.setattr(_common, "WORKER_WARN_AFTER", 0.2)
+    monkeypatch.setattr(_common, "WORKER_WARN_EVERY", 0.4)
+
+
+@pytest.fixture
+def scheduler(tmp_path):
+    """A `dask scheduler` process without workers: SimpleNamespace(address, start_worker())."""
+    bindir = Path(sys.executable).parent
+    sched_file = tmp_path / "scheduler.json"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent))
+    procs = [subprocess.Popen([str(bindir / "dask"), "scheduler", "--scheduler-file", str(sched_file),
+                               "--host", "127.0.0.1", "--port", "0", "--no-dashboard"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
+
+    def start_worker():
+        # --no-nanny: the process started is the worker (killing it leaves nothing to restart it)
+        p = subprocess.Popen([str(bindir / "dask"), "worker", s.address, "--nthreads", "1", "--no-nanny",
+                              "--no-dashboard", "--local-directory", str(tmp_path)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        procs.append(p)
+        return p
+
+    try:
+        deadline = time.monotonic() + 60
+        while not sched_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        s = SimpleNamespace(address=json.loads(sched_file.read_text())["address"], start_worker=start_worker)
+        yield s
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def no_worker_warnings(caught, address):
+    msgs = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    return [m for m in msgs if f"scheduler at {address} has no worker" in m and f"dask worker {address}" in m]
+
+
+def test_worker_timeout_is_checked_before_any_work(client, net, data, tmp_path):
+    x, _, xpath = data
+    for bad in (0, -1.0, float("inf"), float("nan"), True, "10"):
+        with pytest.raises(ValueError, match="worker_timeout: expected a finite number of seconds > 0"):
+            gd.kernel_to_zarr(net, xpath, tmp_path / "K.zarr", client=client, worker_timeout=bad)
+        with pytest.raises(ValueError, match="worker_timeout"):
+            gd.DaskExecutor(client=client, worker_timeout=bad)
+        with pytest.raises(ValueError, match="worker_timeout"):
+            gd.ridge_fit(tmp_path / "nothing.zarr", np.ones(3), 1.0, client=client, worker_timeout=bad)
+    assert not (tmp_path / "K.zarr").exists()
+
+
+def test_no_worker_warns_then_times_out_naming_the_scheduler(scheduler, fast_watch, cluster, net, data, tmp_path):
+    x, _, xpath = data
+    with Client(cluster) as c:  # a finished store, for the ridge passes below
+        gd.kernel_to_zarr(net, xpath, tmp_path / "done.zarr", tile=16, client=c)
+    address = scheduler.address
+    with Client(address, timeout=30) as c:
+        runs = {
+            "file inputs": lambda: gd.kernel_to_zarr(net, xpath, tmp_path / "K.zarr", tile=16, client=c,
+                                                     worker_timeout=1.0),
+            "in-memory inputs": lambda: gd.kernel_to_zarr(net, x, tmp_path / "K2.zarr", tile=16, client=c,
+                                                          worker_timeout=1.0),
+            "sweep": lambda: gd.DaskExecutor(client=c, worker_timeout=1.0).run(
+                tasks_of(train_tiny, range(2)), lambda k, r: None),
+            "ridge": lambda: gd.ridge_fit(tmp_path / "done.zarr", np.ones(len(x)), 1e-2, client=c,
+                                          worker_timeout=1.0),
+        }
+        for name, run in runs.items():
+            t0 = time.monotonic()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                with pytest.raises(TimeoutError, match=f"scheduler at {address} has no worker.*worker_timeout=1 s"):
+                    run()
+            assert 1.0 <= time.monotonic() - t0 < 10, name
+            assert len(no_worker_warnings(caught, address)) >= 2, (name, [str(w.message) for w in caught])
+        assert not (tmp_path / "K.zarr").exists()  # gave up before creating the store
+
+
+def slow_tiles():
+    """Run on workers: each tile takes at least 50 ms, so a kill lands mid-run."""
+    import time as _time
+
+    import gatednet.distributed.kernels as kernels
+    inner = kernels._worker_tile
+
+    def slow(*args, **kwargs):
+        _time.sleep(0.05)
+        return inner(*args, **kwargs)
+    kernels._worker_tile = slow
+
+
+def run_in_thread(fn):
+    state = {}
+
+    def run():
+        try:
+            state["result"] = fn()
+        except BaseException as e:  # reported by the test
+            state["error"] = e
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t, state
+
+
+def wait_for_tiles(store, at_least, seconds=30):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if gd.tiles_done(store)[0] >= at_least:
+                return
+        except Exception:  # the store is being created
+            pass
+        time.sleep(0.01)
+    raise AssertionError(f"fewer than {at_least} tiles finished in {seconds} s")
+
+
+@pytest.mark.parametrize("comes_back", [False, True])
+def test_all_workers_leaving_mid_run_warns_and_keeps_finished_tiles(scheduler, fast_watch, net, tmp_path,
+                                                                     comes_back):
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((72, 12)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    ref = uninterrupted(net, tmp_path / "x.npy", 6)
+    store = tmp_path / "K.zarr"
+    workers = [scheduler.start_worker() for _ in range(2)]
+    with Client(scheduler.address, timeout=30) as c:
+        c.wait_for_workers(2, timeout=60)
+        c.run(slow_tiles)
+        timeout = 60.0 if comes_back else 1.0
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            t, state = run_in_thread(lambda: gd.kernel_to_zarr(net, tmp_path / "x.npy", store, tile=6, client=c,
+                                                               worker_timeout=timeout)[...])
+            wait_for_tiles(store, 5)
+            for w in workers:
+                w.kill()  # every worker dies mid-run
+            for w in workers:
+                w.wait()
+            killed_at, total = gd.tiles_done(store)
+            if comes_back:
+                deadline = time.monotonic() + 30
+                while not no_worker_warnings(caught, scheduler.address) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                scheduler.start_worker()  # a worker joins again: the run completes
+            t.join(120)
+        assert not t.is_alive()
+        warned = no_worker_warnings(caught, scheduler.address)
+        assert warned and "every worker left" in warned[0]
+        assert killed_at < total == 78  # 12 x 12 tiles, upper triangle
+        if comes_back:
+            assert "error" not in state, state.get("error")
+            np.testing.assert_array_equal(state["result"], ref)  # bit for bit
+            return
+        assert isinstance(state.get("error"), TimeoutError), state
+        assert f"scheduler at {scheduler.address}" in str(state["error"])
+        kept, _ = gd.tiles_done(store)
+        assert killed_at <= kept < total  # the finished tiles stay recorded
+        scheduler.start_worker()
+        c.wait_for_workers(1, timeout=60)
+        seen = []
+        K = gd.kernel_to_zarr(net, tmp_path / "x.npy", store, tile=6, client=c, progress=lambda d, n: seen.append(d))
+        assert seen[0] == kept  # resumed: only the missing tiles computed
+        np.testing.assert_array_equal(K[...], ref)
+
+
+def slow_train(seed, epochs):
+    time.sleep(0.3)
+    return train_tiny(seed, epochs)
+
+
+def test_sweep_whose_workers_all_leave_keeps_finished_results(scheduler, fast_watch):
+    workers = [scheduler.start_worker() for _ in range(2)]
+    with Client(scheduler.address, timeout=30) as c:
+        c.wait_for_workers(2, timeout=60)
+        got = {}
+        ex = gd.DaskExecutor(client=c, worker_timeout=1.0)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            t, state = run_in_thread(lambda: ex.run(tasks_of(slow_train, range(40)),
+                                                    lambda k, r: got.__setitem__(k, r)))
+            deadline = time.monotonic() + 60
+            while len(got) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            for w in workers:
+                w.kill()
+            t.join(60)
+        assert not t.is_alive()
+        assert isinstance(state.get("error"), TimeoutError), state
+        assert no_worker_warnings(caught, scheduler.address)
+        assert 2 <= len(got) < 40  # the results given to on_result before the workers left
+        assert all(got[f"seed={s}"] == train_tiny(s, 2) for s in (int(k[5:]) for k in got))
+
+
+def test_sweep_completes_when_a_worker_joins_again(scheduler, fast_watch):
+    workers = [scheduler.start_worker() for _ in range(2)]
+    with Client(scheduler.address, timeout=30) as c:
+        c.wait_for_workers(2, timeout=60)
+        got = {}
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            t, state = run_in_thread(lambda: gd.DaskExecutor(client=c).run(
+                tasks_of(slow_train, range(12)), lambda k, r: got.__setitem__(k, r)))
+            deadline = time.monotonic() + 60
+            while len(got) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            for w in workers:
+                w.kill()
+            while not no_worker_warnings(caught, scheduler.address) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            scheduler.start_worker()
+            t.join(120)
+        assert not t.is_alive() and "error" not in state, state.get("error")
+        assert no_worker_warnings(caught, scheduler.address)
+        assert got == {f"seed={s}": train_tiny(s, 2) for s in range(12)}
+
+
+def test_kernel_started_before_any_worker_completes_once_one_joins(scheduler, fast_watch, net, data, tmp_path,
+                                                                   monkeypatch):
+    from gatednet.distributed import kernels
+
+    monkeypatch.setattr(kernels, "FIRST_WORKER_WAIT", 0.3)  # tiles chosen and sent without a worker
+    x, _, xpath = data
+    with Client(scheduler.address, timeout=30) as c:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            t, state = run_in_thread(lambda: gd.kernel_to_zarr(net, xpath, tmp_path / "K.zarr", client=c)[...])
+            deadline = time.monotonic() + 30
+            while not no_worker_warnings(caught, scheduler.address) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert t.is_alive()  # waiting, not failed
+            scheduler.start_worker()
+            t.join(120)
+        assert not t.is_alive() and "error" not in state, state.get("error")
+        warned = no_worker_warnings(caught, scheduler.address)
+        assert "no worker has joined" in warned[0] and "worker_timeout=None" in warned[0]
+        np.testing.assert_allclose(state["result"], np.asarray(net.npk(x)), rtol=2e-5)

@@ -9,6 +9,8 @@ import hashlib
 import math
 import os
 import threading
+import time
+import warnings
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -242,3 +244,108 @@ def default_client(client):
     except ValueError:
         raise ValueError("client: no Dask client; pass client=gatednet.distributed.connect(workers=2) "
                          "or connect(scheduler='tcp://host:8786')") from None
+
+
+# ---- waiting on a cluster that may have no worker ------------------------------------------------
+
+# While a run waits on a cluster without any worker (a `dask scheduler` started without
+# `dask worker`, or every worker gone mid-run) it checks the cluster every WORKER_POLL seconds,
+# warns after WORKER_WARN_AFTER seconds and then every WORKER_WARN_EVERY seconds while it lasts.
+# (Module-level so that tests can shorten them.)
+WORKER_POLL = 1.0
+WORKER_WARN_AFTER = 3.0
+WORKER_WARN_EVERY = 30.0
+
+
+def check_worker_timeout(worker_timeout):
+    """``worker_timeout`` if it is None or a finite number of seconds > 0, else ValueError."""
+    if worker_timeout is None:
+        return None
+    if (isinstance(worker_timeout, bool) or not isinstance(worker_timeout, (int, float, np.integer, np.floating))
+            or not (worker_timeout > 0 and math.isfinite(worker_timeout))):
+        raise ValueError(f"worker_timeout: expected a finite number of seconds > 0, or None (wait for a "
+                         f"worker as long as it takes), got {worker_timeout!r}")
+    return float(worker_timeout)
+
+
+class WorkerWatch:
+    """Watches, while a run waits on a Dask cluster, that the cluster has at least one worker.
+
+    Without one for WORKER_WARN_AFTER seconds it warns (RuntimeWarning naming the scheduler's
+    address and ``dask worker ADDRESS``), again every WORKER_WARN_EVERY seconds while none joins,
+    and after ``worker_timeout`` seconds without a worker (None: never) raises TimeoutError.
+    A worker seen resets it: the timeout counts one uninterrupted stretch without workers.
+    ``what``: what the run waits for, as the messages say it (e.g. "the tiles of '/data/K.zarr'").
+    Nothing is cancelled or deleted here: the caller's finally clauses decide."""
+
+    def __init__(self, client, worker_timeout, what):
+        self.client, self.worker_timeout, self.what = client, check_worker_timeout(worker_timeout), what
+        self.address = getattr(client.scheduler, "address", None) or "the scheduler"
+        self.seen = False  # whether a worker was ever seen (what a timeout message says)
+        self.since = None  # monotonic time since when no worker was seen
+        self.returned = False  # whether workers were seen again after a stretch without any
+        self.next_warning = None
+        self.next_check = 0.0
+
+    def workers(self):
+        """The number of workers now; warns or raises (see the class) if there are none."""
+        now = time.monotonic()
+        self.next_check = now + WORKER_POLL
+        count = len(self.client.nthreads())
+        if count:
+            self.returned = self.returned or self.since is not None
+            self.seen, self.since = True, None
+            return count
+        if self.since is None:
+            self.since, self.next_warning = now, now + WORKER_WARN_AFTER
+        idle = now - self.since
+        if self.worker_timeout is not None and idle >= self.worker_timeout:
+            raise TimeoutError(self._message(idle) + f"; gave up after worker_timeout={self.worker_timeout:g} s")
+        if now >= self.next_warning:
+            self.next_warning = now + WORKER_WARN_EVERY
+            until = ("until one joins (worker_timeout=None)" if self.worker_timeout is None else
+                     f"up to worker_timeout={self.worker_timeout:g} s")
+            warnings.warn(f"{self._message(idle)}; waiting {until}. Start one with: dask worker {self.address}",
+                          RuntimeWarning, stacklevel=2)
+        return 0
+
+    def _message(self, idle):
+        left = "every worker left" if self.seen else "no worker has joined"
+        return f"the Dask scheduler at {self.address} has no worker ({left}; {idle:.0f} s), waiting to compute {self.what}"
+
+    def poll(self):
+        """:meth:`workers`, at most every WORKER_POLL seconds (cheap to call often)."""
+        if time.monotonic() >= self.next_check:
+            self.workers()
+
+    def wait_for_worker(self, at_most=None):
+        """Return once the cluster has a worker (True), or after ``at_most`` seconds (False);
+        warns and raises meanwhile as the class says."""
+        end = None if at_most is None else time.monotonic() + at_most
+        while not self.workers():
+            if end is not None and time.monotonic() >= end:
+                return False
+            time.sleep(WORKER_POLL if end is None else max(0.0, min(WORKER_POLL, end - time.monotonic())))
+        return True
+
+    def completed(self, futures, when_workers_return=None):
+        """The futures as they finish (like distributed.as_completed, errors and cancelled ones
+        included), checking the cluster's workers while none finishes. ``when_workers_return()``
+        is called when workers join after a stretch without any, and returns futures to wait
+        for too (e.g. tasks sent again in place of those a departed worker held)."""
+        from distributed import as_completed
+
+        pending = as_completed(futures)
+        self.returned = False  # only workers returning while these futures are waited for count
+        while True:
+            while not pending.has_ready():
+                if pending.is_empty():
+                    return
+                self.poll()
+                if self.returned:
+                    self.returned = False
+                    for fut in (when_workers_return() if when_workers_return is not None else ()):
+                        pending.add(fut)
+                with pending.thread_condition:  # notified as each future finishes
+                    pending.thread_condition.wait(timeout=min(0.1, WORKER_POLL))
+            yield next(pending)

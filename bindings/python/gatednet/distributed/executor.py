@@ -12,7 +12,7 @@ import json
 import os
 import uuid
 
-from ._common import close_client, connect
+from ._common import WorkerWatch, check_worker_timeout, close_client, connect
 
 
 def _call(fn, kwargs):
@@ -29,7 +29,7 @@ def _call(fn, kwargs):
     return result
 
 
-def _scatter_needed(client, tasks):
+def _scatter_needed(client, tasks, watch):
     """{id(result): future} for the results of needed tasks (``kwargs["inputs"]``, see
     gatednet.experiments.tasks.bind), each scattered to the cluster once: a result many tasks
     take (e.g. a trained net whose gates 48 value nets copy) then travels once, not once per task."""
@@ -37,6 +37,7 @@ def _scatter_needed(client, tasks):
     for t in tasks:
         for result in (t.kwargs.get("inputs") or {}).values():
             if id(result) not in shared:
+                watch.wait_for_worker()  # a scatter needs a worker
                 shared[id(result)] = client.scatter(result, hash=False)
     return shared
 
@@ -74,9 +75,16 @@ class DaskExecutor:
     finish, and lets the other tasks finish when one fails so their results are kept; it then
     raises :class:`TaskFailed` (a RuntimeError) naming the failed keys. An exception raised by
     ``on_result`` cancels the remaining tasks and propagates.
+
+    While the cluster has no worker (none started, or all gone mid-run) ``run`` warns
+    (RuntimeWarning naming the scheduler and ``dask worker ADDRESS``) within seconds and then every
+    30 s; ``worker_timeout`` (seconds; None = wait as long as it takes, for clusters that add
+    workers later) raises TimeoutError after that long without any worker, cancelling the
+    tasks not finished (those finished were already given to ``on_result``).
     """
 
-    def __init__(self, scheduler=None, workers=None, *, client=None, timeout=10.0, **cluster_options):
+    def __init__(self, scheduler=None, workers=None, *, client=None, timeout=10.0, worker_timeout=None,
+                 **cluster_options):
         if client is not None and (scheduler is not None or workers is not None):
             raise ValueError("give client= or scheduler=/workers=, not both")
         if scheduler is not None and workers is not None:
@@ -87,6 +95,7 @@ class DaskExecutor:
         if scheduler is not None and (not isinstance(scheduler, str) or not scheduler):
             raise ValueError(f"scheduler: expected an address such as 'tcp://host:8786', got {scheduler!r}")
         self.scheduler, self.workers, self.timeout = scheduler, workers, timeout
+        self.worker_timeout = check_worker_timeout(worker_timeout)
         self._options = cluster_options
         self._client = client
         self._owned = False
@@ -102,8 +111,6 @@ class DaskExecutor:
         return self._client
 
     def run(self, tasks, on_result):
-        from distributed import as_completed
-
         tasks = list(tasks)
         keys = [t.key for t in tasks]
         if len(set(keys)) != len(keys):
@@ -120,13 +127,14 @@ class DaskExecutor:
             return
         client = self.client
         run = uuid.uuid4().hex[:8]
-        shared = _scatter_needed(client, tasks)
+        watch = WorkerWatch(client, self.worker_timeout, f"{len(tasks)} tasks ({tasks[0].key!r}, ...)")
+        shared = _scatter_needed(client, tasks, watch)
         futures = {client.submit(_call, t.fn, _with_shared(t.kwargs, shared), key=f"gatednet-task-{run}-{n}",
                                  pure=False): t.key
                    for n, t in enumerate(tasks)}
         failures = {}
         try:
-            for fut in as_completed(futures):
+            for fut in watch.completed(futures):
                 key = futures[fut]
                 if fut.status == "error":
                     failures[key] = fut.exception()

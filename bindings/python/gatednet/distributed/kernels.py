@@ -31,7 +31,8 @@ import numpy as np
 import gatednet as gn
 
 from ._chunks import RawChunks
-from ._common import Inputs, default_client, digest, in_background, network_bytes, worker_inputs, worker_network
+from ._common import (Inputs, WorkerWatch, check_worker_timeout, default_client, digest, in_background,
+                      network_bytes, worker_inputs, worker_network)
 
 FC_KINDS = gn._KERNELS
 CONV_KINDS = ("npk", "gate_overlap", "input_gram")
@@ -326,7 +327,7 @@ def _zarr_tile_task(plan, path, xa_spec, xb_spec, i, j):
 
 
 def kernel_to_zarr(net, x, store, *, kind="npk", xb=None, tile=None, client=None, layer=0, output=None,
-                   gate_path="auto", ntk_scaling=False, overwrite=False, progress=None):
+                   gate_path="auto", ntk_scaling=False, overwrite=False, progress=None, worker_timeout=None):
     """Compute a kernel of ``net`` over the rows of ``x`` (or ``x`` x ``xb``) on Dask workers into
     the zarr store ``store``; returns the ``kernel`` zarr array (``dask.array.from_zarr`` views it).
 
@@ -351,12 +352,20 @@ def kernel_to_zarr(net, x, store, *, kind="npk", xb=None, tile=None, client=None
 
     ``progress(done, total)`` is called in this process as tiles finish. ``client``: a
     distributed.Client (default: the current one).
+
+    While the cluster has no worker (none started yet, or all gone mid-run) a RuntimeWarning
+    names the scheduler and the command that starts a worker, within seconds and then every
+    30 s; ``worker_timeout`` (seconds, None = wait as long as it takes: an adaptive cluster adds
+    workers later) then raises TimeoutError after that long without any worker. Finished tiles
+    stay recorded, so calling again once workers run finishes the job.
     """
     path = os.path.abspath(os.fspath(store))
+    check_worker_timeout(worker_timeout)
     client = default_client(client)
     if tile is None and not overwrite:
         tile = _stored_tile(path)
-    threads = _worker_threads(client)
+    watch = WorkerWatch(client, worker_timeout, f"the tiles of {path!r}")
+    threads = _worker_threads(watch)
     new = overwrite or not os.path.exists(path) or _interrupted_creation(path)
     # A resumed run checks the inputs' digest first: start hashing at once. A new store records it
     # once the tiles are sent, so that the hashing overlaps their computation, not the start-up.
@@ -369,7 +378,7 @@ def kernel_to_zarr(net, x, store, *, kind="npk", xb=None, tile=None, client=None
         # The inputs' digest (the longest start-up step) is recorded once the tiles are sent: until
         # then the attributes say inputs_sha256 None, which a resumed run refuses.
         group, network_written = _create_store(path, plan, data)
-        specs = _send(client, a, b)
+        specs = _send(client, a, b, watch)
         network_written.result()
         _finish_store(group, dict(plan, inputs_sha256=None))
         after_submit = lambda: _finish_store(group, _describe(plan, a, b))  # noqa: E731
@@ -378,12 +387,12 @@ def kernel_to_zarr(net, x, store, *, kind="npk", xb=None, tile=None, client=None
         group = _check_store(path, plan, _describe(plan, a, b))
         done = group["done"][...]
         todo = [(i, j) for i, j in tiles if not done[i, j]]
-        specs = _send(client, a, b) if todo else None
+        specs = _send(client, a, b, watch) if todo else None
         after_submit = None
     if progress is not None:
         progress(len(tiles) - len(todo), len(tiles))
     if todo:
-        _run_tiles(client, plan, path, specs, todo, len(tiles), progress, threads, after_submit)
+        _run_tiles(client, plan, path, specs, todo, len(tiles), progress, threads, watch, after_submit)
     elif after_submit is not None:
         after_submit()
     return group["kernel"]
@@ -413,16 +422,15 @@ def _stored_tile(path):
         return None
 
 
-def _worker_threads(client):
-    """{worker address: threads} of the client's cluster (waits up to 10 s for a first worker)."""
-    threads = client.nthreads()
-    if not threads:
-        try:
-            client.wait_for_workers(1, timeout=10)
-        except Exception:  # no worker yet: the tasks wait for one
-            return {}
-        threads = client.nthreads()
-    return {addr: max(1, int(k)) for addr, k in threads.items()}
+FIRST_WORKER_WAIT = 10.0  # seconds kernel_to_zarr waits for a first worker before choosing tiles without one
+
+
+def _worker_threads(watch):
+    """{worker address: threads} of the watched client's cluster (waits up to FIRST_WORKER_WAIT
+    seconds for a first worker, warning or raising as the WorkerWatch says; {} if none came)."""
+    if not watch.wait_for_worker(at_most=FIRST_WORKER_WAIT):
+        return {}  # no worker yet: the tasks wait for one (watched by _run_tiles)
+    return {addr: max(1, int(k)) for addr, k in watch.client.nthreads().items()}
 
 
 def _placement(threads, plan, todo):
@@ -442,44 +450,66 @@ def _placement(threads, plan, todo):
     return [(ij, where[ij]) for _, ij in sorted(costs, key=lambda c: -c[0])]
 
 
-def _send(client, a, b):
+def _send(client, a, b, watch):
     """(x spec, xb spec) for the tile tasks: in-memory inputs scattered once to every worker (a
-    file input travels as its path; the network travels in the store)."""
+    file input travels as its path; the network travels in the store). A scatter needs a worker:
+    it waits for one first, as ``watch`` says."""
     def spec(inputs):
         if inputs is None or inputs.spec is not None:
             return None if inputs is None else inputs.spec
+        watch.wait_for_worker()
         return client.scatter(inputs.array, broadcast=True, hash=False)
 
     return spec(a), spec(b)
 
 
-def _run_tiles(client, plan, path, specs, todo, total, progress, threads, after_submit=None):
-    """Submit the tiles, call ``after_submit()`` (while they compute), then wait for them."""
-    from distributed import as_completed
-
+def _run_tiles(client, plan, path, specs, todo, total, progress, threads, watch, after_submit=None):
+    """Submit the tiles, call ``after_submit()`` (while they compute), then wait for them (while
+    the cluster has workers: see WorkerWatch)."""
     run = uuid.uuid4().hex[:8]
     xa_spec, xb_spec = specs
     order = _placement(threads, plan, todo)
-    todo = [ij for ij, _ in order]
-    futures = [client.submit(_zarr_tile_task, plan, path, xa_spec, xb_spec, i, j,
-                             key=f"gatednet-tile-{i}-{j}-{run}", pure=False, priority=len(order) - k,
-                             workers=None if addr is None else [addr], allow_other_workers=True)
-               for k, ((i, j), addr) in enumerate(order)]
-    finished = total - len(todo)
+    sent = {}  # future -> (tile, worker it is placed on or None), for the futures waited for
+
+    def submit(k, i, j, addr, attempt=0):
+        fut = client.submit(_zarr_tile_task, plan, path, xa_spec, xb_spec, i, j,
+                            key=f"gatednet-tile-{i}-{j}-{run}-{attempt}", pure=False, priority=len(order) - k,
+                            workers=None if addr is None else [addr], allow_other_workers=addr is not None)
+        sent[fut] = ((i, j), addr)
+        return fut
+
+    def unplace():
+        # Every worker left and others joined: Dask keeps a task placed (even loosely) on a
+        # departed worker waiting for that address forever (dask/distributed#7346), so the
+        # placed tiles not finished are sent again without a placement (a tile written twice
+        # is written with the same bits, atomically).
+        stuck = [f for f, (_, addr) in sent.items() if addr is not None and not f.done()]
+        client.cancel(stuck)
+        again = []
+        for f in stuck:
+            (i, j), _ = sent.pop(f)
+            again.append(submit(0, i, j, None, attempt=1))
+        return again
+
+    futures = [submit(k, i, j, addr) for k, ((i, j), addr) in enumerate(order)]
+    finished = total - len(order)
     try:
         if after_submit is not None:
             after_submit()
-        for fut in as_completed(futures):
+        for fut in watch.completed(futures, when_workers_return=unplace):
+            if fut not in sent:  # cancelled and sent again by unplace()
+                continue
             if fut.status == "error":
-                i, j = todo[futures.index(fut)]
+                (i, j), _ = sent[fut]
                 raise RuntimeError(f"tile ({i}, {j}) of {path!r} failed on a worker: "
                                    f"{type(fut.exception()).__name__}: {fut.exception()}") from fut.exception()
+            del sent[fut]
             fut.release()
             finished += 1
             if progress is not None:
                 progress(finished, total)
     finally:
-        client.cancel([f for f in futures if not f.done()])
+        client.cancel([f for f in sent if not f.done()])
 
 
 def tiles_done(store):

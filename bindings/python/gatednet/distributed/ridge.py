@@ -29,6 +29,8 @@ import time
 
 import numpy as np
 
+from ._common import WorkerWatch, check_worker_timeout
+
 
 def _check_finished(group, path):
     """Whether the gatednet store ``group`` (at ``path``) is symmetric; ValueError if it has
@@ -50,12 +52,15 @@ class _Operator:
     P scattered once per product. A symmetric store is read through its upper tiles only, each
     off-diagonal tile serving both K_ij P_j and K_ji P_i = K_ij^T P_i: half the bytes of a
     pass. Tiles are grouped in tasks of about equal work, two per worker thread. A dask array:
-    dask's own blockwise product. Without a client the tasks run in this process."""
+    dask's own blockwise product. Without a client the tasks run in this process; with one,
+    each pass waits for the cluster's workers as a WorkerWatch says (warns while there are none,
+    TimeoutError after ``worker_timeout`` seconds without any)."""
 
-    def __init__(self, kernel, client):
+    def __init__(self, kernel, client, worker_timeout=None):
         import dask.array as da
         import zarr
 
+        check_worker_timeout(worker_timeout)
         self.client, self.path, self.dask, self.symmetric = client, None, None, False
         if isinstance(kernel, (str, os.PathLike)):
             path = os.path.abspath(os.fspath(kernel))
@@ -93,6 +98,26 @@ class _Operator:
             self.chunk = tuple(arr.chunks)
         self.shape = tuple(arr.shape)
         self.grid = (-(-self.shape[0] // self.chunk[0]), -(-self.shape[1] // self.chunk[1]))
+        self.watch = None if client is None else WorkerWatch(client, worker_timeout, f"a pass over {self._name()}")
+
+    def _name(self):
+        return repr(os.path.dirname(self.path)) if self.path is not None else "a kernel"
+
+    def _gather(self, futures):
+        """The futures' results, in order, once all have finished (watching the workers)."""
+        for _ in self.watch.completed(futures):
+            pass
+        return self.client.gather(futures)
+
+    def _compute(self, x):
+        if self.client is None:
+            return x.compute()
+        self.watch.wait_for_worker()
+        fut = self.client.compute(x)
+        try:
+            return self._gather([fut])[0]
+        finally:
+            self.client.cancel([fut])
 
     def _tasks(self):
         """Lists of tiles, one list per task: about two tasks per worker thread, of equal work."""
@@ -118,17 +143,19 @@ class _Operator:
 
         P = np.ascontiguousarray(P, dtype=np.float32 if sketch else np.float64)
         if self.dask is not None:
-            return np.asarray(_compute(self.dask @ da.from_array(P, chunks=(self.chunk[1], P.shape[1])),
-                                       self.client), dtype=np.float64)
-        tasks = self._tasks()
+            return np.asarray(self._compute(self.dask @ da.from_array(P, chunks=(self.chunk[1], P.shape[1]))),
+                              dtype=np.float64)
         if self.client is None:
-            parts = [_tiles_product(self.path, g, self.symmetric, P) for g in tasks]
+            parts = [_tiles_product(self.path, g, self.symmetric, P) for g in self._tasks()]
         else:
+            self.watch.wait_for_worker()  # the scatter and the task count need a worker
             pf = self.client.scatter(P, broadcast=True, hash=False)
             futures = [self.client.submit(_tiles_product, self.path, g, self.symmetric, pf, pure=False)
-                       for g in tasks]
-            parts = self.client.gather(futures)
-            self.client.cancel(futures + [pf])
+                       for g in self._tasks()]
+            try:
+                parts = self._gather(futures)
+            finally:
+                self.client.cancel(futures + [pf])
         out = np.zeros((self.shape[0], P.shape[1]))
         t0, t1 = self.chunk
         for part in parts:
@@ -144,15 +171,17 @@ class _Operator:
         the (upper) tiles and no arithmetic."""
         cols = np.asarray(cols, dtype=np.int64)
         if self.dask is not None:
-            return np.asarray(_compute(self.dask[:, cols], self.client), dtype=np.float64)
-        tasks = self._tasks()
+            return np.asarray(self._compute(self.dask[:, cols]), dtype=np.float64)
         if self.client is None:
-            parts = [_tiles_columns(self.path, g, self.symmetric, cols) for g in tasks]
+            parts = [_tiles_columns(self.path, g, self.symmetric, cols) for g in self._tasks()]
         else:
+            self.watch.wait_for_worker()  # the task count needs a worker
             futures = [self.client.submit(_tiles_columns, self.path, g, self.symmetric, cols, pure=False)
-                       for g in tasks]
-            parts = self.client.gather(futures)
-            self.client.cancel(futures)
+                       for g in self._tasks()]
+            try:
+                parts = self._gather(futures)
+            finally:
+                self.client.cancel(futures)
         out = np.zeros((self.shape[0], cols.size))
         for part in parts:
             for i, (block, where) in part.items():
@@ -163,7 +192,7 @@ class _Operator:
         import dask.array as da
 
         if self.dask is not None:
-            return np.asarray(_compute(da.diagonal(self.dask), self.client), dtype=np.float64)
+            return np.asarray(self._compute(da.diagonal(self.dask)), dtype=np.float64)
         import zarr
 
         arr = zarr.open_array(self.path, mode="r")
@@ -244,17 +273,14 @@ def _tiles_columns(path, tiles, symmetric, cols):
     return out
 
 
-def _compute(x, client):
-    return client.compute(x).result() if client is not None else x.compute()
-
-
-def kernel_diagonal(kernel, client=None):
-    """The diagonal of a kernel store (reads the diagonal tiles only), float64."""
-    return _Operator(kernel, client).diagonal()
+def kernel_diagonal(kernel, client=None, worker_timeout=None):
+    """The diagonal of a kernel store (reads the diagonal tiles only, in this process), float64.
+    A dask array's diagonal is computed on ``client`` (``worker_timeout`` as for ridge_fit)."""
+    return _Operator(kernel, client, worker_timeout).diagonal()
 
 
 def ridge_fit(kernel, targets, ridge, *, rank=256, tol=1e-6, max_iter=300, seed=0, client=None,
-              callback=None, sketch="columns", block=True, products="float64"):
+              callback=None, sketch="columns", block=True, products="float64", worker_timeout=None):
     """alpha (n x t, float64) with (K + ridge I) alpha = targets, by Nystrom-preconditioned CG.
 
     ``kernel``: the n x n kernel (a gatednet store path, its zarr array, or a dask array); only
@@ -272,9 +298,14 @@ def ridge_fit(kernel, targets, ridge, *, rank=256, tol=1e-6, max_iter=300, seed=
     (Ji and Li 2017), else one CG per column sharing the passes. Returns (alpha, info) with
     info = {"iterations", "residual", "passes", "seconds", "rank", "sketch_seconds" (the sketch
     pass and factorisation)}; ``callback(iteration, residuals)`` after each pass.
+
+    ``client``: a distributed.Client whose workers run the passes (None: this process). While
+    its cluster has no worker a RuntimeWarning names the scheduler and ``dask worker ADDRESS``
+    (within seconds, then every 30 s); ``worker_timeout`` (seconds, None = wait as long as it
+    takes) raises TimeoutError after that long without any worker.
     """
     t_start = time.perf_counter()
-    K = _Operator(kernel, client)
+    K = _Operator(kernel, client, worker_timeout)
     n = K.shape[0]
     if len(K.shape) != 2 or K.shape[1] != n:
         raise ValueError(f"kernel: expected a square kernel, got shape {K.shape}")
@@ -453,10 +484,11 @@ def _orth(W):
     return Q @ U[:, keep]
 
 
-def ridge_predict(cross_kernel, alpha, client=None):
+def ridge_predict(cross_kernel, alpha, client=None, worker_timeout=None):
     """Scores K(test, train) @ alpha, streamed over the tiles of the m x n cross kernel (a store
-    from ``kernel_to_zarr(net, x_test, path, xb=x_train)``, its zarr array or a dask array)."""
-    K = _Operator(cross_kernel, client)
+    from ``kernel_to_zarr(net, x_test, path, xb=x_train)``, its zarr array or a dask array).
+    ``client`` and ``worker_timeout`` as for :func:`ridge_fit`."""
+    K = _Operator(cross_kernel, client, worker_timeout)
     A = np.asarray(alpha, dtype=np.float64)
     vector = A.ndim == 1
     A = A.reshape(A.shape[0], -1)
