@@ -575,6 +575,12 @@ def test_bad_workers_or_scheduler_fail_before_any_work(tmp_path, capsys):
         main(["run", "nu-dynamics", "--size", "smoke", "--workers", "0", "--out", str(out)])
     assert e.value.code == 2 and "workers: expected a positive number of processes, got 0" in capsys.readouterr().err
     assert not out.exists()
+    for args, message in ((["--workers", "1", "--worker-timeout", "-5"], "worker_timeout: expected a finite number"),
+                          (["--worker-timeout", "5"], "--worker-timeout is for a Dask run")):
+        with pytest.raises(SystemExit) as e:
+            main(["run", "nu-dynamics", "--size", "smoke", "--out", str(out)] + args)
+        assert e.value.code == 2 and message in capsys.readouterr().err
+        assert not out.exists()
 
 
 def digest_of_source(seed, inputs):

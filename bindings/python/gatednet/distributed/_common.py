@@ -347,5 +347,6 @@ class WorkerWatch:
                     for fut in (when_workers_return() if when_workers_return is not None else ()):
                         pending.add(fut)
                 with pending.thread_condition:  # notified as each future finishes
-                    pending.thread_condition.wait(timeout=min(0.1, WORKER_POLL))
+                    if not pending.has_ready():  # checked under the lock: a finish is never missed
+                        pending.thread_condition.wait(timeout=min(0.1, WORKER_POLL))
             yield next(pending)

@@ -10,13 +10,15 @@ from .recipe import SIZES
 
 def _executor(args):
     if args.scheduler is None and args.workers is None:
+        if args.worker_timeout is not None:
+            raise ValueError("--worker-timeout is for a Dask run: give --scheduler or --workers too")
         return None
     try:
         from gatednet.distributed import DaskExecutor
     except ImportError as e:
         raise SystemExit(f"--scheduler/--workers need gatednet.distributed.DaskExecutor (dask and "
                          f"distributed installed): {e}") from None
-    return DaskExecutor(scheduler=args.scheduler, workers=args.workers)
+    return DaskExecutor(scheduler=args.scheduler, workers=args.workers, worker_timeout=args.worker_timeout)
 
 
 def main(argv=None):
@@ -43,6 +45,9 @@ def main(argv=None):
                    help="IDX directory laid out like Fashion-MNIST, or .npz with x_train/y_train/x_test/y_test")
     r.add_argument("--scheduler", default=None, help="Dask scheduler address (distributed run)")
     r.add_argument("--workers", type=int, default=None, help="local Dask workers (distributed run)")
+    r.add_argument("--worker-timeout", type=float, default=None, metavar="SECONDS",
+                   help="give up (TimeoutError) after this long without any Dask worker; default: wait, "
+                        "warning every 30 s")
     r.add_argument("--no-progress", action="store_true", help="no progress display")
     r.add_argument("--probe", action="store_true",
                    help="do not run: time one task of each kind with capped training and extrapolate the "
@@ -86,7 +91,7 @@ def main(argv=None):
     try:
         executor = _executor(args)
     except ValueError as e:  # e.g. --workers 0
-        parser.error(f"--scheduler/--workers: {e}")
+        parser.error(f"--scheduler/--workers/--worker-timeout: {e}")
     try:
         run_recipe(recipe, size=args.size, seeds=args.seeds, out=args.out, data=args.data,
                    executor=executor, progress=not args.no_progress, overrides=overrides)
