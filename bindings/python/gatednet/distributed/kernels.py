@@ -236,8 +236,8 @@ def _check_store(path, plan, attrs):
 
 
 def _create_store(path, plan, data):
-    """A new store's arrays, without the attributes (:func:`_finish_store` writes them once the
-    inputs' digest is known; no tile task runs before that); returns (group, a Future of the
+    """A new store's arrays, without attributes (kernel_to_zarr writes them: provisional ones
+    before the tiles are sent, the inputs' digest once they are); returns (group, a Future of the
     network's write, which runs on a background thread meanwhile)."""
     import zarr
 
