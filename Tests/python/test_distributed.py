@@ -932,3 +932,16 @@ def test_kernel_started_before_any_worker_completes_once_one_joins(scheduler, fa
         warned = no_worker_warnings(caught, scheduler.address)
         assert "no worker has joined" in warned[0] and "worker_timeout=None" in warned[0]
         np.testing.assert_allclose(state["result"], np.asarray(net.npk(x)), rtol=2e-5)
+
+
+# ---- review findings ----------------------------------------------------------------------------
+
+def test_trace_normalized_kernel_whose_first_row_has_zero_trace(net, data):
+    # The one-row option probe used row 0 alone: a zero row has an NPK of 0, so the probe's
+    # trace-normalised call failed ("trace of the npk is 0") although the trace over all rows is
+    # positive and the whole kernel well defined.
+    x = data[0].copy()
+    x[0] = 0.0
+    want = np.asarray(net.kernel(x, None, "npk_trace_normalized"))
+    got = gd.kernel_array(net, x, kind="npk_trace_normalized", tile=16).compute(scheduler="sync")
+    np.testing.assert_array_equal(got, want)

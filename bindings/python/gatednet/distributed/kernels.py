@@ -128,9 +128,11 @@ def _plan(net, x, kind, xb, tile, layer, output, gate_path, ntk_scaling, workers
         # The library's own rules for layer / output / gate_path / ntk_scaling and what the kind
         # needs (e.g. soft gates for NTK_FEATURE), checked by a one-row call before a store
         # exists: a bad option would otherwise fail on a worker, after the store was made.
+        # (The trace-normalised NPK probes as the NPK: one row's trace can be 0 where all rows' is not.)
         probe = net if isinstance(net, gn.Network) else gn.Network.from_bytes(data)
+        probe_kind = "npk" if kind == "npk_trace_normalized" else kind
         try:
-            probe.kernel(a.array[:1], None if b is None else b.array[:1], kind, layer=layer, output=output,
+            probe.kernel(a.array[:1], None if b is None else b.array[:1], probe_kind, layer=layer, output=output,
                          gate_path=gate_path, ntk_scaling=ntk_scaling)
         finally:
             if probe is not net:
