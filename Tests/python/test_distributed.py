@@ -945,3 +945,15 @@ def test_trace_normalized_kernel_whose_first_row_has_zero_trace(net, data):
     want = np.asarray(net.kernel(x, None, "npk_trace_normalized"))
     got = gd.kernel_array(net, x, kind="npk_trace_normalized", tile=16).compute(scheduler="sync")
     np.testing.assert_array_equal(got, want)
+
+
+def test_conv_network_kernel_it_cannot_give_fails_before_the_store_is_made(client, tmp_path):
+    # The option probe ran for Network only: a ConvNetwork with global max pooling (no path
+    # kernel) made the store and then failed on a worker ("tile (0, 0) ... failed on a worker").
+    cn = gn.ConvNetwork([("conv", 4, 3), ("gmp",), ("dense", 2)], (4, 4, 1))
+    x = np.random.default_rng(0).standard_normal((6, 4, 4, 1)).astype(np.float32)
+    with pytest.raises(gn.GatedNetError, match="max pooling"):
+        gd.kernel_to_zarr(cn, x, tmp_path / "K.zarr", tile=4, client=client)
+    assert not (tmp_path / "K.zarr").exists()
+    with pytest.raises(gn.GatedNetError, match="max pooling"):
+        gd.kernel_array(cn, x, tile=4)

@@ -124,19 +124,22 @@ def _plan(net, x, kind, xb, tile, layer, output, gate_path, ntk_scaling, workers
     if not live:
         a, b = inputs(input_size)
     n_b = a.n if b is None else b.n
-    if cls == "Network":
-        # The library's own rules for layer / output / gate_path / ntk_scaling and what the kind
-        # needs (e.g. soft gates for NTK_FEATURE), checked by a one-row call before a store
-        # exists: a bad option would otherwise fail on a worker, after the store was made.
-        # (The trace-normalised NPK probes as the NPK: one row's trace can be 0 where all rows' is not.)
-        probe = net if isinstance(net, gn.Network) else gn.Network.from_bytes(data)
-        probe_kind = "npk" if kind == "npk_trace_normalized" else kind
-        try:
-            probe.kernel(a.array[:1], None if b is None else b.array[:1], probe_kind, layer=layer, output=output,
-                         gate_path=gate_path, ntk_scaling=ntk_scaling)
-        finally:
-            if probe is not net:
-                probe.close()
+    # The library's own rules for layer / output / gate_path / ntk_scaling and what the kind
+    # needs (e.g. soft gates for NTK_FEATURE, no max pooling in a ConvNetwork), checked by a
+    # one-row call before a store exists: a bad option would otherwise fail on a worker, after
+    # the store was made. (The trace-normalised NPK probes as the NPK: one row's trace can be 0
+    # where all rows' is not.)
+    probe = net if isinstance(net, getattr(gn, cls)) else getattr(gn, cls).from_bytes(data)
+    xa1, xb1 = a.array[:1], None if b is None else b.array[:1]
+    try:
+        if cls == "ConvNetwork":
+            probe.kernel(xa1, xb1, kind)
+        else:
+            probe.kernel(xa1, xb1, "npk" if kind == "npk_trace_normalized" else kind, layer=layer,
+                         output=output, gate_path=gate_path, ntk_scaling=ntk_scaling)
+    finally:
+        if probe is not net:
+            probe.close()
     if tile is None:
         tile = tile_for(a.n, None if b is None else n_b, workers)
     plan = {
