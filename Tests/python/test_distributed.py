@@ -957,3 +957,18 @@ def test_conv_network_kernel_it_cannot_give_fails_before_the_store_is_made(clien
     assert not (tmp_path / "K.zarr").exists()
     with pytest.raises(gn.GatedNetError, match="max pooling"):
         gd.kernel_array(cn, x, tile=4)
+
+
+def test_stored_network_of_a_format_1_store_is_a_clear_error(net, data, tmp_path):
+    # A store made before the network was stored (format 1) has no "network" array:
+    # stored_network raised a bare KeyError('network').
+    from gatednet.distributed import kernels
+
+    x = data[0]
+    plan, blob, a, b = kernels._plan(net, x, "npk", None, 16, 0, None, "auto", False)
+    g, written = kernels._create_store(str(tmp_path / "K.zarr"), plan, blob)
+    written.result()
+    kernels._finish_store(g, dict(kernels._describe(plan, a, b), format=1))
+    del g["network"]
+    with pytest.raises(ValueError, match="holds no network .*format 1"):
+        gd.stored_network(tmp_path / "K.zarr")

@@ -279,9 +279,13 @@ def stored_network(store):
     import zarr
 
     path = os.fspath(store)
-    attrs = zarr.open_group(path, mode="r").attrs.get("gatednet")
+    g = zarr.open_group(path, mode="r")
+    attrs = g.attrs.get("gatednet")
     if attrs is None:
         raise ValueError(f"store: {path!r} is not a finished gatednet kernel store")
+    if "network" not in g:
+        raise ValueError(f"store: {path!r} holds no network (made by an older gatednet, store format "
+                         f"{attrs.get('format')!r}; the network is stored from format 2)")
     data = _read_network(path)
     if digest(data) != attrs["network_sha256"]:
         raise ValueError(f"store: {path!r}: the stored network does not match its recorded SHA-256")
