@@ -972,3 +972,33 @@ def test_stored_network_of_a_format_1_store_is_a_clear_error(net, data, tmp_path
     del g["network"]
     with pytest.raises(ValueError, match="holds no network .*format 1"):
         gd.stored_network(tmp_path / "K.zarr")
+
+
+def test_all_workers_leaving_mid_run_with_in_memory_inputs_completes_when_one_joins(scheduler, fast_watch, net,
+                                                                                     tmp_path):
+    # In-memory inputs are scattered to the workers: when every worker leaves, the scattered
+    # copies go with them, and the tiles sent again must not wait on (or fail for) lost data.
+    x = np.random.default_rng(9).standard_normal((72, 12)).astype(np.float32)
+    ref = uninterrupted(net, x, 6)
+    store = tmp_path / "K.zarr"
+    workers = [scheduler.start_worker() for _ in range(2)]
+    with Client(scheduler.address, timeout=30) as c:
+        c.wait_for_workers(2, timeout=60)
+        c.run(slow_tiles)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            t, state = run_in_thread(lambda: gd.kernel_to_zarr(net, x, store, tile=6, client=c,
+                                                               worker_timeout=60)[...])
+            wait_for_tiles(store, 5)
+            for w in workers:
+                w.kill()
+            for w in workers:
+                w.wait()
+            deadline = time.monotonic() + 30
+            while not no_worker_warnings(caught, scheduler.address) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            scheduler.start_worker()
+            t.join(90)
+        assert not t.is_alive()
+        assert "error" not in state, state.get("error")
+        np.testing.assert_array_equal(state["result"], ref)
