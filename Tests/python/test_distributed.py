@@ -1002,3 +1002,38 @@ def test_all_workers_leaving_mid_run_with_in_memory_inputs_completes_when_one_jo
         assert not t.is_alive()
         assert "error" not in state, state.get("error")
         np.testing.assert_array_equal(state["result"], ref)
+
+
+def slow_digest_of_source(seed, inputs):
+    time.sleep(0.2)
+    return digest_of_source(seed, inputs)
+
+
+def test_sweep_with_a_shared_needed_result_completes_when_a_worker_joins_again(scheduler, fast_watch):
+    # A needed result is scattered to the workers once; when every worker leaves it goes with
+    # them, and the tasks that take it must be sent again with it, not fail as cancelled.
+    import hashlib
+    from gatednet.experiments.tasks import Task, bind
+
+    source = {"blob": "ab" * 1000}
+    tasks = [bind(Task(f"user-{s}", slow_digest_of_source, {"seed": s}, needs=("source",)), {"source": source})
+             for s in range(12)]
+    workers = [scheduler.start_worker() for _ in range(2)]
+    with Client(scheduler.address, timeout=30) as c:
+        c.wait_for_workers(2, timeout=60)
+        got = {}
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            t, state = run_in_thread(lambda: gd.DaskExecutor(client=c).run(tasks, lambda k, r: got.__setitem__(k, r)))
+            deadline = time.monotonic() + 60
+            while len(got) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            for w in workers:
+                w.kill()
+            while not no_worker_warnings(caught, scheduler.address) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            scheduler.start_worker()
+            t.join(120)
+        assert not t.is_alive() and "error" not in state, state.get("error")
+        want = hashlib.sha256(source["blob"].encode()).hexdigest()
+        assert got == {f"user-{s}": {"seed": s, "sha256": want, "length": 2000} for s in range(12)}
