@@ -932,3 +932,108 @@ def test_kernel_started_before_any_worker_completes_once_one_joins(scheduler, fa
         warned = no_worker_warnings(caught, scheduler.address)
         assert "no worker has joined" in warned[0] and "worker_timeout=None" in warned[0]
         np.testing.assert_allclose(state["result"], np.asarray(net.npk(x)), rtol=2e-5)
+
+
+# ---- review findings ----------------------------------------------------------------------------
+
+def test_trace_normalized_kernel_whose_first_row_has_zero_trace(net, data):
+    # The one-row option probe used row 0 alone: a zero row has an NPK of 0, so the probe's
+    # trace-normalised call failed ("trace of the npk is 0") although the trace over all rows is
+    # positive and the whole kernel well defined.
+    x = data[0].copy()
+    x[0] = 0.0
+    want = np.asarray(net.kernel(x, None, "npk_trace_normalized"))
+    got = gd.kernel_array(net, x, kind="npk_trace_normalized", tile=16).compute(scheduler="sync")
+    np.testing.assert_array_equal(got, want)
+
+
+def test_conv_network_kernel_it_cannot_give_fails_before_the_store_is_made(client, tmp_path):
+    # The option probe ran for Network only: a ConvNetwork with global max pooling (no path
+    # kernel) made the store and then failed on a worker ("tile (0, 0) ... failed on a worker").
+    cn = gn.ConvNetwork([("conv", 4, 3), ("gmp",), ("dense", 2)], (4, 4, 1))
+    x = np.random.default_rng(0).standard_normal((6, 4, 4, 1)).astype(np.float32)
+    with pytest.raises(gn.GatedNetError, match="max pooling"):
+        gd.kernel_to_zarr(cn, x, tmp_path / "K.zarr", tile=4, client=client)
+    assert not (tmp_path / "K.zarr").exists()
+    with pytest.raises(gn.GatedNetError, match="max pooling"):
+        gd.kernel_array(cn, x, tile=4)
+
+
+def test_stored_network_of_a_format_1_store_is_a_clear_error(net, data, tmp_path):
+    # A store made before the network was stored (format 1) has no "network" array:
+    # stored_network raised a bare KeyError('network').
+    from gatednet.distributed import kernels
+
+    x = data[0]
+    plan, blob, a, b = kernels._plan(net, x, "npk", None, 16, 0, None, "auto", False)
+    g, written = kernels._create_store(str(tmp_path / "K.zarr"), plan, blob)
+    written.result()
+    kernels._finish_store(g, dict(kernels._describe(plan, a, b), format=1))
+    del g["network"]
+    with pytest.raises(ValueError, match="holds no network .*format 1"):
+        gd.stored_network(tmp_path / "K.zarr")
+
+
+def test_all_workers_leaving_mid_run_with_in_memory_inputs_completes_when_one_joins(scheduler, fast_watch, net,
+                                                                                     tmp_path):
+    # In-memory inputs are scattered to the workers: when every worker leaves, the scattered
+    # copies go with them, and the tiles sent again must not wait on (or fail for) lost data.
+    x = np.random.default_rng(9).standard_normal((72, 12)).astype(np.float32)
+    ref = uninterrupted(net, x, 6)
+    store = tmp_path / "K.zarr"
+    workers = [scheduler.start_worker() for _ in range(2)]
+    with Client(scheduler.address, timeout=30) as c:
+        c.wait_for_workers(2, timeout=60)
+        c.run(slow_tiles)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            t, state = run_in_thread(lambda: gd.kernel_to_zarr(net, x, store, tile=6, client=c,
+                                                               worker_timeout=60)[...])
+            wait_for_tiles(store, 5)
+            for w in workers:
+                w.kill()
+            for w in workers:
+                w.wait()
+            deadline = time.monotonic() + 30
+            while not no_worker_warnings(caught, scheduler.address) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            scheduler.start_worker()
+            t.join(90)
+        assert not t.is_alive()
+        assert "error" not in state, state.get("error")
+        np.testing.assert_array_equal(state["result"], ref)
+
+
+def slow_digest_of_source(seed, inputs):
+    time.sleep(0.2)
+    return digest_of_source(seed, inputs)
+
+
+def test_sweep_with_a_shared_needed_result_completes_when_a_worker_joins_again(scheduler, fast_watch):
+    # A needed result is scattered to the workers once; when every worker leaves it goes with
+    # them, and the tasks that take it must be sent again with it, not fail as cancelled.
+    import hashlib
+    from gatednet.experiments.tasks import Task, bind
+
+    source = {"blob": "ab" * 1000}
+    tasks = [bind(Task(f"user-{s}", slow_digest_of_source, {"seed": s}, needs=("source",)), {"source": source})
+             for s in range(12)]
+    workers = [scheduler.start_worker() for _ in range(2)]
+    with Client(scheduler.address, timeout=30) as c:
+        c.wait_for_workers(2, timeout=60)
+        got = {}
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            t, state = run_in_thread(lambda: gd.DaskExecutor(client=c).run(tasks, lambda k, r: got.__setitem__(k, r)))
+            deadline = time.monotonic() + 60
+            while len(got) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            for w in workers:
+                w.kill()
+            while not no_worker_warnings(caught, scheduler.address) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            scheduler.start_worker()
+            t.join(120)
+        assert not t.is_alive() and "error" not in state, state.get("error")
+        want = hashlib.sha256(source["blob"].encode()).hexdigest()
+        assert got == {f"user-{s}": {"seed": s, "sha256": want, "length": 2000} for s in range(12)}

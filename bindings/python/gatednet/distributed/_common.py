@@ -328,16 +328,19 @@ class WorkerWatch:
             time.sleep(WORKER_POLL if end is None else max(0.0, min(WORKER_POLL, end - time.monotonic())))
         return True
 
-    def completed(self, futures, when_workers_return=None):
+    def completed(self, futures, when_workers_return=None, more=None):
         """The futures as they finish (like distributed.as_completed, errors and cancelled ones
         included), checking the cluster's workers while none finishes. ``when_workers_return()``
         is called when workers join after a stretch without any, and returns futures to wait
-        for too (e.g. tasks sent again in place of those a departed worker held)."""
+        for too (e.g. tasks sent again in place of those a departed worker held). ``more``: a
+        list the caller appends futures to between two yields (emptied here): waited for too."""
         from distributed import as_completed
 
         pending = as_completed(futures)
         self.returned = False  # only workers returning while these futures are waited for count
         while True:
+            while more:
+                pending.add(more.pop())
             while not pending.has_ready():
                 if pending.is_empty():
                     return

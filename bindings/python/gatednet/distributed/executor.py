@@ -8,6 +8,7 @@ calling process as each task finishes (any order), so the runner can persist it 
 from __future__ import annotations
 
 import atexit
+import itertools
 import json
 import os
 import uuid
@@ -40,6 +41,16 @@ def _scatter_needed(client, tasks, watch):
                 watch.wait_for_worker()  # a scatter needs a worker
                 shared[id(result)] = client.scatter(result, hash=False)
     return shared
+
+
+def _lost(scattered):
+    """Whether a scattered result (a Future, or the dict / list of Futures scatter makes of a
+    dict / list) has a Future no longer held by the cluster."""
+    if isinstance(scattered, dict):
+        return any(_lost(v) for v in scattered.values())
+    if isinstance(scattered, (list, tuple)):
+        return any(_lost(v) for v in scattered)
+    return getattr(scattered, "status", "finished") != "finished"
 
 
 def _with_shared(kwargs, shared):
@@ -129,13 +140,33 @@ class DaskExecutor:
         run = uuid.uuid4().hex[:8]
         watch = WorkerWatch(client, self.worker_timeout, f"{len(tasks)} tasks ({tasks[0].key!r}, ...)")
         shared = _scatter_needed(client, tasks, watch)
-        futures = {client.submit(_call, t.fn, _with_shared(t.kwargs, shared), key=f"gatednet-task-{run}-{n}",
-                                 pure=False): t.key
-                   for n, t in enumerate(tasks)}
+        by_key = {t.key: t for t in tasks}
+        sends = itertools.count()
+
+        def submit(t):
+            return client.submit(_call, t.fn, _with_shared(t.kwargs, shared), key=f"gatednet-task-{run}-{next(sends)}",
+                                 pure=False)
+
+        futures = {submit(t): t.key for t in tasks}
+        more, cancelled = [], {}  # tasks sent again while waiting; times Dask cancelled each task
         failures = {}
         try:
-            for fut in watch.completed(futures):
+            for fut in watch.completed(list(futures), more=more):
                 key = futures[fut]
+                if fut.status == "cancelled":
+                    # by Dask, not by us: the needed results it took were scattered to workers that
+                    # all left; scatter them again (once a worker is there) and send the task again
+                    cancelled[key] = cancelled.get(key, 0) + 1
+                    if cancelled[key] > 3:
+                        failures[key] = RuntimeError(f"cancelled by the cluster {cancelled[key]} times")
+                        continue
+                    if any(_lost(f) for f in shared.values()):
+                        shared.clear()
+                        shared.update(_scatter_needed(client, tasks, watch))
+                    again = submit(by_key[key])
+                    futures[again] = key
+                    more.append(again)
+                    continue
                 if fut.status == "error":
                     failures[key] = fut.exception()
                     continue

@@ -21,6 +21,7 @@ uninterrupted one bit for bit.
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 import uuid
@@ -124,17 +125,22 @@ def _plan(net, x, kind, xb, tile, layer, output, gate_path, ntk_scaling, workers
     if not live:
         a, b = inputs(input_size)
     n_b = a.n if b is None else b.n
-    if cls == "Network":
-        # The library's own rules for layer / output / gate_path / ntk_scaling and what the kind
-        # needs (e.g. soft gates for NTK_FEATURE), checked by a one-row call before a store
-        # exists: a bad option would otherwise fail on a worker, after the store was made.
-        probe = net if isinstance(net, gn.Network) else gn.Network.from_bytes(data)
-        try:
-            probe.kernel(a.array[:1], None if b is None else b.array[:1], kind, layer=layer, output=output,
-                         gate_path=gate_path, ntk_scaling=ntk_scaling)
-        finally:
-            if probe is not net:
-                probe.close()
+    # The library's own rules for layer / output / gate_path / ntk_scaling and what the kind
+    # needs (e.g. soft gates for NTK_FEATURE, no max pooling in a ConvNetwork), checked by a
+    # one-row call before a store exists: a bad option would otherwise fail on a worker, after
+    # the store was made. (The trace-normalised NPK probes as the NPK: one row's trace can be 0
+    # where all rows' is not.)
+    probe = net if isinstance(net, getattr(gn, cls)) else getattr(gn, cls).from_bytes(data)
+    xa1, xb1 = a.array[:1], None if b is None else b.array[:1]
+    try:
+        if cls == "ConvNetwork":
+            probe.kernel(xa1, xb1, kind)
+        else:
+            probe.kernel(xa1, xb1, "npk" if kind == "npk_trace_normalized" else kind, layer=layer,
+                         output=output, gate_path=gate_path, ntk_scaling=ntk_scaling)
+    finally:
+        if probe is not net:
+            probe.close()
     if tile is None:
         tile = tile_for(a.n, None if b is None else n_b, workers)
     plan = {
@@ -274,9 +280,13 @@ def stored_network(store):
     import zarr
 
     path = os.fspath(store)
-    attrs = zarr.open_group(path, mode="r").attrs.get("gatednet")
+    g = zarr.open_group(path, mode="r")
+    attrs = g.attrs.get("gatednet")
     if attrs is None:
         raise ValueError(f"store: {path!r} is not a finished gatednet kernel store")
+    if "network" not in g:
+        raise ValueError(f"store: {path!r} holds no network (made by an older gatednet, store format "
+                         f"{attrs.get('format')!r}; the network is stored from format 2)")
     data = _read_network(path)
     if digest(data) != attrs["network_sha256"]:
         raise ValueError(f"store: {path!r}: the stored network does not match its recorded SHA-256")
@@ -392,7 +402,8 @@ def kernel_to_zarr(net, x, store, *, kind="npk", xb=None, tile=None, client=None
     if progress is not None:
         progress(len(tiles) - len(todo), len(tiles))
     if todo:
-        _run_tiles(client, plan, path, specs, todo, len(tiles), progress, threads, watch, after_submit)
+        _run_tiles(client, plan, path, specs, todo, len(tiles), progress, threads, watch, after_submit,
+                   resend=lambda: _send(client, a, b, watch))
     elif after_submit is not None:
         after_submit()
     return group["kernel"]
@@ -463,20 +474,41 @@ def _send(client, a, b, watch):
     return spec(a), spec(b)
 
 
-def _run_tiles(client, plan, path, specs, todo, total, progress, threads, watch, after_submit=None):
+def _run_tiles(client, plan, path, specs, todo, total, progress, threads, watch, after_submit=None, resend=None):
     """Submit the tiles, call ``after_submit()`` (while they compute), then wait for them (while
-    the cluster has workers: see WorkerWatch)."""
+    the cluster has workers: see WorkerWatch). ``resend()``: the inputs' specs scattered again,
+    for tiles cancelled because the scattered inputs were lost with every worker holding them."""
+    from distributed import Future as DaskFuture
+
     run = uuid.uuid4().hex[:8]
-    xa_spec, xb_spec = specs
+    current = [specs]  # (x spec, xb spec), replaced by resend() once scattered inputs are lost
     order = _placement(threads, plan, todo)
     sent = {}  # future -> (tile, worker it is placed on or None), for the futures waited for
+    more = []  # futures sent again while waiting, for watch.completed to wait for too
+    keys = itertools.count()
+    cancelled = {}  # tile -> times Dask cancelled it (not us)
 
     def submit(k, i, j, addr, attempt=0):
+        xa_spec, xb_spec = current[0]
         fut = client.submit(_zarr_tile_task, plan, path, xa_spec, xb_spec, i, j,
-                            key=f"gatednet-tile-{i}-{j}-{run}-{attempt}", pure=False, priority=len(order) - k,
+                            key=f"gatednet-tile-{i}-{j}-{run}-{next(keys)}", pure=False, priority=len(order) - k,
                             workers=None if addr is None else [addr], allow_other_workers=addr is not None)
         sent[fut] = ((i, j), addr)
         return fut
+
+    def send_again(fut):
+        # A tile Dask cancelled: its scattered inputs went with the last worker holding them
+        # (every worker left), so they are scattered again (once a worker is there) and the
+        # tile sent again; a tile cancelled again and again is an error, not a loop.
+        (i, j), _ = sent.pop(fut)
+        cancelled[i, j] = cancelled.get((i, j), 0) + 1
+        if cancelled[i, j] > 3:
+            raise RuntimeError(f"tile ({i}, {j}) of {path!r} was cancelled by the cluster {cancelled[i, j]} times; "
+                               f"the finished tiles are kept: call again to finish")
+        lost = [s for s in current[0] if isinstance(s, DaskFuture) and s.status != "finished"]
+        if lost and resend is not None:
+            current[0] = resend()
+        more.append(submit(0, i, j, None))
 
     def unplace():
         # Every worker left and others joined: Dask keeps a task placed (even loosely) on a
@@ -496,8 +528,11 @@ def _run_tiles(client, plan, path, specs, todo, total, progress, threads, watch,
     try:
         if after_submit is not None:
             after_submit()
-        for fut in watch.completed(futures, when_workers_return=unplace):
+        for fut in watch.completed(futures, when_workers_return=unplace, more=more):
             if fut not in sent:  # cancelled and sent again by unplace()
+                continue
+            if fut.status == "cancelled":  # by Dask, not by us: never counted as finished
+                send_again(fut)
                 continue
             if fut.status == "error":
                 (i, j), _ = sent[fut]
