@@ -197,19 +197,8 @@ def test_killed_worker_process_run_completes_bit_for_bit(net, tmp_path):
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cl, \
             Client(cl) as c:
         pids = list(c.run(os.getpid).values())
-
-        def slow_tiles():
-            # Each tile takes at least 50 ms on the workers, so the kill below lands mid-run
-            # however fast the machine is (the 78 tiles otherwise finish in milliseconds).
-            import time as _time
-            import gatednet.distributed.kernels as kernels
-            inner = kernels._worker_tile
-
-            def slow(*args, **kwargs):
-                _time.sleep(0.05)
-                return inner(*args, **kwargs)
-            kernels._worker_tile = slow
-
+        # the kill below then lands mid-run however fast the machine is (the 78 tiles otherwise
+        # finish in milliseconds)
         c.run(slow_tiles)
         state = {}
 
@@ -632,42 +621,24 @@ def test_recipe_sweep_on_cluster_persists_and_resumes(client, tmp_path):
 
 # ---- the dask command-line tools ------------------------------------------------------------------
 
-def test_dask_scheduler_and_worker_commands(net, data, tmp_path):
+def test_dask_scheduler_and_worker_commands(scheduler, net, data, tmp_path):
+    """`dask scheduler` and two `dask worker ADDRESS` processes, as users start them (with nannies)."""
     x, _, xpath = data
-    bindir = Path(sys.executable).parent
-    sched_file = tmp_path / "scheduler.json"
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent))
-    procs = [subprocess.Popen([str(bindir / "dask"), "scheduler", "--scheduler-file", str(sched_file),
-                               "--host", "127.0.0.1", "--port", "0", "--no-dashboard"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
+    workers = [scheduler.start_worker(nanny=True) for _ in range(2)]
+    client = gd.connect(scheduler.address, timeout=30)
     try:
-        deadline = time.monotonic() + 60
-        while not sched_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        address = json.loads(sched_file.read_text())["address"]
-        for _ in range(2):
-            procs.append(subprocess.Popen([str(bindir / "dask"), "worker", address, "--nthreads", "1",
-                                           "--no-dashboard", "--local-directory", str(tmp_path)],
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
-        client = gd.connect(address, timeout=30)
-        try:
-            client.wait_for_workers(2, timeout=60)
-            K = gd.kernel_to_zarr(net, xpath, tmp_path / "K.zarr", tile=16, client=client)
-            np.testing.assert_allclose(K[...], np.asarray(net.npk(x)), rtol=2e-5)
-            got = {}
-            with gd.DaskExecutor(address) as ex:
-                ex.run(tasks_of(train_tiny, range(3)), lambda k, r: got.__setitem__(k, r))
-            assert got == {f"seed={s}": train_tiny(s, 2) for s in range(3)}
-            client.shutdown()  # stops the scheduler and its workers
-        finally:
-            client.close()
-        for p in procs:
-            assert p.wait(30) is not None
+        client.wait_for_workers(2, timeout=60)
+        K = gd.kernel_to_zarr(net, xpath, tmp_path / "K.zarr", tile=16, client=client)
+        np.testing.assert_allclose(K[...], np.asarray(net.npk(x)), rtol=2e-5)
+        got = {}
+        with gd.DaskExecutor(scheduler.address) as ex:
+            ex.run(tasks_of(train_tiny, range(3)), lambda k, r: got.__setitem__(k, r))
+        assert got == {f"seed={s}": train_tiny(s, 2) for s in range(3)}
+        client.shutdown()  # stops the scheduler and its workers
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        client.close()
+    for p in [scheduler.process] + workers:
+        assert p.wait(30) is not None
 
 
 def test_chunk_buffer_pool_reuses_and_bounds_memory():
@@ -700,7 +671,7 @@ def fast_watch(monkeypatch):
 
 @pytest.fixture
 def scheduler(tmp_path):
-    """A `dask scheduler` process without workers: SimpleNamespace(address, start_worker())."""
+    """A `dask scheduler` process without workers: SimpleNamespace(address, start_worker(), process)."""
     bindir = Path(sys.executable).parent
     sched_file = tmp_path / "scheduler.json"
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent))
@@ -708,10 +679,11 @@ def scheduler(tmp_path):
                                "--host", "127.0.0.1", "--port", "0", "--no-dashboard"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
 
-    def start_worker():
-        # --no-nanny: the process started is the worker (killing it leaves nothing to restart it)
-        p = subprocess.Popen([str(bindir / "dask"), "worker", s.address, "--nthreads", "1", "--no-nanny",
-                              "--no-dashboard", "--local-directory", str(tmp_path)],
+    def start_worker(nanny=False):
+        # --no-nanny (default): the process started is the worker (killing it leaves nothing to
+        # restart it); nanny=True: as `dask worker ADDRESS` starts it
+        p = subprocess.Popen([str(bindir / "dask"), "worker", s.address, "--nthreads", "1",
+                              *([] if nanny else ["--no-nanny"]), "--no-dashboard", "--local-directory", str(tmp_path)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         procs.append(p)
         return p
@@ -720,7 +692,8 @@ def scheduler(tmp_path):
         deadline = time.monotonic() + 60
         while not sched_file.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        s = SimpleNamespace(address=json.loads(sched_file.read_text())["address"], start_worker=start_worker)
+        s = SimpleNamespace(address=json.loads(sched_file.read_text())["address"], start_worker=start_worker,
+                            process=procs[0])
         yield s
     finally:
         for p in procs:
@@ -890,14 +863,21 @@ def test_sweep_whose_workers_all_leave_keeps_finished_results(scheduler, fast_wa
 
 
 def test_sweep_completes_when_a_worker_joins_again(scheduler, fast_watch):
+    got, caught = sweep_through_losing_every_worker(scheduler, tasks_of(slow_train, range(12)))
+    assert no_worker_warnings(caught, scheduler.address)
+    assert got == {f"seed={s}": train_tiny(s, 2) for s in range(12)}
+
+
+def sweep_through_losing_every_worker(scheduler, tasks):
+    """Run ``tasks`` on two workers of ``scheduler``, kill both once 2 results are in, start a
+    new worker once the no-worker warning came; returns (results by key, warnings caught)."""
     workers = [scheduler.start_worker() for _ in range(2)]
     with Client(scheduler.address, timeout=30) as c:
         c.wait_for_workers(2, timeout=60)
         got = {}
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            t, state = run_in_thread(lambda: gd.DaskExecutor(client=c).run(
-                tasks_of(slow_train, range(12)), lambda k, r: got.__setitem__(k, r)))
+            t, state = run_in_thread(lambda: gd.DaskExecutor(client=c).run(tasks, lambda k, r: got.__setitem__(k, r)))
             deadline = time.monotonic() + 60
             while len(got) < 2 and time.monotonic() < deadline:
                 time.sleep(0.01)
@@ -908,8 +888,7 @@ def test_sweep_completes_when_a_worker_joins_again(scheduler, fast_watch):
             scheduler.start_worker()
             t.join(120)
         assert not t.is_alive() and "error" not in state, state.get("error")
-        assert no_worker_warnings(caught, scheduler.address)
-        assert got == {f"seed={s}": train_tiny(s, 2) for s in range(12)}
+    return got, caught
 
 
 def test_kernel_started_before_any_worker_completes_once_one_joins(scheduler, fast_watch, net, data, tmp_path,
@@ -1018,22 +997,6 @@ def test_sweep_with_a_shared_needed_result_completes_when_a_worker_joins_again(s
     source = {"blob": "ab" * 1000}
     tasks = [bind(Task(f"user-{s}", slow_digest_of_source, {"seed": s}, needs=("source",)), {"source": source})
              for s in range(12)]
-    workers = [scheduler.start_worker() for _ in range(2)]
-    with Client(scheduler.address, timeout=30) as c:
-        c.wait_for_workers(2, timeout=60)
-        got = {}
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            t, state = run_in_thread(lambda: gd.DaskExecutor(client=c).run(tasks, lambda k, r: got.__setitem__(k, r)))
-            deadline = time.monotonic() + 60
-            while len(got) < 2 and time.monotonic() < deadline:
-                time.sleep(0.01)
-            for w in workers:
-                w.kill()
-            while not no_worker_warnings(caught, scheduler.address) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            scheduler.start_worker()
-            t.join(120)
-        assert not t.is_alive() and "error" not in state, state.get("error")
-        want = hashlib.sha256(source["blob"].encode()).hexdigest()
-        assert got == {f"user-{s}": {"seed": s, "sha256": want, "length": 2000} for s in range(12)}
+    got, _ = sweep_through_losing_every_worker(scheduler, tasks)
+    want = hashlib.sha256(source["blob"].encode()).hexdigest()
+    assert got == {f"user-{s}": {"seed": s, "sha256": want, "length": 2000} for s in range(12)}
