@@ -326,6 +326,21 @@ def test_interrupted_store_creation_is_redone_and_a_started_store_is_kept(client
         gd.kernel_to_zarr(net, xpath, tmp_path / "K.zarr", tile=16, client=client)
     K = gd.kernel_to_zarr(net, xpath, tmp_path / "K.zarr", tile=16, client=client, overwrite=True)
     assert zarr.open_group(tmp_path / "K.zarr").attrs["gatednet"] == attrs
+    # killed earlier: an empty group, or only the network array so far: created again too
+    for n, arrays in enumerate(([], ["network"])):
+        g = zarr.open_group(tmp_path / f"E{n}.zarr", mode="w")
+        for name in arrays:
+            g.create_array(name, shape=(len(blob),), dtype="uint8")
+        K = gd.kernel_to_zarr(net, xpath, tmp_path / f"E{n}.zarr", tile=16, client=client)
+        np.testing.assert_array_equal(K[...], np.asarray(net.kernel(x, None, "npk")))
+    # a group holding anything else, or a kernel array without our network, is not ours to delete
+    for n, names in enumerate((["kernel"], ["network", "mine"])):
+        g = zarr.open_group(tmp_path / f"U{n}.zarr", mode="w")
+        for name in names:
+            g.create_array(name, shape=(45, 45), dtype="float32")
+        with pytest.raises(ValueError):
+            gd.kernel_to_zarr(net, xpath, tmp_path / f"U{n}.zarr", tile=16, client=client)
+        assert set(zarr.open_group(tmp_path / f"U{n}.zarr").array_keys()) == set(names)
     # the same layout with a tile marked done is not ours to delete
     kernels._create_store(str(tmp_path / "L.zarr"), plan, blob)[1].result()
     zarr.open_group(tmp_path / "L.zarr", mode="r+")["done"][0, 0] = 1

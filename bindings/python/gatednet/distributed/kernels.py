@@ -252,11 +252,12 @@ def _create_store(path, plan, data):
     ta, tb, _ = tile_grid(plan)
     t = plan["tile"]
     g = zarr.open_group(path, mode="w")
+    # the network array first: it marks a half-created store as ours (_interrupted_creation)
+    net = g.create_array("network", shape=(len(data),), chunks=(max(1, len(data)),), dtype="uint8",
+                         compressors=None)
     g.create_array("kernel", shape=(plan["n_a"], plan["n_b"]), chunks=(min(t, plan["n_a"]), min(t, plan["n_b"])),
                    dtype="float32", fill_value=0.0, compressors=None)
     g.create_array("done", shape=(ta, tb), chunks=(1, 1), dtype="uint8", fill_value=0, compressors=None)
-    net = g.create_array("network", shape=(len(data),), chunks=(max(1, len(data)),), dtype="uint8",
-                         compressors=None)
 
     def write():
         net[...] = np.frombuffer(data, np.uint8)
@@ -413,14 +414,17 @@ def kernel_to_zarr(net, x, store, *, kind="npk", xb=None, tile=None, client=None
 
 def _interrupted_creation(path):
     """True for a store kernel_to_zarr began to create and stopped before writing its attributes
-    (a client killed in those milliseconds): our three arrays, no attributes, no tile done. It
-    is created again rather than refused."""
+    (a client killed in those milliseconds): no attributes, and either an empty group or our
+    `network` array (created first) with at most our other two arrays and no tile done. It is
+    created again rather than refused; anything else at the path is left to _check_store."""
     import zarr
 
     try:
         g = zarr.open_group(path, mode="r")
-        return ("gatednet" not in g.attrs and {"kernel", "done", "network"} <= set(g.array_keys())
-                and not g["done"][...].any())
+        arrays = set(g.array_keys())
+        if "gatednet" in g.attrs or set(g.group_keys()) or not arrays <= {"kernel", "done", "network"}:
+            return False
+        return not arrays or ("network" in arrays and not ("done" in arrays and g["done"][...].any()))
     except Exception:  # not a zarr group: _check_store reports it
         return False
 
