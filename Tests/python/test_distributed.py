@@ -877,6 +877,45 @@ def test_sweep_whose_workers_all_leave_keeps_finished_results(scheduler, fast_wa
         assert all(got[f"seed={s}"] == train_tiny(s, 2) for s in (int(k[5:]) for k in got))
 
 
+def slow_products():
+    """Run on workers: each ridge pass task takes at least 0.5 s, so a kill lands mid-pass."""
+    import time as _time
+
+    from gatednet.distributed import ridge
+    inner = ridge._tiles_product
+
+    def slow(*args, **kwargs):
+        _time.sleep(0.5)
+        return inner(*args, **kwargs)
+    ridge._tiles_product = slow
+
+
+def test_ridge_pass_whose_workers_all_leave_is_sent_again_when_one_joins(scheduler, fast_watch, net, tmp_path):
+    from gatednet.distributed.ridge import _Operator
+
+    x = np.random.default_rng(3).standard_normal((40, 12)).astype(np.float32)
+    P = np.random.default_rng(4).standard_normal((40, 3))
+    workers = [scheduler.start_worker() for _ in range(2)]
+    with Client(scheduler.address, timeout=30) as c:
+        c.wait_for_workers(2, timeout=60)
+        K = gd.kernel_to_zarr(net, x, tmp_path / "K.zarr", tile=16, client=c)[...]
+        c.run(slow_products)
+        op = _Operator(str(tmp_path / "K.zarr"), c)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            t, state = run_in_thread(lambda: op.matmul(P))
+            time.sleep(0.25)  # the pass's tasks are running, P is on the workers only
+            for w in workers:
+                w.kill()
+            deadline = time.monotonic() + 30
+            while not no_worker_warnings(caught, scheduler.address) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            scheduler.start_worker()  # P is scattered again and the pass sent again
+            t.join(120)
+        assert not t.is_alive() and "error" not in state, state.get("error")
+        np.testing.assert_allclose(state["result"], K.astype(np.float64) @ P, rtol=1e-6, atol=1e-9)
+
+
 def test_sweep_completes_when_a_worker_joins_again(scheduler, fast_watch):
     got, caught = sweep_through_losing_every_worker(scheduler, tasks_of(slow_train, range(12)))
     assert no_worker_warnings(caught, scheduler.address)

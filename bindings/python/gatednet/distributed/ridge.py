@@ -109,6 +109,24 @@ class _Operator:
             pass
         return self.client.gather(futures)
 
+    def _pass(self, submit):
+        """``submit()`` -> (futures, extra futures to release after); their results in order. A
+        pass whose tasks Dask cancelled (P was scattered to workers that all left) is sent again
+        once a worker is back: passes only read the store. Three cancelled attempts raise."""
+        from concurrent.futures import CancelledError
+
+        for attempt in range(3):
+            self.watch.wait_for_worker()
+            futures, extra = submit()
+            try:
+                return self._gather(futures)
+            except CancelledError as e:
+                if attempt == 2:
+                    raise RuntimeError(f"a pass over {self._name()} was cancelled 3 times (its workers "
+                                       f"left each time)") from e
+            finally:
+                self.client.cancel(futures + extra)
+
     def _compute(self, x):
         if self.client is None:
             return x.compute()
@@ -148,14 +166,12 @@ class _Operator:
         if self.client is None:
             parts = [_tiles_product(self.path, g, self.symmetric, P) for g in self._tasks()]
         else:
-            self.watch.wait_for_worker()  # the scatter and the task count need a worker
-            pf = self.client.scatter(P, broadcast=True, hash=False)
-            futures = [self.client.submit(_tiles_product, self.path, g, self.symmetric, pf, pure=False)
-                       for g in self._tasks()]
-            try:
-                parts = self._gather(futures)
-            finally:
-                self.client.cancel(futures + [pf])
+            def submit():  # after a worker is there: the scatter and the task count need one
+                pf = self.client.scatter(P, broadcast=True, hash=False)
+                return [self.client.submit(_tiles_product, self.path, g, self.symmetric, pf, pure=False)
+                        for g in self._tasks()], [pf]
+
+            parts = self._pass(submit)
         out = np.zeros((self.shape[0], P.shape[1]))
         t0, t1 = self.chunk
         for part in parts:
@@ -175,13 +191,8 @@ class _Operator:
         if self.client is None:
             parts = [_tiles_columns(self.path, g, self.symmetric, cols) for g in self._tasks()]
         else:
-            self.watch.wait_for_worker()  # the task count needs a worker
-            futures = [self.client.submit(_tiles_columns, self.path, g, self.symmetric, cols, pure=False)
-                       for g in self._tasks()]
-            try:
-                parts = self._gather(futures)
-            finally:
-                self.client.cancel(futures)
+            parts = self._pass(lambda: ([self.client.submit(_tiles_columns, self.path, g, self.symmetric, cols,
+                                                            pure=False) for g in self._tasks()], []))
         out = np.zeros((self.shape[0], cols.size))
         for part in parts:
             for i, (block, where) in part.items():
