@@ -761,17 +761,24 @@ def test_no_worker_warns_then_times_out_naming_the_scheduler(scheduler, fast_wat
         assert not (tmp_path / "K.zarr").exists()  # gave up before creating the store
 
 
-def slow_tiles():
-    """Run on workers: each tile takes at least 50 ms, so a kill lands mid-run."""
+def slow_down(module, name, seconds):
+    """Run on workers (``c.run(slow_down, module, name, seconds)``): ``module.name`` takes at
+    least ``seconds`` more per call, so that a kill lands mid-run however fast the machine is."""
+    import importlib
     import time as _time
 
-    import gatednet.distributed.kernels as kernels
-    inner = kernels._worker_tile
+    mod = importlib.import_module(module)
+    inner = getattr(mod, name)
 
     def slow(*args, **kwargs):
-        _time.sleep(0.05)
+        _time.sleep(seconds)
         return inner(*args, **kwargs)
-    kernels._worker_tile = slow
+    setattr(mod, name, slow)
+
+
+def slow_tiles():
+    """Run on workers: each tile takes at least 50 ms."""
+    slow_down("gatednet.distributed.kernels", "_worker_tile", 0.05)
 
 
 def run_in_thread(fn):
@@ -877,19 +884,6 @@ def test_sweep_whose_workers_all_leave_keeps_finished_results(scheduler, fast_wa
         assert all(got[f"seed={s}"] == train_tiny(s, 2) for s in (int(k[5:]) for k in got))
 
 
-def slow_products():
-    """Run on workers: each ridge pass task takes at least 0.5 s, so a kill lands mid-pass."""
-    import time as _time
-
-    from gatednet.distributed import ridge
-    inner = ridge._tiles_product
-
-    def slow(*args, **kwargs):
-        _time.sleep(0.5)
-        return inner(*args, **kwargs)
-    ridge._tiles_product = slow
-
-
 def test_ridge_pass_whose_workers_all_leave_is_sent_again_when_one_joins(scheduler, fast_watch, net, tmp_path):
     from gatednet.distributed.ridge import _Operator
 
@@ -899,7 +893,7 @@ def test_ridge_pass_whose_workers_all_leave_is_sent_again_when_one_joins(schedul
     with Client(scheduler.address, timeout=30) as c:
         c.wait_for_workers(2, timeout=60)
         K = gd.kernel_to_zarr(net, x, tmp_path / "K.zarr", tile=16, client=c)[...]
-        c.run(slow_products)
+        c.run(slow_down, "gatednet.distributed.ridge", "_tiles_product", 0.5)  # a kill lands mid-pass
         op = _Operator(str(tmp_path / "K.zarr"), c)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
