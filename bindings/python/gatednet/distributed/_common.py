@@ -22,15 +22,16 @@ _MAGICS = {b"GATEDNET": "Network", b"GNCONVNT": "ConvNetwork"}
 
 
 def network_bytes(net):
-    """(bytes, class name, input size) of a network given as a Network / ConvNetwork, a file path
-    or bytes.
+    """(bytes, class name, network) of a network given as a Network / ConvNetwork, a file path or
+    bytes; ``network`` is ``net`` itself or the network decoded from the file or bytes (which the
+    caller closes).
 
     A file or bytes that is not a gatednet network raises ValueError here, before anything is
     sent to a cluster; a damaged gatednet file raises gatednet.CorruptFileError."""
     if isinstance(net, (gn.Network, gn.ConvNetwork)):
         if net.closed:
             raise ValueError("net: the network is closed")
-        return bytes(net.to_bytes()), type(net).__name__, net.input_size  # our own bytes: no probe
+        return bytes(net.to_bytes()), type(net).__name__, net
     else:
         if isinstance(net, (str, os.PathLike)):
             path = Path(net)
@@ -48,8 +49,7 @@ def network_bytes(net):
         if cls is None:
             raise ValueError(f"{where} is not a gatednet network file (first bytes {data[:8]!r}, "
                              f"expected b'GATEDNET' or b'GNCONVNT')")
-    with getattr(gn, cls).from_bytes(data) as probe:  # checks version, length and CRC-32 now
-        return data, cls, probe.input_size
+    return data, cls, getattr(gn, cls).from_bytes(data)  # checks version, length and CRC-32 now
 
 
 def digest(*parts):
@@ -247,6 +247,21 @@ def default_client(client):
 
 
 # ---- waiting on a cluster that may have no worker ------------------------------------------------
+
+# A task or pass Dask cancels (its scattered inputs went with every worker holding them) is sent
+# again, at most this many times; then the run fails with a clear error instead of looping.
+MAX_CANCELLED = 3
+
+
+def lost(scattered):
+    """Whether a scattered value (a Future, or the dict / list of Futures scatter makes of a dict
+    / list; anything else counts as held) has a Future the cluster no longer holds."""
+    if isinstance(scattered, dict):
+        return any(lost(v) for v in scattered.values())
+    if isinstance(scattered, (list, tuple)):
+        return any(lost(v) for v in scattered)
+    return getattr(scattered, "status", "finished") != "finished"
+
 
 # While a run waits on a cluster without any worker (a `dask scheduler` started without
 # `dask worker`, or every worker gone mid-run) it checks the cluster every WORKER_POLL seconds,

@@ -13,7 +13,7 @@ import json
 import os
 import uuid
 
-from ._common import WorkerWatch, check_worker_timeout, close_client, connect
+from ._common import MAX_CANCELLED, WorkerWatch, check_worker_timeout, close_client, connect, lost
 
 
 def _call(fn, kwargs):
@@ -41,16 +41,6 @@ def _scatter_needed(client, tasks, watch):
                 watch.wait_for_worker()  # a scatter needs a worker
                 shared[id(result)] = client.scatter(result, hash=False)
     return shared
-
-
-def _lost(scattered):
-    """Whether a scattered result (a Future, or the dict / list of Futures scatter makes of a
-    dict / list) has a Future no longer held by the cluster."""
-    if isinstance(scattered, dict):
-        return any(_lost(v) for v in scattered.values())
-    if isinstance(scattered, (list, tuple)):
-        return any(_lost(v) for v in scattered)
-    return getattr(scattered, "status", "finished") != "finished"
 
 
 def _with_shared(kwargs, shared):
@@ -157,10 +147,10 @@ class DaskExecutor:
                     # by Dask, not by us: the needed results it took were scattered to workers that
                     # all left; scatter them again (once a worker is there) and send the task again
                     cancelled[key] = cancelled.get(key, 0) + 1
-                    if cancelled[key] > 3:
+                    if cancelled[key] > MAX_CANCELLED:
                         failures[key] = RuntimeError(f"cancelled by the cluster {cancelled[key]} times")
                         continue
-                    if any(_lost(f) for f in shared.values()):
+                    if lost(list(shared.values())):
                         shared.clear()
                         shared.update(_scatter_needed(client, tasks, watch))
                     again = submit(by_key[key])

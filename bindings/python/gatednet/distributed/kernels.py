@@ -34,8 +34,8 @@ import numpy as np
 import gatednet as gn
 
 from ._chunks import RawChunks
-from ._common import (Inputs, WorkerWatch, check_worker_timeout, default_client, digest, in_background,
-                      network_bytes, worker_inputs, worker_network)
+from ._common import (MAX_CANCELLED, Inputs, WorkerWatch, check_worker_timeout, default_client, digest,
+                      in_background, lost, network_bytes, worker_inputs, worker_network)
 
 FC_KINDS = gn._KERNELS
 CONV_KINDS = ("npk", "gate_overlap", "input_gram")
@@ -111,47 +111,46 @@ def _plan(net, x, kind, xb, tile, layer, output, gate_path, ntk_scaling, workers
     live = isinstance(net, (gn.Network, gn.ConvNetwork)) and not net.closed
     if live:  # the input size is known without the bytes: check the inputs and start hashing first
         a, b = inputs(net.input_size)
-    data, cls, input_size = network_bytes(net)
-    if cls == "ConvNetwork":
-        kind = "gate_overlap" if kind == "overlap" else kind
-        if kind not in CONV_KINDS:
-            raise ValueError(f"kind: {kind!r} is not a ConvNetwork kernel ({', '.join(CONV_KINDS)})")
-        if (layer, output, gate_path, ntk_scaling) != (0, None, "auto", False):
-            raise ValueError("layer / output / gate_path / ntk_scaling: only for Network kernels")
-    else:
-        kind = FC_KINDS[gn._code(kind, FC_KINDS, "kind")]  # an unknown kind: ValueError naming the kinds
-        gn._code(gate_path, gn._GATE_PATHS, "gate_path")
-    if tile is not None and (isinstance(tile, bool) or not isinstance(tile, (int, np.integer)) or tile < 1):
-        raise ValueError(f"tile: expected a positive number of rows per tile (or None: chosen from n and "
-                         f"the workers), got {tile!r}")
-    if not live:
-        a, b = inputs(input_size)
-    n_b = a.n if b is None else b.n
-    # The library's own rules for layer / output / gate_path / ntk_scaling and what the kind
-    # needs (e.g. soft gates for NTK_FEATURE, no max pooling in a ConvNetwork), checked by a
-    # one-row call before a store exists: a bad option would otherwise fail on a worker, after
-    # the store was made. (The trace-normalised NPK probes as the NPK: one row's trace can be 0
-    # where all rows' is not.)
-    probe = net if isinstance(net, getattr(gn, cls)) else getattr(gn, cls).from_bytes(data)
-    xa1, xb1 = a.array[:1], None if b is None else b.array[:1]
-    try:
+    data, cls, network = network_bytes(net)
+    try:  # a network decoded from a file or bytes is closed however the checks end
         if cls == "ConvNetwork":
-            probe.kernel(xa1, xb1, kind)
+            kind = "gate_overlap" if kind == "overlap" else kind
+            if kind not in CONV_KINDS:
+                raise ValueError(f"kind: {kind!r} is not a ConvNetwork kernel ({', '.join(CONV_KINDS)})")
+            if (layer, output, gate_path, ntk_scaling) != (0, None, "auto", False):
+                raise ValueError("layer / output / gate_path / ntk_scaling: only for Network kernels")
         else:
-            probe.kernel(xa1, xb1, "npk" if kind == "npk_trace_normalized" else kind, layer=layer,
-                         output=output, gate_path=gate_path, ntk_scaling=ntk_scaling)
+            kind = FC_KINDS[gn._code(kind, FC_KINDS, "kind")]  # an unknown kind: ValueError naming the kinds
+            gn._code(gate_path, gn._GATE_PATHS, "gate_path")
+        if tile is not None and (isinstance(tile, bool) or not isinstance(tile, (int, np.integer)) or tile < 1):
+            raise ValueError(f"tile: expected a positive number of rows per tile (or None: chosen from n and "
+                             f"the workers), got {tile!r}")
+        if not live:
+            a, b = inputs(network.input_size)
+        n_b = a.n if b is None else b.n
+        # The library's own rules for layer / output / gate_path / ntk_scaling and what the kind
+        # needs (e.g. soft gates for NTK_FEATURE, no max pooling in a ConvNetwork), checked by a
+        # one-row call before a store exists: a bad option would otherwise fail on a worker, after
+        # the store was made. (The trace-normalised NPK probes as the NPK: one row's trace can be 0
+        # where all rows' is not.)
+        xa1, xb1 = a.array[:1], None if b is None else b.array[:1]
+        if cls == "ConvNetwork":
+            network.kernel(xa1, xb1, kind)
+        else:
+            network.kernel(xa1, xb1, "npk" if kind == "npk_trace_normalized" else kind, layer=layer,
+                           output=output, gate_path=gate_path, ntk_scaling=ntk_scaling)
+        if tile is None:
+            tile = tile_for(a.n, None if b is None else n_b, workers)
+        plan = {
+            "format": FORMAT, "cls": cls, "kind": kind, "layer": int(layer),
+            "output": None if output is None else int(output), "gate_path": gate_path,
+            "ntk_scaling": bool(ntk_scaling), "n_a": a.n, "n_b": n_b, "tile": int(tile),
+            "symmetric": b is None, "network_sha256": digest(data),
+        }
+        return plan, data, a, b
     finally:
-        if probe is not net:
-            probe.close()
-    if tile is None:
-        tile = tile_for(a.n, None if b is None else n_b, workers)
-    plan = {
-        "format": FORMAT, "cls": cls, "kind": kind, "layer": int(layer),
-        "output": None if output is None else int(output), "gate_path": gate_path,
-        "ntk_scaling": bool(ntk_scaling), "n_a": a.n, "n_b": n_b, "tile": int(tile),
-        "symmetric": b is None, "network_sha256": digest(data),
-    }
-    return plan, data, a, b
+        if network is not net:
+            network.close()
 
 
 def tile_bounds(plan, i, j):
@@ -484,8 +483,6 @@ def _run_tiles(client, plan, path, specs, todo, total, progress, threads, watch,
     """Submit the tiles, call ``after_submit()`` (while they compute), then wait for them (while
     the cluster has workers: see WorkerWatch). ``resend()``: the inputs' specs scattered again,
     for tiles cancelled because the scattered inputs were lost with every worker holding them."""
-    from distributed import Future as DaskFuture
-
     run = uuid.uuid4().hex[:8]
     current = [specs]  # (x spec, xb spec), replaced by resend() once scattered inputs are lost
     order = _placement(threads, plan, todo)
@@ -494,7 +491,7 @@ def _run_tiles(client, plan, path, specs, todo, total, progress, threads, watch,
     keys = itertools.count()
     cancelled = {}  # tile -> times Dask cancelled it (not us)
 
-    def submit(k, i, j, addr, attempt=0):
+    def submit(k, i, j, addr):
         xa_spec, xb_spec = current[0]
         fut = client.submit(_zarr_tile_task, plan, path, xa_spec, xb_spec, i, j,
                             key=f"gatednet-tile-{i}-{j}-{run}-{next(keys)}", pure=False, priority=len(order) - k,
@@ -508,11 +505,10 @@ def _run_tiles(client, plan, path, specs, todo, total, progress, threads, watch,
         # tile sent again; a tile cancelled again and again is an error, not a loop.
         (i, j), _ = sent.pop(fut)
         cancelled[i, j] = cancelled.get((i, j), 0) + 1
-        if cancelled[i, j] > 3:
+        if cancelled[i, j] > MAX_CANCELLED:
             raise RuntimeError(f"tile ({i}, {j}) of {path!r} was cancelled by the cluster {cancelled[i, j]} times; "
                                f"the finished tiles are kept: call again to finish")
-        lost = [s for s in current[0] if isinstance(s, DaskFuture) and s.status != "finished"]
-        if lost and resend is not None:
+        if lost(current[0]) and resend is not None:
             current[0] = resend()
         more.append(submit(0, i, j, None))
 
@@ -526,7 +522,7 @@ def _run_tiles(client, plan, path, specs, todo, total, progress, threads, watch,
         again = []
         for f in stuck:
             (i, j), _ = sent.pop(f)
-            again.append(submit(0, i, j, None, attempt=1))
+            again.append(submit(0, i, j, None))
         return again
 
     futures = [submit(k, i, j, addr) for k, ((i, j), addr) in enumerate(order)]

@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from ._common import WorkerWatch, check_worker_timeout
+from ._common import MAX_CANCELLED, WorkerWatch, check_worker_timeout
 
 
 def _check_finished(group, path):
@@ -112,17 +112,17 @@ class _Operator:
     def _pass(self, submit):
         """``submit()`` -> (futures, extra futures to release after); their results in order. A
         pass whose tasks Dask cancelled (P was scattered to workers that all left) is sent again
-        once a worker is back: passes only read the store. Three cancelled attempts raise."""
+        once a worker is back: passes only read the store. MAX_CANCELLED cancelled attempts raise."""
         from concurrent.futures import CancelledError
 
-        for attempt in range(3):
+        for attempt in range(MAX_CANCELLED):
             self.watch.wait_for_worker()
             futures, extra = submit()
             try:
                 return self._gather(futures)
             except CancelledError as e:
-                if attempt == 2:
-                    raise RuntimeError(f"a pass over {self._name()} was cancelled 3 times (its workers "
+                if attempt == MAX_CANCELLED - 1:
+                    raise RuntimeError(f"a pass over {self._name()} was cancelled {MAX_CANCELLED} times (its workers "
                                        f"left each time)") from e
             finally:
                 self.client.cancel(futures + extra)
