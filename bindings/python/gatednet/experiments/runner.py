@@ -46,8 +46,7 @@ def _versions():
     """{"library_version", "gatednet_version"}: of libgatednet (the engine, whose numbers a task
     computes) and of the Python package, as run.json and every stored task result record them."""
     import gatednet
-    lib = gatednet.library_version() if callable(gatednet.library_version) else gatednet.library_version
-    return {"library_version": lib, "gatednet_version": gatednet.__version__}
+    return {"library_version": gatednet.library_version, "gatednet_version": gatednet.__version__}
 
 
 def _stored(task_dir, task, by_key, version, library):
