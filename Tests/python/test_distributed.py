@@ -366,6 +366,51 @@ def test_inputs_digest_covers_every_segment(monkeypatch, tmp_path):
     assert _common.Inputs(x, "x", 30).digest() != d0  # the segment size is part of the format
 
 
+def test_an_unchanged_input_file_is_checked_and_hashed_once(monkeypatch, tmp_path):
+    from gatednet.distributed import _common
+
+    monkeypatch.setattr(_common, "_CHECKED_FILES", {})
+    x = np.random.default_rng(1).standard_normal((50, 6)).astype(np.float32)
+    path = tmp_path / "x.npy"
+    np.save(path, x)
+    d0 = _common.Inputs(x, "x", 6).digest()
+    # just written: not remembered (a change in the same timestamp tick would go unseen)
+    assert _common.Inputs(path, "x", 6).digest() == d0 and not _common._CHECKED_FILES
+    old = time.time() - 10
+    os.utime(path, (old, old))  # settled (the change time moves too, to now: see below)
+    monkeypatch.setattr(_common, "FILE_SETTLED", 0.0)
+    assert _common.Inputs(path, "x", 6).digest() == d0
+    assert list(_common._CHECKED_FILES.values()) == [d0]
+    scans = []
+    with monkeypatch.context() as m:
+        m.setattr(_common.np, "isfinite", lambda a: scans.append(1) or np.ones(a.shape, bool))
+        assert _common.Inputs(path, "x", 6).digest() == d0 and not scans  # neither scanned nor hashed again
+    # the same file changed in place (same size, same mtime set back): its change time moved
+    bad = x.copy()
+    bad[7, 2] = np.nan
+    np.save(path, bad)
+    os.utime(path, (old, old))
+    with pytest.raises(ValueError, match="row 7 contains NaN"):
+        _common.Inputs(path, "x", 6)
+    np.save(path, x + 1)
+    assert _common.Inputs(path, "x", 6).digest() == _common.Inputs(x + 1, "x", 6).digest() != d0
+
+
+def test_a_store_made_again_at_a_path_is_reopened_by_the_workers(client, net, data, tmp_path):
+    x, _, xpath = data
+    store = tmp_path / "K.zarr"
+    gd.kernel_to_zarr(net, xpath, store, kind="npk", tile=16, client=client)
+    # same path, another shape and tile: the workers' open arrays of the first store must not be used
+    np.save(tmp_path / "x2.npy", x[:30])
+    K = gd.kernel_to_zarr(net, tmp_path / "x2.npy", store, kind="npk_normalized", tile=7, client=client,
+                          overwrite=True)
+    want = np.asarray(net.kernel(x[:30], None, "npk_normalized"))
+    np.testing.assert_allclose(K[...], want, rtol=2e-5, atol=1e-6)
+    assert gd.tiles_done(store) == (15, 15)
+    done = zarr.open_group(str(store), mode="r")["done"]
+    assert done.shape == (5, 5) and done[...].sum() == 15  # markers written as zarr reads them
+
+
 # ---- kernel ridge beyond memory -----------------------------------------------------------------
 
 def test_out_of_range_layer_or_output_fail_before_the_store_is_made(client, net, data, tmp_path):
@@ -493,6 +538,9 @@ def test_ridge_refuses_unfinished_store(cluster, net, data, tmp_path):
 
     with Client(cluster) as c, pytest.raises(KeyboardInterrupt):
         gd.kernel_to_zarr(net, xpath, tmp_path / "K.zarr", tile=4, client=c, progress=stop)
+    # The tiles already queued on the workers may all finish after the interrupt (they take
+    # milliseconds): unmark one, so that the store is unfinished whatever the timing.
+    zarr.open_group(str(tmp_path / "K.zarr"), mode="r+")["done"][0, 1] = 0
     with pytest.raises(ValueError, match="tiles unfinished"):
         gd.ridge_fit(tmp_path / "K.zarr", np.ones(45), 1.0)
     # its zarr array too (was read with the unfinished tiles as zeros)

@@ -19,31 +19,35 @@ import numpy as np
 
 
 class RawChunks:
-    """Chunk (i, j) of a 2-D float32 zarr array: read as a memory-mapped view, written as raw bytes."""
+    """Chunk (i, j) of a 2-D float32 (or uint8) zarr array: read as a memory-mapped view, written
+    as raw bytes."""
 
-    def __init__(self, root, path, shape, chunks, key):
+    def __init__(self, root, path, shape, chunks, key, dtype=np.float32):
         self.root, self.shape, self.chunks, self._key = root, tuple(shape), tuple(chunks), key
+        self.dtype = np.dtype(dtype).newbyteorder("<")
         self.dir = os.path.join(root, path) if path else root
-        self.nbytes = 4 * self.chunks[0] * self.chunks[1]
+        self.nbytes = self.dtype.itemsize * self.chunks[0] * self.chunks[1]
 
     @classmethod
-    def of(cls, arr):
-        """RawChunks for a zarr array whose chunk files are raw float32, else None."""
+    def of(cls, arr, dtype=np.float32):
+        """RawChunks for a zarr array of ``dtype`` whose chunk files are its raw little-endian
+        values, else None."""
         try:
             from zarr.codecs import BytesCodec
             from zarr.storage import LocalStore
 
             meta = arr.metadata
             codecs = tuple(getattr(meta, "codecs", ()))
+            endian = getattr(codecs[0], "endian", None) if codecs else None
             ok = (isinstance(arr.store, LocalStore) and meta.zarr_format == 3 and len(arr.shape) == 2
-                  and np.dtype(arr.dtype) == np.float32 and len(codecs) == 1 and isinstance(codecs[0], BytesCodec)
-                  and str(getattr(codecs[0].endian, "value", codecs[0].endian)) == "little"
+                  and np.dtype(arr.dtype) == np.dtype(dtype) and len(codecs) == 1 and isinstance(codecs[0], BytesCodec)
+                  and (np.dtype(dtype).itemsize == 1 or str(getattr(endian, "value", endian)) == "little")
                   and getattr(meta, "fill_value", 0) == 0)
         except Exception:  # another zarr layout: use zarr's reads and writes
             return None
         if not ok:
             return None
-        return cls(str(arr.store.root), arr.path, arr.shape, arr.chunks, meta.encode_chunk_key)
+        return cls(str(arr.store.root), arr.path, arr.shape, arr.chunks, meta.encode_chunk_key, dtype)
 
     def bounds(self, i, j):
         r0, c0 = i * self.chunks[0], j * self.chunks[1]
@@ -57,9 +61,9 @@ class RawChunks:
         which it skips for a chunk that is all fill value)."""
         r0, r1, c0, c1 = self.bounds(i, j)
         try:
-            mm = np.memmap(self.path(i, j), dtype="<f4", mode="r", shape=self.chunks)
+            mm = np.memmap(self.path(i, j), dtype=self.dtype, mode="r", shape=self.chunks)
         except FileNotFoundError:
-            return np.zeros((r1 - r0, c1 - c0), np.float32)
+            return np.zeros((r1 - r0, c1 - c0), self.dtype)
         return mm[:r1 - r0, :c1 - c0]
 
     def buffer(self, i, j):
