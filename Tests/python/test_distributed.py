@@ -70,6 +70,48 @@ def test_symmetric_tiles_equal_one_library_call(client, net, data, tmp_path, kin
     assert gd.tiles_done(tmp_path / "K.zarr") == (6, 6)  # 3 x 3 tiles, upper triangle only
 
 
+@pytest.mark.parametrize("kind, options, xb", [
+    ("npk_normalized", {}, None), ("npk", {}, None), ("overlap", {}, None), ("base", {"layer": 1}, None),
+    ("npk", {}, "xt"),
+])
+def test_tiles_share_each_row_blocks_gates(client, net, data, tmp_path, monkeypatch, kind, options, xb):
+    from distributed import get_task_stream
+
+    from gatednet.distributed import kernels
+
+    x, xt, xpath = data
+    xb = None if xb is None else xt
+    with get_task_stream(client) as stream:
+        K = gd.kernel_to_zarr(net, xpath, tmp_path / "K.zarr", xb=xb, kind=kind, tile=16, client=client, **options)[...]
+    names = [t["key"].split("-")[1] for t in stream.data]
+    # symmetric: 3 row blocks, each in 3 of the 6 tiles; x by xt: xt's one block is in all 3
+    # tiles, each block of x in one (its tile computes those gates itself)
+    assert names.count("gates") == (3 if xb is None else 1), names
+    assert names.count("tile") == (6 if xb is None else 3)
+    monkeypatch.setattr(kernels, "_gates_shareable", lambda *a: False)
+    with get_task_stream(client) as stream:
+        own = gd.kernel_to_zarr(net, xpath, tmp_path / "own.zarr", xb=xb, kind=kind, tile=16, client=client,
+                                **options)[...]
+    assert not [t for t in stream.data if "gates" in t["key"]]
+    np.testing.assert_array_equal(K, own)  # given gates are the gates: the same bits
+    want = np.asarray(net.kernel(x, xb, kind, **options))
+    np.testing.assert_allclose(K, want, rtol=2e-5, atol=1e-6 * np.abs(want).max())
+
+
+def test_kernels_that_cannot_share_gates_compute_their_own(client, data, tmp_path):
+    from distributed import get_task_stream
+
+    x, _, xpath = data
+    soft = gn.Network(12, [16, 8], 3, regime="decoupled", seed=2)
+    hard = gn.Network(12, [16, 8], 3, regime="fixed_random_ii", seed=2)
+    for net, kind in ((soft, "npk"), (hard, "npk_trace_normalized"), (hard, "ntk_value"), (hard, "input_gram")):
+        with get_task_stream(client) as stream:
+            K = gd.kernel_to_zarr(net, xpath, tmp_path / f"{kind}.zarr", kind=kind, tile=16, client=client,
+                                  overwrite=True)[...]
+        assert not [t for t in stream.data if "gates" in t["key"]], (net.regime, kind)
+        np.testing.assert_allclose(K, np.asarray(net.kernel(x, None, kind)), rtol=2e-5, atol=1e-5)
+
+
 def test_cross_kernel_scattered_inputs_and_lazy_array(client, net, data, tmp_path):
     x, xt, xpath = data
     K = gd.kernel_to_zarr(net.to_bytes(), xt, tmp_path / "Kt.zarr", xb=xpath, kind="npk", tile=8, client=client)
@@ -311,8 +353,8 @@ def test_interrupted_store_creation_is_redone_and_a_started_store_is_kept(client
     from gatednet.distributed import kernels
 
     # a client killed between creating the arrays and writing the attributes: created again
-    plan, blob, _, _ = kernels._plan(net, xpath, "npk", None, 16, 0, None, "auto", False)
-    kernels._create_store(str(tmp_path / "K.zarr"), plan, blob)[1].result()
+    plan, blob, _, _, _ = kernels._plan(net, xpath, "npk", None, 16, 0, None, "auto", False)
+    kernels._create_store(str(tmp_path / "K.zarr"), plan, blob)[2].result()
     with pytest.raises(ValueError, match="not a finished gatednet kernel store"):
         gd.stored_network(tmp_path / "K.zarr")
     K = gd.kernel_to_zarr(net, xpath, tmp_path / "K.zarr", tile=16, client=client)
@@ -342,7 +384,7 @@ def test_interrupted_store_creation_is_redone_and_a_started_store_is_kept(client
             gd.kernel_to_zarr(net, xpath, tmp_path / f"U{n}.zarr", tile=16, client=client)
         assert set(zarr.open_group(tmp_path / f"U{n}.zarr").array_keys()) == set(names)
     # the same layout with a tile marked done is not ours to delete
-    kernels._create_store(str(tmp_path / "L.zarr"), plan, blob)[1].result()
+    kernels._create_store(str(tmp_path / "L.zarr"), plan, blob)[2].result()
     zarr.open_group(tmp_path / "L.zarr", mode="r+")["done"][0, 0] = 1
     with pytest.raises(ValueError, match="not a gatednet kernel store"):
         gd.kernel_to_zarr(net, xpath, tmp_path / "L.zarr", tile=16, client=client)
@@ -1040,8 +1082,8 @@ def test_stored_network_of_a_format_1_store_is_a_clear_error(net, data, tmp_path
     from gatednet.distributed import kernels
 
     x = data[0]
-    plan, blob, a, b = kernels._plan(net, x, "npk", None, 16, 0, None, "auto", False)
-    g, written = kernels._create_store(str(tmp_path / "K.zarr"), plan, blob)
+    plan, blob, a, b, _ = kernels._plan(net, x, "npk", None, 16, 0, None, "auto", False)
+    g, _, written = kernels._create_store(str(tmp_path / "K.zarr"), plan, blob)
     written.result()
     kernels._finish_store(g, dict(kernels._describe(plan, a, b), format=1))
     del g["network"]

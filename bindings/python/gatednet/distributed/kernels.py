@@ -97,7 +97,8 @@ def tile_for(n_a, n_b=None, workers=1, max_tile=MAX_TILE):
 
 
 def _plan(net, x, kind, xb, tile, layer, output, gate_path, ntk_scaling, workers=1, digests=False):
-    """Validate everything on the client; returns (plan dict, net bytes, Inputs a, Inputs b|None).
+    """Validate everything on the client; returns (plan dict, net bytes, Inputs a, Inputs b|None,
+    whether the tiles can share their rows' gates: see _gates_shareable).
     ``tile=None``: tile_for(n_a, n_b, workers). ``digests``: start the inputs' digests as soon as
     the inputs are checked (they are the longest part of kernel_to_zarr's start-up)."""
     def inputs(input_size):
@@ -141,16 +142,33 @@ def _plan(net, x, kind, xb, tile, layer, output, gate_path, ntk_scaling, workers
                            output=output, gate_path=gate_path, ntk_scaling=ntk_scaling)
         if tile is None:
             tile = tile_for(a.n, None if b is None else n_b, workers)
+        shared = _gates_shareable(network, cls, kind, gate_path, xa1)
         plan = {
             "format": FORMAT, "cls": cls, "kind": kind, "layer": int(layer),
             "output": None if output is None else int(output), "gate_path": gate_path,
             "ntk_scaling": bool(ntk_scaling), "n_a": a.n, "n_b": n_b, "tile": int(tile),
             "symmetric": b is None, "network_sha256": digest(data),
         }
-        return plan, data, a, b
+        return plan, data, a, b, shared
     finally:
         if network is not net:
             network.close()
+
+
+SHARED_GATE_KINDS = ("npk", "npk_normalized", "overlap", "base")
+
+
+def _gates_shareable(network, cls, kind, gate_path, row):
+    """Whether the tiles of this kernel can take their rows' packed gates from tasks that compute
+    each row block's gates once (instead of every tile computing them for its rows and columns,
+    i.e. once per tile a row belongs to): Network path kernels that use hard gates bit-packed."""
+    if cls != "Network" or kind not in SHARED_GATE_KINDS or gate_path == "float":
+        return False
+    try:
+        network.packed_gates(row)
+    except gn.GatedNetError:  # soft gates
+        return False
+    return True
 
 
 def tile_bounds(plan, i, j):
@@ -166,7 +184,7 @@ def tile_grid(plan):
     return ta, tb, tiles
 
 
-def compute_tile(plan, net, xa, xb, i, j, out=None, out_transposed=None):
+def compute_tile(plan, net, xa, xb, i, j, out=None, out_transposed=None, gates=(None, None)):
     """One tile K[r0:r1, c0:c1] as a float32 array, by one library call (into ``out`` if given:
     a writable float32 view of the tile's shape, rows may be strided; and its transpose into
     ``out_transposed`` if given, in the same pass over the library's sub-tiles).
@@ -174,7 +192,8 @@ def compute_tile(plan, net, xa, xb, i, j, out=None, out_transposed=None):
     Path kernels are per pair of inputs, so a tile is the kernel of the two row slices; the
     trace-normalised NPK divides by the trace over ALL rows, so it uses the library's block
     options on the whole inputs instead. A diagonal tile of a symmetric kernel is a symmetric
-    call (one triangle computed, mirrored)."""
+    call (one triangle computed, mirrored). ``gates``: the packed gates of the tile's rows and
+    columns (from _gates_task), or None to compute them in the call."""
     r0, r1, c0, c1 = tile_bounds(plan, i, j)
     diag = plan["symmetric"] and i == j
     kind = plan["kind"]
@@ -186,16 +205,32 @@ def compute_tile(plan, net, xa, xb, i, j, out=None, out_transposed=None):
         if kind == "npk_trace_normalized":
             k = net.kernel(xa, None if plan["symmetric"] else xb, kind, rows=(r0, r1), cols=(c0, c1), **opts)
         else:
+            ga, gb = gates
+            if ga is not None:
+                opts["gates_a"] = ga
+            if gb is not None and not diag:
+                opts["gates_b"] = gb
             k = net.kernel(xa[r0:r1], None if diag else xb[c0:c1], kind, **opts)
     return out if out is not None else np.asarray(k)
 
 
-def _worker_tile(plan, data, xa_spec, xb_spec, i, j, out=None, out_transposed=None):
+def _worker_tile(plan, data, xa_spec, xb_spec, i, j, out=None, out_transposed=None, gates=(None, None)):
     """``data``: the network's bytes, or a function returning them (read only on a cache miss)."""
     net = worker_network(data, plan["cls"], plan["network_sha256"])
     xa = worker_inputs(xa_spec)
     xb = xa if xb_spec is None else worker_inputs(xb_spec)
-    return compute_tile(plan, net, xa, xb, i, j, out, out_transposed)
+    return compute_tile(plan, net, xa, xb, i, j, out, out_transposed, gates)
+
+
+def _gates_task(plan, path, x_spec, side, k):
+    """Worker task: the packed gates of row block ``k`` of the inputs of ``side`` ("a": the rows,
+    "b": the columns), for the tiles that need them (Dask hands them over, about 64 bytes per row
+    for 512 hidden units)."""
+    net = worker_network(lambda: _read_network(path), plan["cls"], plan["network_sha256"])
+    x = worker_inputs(x_spec)
+    t = plan["tile"]
+    n = plan["n_a"] if side == "a" else plan["n_b"]
+    return np.asarray(net.packed_gates(x[k * t:min(n, (k + 1) * t)]))
 
 
 # ---- zarr stores ------------------------------------------------------------------------------
@@ -244,8 +279,8 @@ def _check_store(path, plan, attrs):
 
 def _create_store(path, plan, data):
     """A new store's arrays, without attributes (kernel_to_zarr writes them: provisional ones
-    before the tiles are sent, the inputs' digest once they are); returns (group, a Future of the
-    network's write, which runs on a background thread meanwhile)."""
+    before the tiles are sent, the inputs' digest once they are); returns (group, its kernel
+    array, a Future of the network's write, which runs on a background thread meanwhile)."""
     import zarr
 
     ta, tb, _ = tile_grid(plan)
@@ -254,14 +289,15 @@ def _create_store(path, plan, data):
     # the network array first: it marks a half-created store as ours (_interrupted_creation)
     net = g.create_array("network", shape=(len(data),), chunks=(max(1, len(data)),), dtype="uint8",
                          compressors=None)
-    g.create_array("kernel", shape=(plan["n_a"], plan["n_b"]), chunks=(min(t, plan["n_a"]), min(t, plan["n_b"])),
-                   dtype="float32", fill_value=0.0, compressors=None)
+    kernel = g.create_array("kernel", shape=(plan["n_a"], plan["n_b"]),
+                            chunks=(min(t, plan["n_a"]), min(t, plan["n_b"])), dtype="float32", fill_value=0.0,
+                            compressors=None)
     g.create_array("done", shape=(ta, tb), chunks=(1, 1), dtype="uint8", fill_value=0, compressors=None)
 
     def write():
         net[...] = np.frombuffer(data, np.uint8)
 
-    return g, in_background(write)
+    return g, kernel, in_background(write)
 
 
 def _finish_store(group, attrs):
@@ -327,19 +363,21 @@ def _open_store(path):
 _DONE = np.ones((1, 1), np.uint8)
 
 
-def _zarr_tile_task(plan, path, xa_spec, xb_spec, i, j):
+def _zarr_tile_task(plan, path, xa_spec, xb_spec, i, j, ga=None, gb=None):
     """Worker task: compute tile (i, j), write it (and its transpose), then mark it done.
 
     On a local store the library computes the tile, and for an off-diagonal tile of a symmetric
     kernel its transpose (the mirrored lower tile), into chunk buffers (reused from tile to tile)
     that one write() each puts in their chunk files (see _chunks.py); elsewhere the tile goes
-    through zarr. Returns (i, j, seconds in the library call, seconds writing)."""
+    through zarr. ``ga`` / ``gb``: the packed gates of the tile's rows / columns (_gates_task), or
+    None. Returns (i, j, seconds in the library call, seconds writing)."""
     arr, raw, done, raw_done = _open_store(path)
+    gates = (ga, gb)
     mirror = plan["symmetric"] and i != j
     data = lambda: _read_network(path)  # noqa: E731 (read once per worker process, then cached)
     if raw is None:
         t0 = time.perf_counter()
-        k = _worker_tile(plan, data, xa_spec, xb_spec, i, j)
+        k = _worker_tile(plan, data, xa_spec, xb_spec, i, j, gates=gates)
         t1 = time.perf_counter()
         r0, r1, c0, c1 = tile_bounds(plan, i, j)
         arr[r0:r1, c0:c1] = k
@@ -350,7 +388,7 @@ def _zarr_tile_task(plan, path, xa_spec, xb_spec, i, j):
         mbuf, mk = raw.buffer(j, i) if mirror else (None, None)
         t0 = time.perf_counter()
         # the library writes the mirrored lower tile too, from the same sub-tiles, bit for bit
-        _worker_tile(plan, data, xa_spec, xb_spec, i, j, out=k, out_transposed=mk)
+        _worker_tile(plan, data, xa_spec, xb_spec, i, j, out=k, out_transposed=mk, gates=gates)
         t1 = time.perf_counter()
         if mirror:
             # two files written on two threads: the end of a task is not one core's serial work
@@ -412,15 +450,15 @@ def kernel_to_zarr(net, x, store, *, kind="npk", xb=None, tile=None, client=None
     new = overwrite or not os.path.exists(path) or _interrupted_creation(path)
     # A resumed run checks the inputs' digest first: start hashing at once. A new store records it
     # once the tiles are sent, so that the hashing overlaps their computation, not the start-up.
-    plan, data, a, b = _plan(net, x, kind, xb, tile, layer, output, gate_path, ntk_scaling,
-                             workers=sum(threads.values()) or 1, digests=not new)
+    plan, data, a, b, shared = _plan(net, x, kind, xb, tile, layer, output, gate_path, ntk_scaling,
+                                     workers=sum(threads.values()) or 1, digests=not new)
     _, _, tiles = tile_grid(plan)
     if new:
         # Every check has passed: create the store and scatter in-memory inputs while the inputs'
         # digests run; the attributes that make it a store of this computation come last.
         # The inputs' digest (the longest start-up step) is recorded once the tiles are sent: until
         # then the attributes say inputs_sha256 None, which a resumed run refuses.
-        group, network_written = _create_store(path, plan, data)
+        group, kernel, network_written = _create_store(path, plan, data)
         specs = _send(client, a, b, watch)
         network_written.result()
         if all(i is None or i.digest_known() for i in (a, b)):  # files hashed before: no provisional record
@@ -432,6 +470,7 @@ def kernel_to_zarr(net, x, store, *, kind="npk", xb=None, tile=None, client=None
         todo = tiles
     else:
         group = _check_store(path, plan, _describe(plan, a, b))
+        kernel = None
         done = group["done"][...]
         todo = [(i, j) for i, j in tiles if not done[i, j]]
         specs = _send(client, a, b, watch) if todo else None
@@ -440,10 +479,10 @@ def kernel_to_zarr(net, x, store, *, kind="npk", xb=None, tile=None, client=None
         progress(len(tiles) - len(todo), len(tiles))
     if todo:
         _run_tiles(client, plan, path, specs, todo, len(tiles), progress, threads, watch, after_submit,
-                   resend=lambda: _send(client, a, b, watch))
+                   resend=lambda: _send(client, a, b, watch), shared_gates=shared)
     elif after_submit is not None:
         after_submit()
-    return group["kernel"]
+    return group["kernel"] if kernel is None else kernel
 
 
 def _interrupted_creation(path):
@@ -501,6 +540,35 @@ def _placement(threads, plan, todo):
     return [(ij, where[ij]) for _, ij in sorted(costs, key=lambda c: -c[0])]
 
 
+def _gate_blocks(plan, order):
+    """[((side, k), worker address or None)] of the row blocks whose gates two or more of the
+    tiles in ``order`` ([(tile, address)] as _placement gives them) need: each computed once, by
+    a task placed on a worker whose tiles need it, spreading the blocks over those workers and
+    preferring the worker whose first tile needs that block alone (a diagonal tile, which can
+    then start without waiting for another worker's gates). ``side`` "a": rows of x, "b": rows of
+    xb; a symmetric kernel has only "a"."""
+    side_b = "a" if plan["symmetric"] else "b"
+    rank = {}  # address -> tiles placed on it so far (a tile's rank: when it starts there)
+    need = {}  # block -> [(rank, blocks that tile needs, address)]
+    for (i, j), addr in order:
+        r = rank[addr] = rank.get(addr, -1) + 1
+        blocks = {("a", i), (side_b, j)}
+        for blk in blocks:
+            need.setdefault(blk, []).append((r, len(blocks), addr))
+    out, count = [], {}
+    for blk, uses in sorted(need.items(), key=lambda kv: (min(u[0] for u in kv[1]), kv[0])):
+        if len(uses) < 2:
+            continue
+        placed = [u for u in uses if u[2] is not None]
+        if not placed:
+            out.append((blk, None))
+            continue
+        r, _, addr = min(placed, key=lambda u: (count.get(u[2], 0), u[0], u[1], u[2]))
+        count[addr] = count.get(addr, 0) + 1
+        out.append((blk, addr))
+    return out
+
+
 def _send(client, a, b, watch):
     """(x spec, xb spec) for the tile tasks: in-memory inputs scattered once to every worker (a
     file input travels as its path; the network travels in the store). A scatter needs a worker:
@@ -514,10 +582,13 @@ def _send(client, a, b, watch):
     return spec(a), spec(b)
 
 
-def _run_tiles(client, plan, path, specs, todo, total, progress, threads, watch, after_submit=None, resend=None):
+def _run_tiles(client, plan, path, specs, todo, total, progress, threads, watch, after_submit=None, resend=None,
+               shared_gates=False):
     """Submit the tiles, call ``after_submit()`` (while they compute), then wait for them (while
     the cluster has workers: see WorkerWatch). ``resend()``: the inputs' specs scattered again,
-    for tiles cancelled because the scattered inputs were lost with every worker holding them."""
+    for tiles cancelled because the scattered inputs were lost with every worker holding them.
+    ``shared_gates``: each row block's packed gates are computed once, by a task of their own
+    (_gate_blocks), and handed to the tiles that need them; a tile sent again computes its own."""
     run = uuid.uuid4().hex[:8]
     current = [specs]  # (x spec, xb spec), replaced by resend() once scattered inputs are lost
     order = _placement(threads, plan, todo)
@@ -525,13 +596,26 @@ def _run_tiles(client, plan, path, specs, todo, total, progress, threads, watch,
     more = []  # futures sent again while waiting, for watch.completed to wait for too
     keys = itertools.count()
     cancelled = {}  # tile -> times Dask cancelled it (not us)
+    gate_futures = {}  # (side, block) -> Future of _gates_task
+    if shared_gates:
+        for (side, k), addr in _gate_blocks(plan, order):
+            gate_futures[side, k] = client.submit(
+                _gates_task, plan, path, specs[0] if side == "a" or specs[1] is None else specs[1], side, k,
+                key=f"gatednet-gates-{side}{k}-{run}", pure=False, priority=len(order) + 1,
+                workers=None if addr is None else [addr], allow_other_workers=addr is not None)
+    side_b = "a" if plan["symmetric"] else "b"
+    with_gates = set()  # the futures of tiles that wait for gate tasks
 
-    def submit(k, i, j, addr):
+    def submit(k, i, j, addr, gates=True):
         xa_spec, xb_spec = current[0]
-        fut = client.submit(_zarr_tile_task, plan, path, xa_spec, xb_spec, i, j,
+        ga = gate_futures.get(("a", i)) if gates else None
+        gb = gate_futures.get((side_b, j)) if gates and not (plan["symmetric"] and i == j) else None
+        fut = client.submit(_zarr_tile_task, plan, path, xa_spec, xb_spec, i, j, ga, gb,
                             key=f"gatednet-tile-{i}-{j}-{run}-{next(keys)}", pure=False, priority=len(order) - k,
                             workers=None if addr is None else [addr], allow_other_workers=addr is not None)
         sent[fut] = ((i, j), addr)
+        if ga is not None or gb is not None:
+            with_gates.add(fut)
         return fut
 
     def send_again(fut):
@@ -545,19 +629,20 @@ def _run_tiles(client, plan, path, specs, todo, total, progress, threads, watch,
                                f"the finished tiles are kept: call again to finish")
         if lost(current[0]) and resend is not None:
             current[0] = resend()
-        more.append(submit(0, i, j, None))
+        more.append(submit(0, i, j, None, gates=False))
 
     def unplace():
         # Every worker left and others joined: Dask keeps a task placed (even loosely) on a
         # departed worker waiting for that address forever (dask/distributed#7346), so the
         # placed tiles not finished are sent again without a placement (a tile written twice
-        # is written with the same bits, atomically).
-        stuck = [f for f, (_, addr) in sent.items() if addr is not None and not f.done()]
+        # is written with the same bits, atomically), and so are the tiles that wait for gate
+        # tasks (which may be placed there too): they compute their own gates.
+        stuck = [f for f, (_, addr) in sent.items() if (addr is not None or f in with_gates) and not f.done()]
         client.cancel(stuck)
         again = []
         for f in stuck:
             (i, j), _ = sent.pop(f)
-            again.append(submit(0, i, j, None))
+            again.append(submit(0, i, j, None, gates=False))
         return again
 
     futures = [submit(k, i, j, addr) for k, ((i, j), addr) in enumerate(order)]
@@ -581,7 +666,7 @@ def _run_tiles(client, plan, path, specs, todo, total, progress, threads, watch,
             if progress is not None:
                 progress(finished, total)
     finally:
-        client.cancel([f for f in sent if not f.done()])
+        client.cancel([f for f in list(sent) + list(gate_futures.values()) if not f.done()])
 
 
 def tiles_done(store):
@@ -609,7 +694,7 @@ def kernel_array(net, x, *, kind="npk", xb=None, tile=2048, layer=0, output=None
     import dask
     import dask.array as da
 
-    plan, data, a, b = _plan(net, x, kind, xb, tile, layer, output, gate_path, ntk_scaling)
+    plan, data, a, b, _ = _plan(net, x, kind, xb, tile, layer, output, gate_path, ntk_scaling)
     net_d = dask.delayed(data, pure=True)
     xa_d = a.spec if a.spec is not None else dask.delayed(a.array, pure=True)
     xb_d = None if b is None else (b.spec if b.spec is not None else dask.delayed(b.array, pure=True))
