@@ -121,6 +121,17 @@ def test_a_diverged_fc_regimes_seed_is_a_nan_row_and_leaves_its_claims_undecided
     assert v.status == UNDECIDED and "1 of 3 seeds diverged (value NaN): ReLU (tiny SGD)" in v.detail
 
 
+def test_a_recipe_run_whose_nets_diverge_completes_with_nan_rows_and_undecided_claims(tmp_path):
+    """dlgn-halfspaces (synthetic data) at a learning rate that blows every net up: on main the
+    engine's divergence error ended the run (ArgumentError: train: loss became -nan)."""
+    recipe = dataclasses.replace(ex.get("dlgn-halfspaces"), plots=None)
+    rows, verdicts, _ = run_recipe(recipe, "smoke", out=tmp_path, progress=False, stream=io.StringIO(),
+                                   overrides={"lr": 1e30})
+    assert rows and all(math.isnan(r["value"]) for r in rows)
+    assert verdicts and all(v.status == UNDECIDED and "diverged (value NaN)" in v.detail for v in verdicts)
+    assert "1 seed diverged (NaN)" in (tmp_path / "table.md").read_text()
+
+
 def test_the_recipes_results_of_the_old_accuracy_rule_are_recomputed(tmp_path):
     """Every recipe that trains a classifier turns it into numbers by the new rule: its version is
     past 1, and a result stored by version 1 (the old rule) is recomputed, not resumed."""

@@ -98,8 +98,8 @@ def unconverged(res, groups, s, metric=METRIC):
             unmet.append(f"{name} ran fewer than {2 * last} epochs, convergence not measurable")
             continue
         if not all(math.isfinite(v) for v in rises):
-            unmet.append(f"{name} has a run that diverged (rise {nonfinite_text(v for v in rises if not math.isfinite(v))}), "
-                         "convergence not measurable")
+            lost = nonfinite_text(v for v in rises if not math.isfinite(v))
+            unmet.append(f"{name} has a run that diverged (rise {lost}), convergence not measurable")
             continue
         top = max(rises)
         parts.append(f"{name} {top:+.2f}")

@@ -171,7 +171,7 @@ def rows(results, s):
         rises = [rise(r["curve"], last) if r.get("curve") else None for r in rs]
         return dict(setting=setting, model=model, seed=seed, metric=METRIC,
                     value=float(np.mean([r["best"] for r in rs])), models=len(rs),
-                    rise=None if any(v is None for v in rises) else max(rises))
+                    rise=None if any(v is None for v in rises) else float(np.max(rises)))  # NaN if one is
 
     by_model = {}  # (seed, model) -> runs, in task order
     for key, run in results.items():
