@@ -85,6 +85,8 @@ def test_a_net_whose_training_raised_is_nan_not_its_restored_state():
     bad[0, 0] = np.nan
     with pytest.raises(gn.GatedNetError, match="NaN or Inf"):
         train(gn.Network(4, [8], 3, seed=1), bad, y, 1, "bad", lr=1e-3)
+    with pytest.raises(gn.GatedNetError, match="NaN or Inf"):
+        accuracy(gn.Network(4, [8], 3, seed=1), bad, y)
 
 
 def test_fit_curve_of_a_blown_up_net_gives_nan_best_not_the_epoch_before():

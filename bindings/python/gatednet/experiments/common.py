@@ -69,8 +69,8 @@ def diverged(net, x=None):
         return False
     try:
         return not _finite_array(net.predict(x))
-    except GatedNetError as e:  # the library refuses to return non-finite outputs
-        if _not_finite(e):
+    except GatedNetError as e:  # the library refuses to return non-finite outputs (or take such inputs)
+        if _not_finite(e) and _finite_array(x):
             return True
         raise
 
@@ -123,9 +123,8 @@ def fit(net, x, y, epochs, validation=None, callback=None, **fit_options):
     try:
         history = net.fit(x, y, epochs=epochs, validation_data=validation, callback=record, **fit_options)
     except GatedNetError as e:
-        inputs = [x] + ([validation[0]] if validated else [])
-        if not _not_finite(e) or not all(_finite_array(a) for a in inputs):
-            raise  # not a divergence: bad inputs
+        if not _not_finite(e) or not all(_finite_array(a) for a in [x, y, *(validation or ())]):
+            raise  # not a divergence: bad inputs or targets
         mark_diverged(net)  # restored to its state before the call: the epochs done are lost
         return done + _nan_epochs(net.epochs_trained + len(done) + 1, len(done) + 1, epochs, validated)
     history = [dict(m) for m in history]
@@ -165,8 +164,8 @@ def evaluate(net, x, y, loss=None):
         return nan
     try:
         return net.evaluate(x, y, loss=loss)
-    except GatedNetError as e:  # a loss that overflows float32
-        if _not_finite(e):
+    except GatedNetError as e:  # a loss that overflows float32 (not inputs or targets that are not finite)
+        if _not_finite(e) and _finite_array(x) and _finite_array(y):
             return nan
         raise
 
