@@ -11,7 +11,7 @@ always computed from the measured rows, never written by hand. A check whose pre
 measurements do not meet (a net still learning, a difference inside the seed-to-seed spread)
 returns ``UNDECIDED`` instead of a bool, best through :func:`decide`, with the numbers either way.
 
-A value NaN is a diverged run (training blew up): :meth:`Results.values` leaves it out, and
+A value NaN or ±Inf is a diverged run (training blew up): :meth:`Results.values` leaves it out, and
 :meth:`Claim.evaluate` makes every claim whose check selected such a row ``UNDECIDED``, naming how
 many seeds of which group diverged; a helper that meets measurements admitting no judgement (a
 ratio with a zero denominator) raises :class:`Undecidable`, which makes the claim ``UNDECIDED``
@@ -42,12 +42,19 @@ class Undecidable(ArithmeticError):
 
 
 def diverged(row):
-    """Whether a row's value is NaN: its run diverged (training blew up)."""
+    """Whether a row's value is NaN or ±Inf: its run diverged (training blew up)."""
     v = row.get("value")
     try:
-        return v is not None and math.isnan(float(v))
-    except (TypeError, ValueError):
+        return v is not None and not math.isfinite(float(v))
+    except (TypeError, ValueError, OverflowError):
         return False
+
+
+def nonfinite_text(values):
+    """How non-finite ``values`` are, for a reason or a table cell: "NaN", "+Inf", "-Inf" or
+    several of them joined by "/" (in that order)."""
+    kinds = {"NaN" if math.isnan(v) else "+Inf" if v > 0 else "-Inf" for v in map(float, values)}
+    return "/".join(k for k in ("NaN", "+Inf", "-Inf") if k in kinds)
 
 
 def _mean(values):
@@ -93,7 +100,7 @@ class Results:
 
     def values(self, model=None, metric=None, setting=None, **extra):
         """The values (one per seed) of the matching rows, in seed order, without the diverged
-        (NaN) ones (a claim that selected those is UNDECIDED: see :meth:`Claim.evaluate`);
+        (NaN or ±Inf) ones (a claim that selected those is UNDECIDED: see :meth:`Claim.evaluate`);
         Missing if none."""
         rows = sorted(self.select(model, metric, setting, **extra), key=lambda r: r.get("seed", 0))
         vals = [float(r["value"]) for r in rows if r.get("value") is not None and not diverged(r)]
@@ -130,17 +137,18 @@ class Results:
         return sorted(self._distinct("seed", **where))
 
     def diverged_text(self, rows):
-        """One text per (setting, model, metric) group with diverged (NaN) rows among ``rows``:
-        "k of n seeds diverged (value NaN): model (setting), metric", n the group's rows."""
-        counts = {}
+        """One text per (setting, model, metric) group with diverged (NaN or ±Inf) rows among
+        ``rows``: "k of n seeds diverged (value NaN): model (setting), metric", n the group's rows
+        (the value "+Inf", "-Inf" or e.g. "NaN/+Inf" as it was)."""
+        lost = {}
         for r in rows:
             if diverged(r):
                 g = (r.get("setting", ""), r.get("model"), r.get("metric"))
-                counts[g] = counts.get(g, 0) + 1
+                lost.setdefault(g, []).append(r["value"])
         out = []
-        for (setting, model, metric), k in counts.items():
-            n = len(self._match(model, metric, setting))
-            out.append(f"{k} of {n} seed{'s' if n != 1 else ''} diverged (value NaN): {model}"
+        for (setting, model, metric), values in lost.items():
+            k, n = len(values), len(self._match(model, metric, setting))
+            out.append(f"{k} of {n} seed{'s' if n != 1 else ''} diverged (value {nonfinite_text(values)}): {model}"
                        f"{f' ({setting})' if setting else ''}, {metric}")
         return out
 
@@ -177,7 +185,7 @@ class Claim:
     check: Callable[[Results, dict], tuple]
 
     def evaluate(self, results, settings=None):
-        """The claim's Verdict. UNDECIDED also when the check selected a diverged (NaN) row (the
+        """The claim's Verdict. UNDECIDED also when the check selected a diverged (NaN or ±Inf) row (the
         reason names the groups and how many of their seeds diverged; the check's numbers, from
         the seeds left, stay in the detail) or raised :class:`Undecidable`; UNTESTED when the
         check returned None or raised :class:`Missing` (unless it read diverged rows: then the

@@ -8,7 +8,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .recipe import UNDECIDED, Results, _mean, _std, diverged
+from .recipe import UNDECIDED, Results, _mean, _std, diverged, nonfinite_text
 
 __all__ = ["write_json", "write_text", "read_json", "jsonable", "write_csv", "table_markdown", "format_value", "md_cell"]
 
@@ -76,7 +76,7 @@ def write_csv(path, rows):
 
 
 def format_value(x, digits=2):
-    if x is None or (isinstance(x, float) and math.isnan(x)):
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "–"
     ax = abs(x)
     if ax != 0 and (ax < 10 ** -digits or ax >= 1e5):
@@ -102,7 +102,7 @@ def _paper_cell(entry):
 
 def table_markdown(recipe, rows, verdicts, dataset, settings, seeds, size):
     """table.md: the claims with their verdicts, then mean ± std over seeds beside the paper (and
-    how many seeds diverged: their NaN values are not in the mean)."""
+    how many seeds diverged: their NaN or ±Inf values are not in the mean)."""
     res = Results(rows)
     lines = [f"# {recipe.name}: {recipe.title}", "",
              f"Reproduces {recipe.reproduces} of *{recipe.paper}*. Size `{size}`, seeds {seeds}, "
@@ -125,9 +125,9 @@ def table_markdown(recipe, rows, verdicts, dataset, settings, seeds, size):
             n = len(vals)
         except LookupError:
             ours, n = "–", 0
-        lost = sum(diverged(r) for r in res.select(model, metric, setting))
+        lost = [r["value"] for r in res.select(model, metric, setting) if diverged(r)]
         if lost:
-            ours += f"; {lost} seed{'s' if lost != 1 else ''} diverged (NaN)"
+            ours += f"; {len(lost)} seed{'s' if len(lost) != 1 else ''} diverged ({nonfinite_text(lost)})"
         paper = _paper_cell(recipe.paper_value(setting, model, metric))
         cells = (setting, model, metric, ours, n, paper)
         lines.append("| " + " | ".join(md_cell(c) for c in cells) + " |")

@@ -14,7 +14,7 @@ from .progress import Display
 from .overrides import apply_overrides, check_overrides, folder_suffix
 from .recipe import Results
 from .report import jsonable, read_json, table_markdown, write_csv, write_json, write_text
-from .tasks import Executor, SerialExecutor, bind, waves
+from .tasks import Executor, SerialExecutor, Task, bind, waves
 
 __all__ = ["run_recipe", "default_out", "resolve", "build_tasks"]
 
@@ -43,10 +43,30 @@ def _fn_name(task):
 
 
 def _versions():
-    """{"library_version", "gatednet_version"}: of libgatednet (the engine, whose numbers a task
-    computes) and of the Python package, as run.json and every stored task result record them."""
+    """{"library_version", "gatednet_version"}: of the libgatednet (the engine, whose numbers a task
+    computes) and the Python package this process loaded, as run.json records them; every stored
+    task result records those of the process that ran it (run_recording_versions)."""
     import gatednet
     return {"library_version": gatednet.library_version, "gatednet_version": gatednet.__version__}
+
+
+# the keyword under which run_recording_versions gets the task's own function
+_TASK_FN = "__gatednet_task_fn__"
+
+
+def run_recording_versions(**kwargs):
+    """Run a task's function (``kwargs[_TASK_FN]``, called with the other kwargs) and return
+    {"result": its result, "made_by": :func:`_versions`} of the process that ran it: on a Dask
+    worker, the libgatednet that worker loaded, which may not be the client's."""
+    fn = kwargs.pop(_TASK_FN)
+    result = fn(**kwargs)
+    return {"result": result, "made_by": _versions()}
+
+
+def _recording_versions(task):
+    """``task`` (bound: no needs) as one that returns its result with the versions of the process
+    that runs it (:func:`run_recording_versions`): an executor sends this, whatever it is."""
+    return Task(task.key, run_recording_versions, dict(task.kwargs, **{_TASK_FN: task.fn}))
 
 
 def _stored(task_dir, task, by_key, version, library):
@@ -142,7 +162,7 @@ def run_recipe(recipe, size="quick", seeds=None, out=None, data=None, executor=N
     results, resumed, task_seconds = {}, [], {}
     made_by = _versions()
     library = made_by["library_version"]
-    other_library, unknown_library = {}, 0
+    other_library, unknown_library, ran_other_library = {}, 0, {}
     for t in tasks:
         record, old = _stored(task_dir, t, by_key, recipe.version, library)
         if old is not None:
@@ -171,12 +191,17 @@ def run_recipe(recipe, size="quick", seeds=None, out=None, data=None, executor=N
     with Display(recipe.name, len(tasks), len(resumed), enabled=progress) as display:
         last = [time.monotonic()]
 
-        def on_result(key, result):
+        def on_result(key, ran):
             if key not in by_key:
                 raise KeyError(f"executor returned an unknown task key {key!r}")
+            # the versions of the process that ran the task (a worker's may differ from ours): a
+            # later run recomputes the result by _stored's rule if its library is not that run's
+            result, ran_by = ran["result"], ran["made_by"]
+            if ran_by["library_version"] != library:
+                ran_other_library[ran_by["library_version"]] = ran_other_library.get(ran_by["library_version"], 0) + 1
             now = time.monotonic()
             record = {"key": key, "fn": _fn_name(by_key[key]), "kwargs": _plain(by_key[key].kwargs), "result": result,
-                      "needs": _needs(by_key[key], by_key), "recipe_version": recipe.version, **made_by,
+                      "needs": _needs(by_key[key], by_key), "recipe_version": recipe.version, **ran_by,
                       "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                       "seconds_since_previous": round(now - last[0], 3)}
             last[0] = now
@@ -187,7 +212,11 @@ def run_recipe(recipe, size="quick", seeds=None, out=None, data=None, executor=N
 
         # a task runs in the wave after the tasks it needs; within a wave, in any order
         for wave in waves(todo, done=results):
-            executor.run([bind(t, results) for t in wave], on_result)
+            executor.run([_recording_versions(bind(t, results)) for t in wave], on_result)
+    if ran_other_library:
+        print(f"{sum(ran_other_library.values())} results computed by workers running libgatednet "
+              + ", ".join(f"{v!r}" for v in ran_other_library) + f", this is {library!r}: stored as theirs (a later "
+              "run here recomputes them)", file=stream, flush=True)
 
     missing = [t.key for t in tasks if t.key not in results]
     if missing:
@@ -224,6 +253,8 @@ def run_recipe(recipe, size="quick", seeds=None, out=None, data=None, executor=N
         # resumed results stored before the library version was recorded (see _stored)
         "tasks_resumed_library_unknown": unknown_library,
         "tasks_recomputed_other_library": sum(other_library.values()),
+        # results computed under another libgatednet than this process's (Dask workers), stored as such
+        "tasks_run_other_library": sum(ran_other_library.values()),
         "executor": repr(executor), "plots": plots, "plot_error": plot_error,
         "verdicts": [v.as_dict() for v in verdicts],
     }

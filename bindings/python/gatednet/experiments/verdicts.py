@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from .recipe import UNDECIDED, Missing, Undecidable, decide
+from .recipe import UNDECIDED, Missing, Undecidable, decide, diverged, nonfinite_text
 
 __all__ = ["METRIC", "rise", "with_rise", "rows_with_rise", "plateau", "unconverged", "rising", "spread", "band",
            "sample", "differences", "beyond", "within", "at_least", "all_of", "pair", "conclude", "spread_text", "pm"]
@@ -97,6 +97,10 @@ def unconverged(res, groups, s, metric=METRIC):
         if any(v is None for v in rises):
             unmet.append(f"{name} ran fewer than {2 * last} epochs, convergence not measurable")
             continue
+        if not all(math.isfinite(v) for v in rises):
+            lost = nonfinite_text(v for v in rises if not math.isfinite(v))
+            unmet.append(f"{name} has a run that diverged (rise {lost}), convergence not measurable")
+            continue
         top = max(rises)
         parts.append(f"{name} {top:+.2f}")
         if top > limit:
@@ -108,12 +112,13 @@ def unconverged(res, groups, s, metric=METRIC):
 def rising(res, group, s, metric=METRIC):
     """Whether the nets of ``group`` (model, setting) are still learning: True if one of its runs
     still rose by more than plateau_points over its last plateau_epochs, False if all settled (or
-    the group has no curves: a model solved exactly), None if a run was too short to tell."""
+    the group has no curves: a model solved exactly), None if a run was too short to tell or
+    diverged (a rise NaN or ±Inf)."""
     rows = res.select(group[0], metric, group[1])
     if all("rise" not in r for r in rows):
         return False
     rises = [r.get("rise") for r in rows]
-    if any(v is None for v in rises):
+    if any(v is None or not math.isfinite(v) for v in rises):
         return None
     return max(rises) > plateau(s)[1]
 
@@ -145,8 +150,13 @@ def band(res, a, b, sd, s, metric=METRIC):
 def sample(values, s):
     """(mean, band, sd, df) of per-seed values judged against a fixed threshold: band = noise_z ·
     sd / sqrt(n), sd the standard deviation of single seeds with df = n − 1; band and sd None for
-    a single value (no spread measured)."""
+    a single value (no spread measured). Undecidable if a value is NaN or ±Inf (e.g. a ratio of
+    diverged runs): their mean and spread are no measurement."""
     v = np.asarray(values, dtype=np.float64)
+    bad = v[~np.isfinite(v)]
+    if len(bad):
+        raise Undecidable(f"{len(bad)} of the {len(v)} per-seed values {'is' if len(bad) == 1 else 'are'} "
+                          f"{nonfinite_text(bad)}")
     if len(v) < 2:
         return float(v.mean()), None, None, 0
     sd = float(v.std(ddof=1))
@@ -159,7 +169,7 @@ def differences(res, a, b, ratio=False):
     both have; Missing if there is none; ``ratio``: Undecidable if a denominator is 0."""
     def by_seed(g):
         return {r.get("seed", 0): float(r["value"]) for r in res.select(g[0], g[1], g[2])
-                if r.get("value") is not None and not math.isnan(float(r["value"]))}
+                if r.get("value") is not None and not diverged(r)}
     va, vb = by_seed(a), by_seed(b)
     seeds = sorted(set(va) & set(vb))
     if not seeds:
@@ -201,8 +211,9 @@ def beyond(values, threshold, s, below=False, log=False, digits=2):
 
 def within(delta, tol, u):
     """|delta| ≤ tol, judged against the noise band ±u: True if it holds for every value in
-    delta ± u, False if for none, else UNDECIDED (also when u is None: no spread measured)."""
-    if u is None:
+    delta ± u, False if for none, else UNDECIDED (also when u is None: no spread measured, or when
+    delta or u is NaN or ±Inf)."""
+    if u is None or not (math.isfinite(delta) and math.isfinite(u)):
         return UNDECIDED
     if abs(delta) + u <= tol:
         return True
@@ -213,7 +224,7 @@ def within(delta, tol, u):
 
 def at_least(delta, margin, u):
     """delta ≥ margin, judged against the noise band ±u as :func:`within`."""
-    if u is None:
+    if u is None or not (math.isfinite(delta) and math.isfinite(u)):
         return UNDECIDED
     if delta - u >= margin:
         return True

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from gatednet.experiments import data as D
-from gatednet.experiments.common import check_choices, curve, report, train
+from gatednet.experiments.common import check_choices, curve, fit as fit_epochs, report, train
 from gatednet.experiments.verdicts import (METRIC, all_of, at_least, band, conclude, pair, plateau,  # noqa: F401
                                            pm, rise, spread, spread_text, unconverged, within)
 
@@ -66,13 +66,14 @@ def check_fit(fit, setting="fit"):
 def fit_curve(net, x, y, epochs, label, validation, lr_schedule=None, **fit):
     """Train with progress; the per-epoch curve as {"train": [%], "test": [%]} (test: on
     ``validation``, the true labels). ``lr_schedule="cosine"``: one ``fit`` call per epoch at
-    :func:`cosine_lr` (the Adam moments and the shuffling carry over between calls)."""
+    :func:`cosine_lr` (the Adam moments and the shuffling carry over between calls). A run that
+    diverged has NaN from that epoch on (common.fit)."""
     if lr_schedule is None:
         hist = train(net, x, y, epochs, label, validation, **fit)
     elif lr_schedule == "cosine":
         hist = []
         for e in range(epochs):
-            m = net.fit(x, y, epochs=1, validation_data=validation, **dict(fit, lr=cosine_lr(fit["lr"], e, epochs)))[0]
+            m = fit_epochs(net, x, y, 1, validation, **dict(fit, lr=cosine_lr(fit["lr"], e, epochs)))[0]
             report(label, e + 1, epochs, m["test_accuracy"])
             hist.append(m)
     else:
@@ -81,8 +82,10 @@ def fit_curve(net, x, y, epochs, label, validation, lr_schedule=None, **fit):
 
 
 def best(curve):
-    """Best test accuracy of a run (the papers' "best performance in each run")."""
-    return max(curve["test"])
+    """Best test accuracy of a run (the papers' "best performance in each run"); NaN for a run that
+    diverged (NaN epochs), not the best epoch before it blew up."""
+    t = curve["test"]
+    return float("nan") if any(math.isnan(v) for v in t) else max(t)
 
 
 def end(curve, last):

@@ -35,7 +35,7 @@ import numpy as np
 import gatednet as gn
 from gatednet.experiments import UNDECIDED, Claim, Recipe, Task
 from gatednet.experiments import data as D
-from gatednet.experiments.common import accuracy, check_choices, derive_seed, rows_for
+from gatednet.experiments.common import accuracy, check_choices, derive_seed, inherit_divergence, rows_for
 from gatednet.experiments.recipes._conv import SCHEDULES, fit_curve
 from gatednet.experiments.verdicts import (METRIC, all_of, at_least, conclude, pair, pm, rows_with_rise, spread,
                                            spread_text, unconverged, within)
@@ -80,6 +80,7 @@ def run_column(data, arch, width, depth, optimizer, lr, column, seed, n_train, n
     def fixed_learnt(source, model):
         with gn.Network(x.shape[1], hidden, ds.classes, "fixed_learnt", gate_source=source,
                         seed=net_seed(model)) as dgn:
+            inherit_divergence(dgn, source)
             trained(dgn, x, y, model)
 
     if column in ("relu", "rl", "rp"):
@@ -254,6 +255,8 @@ def plots(results, rows, s, out_dir):
 _ALL = list(COLUMNS)
 RECIPE = Recipe(
     name="fc-regimes",
+    # 2: a run that diverged gives NaN values (experiments.common), not the accuracy of NaN scores
+    version=2,
     title="ReLU vs decoupled vs fixed random / learnt gates, FC nets (Arch-1..4, Adam and SGD)",
     paper="Neural Path Features in Deep Learning",
     reproduces="Table 4",

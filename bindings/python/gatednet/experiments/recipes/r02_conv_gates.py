@@ -51,7 +51,7 @@ import numpy as np
 
 import gatednet as gn
 from gatednet.experiments import UNDECIDED, Claim, Recipe, Task
-from gatednet.experiments.common import derive_seed
+from gatednet.experiments.common import derive_seed, mark_diverged
 from gatednet.experiments.recipes._conv import check_fit
 from gatednet.experiments.recipes._conv import (METRIC, all_of, at_least, band, best, c1_c4, conclude, fit_curve, images,
                                                 pair, plateau, pm, rise, spread, spread_text, unconverged,
@@ -123,6 +123,8 @@ def train_wiring(data, column, filters, seed, n_train, n_test, epochs, fit, wiri
         with gn.ConvNetwork(layers, shape, REGIME[column], permutation=permutation,
                             value_input=value_input, gate_source=source,
                             seed=derive_seed("conv-gates", seed, column, permutation, value_input)) as net:
+            if column == FL and np.isnan(inputs[relu_key(seed)]["best"]):
+                mark_diverged(net)  # its gates come from a ReLU net that blew up (restored as it was before)
             curve = fit_curve(net, x, y, epochs, name, (xt, yt), **fit)
     finally:
         if source is not None:
@@ -169,7 +171,7 @@ def rows(results, s):
         rises = [rise(r["curve"], last) if r.get("curve") else None for r in rs]
         return dict(setting=setting, model=model, seed=seed, metric=METRIC,
                     value=float(np.mean([r["best"] for r in rs])), models=len(rs),
-                    rise=None if any(v is None for v in rises) else max(rises))
+                    rise=None if any(v is None for v in rises) else float(np.max(rises)))  # NaN if one is
 
     by_model = {}  # (seed, model) -> runs, in task order
     for key, run in results.items():
@@ -293,6 +295,8 @@ _FIT_QUICK = dict(optimizer="adam", lr=1e-2, batch_size=16, lr_schedule="cosine"
 _VERDICT = dict(tolerance_points=1.0, margin_points=1.0, plateau_epochs=2, plateau_points=1.0, noise_z=2.0)
 RECIPE = Recipe(
     name="conv-gates",
+    # 2: a run that diverged gives NaN values (experiments.common), not the accuracy of NaN scores
+    version=2,
     title="Conv gates under layer permutations and all-ones value input (C1–C4 + GAP)",
     paper="Duality simplifies deep neural networks with ReLUs",
     reproduces="Table 1, Figure 4",

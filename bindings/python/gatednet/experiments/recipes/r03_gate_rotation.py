@@ -32,7 +32,7 @@ import numpy as np
 
 import gatednet as gn
 from gatednet.experiments import Claim, Recipe, Task
-from gatednet.experiments.common import derive_seed
+from gatednet.experiments.common import derive_seed, diverged, inherit_divergence
 from gatednet.experiments.recipes._conv import check_fit
 from gatednet.experiments.recipes._conv import (METRIC, best, c1_c4, conclude, fit_curve, hidden_maps, images,
                                                 pair, plateau, pm, rise, spread, spread_text, within)
@@ -65,8 +65,9 @@ def run(data, column, filters, seed, n_train, n_test, epochs, fit, maps, plateau
         add(RELU, fit_curve(source, x, y, relu_epochs or epochs, f"ReLU seed {seed}", (xt, yt), **fit))
         with gn.ConvNetwork(layers, shape, "fixed_learnt", gate_source=source,
                             seed=derive_seed("gate-rotation", seed, "learnt"), **rotated) as net:
+            inherit_divergence(net, source)
             add(FL, fit_curve(net, x, y, epochs, f"fixed learnt rotated seed {seed}", (xt, yt), **fit))
-            if maps:
+            if maps and not diverged(net):
                 feature, value = hidden_maps(net, xt[0], layers, value_ones=True)
                 out["maps"] = {"image": np.asarray(xt[0]).reshape(shape).tolist(),
                                "feature": [m[:, :, :MAP_CHANNELS].tolist() for m in feature],
@@ -147,6 +148,8 @@ _FIT_SMOKE = dict(optimizer="adam", lr=3e-3, batch_size=16, lr_schedule="cosine"
 _FIT_QUICK = dict(optimizer="adam", lr=1e-2, batch_size=16, lr_schedule="cosine")  # as conv-gates (probed there)
 RECIPE = Recipe(
     name="gate-rotation",
+    # 2: a run that diverged gives NaN values (experiments.common), not the accuracy of NaN scores
+    version=2,
     title="Tiling + rotation of conv gates with all-ones value input (fixed learnt, decoupled)",
     paper="Duality simplifies deep neural networks with ReLUs",
     reproduces="§4.1, Figure 5",

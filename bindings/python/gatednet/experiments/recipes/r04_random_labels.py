@@ -41,7 +41,7 @@ import numpy as np
 
 import gatednet as gn
 from gatednet.experiments import UNDECIDED, Claim, Recipe, Task
-from gatednet.experiments.common import derive_seed
+from gatednet.experiments.common import derive_seed, inherit_divergence
 from gatednet.experiments.recipes._conv import check_fit
 from gatednet.experiments.recipes._conv import (METRIC, all_of, at_least, band, best, c1_c4, conclude, end,
                                                 fit_curve, images, pair, plateau, pm, rise, spread,
@@ -71,7 +71,9 @@ def run(data, gamma, filters, seed, n_train, n_test, epochs_up, epochs_down, epo
     curves, acc = {}, {}
 
     def value_net(source, model):
-        return gn.ConvNetwork(layers, shape, "fixed_learnt", gate_source=source, seed=seed_of(model))
+        net = gn.ConvNetwork(layers, shape, "fixed_learnt", gate_source=source, seed=seed_of(model))
+        inherit_divergence(net, source)
+        return net
 
     with gn.ConvNetwork(layers, shape, "relu", seed=seed_of("M1")) as m1:
         curves["M1"] = fit_curve(m1, x, noisy, epochs_up, label("M1"), val, **fit)
@@ -252,6 +254,8 @@ _FIT_SMOKE = dict(optimizer="adam", lr=3e-3, batch_size=16, lr_schedule="cosine"
 _FIT_QUICK = dict(optimizer="adam", lr=1e-2, batch_size=16, lr_schedule="cosine")  # as conv-gates (probed there)
 RECIPE = Recipe(
     name="random-labels",
+    # 2: a run that diverged gives NaN values (experiments.common), not the accuracy of NaN scores
+    version=2,
     title="Upstream random labels, downstream true labels: the gates carry the damage (M1–M5)",
     paper="Duality simplifies deep neural networks with ReLUs",
     reproduces="Table 2, Figures 6, 8, 9",

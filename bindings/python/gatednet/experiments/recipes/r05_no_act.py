@@ -124,6 +124,8 @@ def plots(results, rows_, s, out_dir):
 _SGD = dict(optimizer="sgd", lr=0.01, momentum=0.9)
 RECIPE = Recipe(
     name="no-act",
+    # 2: a run that diverged gives NaN values (experiments.common), not the accuracy of NaN scores
+    version=2,
     title="DGN-No-Act (feature net without activations) vs ReLU, VGG19- and ResNet-style",
     paper="Duality simplifies deep neural networks with ReLUs",
     reproduces="§5, Figure 7",

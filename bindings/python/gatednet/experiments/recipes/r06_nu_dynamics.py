@@ -21,7 +21,7 @@ import numpy as np
 import gatednet as gn
 from gatednet.experiments import Claim, Recipe, Task
 from gatednet.experiments import data as D
-from gatednet.experiments.common import derive_seed, report
+from gatednet.experiments.common import derive_seed, diverged, evaluate, fit, report
 from gatednet.experiments.verdicts import beyond, conclude, differences
 
 RELU, CONTROL = "ReLU", "fixed random gates (control)"
@@ -39,7 +39,8 @@ def _binary(x, y, classes, n):
 
 
 def track(data, model, seed, classes, width, depth, n_train, n_test, nu_points, epochs, lr, batch, top_k):
-    """Train one net epoch by epoch; ν_t, the spectrum and accuracy after each epoch."""
+    """Train one net epoch by epoch; ν_t, the spectrum and accuracy after each epoch (NaN from the
+    epoch the net diverged on, common.fit)."""
     ds = D.load(data)
     x, y = _binary(ds.x_train, ds.y_train, classes, n_train)
     xt, yt = _binary(ds.x_test, ds.y_test, classes, n_test)
@@ -53,13 +54,15 @@ def track(data, model, seed, classes, width, depth, n_train, n_test, nu_points, 
                     seed=derive_seed("nu-dynamics", model, seed)) as net:
         for epoch in range(epochs + 1):
             if epoch > 0:
-                net.fit(x, y, epochs=1, batch_size=batch, lr=lr, loss="squared",
-                        shuffle_seed=derive_seed("shuffle", seed))
-            h = net.npk(xs, normalized="trace")
-            nu, _ridge = gn.kernel_nu(h, ys)
-            eig = np.asarray(gn.kernel_eigenvalues(h))
-            eig = eig / eig.sum()
-            acc = net.evaluate(xt, yt, loss="squared")["accuracy"]
+                fit(net, x, y, 1, batch_size=batch, lr=lr, loss="squared", shuffle_seed=derive_seed("shuffle", seed))
+            if diverged(net, xt):
+                nu, eig, acc = float("nan"), np.full(len(xs), np.nan), float("nan")
+            else:
+                h = net.npk(xs, normalized="trace")
+                nu, _ridge = gn.kernel_nu(h, ys)
+                eig = np.asarray(gn.kernel_eigenvalues(h))
+                eig = eig / eig.sum()
+                acc = evaluate(net, xt, yt, loss="squared")["accuracy"]
             curve["epoch"].append(epoch)
             curve["nu"].append(float(nu))
             curve["top_share"].append(float(eig[:top_k].sum()))
@@ -166,6 +169,8 @@ def plots(results, rows, s, out_dir):
 
 RECIPE = Recipe(
     name="nu-dynamics",
+    # 2: a run that diverged gives NaN values (experiments.common), not the accuracy of NaN scores
+    version=2,
     title="ν_t = yᵀĤ_t⁻¹y and the NPK spectrum over training; fixed random gates as the control",
     paper="Neural Path Features in Deep Learning",
     reproduces="Figure 3",

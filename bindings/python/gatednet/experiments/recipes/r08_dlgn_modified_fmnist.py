@@ -36,7 +36,7 @@ import numpy as np
 import gatednet as gn
 from gatednet.experiments import UNDECIDED, Claim, Recipe, Task
 from gatednet.experiments import data as D
-from gatednet.experiments.common import check_choices, derive_seed, report
+from gatednet.experiments.common import check_choices, derive_seed, diverged, fit, report
 from gatednet.experiments.recipes._conv import SCHEDULES, cosine_lr
 from gatednet.experiments.verdicts import all_of, beyond, conclude, plateau, rise, unconverged
 
@@ -76,7 +76,8 @@ def _cosine(k):
 def run_model(data, model, seed, width, depth, n_train, n_test, clusters, epochs, lr, batch, kernel_points,
               lr_schedule=None):
     """One net trained epoch by epoch (``lr_schedule="cosine"``: epoch e at _conv.cosine_lr(lr, e,
-    epochs), else ``lr`` throughout), measured after every epoch."""
+    epochs), else ``lr`` throughout), measured after every epoch (NaN from the epoch the net
+    diverged on, common.fit)."""
     if lr_schedule not in (None, "cosine"):
         raise ValueError(f"lr_schedule: expected None or 'cosine', got {lr_schedule!r}")
     x, y, xt, yt, hard, hard_t = modified(data, n_train, n_test, clusters, seed)
@@ -90,13 +91,18 @@ def run_model(data, model, seed, width, depth, n_train, n_test, clusters, epochs
                     seed=derive_seed("modified-fmnist", model, seed)) as net:
         for epoch in range(epochs + 1):
             if epoch:
-                net.fit(x, y, epochs=1, batch_size=batch, shuffle_seed=derive_seed("shuffle", seed),
-                        lr=cosine_lr(lr, epoch - 1, epochs) if lr_schedule == "cosine" else lr)
+                fit(net, x, y, 1, batch_size=batch, shuffle_seed=derive_seed("shuffle", seed),
+                    lr=cosine_lr(lr, epoch - 1, epochs) if lr_schedule == "cosine" else lr)
+            curve["epoch"].append(epoch)
+            if diverged(net, xt):
+                for k in ("acc_easy", "acc_hard", "paths_easy", "paths_hard"):
+                    curve[k].append(float("nan"))
+                report(f"{model} seed {seed}", epoch, epochs, None)
+                continue
             pred = np.asarray(net.predict_classes(xt))
             right = pred == yt
             paths, _ = net.active_paths_by_group(xt, hard_t, 2)
             paths = np.asarray(paths)
-            curve["epoch"].append(epoch)
             curve["acc_easy"].append(100 * float(right[hard_t == 0].mean()))
             curve["acc_hard"].append(100 * float(right[hard_t == 1].mean()))
             curve["paths_easy"].append(float(paths[0]))
@@ -108,7 +114,8 @@ def run_model(data, model, seed, width, depth, n_train, n_test, clusters, epochs
     setting = f"{clusters} clusters per hard class"
     ratios = [e / max(h, 1e-300) for e, h in zip(curve["paths_easy"], curve["paths_hard"])]
     metrics = {f"test accuracy %, {EASY}": curve["acc_easy"][-1], f"test accuracy %, {HARD}": curve["acc_hard"][-1],
-               END_RATIO: ratios[-1], LOW_RATIO: min(ratios[1:]), GAP: curve["acc_easy"][1] - curve["acc_hard"][1]}
+               END_RATIO: ratios[-1], LOW_RATIO: float(np.min(ratios[1:])),  # np.min: NaN if one is (diverged)
+               GAP: curve["acc_easy"][1] - curve["acc_hard"][1]}
     rows = [dict(setting=setting, model=model, seed=seed, metric=k, value=float(v)) for k, v in metrics.items()]
     return {"rows": rows, "curve": curve, "model": model, "seed": seed}
 
@@ -130,7 +137,7 @@ def rows(results, s):
     for run in results.values():
         c = run["curve"]
         rises = [rise(c["acc_easy"], last), rise(c["acc_hard"], last)]
-        r = None if None in rises else max(rises)
+        r = None if None in rises else float(np.max(rises))  # NaN if a half's is (diverged)
         out += [dict(row, rise=r) if row["metric"] != GAP else row for row in run["rows"]]
     return out
 
@@ -221,6 +228,8 @@ def plots(results, rows, s, out_dir):
 
 RECIPE = Recipe(
     name="dlgn-modified-fmnist",
+    # 2: a run that diverged gives NaN values (experiments.common), not the accuracy of NaN scores
+    version=2,
     title="Modified Fashion-MNIST (5 easy classes, 25 relabelled clusters): accuracy, active paths and kernels per half",
     paper="Half-Space Feature Learning in Neural Networks",
     reproduces="§5, Figure 7 and appendix figures",

@@ -38,7 +38,7 @@ import numpy as np
 
 import gatednet as gn
 from gatednet.experiments import UNDECIDED, Claim, Recipe, Task
-from gatednet.experiments.common import derive_seed, train
+from gatednet.experiments.common import derive_seed, diverged, evaluate, train
 from gatednet.experiments.verdicts import all_of, beyond, conclude, differences, plateau, unconverged, with_rise
 
 RELU, DLGN, FROZEN = "ReLU", "DLGN-PWC", "DLGN-PWC, gating frozen at init"
@@ -70,7 +70,10 @@ def checkpoints(epochs):
 
 
 def half_mse(net, x, t, top):
-    """Mean squared error (out − t)² of the test points of each half: (upper, lower)."""
+    """Mean squared error (out − t)² of the test points of each half: (upper, lower); NaN for a
+    net that diverged (common.diverged)."""
+    if diverged(net, x):
+        return float("nan"), float("nan")
     err = (np.asarray(net.predict(x), dtype=np.float64)[:, 0] - t) ** 2
     return float(err[top == 1].mean()), float(err[top == 0].mean())
 
@@ -90,7 +93,14 @@ def run_model(model, seed, width, depth, n_train, n_test, epochs, lr, batch, low
                   loss="squared", shuffle_seed=derive_seed("shuffle", seed))
             curve.append((mark, *half_mse(net, xt, tt, top)))
         early = next(c for c in curve if c[0] == max(1, epochs // 10))
-        train_loss = net.evaluate(x, t)["loss"]
+        setting = f"circle f={low}/{high}"
+        if diverged(net, xt):  # every number of the run is NaN: the table and claims count it as diverged
+            names = [TRAIN_LOSS, MSE_UP, MSE_LOW, EARLY, PATHS, LAST_TOP, FIRST_TOP]
+            names += [COS_FIRST, COS_LAST] if model != RELU else []
+            return {"model": model, "seed": seed, "train_loss": float("nan"), "curve": curve, "diverged": True,
+                    "rows": [dict(setting=setting, model=model, seed=seed, metric=k, value=float("nan"))
+                             for k in names]}
+        train_loss = evaluate(net, x, t)["loss"]
         means, _counts = net.active_paths_by_group(xt, top, 2)
         means = np.asarray(means)
         out = {"model": model, "seed": seed, "train_loss": train_loss, "curve": curve,
@@ -115,7 +125,6 @@ def run_model(model, seed, width, depth, n_train, n_test, epochs, lr, batch, low
                 c = np.abs(u @ u.T)
                 align.append(float(c[~np.eye(len(u), dtype=bool)].mean()))
             out["hyperplanes"], out["alignment"] = planes, align
-    setting = f"circle f={low}/{high}"
     metrics = {TRAIN_LOSS: train_loss, MSE_UP: curve[-1][1], MSE_LOW: curve[-1][2],
                EARLY: early[2] / max(early[1], 1e-300),
                PATHS: out["paths_top"] / max(out["paths_bottom"], 1e-300),
@@ -295,6 +304,8 @@ _PLATEAU = dict(plateau_epochs=1, plateau_points=0.1, plateau_unit="decades of t
                 plateau_span="checkpoint interval")
 RECIPE = Recipe(
     name="dlgn-halfspaces",
+    # 2: a run that diverged gives NaN values (experiments.common), not the accuracy of NaN scores
+    version=2,
     title="DLGN gating neurons as half-spaces on a 2-D circle regression: hyperplanes, fit per half, "
           "later-layer clustering",
     paper="Half-Space Feature Learning in Neural Networks",

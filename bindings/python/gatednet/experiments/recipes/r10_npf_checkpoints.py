@@ -34,7 +34,8 @@ import numpy as np
 import gatednet as gn
 from gatednet.experiments import UNDECIDED, Claim, Recipe, Task
 from gatednet.experiments import data as D
-from gatednet.experiments.common import accuracy, check_choices, curve, derive_seed, report
+from gatednet.experiments.common import accuracy, check_choices, curve, derive_seed, fit as fit_epochs, \
+    inherit_divergence, report
 from gatednet.experiments.recipes._conv import SCHEDULES, cosine_lr, fit_curve
 from gatednet.experiments.verdicts import (METRIC, at_least, beyond, conclude, pair, pm, rows_with_rise, spread,
                                            spread_text, unconverged, within)
@@ -64,8 +65,7 @@ def checkpoint(data, seed, epoch, width, depth, n_train, n_test, value_epochs, l
         if lr_schedule == "cosine":
             hist = []
             for e in range(epoch):
-                hist += relu.fit(x, y, epochs=1, validation_data=(xt, yt),
-                                 **dict(fit, lr=cosine_lr(lr, e, relu_epochs or epoch)))
+                hist += fit_epochs(relu, x, y, 1, (xt, yt), **dict(fit, lr=cosine_lr(lr, e, relu_epochs or epoch)))
                 report(label, e + 1, epoch, hist[-1]["test_accuracy"])
             relu_curve = curve(hist)
         else:
@@ -73,6 +73,7 @@ def checkpoint(data, seed, epoch, width, depth, n_train, n_test, value_epochs, l
         relu_acc = accuracy(relu, xt, yt)
         with gn.Network(x.shape[1], hidden, ds.classes, "fixed_learnt", gate_source=relu,
                         seed=derive_seed("npf-ckpt value", seed, epoch)) as dgn:
+            inherit_divergence(dgn, relu)
             fl_curve = fit_curve(dgn, x, y, value_epochs, f"fixed learnt (epoch-{epoch} gates) seed {seed}",
                                  (xt, yt), lr_schedule=lr_schedule, **fit)
             fl_acc = accuracy(dgn, xt, yt)
@@ -166,6 +167,8 @@ def plots(results, rows, s, out_dir):
 
 RECIPE = Recipe(
     name="npf-checkpoints",
+    # 2: a run that diverged gives NaN values (experiments.common), not the accuracy of NaN scores
+    version=2,
     title="Fixed learnt gates copied from a ReLU net at epochs 0, 1, 2, 4, 8, …: accuracy against the epoch",
     paper="Neural Path Features in Deep Learning",
     reproduces="continuous NPF learning (authors' code)",

@@ -36,7 +36,7 @@ import numpy as np
 import gatednet as gn
 from gatednet.experiments import Claim, Recipe, Task
 from gatednet.experiments import data as D
-from gatednet.experiments.common import accuracy, check_choices, derive_seed, report
+from gatednet.experiments.common import accuracy, check_choices, derive_seed, report, scores_accuracy
 from gatednet.experiments.recipes._conv import SCHEDULES, fit_curve
 from gatednet.experiments.verdicts import (all_of, at_least, band, conclude, pair, plateau, pm, sample, spread,
                                            spread_text, unconverged, with_rise, within)
@@ -79,8 +79,7 @@ def kernel_ridge(data, depth, n_train, n_test, ridge_rel):
         kt = shape.npk_limit(xt, x)
     ridge = ridge_rel * float(np.trace(np.asarray(k))) / len(y)
     alpha, _used = gn.kernel_ridge_fit(k, gn.kernel_targets(y, ds.classes), ridge=ridge)
-    pred = np.asarray(gn.kernel_classes(gn.kernel_ridge_predict(kt, alpha)))
-    acc = 100.0 * float(np.mean(pred == yt))
+    acc = scores_accuracy(gn.kernel_ridge_predict(kt, alpha), yt)
     report(KRR, accuracy=acc / 100)
     return [dict(setting="accuracy", model=KRR, seed=0, metric=ACC, value=acc, width=float("inf"))]
 
@@ -247,6 +246,8 @@ def plots(results, rows, s, out_dir):
 
 RECIPE = Recipe(
     name="width-limit",
+    # 2: a run that diverged gives NaN values (experiments.common), not the accuracy of NaN scores
+    version=2,
     title="Finite-width NPK of random gates → its infinite-width limit; kernel ridge vs nets of growing width",
     paper="Neural Path Features in Deep Learning",
     reproduces="§3–4, Theorem 4.1 (infinite width)",
