@@ -72,11 +72,13 @@ final class PackedGateRows {
     let bits: UnsafePointer<UInt64>
     private let owned: UnsafeMutablePointer<UInt64>?
 
-    init(rows: Int, widths: [Int]) {
+    /// Owned bits, zeroed, then written by `fill`.
+    init(rows: Int, widths: [Int], fill: (UnsafeMutablePointer<UInt64>) -> Void = { _ in }) {
         self.rows = rows
         (offsets, words, stride) = PackedGateRows.layout(widths)
         let storage = UnsafeMutablePointer<UInt64>.allocate(capacity: max(rows * stride, 1))
         storage.initialize(repeating: 0, count: max(rows * stride, 1))
+        fill(storage)
         owned = storage
         bits = UnsafePointer(storage)
     }
@@ -88,9 +90,6 @@ final class PackedGateRows {
         owned = nil
         self.bits = bits
     }
-
-    /// The writable bits of an owning instance.
-    var mutableBits: UnsafeMutablePointer<UInt64> { owned! }
 
     static func layout(_ widths: [Int]) -> (offsets: [Int], words: [Int], stride: Int) {
         let words = widths.map(GateMask.wordsPerRow(width:))
@@ -111,9 +110,7 @@ extension GatedNetwork {
     /// Bit-packed hard gates of every hidden layer for `rows` rows of x, computed in chunks (no
     /// float copy of all gates is kept).
     func packedGates(_ x: UnsafePointer<Float>, rows: Int) -> PackedGateRows {
-        let packed = PackedGateRows(rows: rows, widths: hiddenWidths)
-        writePackedGates(x, rows: rows, into: packed.mutableBits)
-        return packed
+        PackedGateRows(rows: rows, widths: hiddenWidths) { writePackedGates(x, rows: rows, into: $0) }
     }
 
     /// Bit-packed hard gates of every hidden layer (feature-net numbering) for `rows` rows of

@@ -124,7 +124,7 @@ extension GatedNetwork {
         switch choice {
         case .path(.base), .path(.overlap), .path(.npk), .path(.npkNormalized): break
         default:
-            throw GatedNetError.invalidArgument("\(which): given packed gates are taken by the path kernels base, overlap, npk and npk_normalized only, not by \(choice)")
+            throw GatedNetError.invalidArgument("\(which): given packed gates are taken by the path kernels base, overlap, npk and npk_normalized only (on the packed gate path); this kind computes what it needs itself")
         }
         guard hasHardGates else {
             throw GatedNetError.unsupported("\(which): given packed gates need hard gates; this network has soft gates")
