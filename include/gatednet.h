@@ -396,6 +396,21 @@ gn_status gn_gates_packed_words(const gn_network *net, int64_t layer, int64_t *w
 gn_status gn_gates_packed(const gn_network *net, const float *x, int64_t n, int64_t layer,
                           uint64_t *out, int64_t capacity);
 
+/* Hard gates of ALL hidden layers bit-packed, the layout gn_kernel_options.gates_a / gates_b
+ * take: row i occupies words_per_row = sum_l ceil(width_l / 64) uint64 words (hidden layers in
+ * feature-net numbering, l = 0 .. n_hidden-1): layer 0's ceil(width_0 / 64) words, then layer
+ * 1's, ...; with offset_l = sum_{m<l} ceil(width_m / 64), gate j of layer l of row i is bit
+ * (j % 64) of word i*words_per_row + offset_l + j/64 (the words gn_gates_packed gives for
+ * that layer); bits above width_l in a layer's last word are 0.
+ * gn_gates_packed_all_words gives words_per_row (any network). gn_gates_packed_all: x is
+ * n x input_size, out holds capacity >= n * words_per_row words (caller-owned, written, never
+ * read). Cost: one feature pass, as the gate pass of a kernel call over those rows.
+ * Errors: GN_ERR_NULL_POINTER, GN_ERR_INVALID_HANDLE, GN_ERR_SHAPE, GN_ERR_NOT_FINITE (x),
+ * GN_ERR_BUFFER_TOO_SMALL, GN_ERR_UNSUPPORTED (soft gates). Not thread-safe on one network. */
+gn_status gn_gates_packed_all_words(const gn_network *net, int64_t *words_per_row);
+gn_status gn_gates_packed_all(const gn_network *net, const float *x, int64_t n, uint64_t *out,
+                              int64_t capacity);
+
 typedef enum gn_kernel_kind {
     GN_KERNEL_INPUT_GRAM = 0,     /* Sigma = Xa Xbᵀ of the value input (d_in * 11ᵀ for ones) */
     GN_KERNEL_BASE = 1,           /* B_l = Ga_l Gb_lᵀ / width_l for the `layer` argument */
@@ -585,6 +600,29 @@ typedef struct gn_kernel_options {
     float *out_transposed;
     int64_t ld_transposed;       /* row stride of out_transposed; default 0 */
     int64_t capacity_transposed; /* floats out_transposed holds; default 0 */
+    /* Appended fields: a struct_size that ends at capacity_transposed (or at progress_user) is
+     * accepted and means the gates are computed.
+     * gates_a: NULL (default: computed) or the packed hard gates of ALL n_a rows of xa, as
+     * gn_gates_packed_all writes them (n_a x words_per_row uint64 words, row r = row r of xa, so
+     * row_begin / row_count index them as they index xa); gates_b likewise for ALL n_b rows of xb
+     * (indexed by col_begin / col_count). Given gates replace the feature pass over those rows;
+     * the kernel is bit for bit the one computed without them. Caller-owned, read only during the
+     * call, not copied nor retained after it returns; the caller must not change them during the
+     * call (several calls, also on other threads and networks, may read the same gates at once).
+     * They must come from this network's current feature weights (not checked: other gates give
+     * the kernel of those gates). One side may be given and the other computed. For a symmetric
+     * call (xb NULL or xa) gates_a serves both sides: gates_b must be NULL or equal gates_a.
+     * Taken by gn_kernel_compute for GN_KERNEL_BASE, OVERLAP, NPK and NPK_NORMALIZED on the packed
+     * gate path (gate_path AUTO or PACKED) only. Errors, all before anything is written:
+     * GN_ERR_INVALID_ARGUMENT (another kind, gate_path FLOAT, gates_b != gates_a in a symmetric
+     * call, a bit set above a layer's width in its last word of a row the block reads: the message
+     * names the row and layer), GN_ERR_UNSUPPORTED (soft gates), GN_ERR_BUFFER_TOO_SMALL
+     * (capacity_gates_a < n_a * words_per_row, capacity_gates_b < n_b * words_per_row).
+     * gn_conv_network_kernel_compute refuses non-NULL gates (GN_ERR_INVALID_ARGUMENT). */
+    const uint64_t *gates_a;
+    int64_t capacity_gates_a;    /* uint64 words gates_a holds; default 0 */
+    const uint64_t *gates_b;
+    int64_t capacity_gates_b;    /* uint64 words gates_b holds; default 0 */
 } gn_kernel_options;
 
 /* Defaults as listed above. Errors: GN_ERR_NULL_POINTER. */
@@ -609,9 +647,11 @@ gn_status gn_kernel_options_init(gn_kernel_options *opts);
  * Errors: GN_ERR_NULL_POINTER, GN_ERR_INVALID_HANDLE, GN_ERR_SHAPE, GN_ERR_NOT_FINITE (inputs;
  * a raw OVERLAP or NPK entry beyond float's range, see gn_kernel),
  * GN_ERR_INVALID_ARGUMENT (kind, layer, output, block outside the inputs, ld_out, zero trace,
- * struct_size, ld_transposed, out_transposed overlapping out or with upper_only),
- * GN_ERR_BUFFER_TOO_SMALL (capacity, capacity_transposed), GN_ERR_UNSUPPORTED (a part this network does not have, see the
- * kinds), GN_ERR_CANCELLED. Not thread-safe on one network (uses its scratch space). */
+ * struct_size, ld_transposed, out_transposed overlapping out or with upper_only, gates_a /
+ * gates_b as listed with them), GN_ERR_BUFFER_TOO_SMALL (capacity, capacity_transposed,
+ * capacity_gates_a, capacity_gates_b), GN_ERR_UNSUPPORTED (a part this network does not have,
+ * see the kinds; given gates with soft gates), GN_ERR_CANCELLED. Not thread-safe on one network
+ * (uses its scratch space). */
 gn_status gn_kernel_compute(const gn_network *net, gn_kernel_kind kind, const float *xa,
                             int64_t n_a, const float *xb, int64_t n_b,
                             const gn_kernel_options *opts, float *out, int64_t ld_out,
@@ -936,10 +976,11 @@ gn_status gn_conv_network_kernel(const gn_conv_network *net, gn_conv_kernel_kind
  * >= C, capacity >= (R - 1) * ld_out + C); upper_only; progress once per tile from the calling
  * thread, nonzero return cancels both cores (GN_ERR_CANCELLED, output partly written). The
  * out_transposed as for gn_kernel_compute. The other fields (layer, output, gate_path,
- * ntk_scaling) are ignored; opts may be NULL.
+ * ntk_scaling) are ignored; gates_a / gates_b must be NULL (conv kernels compute their own
+ * gates); opts may be NULL.
  * Errors: those of gn_conv_network_kernel, GN_ERR_NULL_POINTER, GN_ERR_CANCELLED,
- * GN_ERR_INVALID_ARGUMENT (block outside the inputs, struct_size). Not thread-safe on one
- * network. */
+ * GN_ERR_INVALID_ARGUMENT (block outside the inputs, struct_size, non-NULL gates_a or gates_b).
+ * Not thread-safe on one network. */
 gn_status gn_conv_network_kernel_compute(const gn_conv_network *net, gn_conv_kernel_kind kind,
                                          const float *xa, int64_t n_a, const float *xb,
                                          int64_t n_b, const gn_kernel_options *opts, float *out,

@@ -12,6 +12,9 @@ public func gn_conv_network_kernel_compute(_ net: OpaquePointer?, _ kind: gn_con
     guarded("gn_conv_network_kernel_compute") {
         let network = try Handles.lookup(net, as: ConvNetworkBox.self, kind: "gn_conv_network", "net").network
         let c = try kernelOptions(opts)
+        guard c.gates_a == nil && c.gates_b == nil else {
+            throw GatedNetError.invalidArgument("opts->\(c.gates_a != nil ? "gates_a" : "gates_b"): conv kernels compute their own gates; given packed gates are for gn_kernel_compute (fully connected networks) only; pass NULL")
+        }
         guard let k = ConvKernelKind(rawValue: Int(kind.rawValue)) else {
             throw GatedNetError.invalidArgument("kind: got \(kind.rawValue), need 0 ... 4")
         }

@@ -22,30 +22,42 @@ public func gn_kernel_options_init(_ opts: UnsafeMutablePointer<gn_kernel_option
         c.out_transposed = nil
         c.ld_transposed = 0
         c.capacity_transposed = 0
+        c.gates_a = nil; c.capacity_gates_a = 0
+        c.gates_b = nil; c.capacity_gates_b = 0
         o.pointee = c
     }
 }
 
 /// The caller's options (nil: the defaults). A struct_size that ends at progress_user (the
-/// struct before out_transposed was appended) is accepted: only those bytes are read, and the
-/// appended fields keep their defaults (no transposed output).
+/// struct before out_transposed was appended) or at capacity_transposed (before gates_a) is
+/// accepted: only those bytes are read, and the later fields keep their defaults (no
+/// transposed output, gates computed).
 func kernelOptions(_ opts: UnsafePointer<gn_kernel_options>?) throws -> gn_kernel_options {
     var c = gn_kernel_options()
     _ = gn_kernel_options_init(&c)
     guard let o = opts else { return c }
     let full = MemoryLayout<gn_kernel_options>.size
-    let old = MemoryLayout<gn_kernel_options>.offset(of: \.out_transposed)!
+    let older = [MemoryLayout<gn_kernel_options>.offset(of: \.out_transposed)!,
+                 MemoryLayout<gn_kernel_options>.offset(of: \.gates_a)!]
     let size = o.pointee.struct_size  // the first field: present in every version
-    guard size == old || size >= full else {
-        throw GatedNetError.invalidArgument("opts->struct_size: got \(size), need \(full) (or \(old), the struct without out_transposed); initialise it with gn_kernel_options_init")
+    guard older.contains(size) || size >= full else {
+        throw GatedNetError.invalidArgument("opts->struct_size: got \(size), need \(full) (or \(older[1]), the struct without gates_a, or \(older[0]), without out_transposed); initialise it with gn_kernel_options_init")
     }
     if size >= full {
         c = o.pointee
     } else {
-        withUnsafeMutableBytes(of: &c) { $0.copyMemory(from: UnsafeRawBufferPointer(start: o, count: old)) }
+        withUnsafeMutableBytes(of: &c) { $0.copyMemory(from: UnsafeRawBufferPointer(start: o, count: size)) }
     }
     c.struct_size = full
     return c
+}
+
+/// The caller's packed gates `p` of all `rows` rows of an input, checked against `capacity`
+/// words (nil when p is NULL). The engine checks the kind, gate path and padding bits.
+func givenGates(_ p: UnsafePointer<UInt64>?, capacity cap: Int64, rows: Int, words: Int, _ name: String) throws -> UnsafePointer<UInt64>? {
+    guard let p else { return nil }
+    try capacity(cap, needs: try checkedCount(rows, words, what: name), "opts->capacity_\(name)")
+    return p
 }
 
 /// The transposed output of options `c` for a rows × cols block (cols × rows), checked against
@@ -128,6 +140,10 @@ public func gn_kernel_compute(_ net: OpaquePointer?, _ kind: gn_kernel_kind, _ x
         let o = try required(out, "out")
         try capacity(cap, needs: try stridedSpan(rows: rows.count, cols: cols.count, ld: ld), "capacity")
         options.transposed = try transposedOutput(c, rows: rows.count, cols: cols.count)
+        let words = network.packedGateWordsPerRow
+        options.packedGatesA = try givenGates(c.gates_a, capacity: c.capacity_gates_a, rows: rowsA, words: words, "gates_a")
+        options.packedGatesB = try givenGates(c.gates_b, capacity: c.capacity_gates_b, rows: symmetric ? rowsA : rowsB,
+                                              words: words, "gates_b")
         try network.kernel(choice, xa: a, na: rowsA, xb: b, nb: rowsB, symmetric: symmetric,
                            out: KernelOutput(pointer: o, rows: rows.count, cols: cols.count, ld: Int(ld)), options: options)
         try finiteResult(o, rows: rows.count, cols: cols.count, ld: Int(ld), upperOnly: options.upperOnly, "out")

@@ -47,6 +47,26 @@ public func gn_gates_packed(_ net: OpaquePointer?, _ x: UnsafePointer<Float>?, _
     }
 }
 
+@_cdecl("gn_gates_packed_all_words")
+public func gn_gates_packed_all_words(_ net: OpaquePointer?, _ words: UnsafeMutablePointer<Int64>?) -> gn_status {
+    guarded("gn_gates_packed_all_words") {
+        let network = try Handles.network(net, "net")
+        try required(words, "words_per_row").pointee = Int64(network.packedGateWordsPerRow)
+    }
+}
+
+@_cdecl("gn_gates_packed_all")
+public func gn_gates_packed_all(_ net: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64,
+                                _ out: UnsafeMutablePointer<UInt64>?, _ cap: Int64) -> gn_status {
+    guarded("gn_gates_packed_all") {
+        let network = try Handles.network(net, "net")
+        let (xs, rows) = try inputMatrix(x, rows: n, cols: network.inputSize, "x", rowsName: "n")
+        let o = try required(out, "out")
+        try capacity(cap, needs: try checkedCount(rows, network.packedGateWordsPerRow, what: "out"), "capacity")
+        try network.packedGates(xs, rows: rows, into: o)
+    }
+}
+
 @_cdecl("gn_kernel")
 public func gn_kernel(_ net: OpaquePointer?, _ kind: gn_kernel_kind, _ layer: Int64,
                       _ xa: UnsafePointer<Float>?, _ na: Int64, _ xb: UnsafePointer<Float>?, _ nb: Int64,

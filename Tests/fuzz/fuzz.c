@@ -634,6 +634,22 @@ static float *kernel_out(int64_t r, int64_t c, int64_t *ld, int64_t *cap) {
     return guarded(sizeof(float) * (size_t)*cap);
 }
 
+/* Packed gates of `rows` rows of x for gn_kernel_options.gates_a / gates_b: the network's own
+ * (gn_gates_packed_all; all zero if x is refused) or random words (padding bits likely set), in
+ * an honest buffer; *cap is its size, or sometimes less. */
+static const uint64_t *any_gates(gn_network *n, const float *x, int64_t rows, int64_t words, int64_t *cap) {
+    int64_t count = rows * words;
+    uint64_t *g = guarded(8 * (size_t)count);
+    if (g == NULL) return NULL;
+    if (chance(70)) {
+        (void)gn_gates_packed_all(n, x, rows, g, count);
+    } else {
+        for (int64_t i = 0; i < count; i++) g[i] = chance(50) ? rnd() : 0;
+    }
+    *cap = chance(85) ? count : below(count + 1);
+    return g;
+}
+
 static void f_kernel_fc(void) {
     gn_network *n = any_fc();
     int64_t d = fc_d(n);
@@ -664,6 +680,15 @@ static void f_kernel_fc(void) {
         int64_t tr = o.col_count > 0 ? o.col_count : nb - o.col_begin, tc = o.row_count > 0 ? o.row_count : na - o.row_begin;
         o.out_transposed = chance(10) ? out : kernel_out(tr, tc, &o.ld_transposed, &o.capacity_transposed);
         if (o.out_transposed == out) o.ld_transposed = ld, o.capacity_transposed = cap;
+    }
+    if (chance(25)) { /* given packed gates, honest buffers of rows ra / rb */
+        int64_t words = 0;
+        if (gn_gates_packed_all_words(n, &words) != GN_OK || words < 1 || words > 64) words = 1 + below(4);
+        if (chance(90)) o.gates_a = any_gates(n, xa, ra, words, &o.capacity_gates_a);
+        if (chance(50)) {
+            o.gates_b = same && chance(50) ? o.gates_a : any_gates(n, xb, rb, words, &o.capacity_gates_b);
+            if (o.gates_b == o.gates_a) o.capacity_gates_b = o.capacity_gates_a;
+        }
     }
     if (chance(5)) o.struct_size = (size_t)below(sizeof o);
     CALL(gn_kernel_compute(n, (gn_kernel_kind)kind, xa, na, chance(20) ? NULL : xb, nb, chance(10) ? NULL : &o, out, ld, cap));
@@ -819,6 +844,13 @@ static void f_run_cv(void) {
     int64_t ld, kcap;
     float *out = kernel_out(rows, nb, &ld, &kcap);
     CALL(gn_conv_network_kernel(n, (gn_conv_kernel_kind)(below(6) - (chance(5) ? 1 : 0)), x, rows, xb, nb, out, ld, kcap));
+    if (chance(20)) { /* with options; given gates (refused by conv kernels) half the time */
+        gn_kernel_options o;
+        gn_kernel_options_init(&o);
+        if (chance(50)) o.gates_a = guarded(8 * 4), o.capacity_gates_a = 4;
+        if (chance(30)) o.gates_b = guarded(8 * 4), o.capacity_gates_b = below(5);
+        CALL(gn_conv_network_kernel_compute(n, (gn_conv_kernel_kind)below(5), x, rows, xb, nb, &o, out, ld, kcap));
+    }
 }
 
 static void f_hidden(void) {

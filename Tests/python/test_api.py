@@ -39,7 +39,7 @@ def test_same_methods_same_leading_arguments(name):
     assert pos(fc) == pos(conv), name
     # Keyword-only options: the shared ones are the same set, save each class's own extras.
     own = {"packed", "wired", "train_feature_head", "projection", "output", "rows", "cols", "upper_only",
-           "gate_path", "ntk_scaling"}
+           "gate_path", "ntk_scaling", "gates_a", "gates_b"}
     kw = lambda ps: {p.name for p in ps if p.kind is p.KEYWORD_ONLY} - own
     assert kw(fc) == kw(conv), name
 

@@ -88,12 +88,15 @@ extension ConvNetwork {
     /// (same bits as on one), with `options.progress` once per tile; `symmetric` (xb is xa)
     /// computes one triangle of a block with equal row and column ranges (`options.upperOnly`
     /// as for FC kernels). Reads rows, cols, upperOnly, transposed, progress and serialTiles of
-    /// `options`.
+    /// `options`; refuses packedGatesA / B.
     /// Throws `.unsupported` for max pooling, `.notFinite` for an entry beyond float's range.
     public func pathKernel(_ kind: ConvKernelKind, xa: UnsafePointer<Float>, na: Int, xb: UnsafePointer<Float>, nb: Int,
                            symmetric: Bool, out: KernelOutput, options: KernelOptions = KernelOptions()) throws {
         let d = inputSize
         let (rows, cols) = try options.block(na: na, nb: nb, out: out)
+        guard options.packedGatesA == nil && options.packedGatesB == nil else {
+            throw GatedNetError.invalidArgument("\(options.packedGatesA != nil ? "gates_a" : "gates_b"): conv kernels compute their own gates; given packed gates are for fully connected networks only")
+        }
         let a = xa + rows.lowerBound * d, b = xb + cols.lowerBound * d
         let ra = rows.count, rb = cols.count
         let square = symmetric && rows == cols

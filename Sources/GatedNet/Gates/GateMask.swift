@@ -61,45 +61,79 @@ func unpackGateRow(_ src: UnsafePointer<UInt64>, width: Int, into g: UnsafeMutab
 }
 
 /// Hard gates of every hidden layer for a batch, bit-packed row by row: row r holds layer 0's
-/// words, then layer 1's, … (`stride` words in all). n·Σ_l w_l / 8 bytes.
+/// words, then layer 1's, … (`stride` words in all). n·Σ_l w_l / 8 bytes. Either owns its
+/// bits, or (`borrowing`) reads a caller's buffer that must outlive it.
 final class PackedGateRows {
     let rows: Int
     let stride: Int
     /// First word of each layer within a row, and its word count.
     let offsets: [Int]
     let words: [Int]
-    let bits: UnsafeMutablePointer<UInt64>
+    let bits: UnsafePointer<UInt64>
+    private let owned: UnsafeMutablePointer<UInt64>?
 
-    init(rows: Int, widths: [Int]) {
+    /// Owned bits, zeroed, then written by `fill`.
+    init(rows: Int, widths: [Int], fill: (UnsafeMutablePointer<UInt64>) -> Void = { _ in }) {
         self.rows = rows
-        words = widths.map(GateMask.wordsPerRow(width:))
+        (offsets, words, stride) = PackedGateRows.layout(widths)
+        let storage = UnsafeMutablePointer<UInt64>.allocate(capacity: max(rows * stride, 1))
+        storage.initialize(repeating: 0, count: max(rows * stride, 1))
+        fill(storage)
+        owned = storage
+        bits = UnsafePointer(storage)
+    }
+
+    /// A view of `rows` rows of packed gates in the layout of `widths`, not copied.
+    init(borrowing bits: UnsafePointer<UInt64>, rows: Int, widths: [Int]) {
+        self.rows = rows
+        (offsets, words, stride) = PackedGateRows.layout(widths)
+        owned = nil
+        self.bits = bits
+    }
+
+    static func layout(_ widths: [Int]) -> (offsets: [Int], words: [Int], stride: Int) {
+        let words = widths.map(GateMask.wordsPerRow(width:))
         var o: [Int] = []
         var s = 0
         for w in words { o.append(s); s += w }
-        offsets = o
-        stride = s
-        bits = .allocate(capacity: max(rows * s, 1))
-        bits.initialize(repeating: 0, count: max(rows * s, 1))
+        return (o, words, s)
     }
 
-    deinit { bits.deallocate() }
+    deinit { owned?.deallocate() }
 }
 
 extension GatedNetwork {
+    /// Words per row of the packed gates of all hidden layers (`packedGates(_:rows:into:)`):
+    /// Σ_l ⌈w_l / 64⌉.
+    public var packedGateWordsPerRow: Int { PackedGateRows.layout(hiddenWidths).stride }
+
     /// Bit-packed hard gates of every hidden layer for `rows` rows of x, computed in chunks (no
     /// float copy of all gates is kept).
     func packedGates(_ x: UnsafePointer<Float>, rows: Int) -> PackedGateRows {
-        let packed = PackedGateRows(rows: rows, widths: hiddenWidths)
+        PackedGateRows(rows: rows, widths: hiddenWidths) { writePackedGates(x, rows: rows, into: $0) }
+    }
+
+    /// Bit-packed hard gates of every hidden layer (feature-net numbering) for `rows` rows of
+    /// x into `out` (rows × `packedGateWordsPerRow` words): row r is layer 0's ⌈w_0/64⌉ words,
+    /// then layer 1's, …; gate j of layer l is bit j % 64 of word offset_l + j / 64, bits
+    /// above w_l in a layer's last word 0. The layout `KernelOptions.packedGatesA` / `B`
+    /// take. Throws `.unsupported` for soft gates.
+    public func packedGates(_ x: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<UInt64>) throws {
+        guard hasHardGates else { throw GatedNetError.unsupported("packed gates: this network has soft gates") }
+        writePackedGates(x, rows: rows, into: out)
+    }
+
+    private func writePackedGates(_ x: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<UInt64>) {
+        let (offsets, _, stride) = PackedGateRows.layout(hiddenWidths)
         let ws = workspace(rows: min(evaluationChunk, max(rows, 1)))
         forEachChunk(rows: rows, chunk: ws.capacity) { start, n in
             runFeature(x + start * inputSize, rows: n, ws: ws, gates: true)
             for (l, w) in hiddenWidths.enumerated() {
                 let g = ws.gates[l].pointer
                 for r in 0..<n {
-                    packGateRow(g + r * w, width: w, into: packed.bits + (start + r) * packed.stride + packed.offsets[l])
+                    packGateRow(g + r * w, width: w, into: out + (start + r) * stride + offsets[l])
                 }
             }
         }
-        return packed
     }
 }

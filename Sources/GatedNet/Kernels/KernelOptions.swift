@@ -65,6 +65,16 @@ public struct KernelOptions {
     /// that needs both K(a, b) and K(b, a) makes no second pass over memory). Caller-owned,
     /// written, never read; must not overlap `out`. Not with `upperOnly`.
     public var transposed: KernelOutput?
+    /// Packed hard gates of ALL na rows of xa, computed beforehand by
+    /// `GatedNetwork.packedGates(_:rows:into:)` (na × `packedGateWordsPerRow` words; row r is
+    /// row r of xa, so `rows` indexes them as it indexes xa), or nil to compute them. Used
+    /// instead of a feature pass over the block's rows; the kernel is bit for bit the one
+    /// computed without them. Path kernels base, overlap, npk and npkNormalized of a hard-gate
+    /// network only, on the packed gate path; any other call throws. Caller-owned, read only
+    /// during the call, not copied. A symmetric call reads these for both sides.
+    public var packedGatesA: UnsafePointer<UInt64>?
+    /// The same for all nb rows of xb (indexed by `cols`); nil or `packedGatesA` when symmetric.
+    public var packedGatesB: UnsafePointer<UInt64>?
 
     /// Tests only: compute the tiles one after the other on the calling thread instead of in
     /// two parts (`fillKernelTiles`' `parallel` off), BLAS on its usual threads.

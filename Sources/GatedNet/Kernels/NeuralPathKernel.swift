@@ -94,9 +94,11 @@ extension GatedNetwork {
     public func kernel(_ choice: KernelChoice, xa: UnsafePointer<Float>, na: Int, xb: UnsafePointer<Float>, nb: Int,
                        symmetric: Bool, out: KernelOutput, options: KernelOptions) throws {
         let (rows, cols) = try options.block(na: na, nb: nb, out: out)
+        let (gatesA, gatesB) = try givenGates(choice, options, symmetric: symmetric, rows: rows, cols: cols)
         let block = KernelBlock(a: xa + rows.lowerBound * inputSize, rowsA: rows.count,
                                 b: xb + cols.lowerBound * inputSize, rowsB: cols.count,
-                                symmetric: symmetric && rows == cols, out: out, options: options)
+                                symmetric: symmetric && rows == cols, out: out, options: options,
+                                gatesA: gatesA, gatesB: gatesB)
         try requireMemory(try kernelScratchBytes(choice, block, traceRows: na), for: "kernel scratch")
         switch choice {
         case .path(let kind):
@@ -109,6 +111,54 @@ extension GatedNetwork {
         case .npkLimit, .ntkLimit:
             try limitKernel(choice == .ntkLimit, block)
         }
+    }
+
+    /// The caller's packed gates (`options.packedGatesA` / `B`) of the block's first row and
+    /// column, after checking that this call may use them: a path kernel on packed hard gates
+    /// (base, overlap, npk, npkNormalized), for a symmetric call B nil or A, and no bit set above
+    /// a layer's width in the rows the block reads (it would change the popcounts).
+    func givenGates(_ choice: KernelChoice, _ options: KernelOptions, symmetric: Bool,
+                    rows: Range<Int>, cols: Range<Int>) throws -> (UnsafePointer<UInt64>?, UnsafePointer<UInt64>?) {
+        guard options.packedGatesA != nil || options.packedGatesB != nil else { return (nil, nil) }
+        let which = options.packedGatesA != nil ? "gates_a" : "gates_b"
+        switch choice {
+        case .path(.base), .path(.overlap), .path(.npk), .path(.npkNormalized): break
+        default:
+            throw GatedNetError.invalidArgument("\(which): given packed gates are taken by the path kernels base, overlap, npk and npk_normalized only (on the packed gate path); this kind computes what it needs itself")
+        }
+        guard hasHardGates else {
+            throw GatedNetError.unsupported("\(which): given packed gates need hard gates; this network has soft gates")
+        }
+        guard options.gatePath != .float else {
+            throw GatedNetError.invalidArgument("\(which): given packed gates are used on the packed gate path; gate_path is float")
+        }
+        if symmetric, let b = options.packedGatesB, b != options.packedGatesA {
+            throw GatedNetError.invalidArgument("gates_b: xb is xa (a symmetric call), so the gates of xa (gates_a) serve both sides; gates_b must be NULL or equal gates_a")
+        }
+        let a = options.packedGatesA
+        let b = symmetric ? a : options.packedGatesB
+        let (offsets, words, stride) = PackedGateRows.layout(hiddenWidths)
+        // Bits above each layer's width in its last word must be 0.
+        let padding: [(layer: Int, word: Int, mask: UInt64)] = hiddenWidths.indices.compactMap { l in
+            let used = hiddenWidths[l] % 64
+            return used == 0 ? nil : (l, offsets[l] + words[l] - 1, ~UInt64(0) << UInt64(used))
+        }
+        func check(_ p: UnsafePointer<UInt64>?, _ range: Range<Int>, _ name: String, _ x: String) throws {
+            guard let p else { return }
+            for r in range {
+                let row = p + r * stride
+                for pad in padding where row[pad.word] & pad.mask != 0 {
+                    throw GatedNetError.invalidArgument("\(name): row \(r) (of \(x)), layer \(pad.layer): bits set above the layer's width \(hiddenWidths[pad.layer]) in its last word (word \(pad.word) of the row); packed gates must come from packed_gates / gn_gates_packed_all")
+                }
+            }
+        }
+        try check(a, rows, "gates_a", "xa")
+        if symmetric {
+            if cols != rows { try check(a, cols, "gates_a", "xa") }
+        } else {
+            try check(b, cols, "gates_b", "xb")
+        }
+        return (a.map { $0 + rows.lowerBound * stride }, b.map { $0 + cols.lowerBound * stride })
     }
 
     /// Bytes of the per-row scratch a kernel call allocates (float gates of its rows, the NTK
@@ -159,8 +209,12 @@ extension GatedNetwork {
         let raw = traceScales == nil && (kind == .npk || kind == .overlap)
         let fa = packed || layers.isEmpty ? [] : allGates(k.a, rows: k.rowsA)
         let fb = packed || layers.isEmpty ? [] : (k.symmetric ? fa : allGates(k.b, rows: k.rowsB))
-        let pa = packed ? packedGates(k.a, rows: k.rowsA) : nil
-        let pb = packed ? (k.symmetric ? pa : packedGates(k.b, rows: k.rowsB)) : nil
+        // Given gates (checked by `givenGates`: set only when `packed`) replace the feature pass.
+        let widths = hiddenWidths
+        let pa = packed ? k.gatesA.map { PackedGateRows(borrowing: $0, rows: k.rowsA, widths: widths) }
+            ?? packedGates(k.a, rows: k.rowsA) : nil
+        let pb = packed ? (k.symmetric ? pa : k.gatesB.map { PackedGateRows(borrowing: $0, rows: k.rowsB, widths: widths) }
+            ?? packedGates(k.b, rows: k.rowsB)) : nil
         // Two parts compute tiles at once (fillKernelTiles' parallel loop), each with its own
         // scratch; the popcount of a tile then runs on its part's thread alone.
         let tmp = (0..<2).map { _ in FloatBuffer(count: packed || layers.isEmpty ? 0 : tileArea(k.rowsA, k.rowsB)) }
@@ -267,6 +321,10 @@ struct KernelBlock {
     let symmetric: Bool
     let out: KernelOutput
     let options: KernelOptions
+    /// Caller-given packed gates of row 0 of a and of b (`KernelOptions.packedGatesA` / `B`
+    /// offset to the block), or nil to compute them.
+    var gatesA: UnsafePointer<UInt64>? = nil
+    var gatesB: UnsafePointer<UInt64>? = nil
 }
 
 /// acc[i, j] *= Π_{l ∈ layers} popcount(Ga_l[i0+i] & Gb_l[j0+j]) (· scales[l]), in the same

@@ -555,8 +555,21 @@ class Network(_Shared, _core.Network):
             return [self._gates(x, l, None, packed) for l in range(n)]
         return self._gates(x, _index(layer, n), out, packed)
 
+    def packed_gates(self, x, *, out=None):
+        """Hard gates of ALL hidden layers bit-packed, one row per row of x: a uint64 Buffer of
+        shape (n, words_per_row) (numpy.asarray makes no copy), words_per_row = sum_l
+        ceil(width_l / 64). Row i holds layer 0's ceil(width_0/64) words, then layer 1's, ...
+        (feature-net numbering): gate j of layer l is bit j%64 of word [i, offset_l + j//64],
+        offset_l = sum_{m<l} ceil(width_m/64); unused high bits are 0 (the words of
+        ``gates(x, l, packed=True)`` side by side). Pass them to :meth:`kernel` as ``gates_a`` /
+        ``gates_b`` to compute the gates of a batch once for many kernel blocks. Hard gates only
+        (UnsupportedError for soft gates). ``out``: a writable C-contiguous uint64 array of that
+        shape."""
+        return self._packed_gates(x, out)
+
     def kernel(self, xa, xb=None, kind="npk", *, layer=0, out=None, output=None, rows=None, cols=None,
-               upper_only=False, gate_path="auto", ntk_scaling=False, progress=None, out_transposed=None):
+               upper_only=False, gate_path="auto", ntk_scaling=False, progress=None, out_transposed=None,
+               gates_a=None, gates_b=None):
         """Kernel matrix (float32 Buffer) between batches ``xa`` and ``xb``.
 
         ``kind``, path kernels (gates are those the value net uses, after the permutation):
@@ -577,6 +590,15 @@ class Network(_Shared, _core.Network):
         ``out_transposed``: a second such buffer of the transposed shape (C, R) that gets the
         result transposed (bit for bit ``out.T``) in the same pass, tile by tile while each tile
         is in cache; it may not overlap ``out`` nor be combined with ``upper_only``.
+        ``gates_a`` / ``gates_b``: ``packed_gates(xa)`` / ``packed_gates(xb)`` computed beforehand
+        (C-contiguous uint64, shape (len(xa), words) / (len(xb), words); all rows, which
+        ``rows`` / ``cols`` index as they index xa / xb), used instead of computing the gates
+        of those rows: the result is bit for bit the same. Either may be given alone. For the
+        path kinds "base", "overlap", "npk" and "npk_normalized" of a hard-gate network with
+        ``gate_path`` "auto" or "packed" only (else ArgumentError; soft gates:
+        UnsupportedError); with ``xb=None`` ``gates_a`` serves both sides (``gates_b`` must be
+        None or the same array). Read in place, never copied; a wrong dtype is a TypeError, a
+        wrong shape or a non-contiguous array a ValueError, raised before the call.
         ``progress=True`` shows a bar (tqdm.auto; text lines without tqdm); a callable
         ``progress(fraction)`` is called after each tile (at most 512 x 512 entries) instead:
         returning False cancels (CancelledError), an exception in it propagates. Ctrl-C
@@ -598,7 +620,7 @@ class Network(_Shared, _core.Network):
                 code, xa, xb, layer=_index(layer, self._hidden_count()), output=-1 if output is None else output,
                 row_begin=rb, row_count=rc, col_begin=cb, col_count=cc, upper_only=upper_only,
                 gate_path=_code(gate_path, _GATE_PATHS, "gate_path"), ntk_scaling=ntk_scaling, out=out,
-                progress=callback, out_transposed=out_transposed)
+                progress=callback, out_transposed=out_transposed, gates_a=gates_a, gates_b=gates_b)
         finally:
             if close is not None:
                 close()

@@ -377,6 +377,36 @@ int gnpy_input_f32_rows(PyObject *obj, const char *name, gnpy_input *in) {
     return gnpy_input_f32_strided(obj, name, in);
 }
 
+int gnpy_input_u64_matrix(PyObject *obj, const char *name, Py_ssize_t rows, Py_ssize_t cols, const char *what,
+                          gnpy_input *in) {
+    memset(in, 0, sizeof *in);
+    if (get_view(obj, name, &in->view, 0) < 0) return -1;
+    in->has_view = 1;
+    char code = format_code(in->view.format);
+    if ((code != 'Q' && code != 'L') || in->view.itemsize != 8) {
+        PyErr_Format(PyExc_TypeError, "%s: expected uint64 (%s), got %s", name, what, dtype_name(in->view.format));
+        goto fail;
+    }
+    if (in->view.ndim != 2 || in->view.shape[0] != rows || in->view.shape[1] != cols) {
+        char expected[160];
+        snprintf(expected, sizeof expected, "shape (%zd, %zd) (%s)", rows, cols, what);
+        shape_error(name, &in->view, expected);
+        goto fail;
+    }
+    if (!is_c_contiguous(&in->view)) {
+        PyErr_Format(PyExc_ValueError, "%s: expected a C-contiguous array (%s); it is used in place, never copied: "
+                     "pass numpy.ascontiguousarray(%s)", name, what, name);
+        goto fail;
+    }
+    in->data = in->view.buf;
+    in->rows = rows;
+    in->cols = in->ld = cols;
+    return 0;
+fail:
+    gnpy_input_release(in);
+    return -1;
+}
+
 void gnpy_input_release(gnpy_input *in) {
     if (in->has_view) {
         PyBuffer_Release(&in->view);

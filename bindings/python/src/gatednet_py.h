@@ -78,6 +78,11 @@ int gnpy_input_f32_strided(PyObject *obj, const char *name, gnpy_input *in);
 /* A 2-D float32 matrix whose rows may be spaced (row stride ld >= cols): in place; other
  * layouts and float64 are copied to C order. */
 int gnpy_input_f32_rows(PyObject *obj, const char *name, gnpy_input *in);
+/* A 2-D uint64 array of exactly rows x cols, C-contiguous, used in place (never copied): packed
+ * gates. Other dtypes: TypeError; another shape or non-contiguous: ValueError; both naming
+ * `what` (the expected contents). */
+int gnpy_input_u64_matrix(PyObject *obj, const char *name, Py_ssize_t rows, Py_ssize_t cols, const char *what,
+                          gnpy_input *in);
 void gnpy_input_release(gnpy_input *in);
 
 /* Module-level kernel-algebra functions (kernels.c), NULL-terminated. */

@@ -215,7 +215,7 @@ static PyObject *network_set_weights(GNPy_Network *self, PyObject *args) {
 
 /* ---- inference ------------------------------------------------------------------------------ */
 
-enum { PREDICT_OUTPUTS, PREDICT_CLASSES, PREDICT_FEATURE_HEAD, GATES_FLOAT, GATES_PACKED };
+enum { PREDICT_OUTPUTS, PREDICT_CLASSES, PREDICT_FEATURE_HEAD, GATES_FLOAT, GATES_PACKED, GATES_PACKED_ALL };
 
 /* One output row per row of x: predictions, or the gates of `layer` (which: the enum above). */
 static PyObject *per_row(GNPy_Network *self, PyObject *x_obj, PyObject *out, int which, long long layer) {
@@ -229,10 +229,11 @@ static PyObject *per_row(GNPy_Network *self, PyObject *x_obj, PyObject *out, int
     int64_t cols = info.output_size;
     if (which == GATES_FLOAT) s = gn_network_hidden_width(self->net, layer, &cols);
     else if (which == GATES_PACKED) s = gn_gates_packed_words(self->net, layer, &cols);
+    else if (which == GATES_PACKED_ALL) s = gn_gates_packed_all_words(self->net, &cols);
     if (s != GN_OK) { gnpy_raise(s); goto done; }
     if (gnpy_input_f32_matrix(x_obj, "x", (Py_ssize_t)info.input_size, &x) < 0) goto done;
     Py_ssize_t shape[2] = {x.rows, (Py_ssize_t)cols};
-    char format = which == PREDICT_CLASSES ? 'i' : which == GATES_PACKED ? 'Q' : 'f';
+    char format = which == PREDICT_CLASSES ? 'i' : which == GATES_PACKED || which == GATES_PACKED_ALL ? 'Q' : 'f';
     if (gnpy_output_prepare(out, "out", format, which == PREDICT_CLASSES ? 1 : 2, shape, 0, &o) < 0) goto done;
     Py_BEGIN_ALLOW_THREADS
     switch (which) {
@@ -240,6 +241,7 @@ static PyObject *per_row(GNPy_Network *self, PyObject *x_obj, PyObject *out, int
     case PREDICT_FEATURE_HEAD: s = gn_predict_feature_head(self->net, x.data, x.rows, o.data, o.capacity); break;
     case GATES_FLOAT: s = gn_gates(self->net, x.data, x.rows, layer, o.data, o.capacity); break;
     case GATES_PACKED: s = gn_gates_packed(self->net, x.data, x.rows, layer, o.data, o.capacity); break;
+    case GATES_PACKED_ALL: s = gn_gates_packed_all(self->net, x.data, x.rows, o.data, o.capacity); break;
     default: s = gn_predict(self->net, x.data, x.rows, o.data, o.capacity);
     }
     Py_END_ALLOW_THREADS
@@ -277,6 +279,13 @@ static PyObject *network_gates(GNPy_Network *self, PyObject *args, PyObject *kwa
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OL|Op:gates", kwlist, &x_obj, &layer, &out, &packed))
         return NULL;
     return per_row(self, x_obj, out, packed ? GATES_PACKED : GATES_FLOAT, layer);
+}
+
+static PyObject *network_packed_gates(GNPy_Network *self, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"x", "out", NULL};
+    PyObject *x_obj, *out = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O:packed_gates", kwlist, &x_obj, &out)) return NULL;
+    return per_row(self, x_obj, out, GATES_PACKED_ALL, 0);
 }
 
 static PyObject *network_kernel(GNPy_Network *self, PyObject *args, PyObject *kwargs) {
@@ -335,24 +344,37 @@ static int block_range(long long begin, long long count, Py_ssize_t n, const cha
 static PyObject *network_kernel_compute(GNPy_Network *self, PyObject *args, PyObject *kwargs) {
     static char *kwlist[] = {"kind", "xa", "xb", "layer", "output", "row_begin", "row_count", "col_begin",
                              "col_count", "upper_only", "gate_path", "ntk_scaling", "out", "progress",
-                             "out_transposed", NULL};
+                             "out_transposed", "gates_a", "gates_b", NULL};
     int kind, upper_only = 0, gate_path = GN_GATE_PATH_AUTO, ntk_scaling = 0;
     PyObject *xa_obj, *xb_obj = Py_None, *out = Py_None, *progress = Py_None, *out_t = Py_None;
+    PyObject *ga_obj = Py_None, *gb_obj = Py_None;
     long long layer = 0, output = -1, rb = 0, rc = 0, cb = 0, cc = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iO|OLLLLLLpipOOO:kernel_compute", kwlist, &kind, &xa_obj,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iO|OLLLLLLpipOOOOO:kernel_compute", kwlist, &kind, &xa_obj,
                                      &xb_obj, &layer, &output, &rb, &rc, &cb, &cc, &upper_only, &gate_path,
-                                     &ntk_scaling, &out, &progress, &out_t))
+                                     &ntk_scaling, &out, &progress, &out_t, &ga_obj, &gb_obj))
         return NULL;
     if (progress != Py_None && !PyCallable_Check(progress)) {
         PyErr_Format(PyExc_TypeError, "progress: expected a callable, got %.100s", Py_TYPE(progress)->tp_name);
         return NULL;
     }
     if (gnpy_begin(self) < 0) return NULL;
-    gnpy_input xa = {0}, xb = {0};
+    gnpy_input xa = {0}, xb = {0}, ga = {0}, gb = {0};
     const gnpy_input *b;
     gnpy_output o = {0}, ot = {0};
     PyObject *r = NULL;
     if (gnpy_input_pair(self, xa_obj, xb_obj, &xa, &xb, &b) < 0) goto done;
+    if (ga_obj != Py_None || gb_obj != Py_None) {
+        int64_t words = 0;
+        gn_status ws = gn_gates_packed_all_words(self->net, &words);
+        if (ws != GN_OK) { gnpy_raise(ws); goto done; }
+        if (ga_obj != Py_None &&
+            gnpy_input_u64_matrix(ga_obj, "gates_a", xa.rows, (Py_ssize_t)words, "packed_gates(xa)", &ga) < 0)
+            goto done;
+        if (gb_obj != Py_None &&
+            gnpy_input_u64_matrix(gb_obj, "gates_b", b->rows, (Py_ssize_t)words,
+                                  xb_obj == Py_None ? "packed_gates(xa)" : "packed_gates(xb)", &gb) < 0)
+            goto done;
+    }
     Py_ssize_t rows, cols;
     if (block_range(rb, rc, xa.rows, "rows", &rows) < 0 || block_range(cb, cc, b->rows, "cols", &cols) < 0) goto done;
     Py_ssize_t shape[2] = {rows, cols}, shape_t[2] = {cols, rows};
@@ -372,6 +394,10 @@ static PyObject *network_kernel_compute(GNPy_Network *self, PyObject *args, PyOb
     opts.out_transposed = ot.data;
     opts.ld_transposed = ot.ld;
     opts.capacity_transposed = ot.capacity;
+    opts.gates_a = ga.data;
+    opts.capacity_gates_a = ga.data ? (int64_t)(ga.rows * ga.cols) : 0;
+    opts.gates_b = gb.data;
+    opts.capacity_gates_b = gb.data ? (int64_t)(gb.rows * gb.cols) : 0;
     gnpy_callback_context ctx = {0};
     gnpy_kernel_call_begin(&ctx, progress == Py_None ? NULL : progress, &opts.progress, &opts.progress_user);
     gn_status s = gn_kernel_compute(self->net, (gn_kernel_kind)kind, xa.data, xa.rows, b->data, b->rows, &opts,
@@ -382,6 +408,8 @@ done:
     gnpy_output_finish(&ot, 0);
     gnpy_input_release(&xa);
     gnpy_input_release(&xb);
+    gnpy_input_release(&ga);
+    gnpy_input_release(&gb);
     gnpy_end(self);
     return r;
 }
@@ -480,6 +508,8 @@ static PyMethodDef network_methods[] = {
      "predict_feature_head($self, x, *, out=None)\n--\n\nReturns a Buffer. Outputs of the feature net through its own head."},
     {"_gates", (PyCFunction)(void (*)(void))network_gates, METH_VARARGS | METH_KEYWORDS,
      "_gates(x, layer, out=None, packed=False) -> Buffer"},
+    {"_packed_gates", (PyCFunction)(void (*)(void))network_packed_gates, METH_VARARGS | METH_KEYWORDS,
+     "_packed_gates(x, out=None) -> Buffer (n, words_per_row) uint64"},
     {"_hidden_state", (PyCFunction)(void (*)(void))network_hidden_state, METH_VARARGS | METH_KEYWORDS,
      "_hidden_state(x, part, layer, kind, out=None) -> Buffer (n, width)"},
     {"_kernel", (PyCFunction)(void (*)(void))network_kernel, METH_VARARGS | METH_KEYWORDS,
@@ -487,7 +517,7 @@ static PyMethodDef network_methods[] = {
     {"_kernel_compute", (PyCFunction)(void (*)(void))network_kernel_compute, METH_VARARGS | METH_KEYWORDS,
      "_kernel_compute(kind, xa, xb=None, layer=0, output=-1, row_begin=0, row_count=0, col_begin=0, "
      "col_count=0, upper_only=False, gate_path=0, ntk_scaling=False, out=None, progress=None, "
-     "out_transposed=None) -> Buffer"},
+     "out_transposed=None, gates_a=None, gates_b=None) -> Buffer"},
     {"_active_paths", (PyCFunction)(void (*)(void))network_active_paths, METH_VARARGS | METH_KEYWORDS,
      "_active_paths(x, groups=None, n_groups=0) -> Buffer or (mean, counts)"},
     {"_gate_hyperplanes", (PyCFunction)network_gate_hyperplanes, METH_VARARGS,
