@@ -398,6 +398,16 @@ static PyObject *network_kernel_compute(GNPy_Network *self, PyObject *args, PyOb
     opts.capacity_gates_a = ga.data ? (int64_t)(ga.rows * ga.cols) : 0;
     opts.gates_b = gb.data;
     opts.capacity_gates_b = gb.data ? (int64_t)(gb.rows * gb.cols) : 0;
+    if (xb_obj != Py_None && b->data == xa.data && b->rows == xa.rows && gb.data != NULL) {
+        /* xb is xa's very memory (e.g. kernel(x, x)): the library computes a symmetric kernel, whose
+         * gates_a serve both sides and which refuses another gates_b; gates_b are the same rows' gates. */
+        if (opts.gates_a == NULL) {
+            opts.gates_a = gb.data;
+            opts.capacity_gates_a = opts.capacity_gates_b;
+        }
+        opts.gates_b = NULL;
+        opts.capacity_gates_b = 0;
+    }
     gnpy_callback_context ctx = {0};
     gnpy_kernel_call_begin(&ctx, progress == Py_None ? NULL : progress, &opts.progress, &opts.progress_user);
     gn_status s = gn_kernel_compute(self->net, (gn_kernel_kind)kind, xa.data, xa.rows, b->data, b->rows, &opts,
