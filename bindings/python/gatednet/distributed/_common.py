@@ -211,12 +211,17 @@ def worker_network(data, cls, token):
 
 
 def worker_inputs(spec):
-    """A worker's view of inputs: a memory-mapped .npy (path, mapped once) or the array itself."""
+    """A worker's view of inputs: a memory-mapped .npy (path, mapped once per version of the file:
+    a file replaced or rewritten since it was mapped is mapped again) or the array itself."""
     if isinstance(spec, str):
-        arr = _MAPS.get(spec)
-        if arr is None:
-            arr = np.load(spec, mmap_mode="r")
-            arr = _MAPS[spec] = arr.reshape(arr.shape[0], -1)
+        st = os.stat(spec)
+        version = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        hit = _MAPS.get(spec)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        arr = np.load(spec, mmap_mode="r")
+        arr = arr.reshape(arr.shape[0], -1)
+        _MAPS[spec] = (version, arr)
         return arr
     return spec
 
