@@ -74,3 +74,27 @@ def test_cross_kernel_of_a_file_with_itself_on_workers(client, tmp_path, monkeyp
     K = gd.kernel_to_zarr(net, path, store, xb=path, kind="npk", tile=16, client=client)
     np.testing.assert_array_equal(K[...], want)
     assert gd.tiles_done(store) == (9, 9)
+
+
+def _gate_keys_in_memory(dask_scheduler):
+    return sorted(str(k) for k, ts in dask_scheduler.tasks.items() if "gatednet-gates" in str(k) and ts.state == "memory")
+
+
+def test_a_row_blocks_gates_are_freed_once_its_tiles_are_done(client, tmp_path):
+    """Worker memory stays a few tiles whatever n is: a block's gates are not held after the
+    last tile that takes them (they were held until every tile of the kernel was done)."""
+    from gatednet import distributed as gd
+
+    net = hard_net()
+    x = np.random.default_rng(5).standard_normal((64, 12)).astype(np.float32)
+    path = tmp_path / "x.npy"
+    np.save(path, x)
+    seen = []
+
+    def progress(done, total):
+        if done == total:
+            seen.append(client.run_on_scheduler(_gate_keys_in_memory))
+
+    K = gd.kernel_to_zarr(net, path, tmp_path / "K.zarr", kind="npk", tile=16, client=client, progress=progress)
+    np.testing.assert_array_equal(K[...], np.asarray(net.kernel(x, None, "npk")))
+    assert seen == [[]], seen

@@ -646,6 +646,9 @@ def _run_tiles(client, plan, path, specs, todo, total, progress, threads, watch,
         return again
 
     futures = [submit(k, i, j, addr) for k, ((i, j), addr) in enumerate(order)]
+    # The tiles hold the gate tasks now (tiles sent again compute their own gates): dropped here,
+    # each block's gates are freed once its last tile is done, not held until every tile is.
+    gate_futures.clear()
     finished = total - len(order)
     try:
         if after_submit is not None:
