@@ -99,7 +99,8 @@ def rows(results, s):
     for run in results.values():
         out += run["rows"]
         nu = run["curve"]["nu"]
-        out.append(dict(run["rows"][0], metric=MOVED, value=max(abs(v / nu[0] - 1.0) for v in nu)))
+        # np.max: NaN if a run diverged (ν NaN from then on), not the largest move before that
+        out.append(dict(run["rows"][0], metric=MOVED, value=float(np.max([abs(v / nu[0] - 1.0) for v in nu]))))
     return out
 
 
