@@ -597,7 +597,8 @@ class Network(_Shared, _core.Network):
         path kinds "base", "overlap", "npk" and "npk_normalized" of a hard-gate network with
         ``gate_path`` "auto" or "packed" only (else ArgumentError; soft gates:
         UnsupportedError); with ``xb=None`` ``gates_a`` serves both sides (``gates_b`` must be
-        None or the same array). Read in place, never copied; a wrong dtype is a TypeError, a
+        None or the same array; an ``xb`` that is xa's very memory is computed symmetric too, with
+        whichever of the two is given). Read in place, never copied; a wrong dtype is a TypeError, a
         wrong shape or a non-contiguous array a ValueError, raised before the call.
         ``progress=True`` shows a bar (tqdm.auto; text lines without tqdm); a callable
         ``progress(fraction)`` is called after each tile (at most 512 x 512 entries) instead:
