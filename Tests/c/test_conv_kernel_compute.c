@@ -18,23 +18,13 @@ static void fill_uniform(float *x, size_t n, uint32_t seed) {
     }
 }
 
-static gn_layer_spec layer(gn_layer_kind kind, int64_t units, int64_t kernel) {
-    gn_layer_spec l;
-    memset(&l, 0, sizeof l);
-    l.kind = kind;
-    l.units = units;
-    l.kernel = kernel;
-    l.stride = 1;
-    return l;
-}
-
 static gn_conv_network *net_5x5(void) {
     static gn_layer_spec layers[5];
-    layers[0] = layer(GN_LAYER_CONV, 3, 3);
-    layers[1] = layer(GN_LAYER_CONV, 4, 3);
-    layers[2] = layer(GN_LAYER_GLOBAL_AVG_POOL, 0, 1);
-    layers[3] = layer(GN_LAYER_DENSE, 5, 1);
-    layers[4] = layer(GN_LAYER_DENSE, 2, 1);
+    layers[0] = t_layer(GN_LAYER_CONV, 3, 3);
+    layers[1] = t_layer(GN_LAYER_CONV, 4, 3);
+    layers[2] = t_layer(GN_LAYER_GLOBAL_AVG_POOL, 0, 1);
+    layers[3] = t_layer(GN_LAYER_DENSE, 5, 1);
+    layers[4] = t_layer(GN_LAYER_DENSE, 2, 1);
     gn_conv_network_spec spec;
     gn_conv_network *net = NULL;
     if (gn_conv_network_spec_init(&spec, GN_REGIME_DECOUPLED, 2, 5, 5, 5, layers) != GN_OK) return NULL;

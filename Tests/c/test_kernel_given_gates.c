@@ -19,28 +19,12 @@ static gn_network *soft; /* DECOUPLED, soft gates */
 static gn_network *relu; /* RELU (tied): hard 0/1 gates */
 static const float sentinel = -777.25f;
 
-static gn_network *make(gn_regime regime, int64_t w0, int64_t w1, uint64_t seed) {
-    static int64_t widths[2];
-    widths[0] = w0;
-    widths[1] = w1;
-    gn_network_spec s;
-    gn_network *net = NULL;
-    if (gn_network_spec_init(&s, regime, D, 2, widths, K) != GN_OK) return NULL;
-    s.seed = seed;
-    if (gn_network_create(&s, &net) != GN_OK) return NULL;
-    return net;
-}
-
 static void setup(void) {
-    uint64_t state = 777;
-    for (int i = 0; i < N * D; i++) {
-        state = state * 6364136223846793005ull + 1442695040888963407ull;
-        x[i] = (float)((double)(state >> 11) / 9007199254740992.0 * 2 - 1);
-    }
+    t_fill_uniform(x, N * D, 777);
     for (int i = 0; i < NB * D; i++) xb[i] = x[(i * 7) % (N * D)] * 0.5f + 0.1f;
-    hard = make(GN_REGIME_FIXED_RANDOM_II, 70, 130, 11);
-    soft = make(GN_REGIME_DECOUPLED, 70, 130, 12);
-    relu = make(GN_REGIME_RELU, 70, 130, 13);
+    hard = t_fc_network(GN_REGIME_FIXED_RANDOM_II, D, 70, 130, K, 0, 11);
+    soft = t_fc_network(GN_REGIME_DECOUPLED, D, 70, 130, K, 0, 12);
+    relu = t_fc_network(GN_REGIME_RELU, D, 70, 130, K, 0, 13);
 }
 
 static void fill(float *a, size_t n) {
@@ -247,21 +231,11 @@ static void older_struct_sizes(void) {
           o.capacity_gates_b == 0);
 }
 
-static gn_layer_spec conv_layer(gn_layer_kind kind, int64_t units, int64_t kernel) {
-    gn_layer_spec l;
-    memset(&l, 0, sizeof l);
-    l.kind = kind;
-    l.units = units;
-    l.kernel = kernel;
-    l.stride = 1;
-    return l;
-}
-
 static void conv_refuses(void) {
     static gn_layer_spec layers[3];
-    layers[0] = conv_layer(GN_LAYER_CONV, 3, 3);
-    layers[1] = conv_layer(GN_LAYER_GLOBAL_AVG_POOL, 0, 1);
-    layers[2] = conv_layer(GN_LAYER_DENSE, 2, 1);
+    layers[0] = t_layer(GN_LAYER_CONV, 3, 3);
+    layers[1] = t_layer(GN_LAYER_GLOBAL_AVG_POOL, 0, 1);
+    layers[2] = t_layer(GN_LAYER_DENSE, 2, 1);
     gn_conv_network_spec spec;
     gn_conv_network *net = NULL;
     REQUIRE_OK(gn_conv_network_spec_init(&spec, GN_REGIME_DECOUPLED, 1, 4, 4, 3, layers));

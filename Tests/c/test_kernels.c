@@ -18,30 +18,13 @@ static gn_network *relu;  /* RELU, tied */
 static gn_network *dlgn;  /* DLGN, linear gating, soft gates */
 static const float sentinel = -777.25f;
 
-static gn_network *make(gn_regime regime, int64_t w0, int64_t w1, int bias, uint64_t seed) {
-    static int64_t widths[2];
-    widths[0] = w0;
-    widths[1] = w1;
-    gn_network_spec s;
-    gn_network *net = NULL;
-    if (gn_network_spec_init(&s, regime, D, 2, widths, K) != GN_OK) return NULL;
-    s.bias = bias;
-    s.seed = seed;
-    if (gn_network_create(&s, &net) != GN_OK) return NULL;
-    return net;
-}
-
 static void setup(void) {
-    uint64_t state = 12345;
-    for (int i = 0; i < N * D; i++) {
-        state = state * 6364136223846793005ull + 1442695040888963407ull;
-        x[i] = (float)((double)(state >> 11) / 9007199254740992.0 * 2 - 1);
-    }
+    t_fill_uniform(x, N * D, 12345);
     for (int i = 0; i < NB * D; i++) xb[i] = x[(i * 7) % (N * D)] * 0.5f + 0.1f;
-    hard = make(GN_REGIME_FIXED_RANDOM_II, 70, 130, 0, 1);
-    soft = make(GN_REGIME_DECOUPLED, 6, 4, 1, 2);
-    relu = make(GN_REGIME_RELU, 8, 6, 0, 3);
-    dlgn = make(GN_REGIME_DLGN, 6, 4, 0, 4);
+    hard = t_fc_network(GN_REGIME_FIXED_RANDOM_II, D, 70, 130, K, 0, 1);
+    soft = t_fc_network(GN_REGIME_DECOUPLED, D, 6, 4, K, 1, 2);
+    relu = t_fc_network(GN_REGIME_RELU, D, 8, 6, K, 0, 3);
+    dlgn = t_fc_network(GN_REGIME_DLGN, D, 6, 4, K, 0, 4);
 }
 
 static int untouched(const float *a, size_t n) {

@@ -125,6 +125,40 @@ static inline int t_finish(const char *program) {
 }
 #define T_FINISH(program) t_finish(program)
 
+/* Test fixtures shared by the C tests. */
+
+/* x[0 .. count): uniform in [-1, 1), from a 64-bit LCG started at `state`. */
+static inline void t_fill_uniform(float *x, size_t count, uint64_t state) {
+    for (size_t i = 0; i < count; i++) {
+        state = state * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = (float)((double)(state >> 11) / 9007199254740992.0 * 2 - 1);
+    }
+}
+
+/* A fully connected network d -> w0 -> w1 -> k of `regime`, or NULL. */
+static inline gn_network *t_fc_network(gn_regime regime, int64_t d, int64_t w0, int64_t w1, int64_t k, int bias,
+                                       uint64_t seed) {
+    int64_t widths[2] = {w0, w1};
+    gn_network_spec s;
+    gn_network *net = NULL;
+    if (gn_network_spec_init(&s, regime, d, 2, widths, k) != GN_OK) return NULL;
+    s.bias = bias;
+    s.seed = seed;
+    if (gn_network_create(&s, &net) != GN_OK) return NULL;
+    return net;
+}
+
+/* A conv-network layer: kind, units, kernel side, stride 1, everything else 0. */
+static inline gn_layer_spec t_layer(gn_layer_kind kind, int64_t units, int64_t kernel) {
+    gn_layer_spec l;
+    memset(&l, 0, sizeof l);
+    l.kind = kind;
+    l.units = units;
+    l.kernel = kernel;
+    l.stride = 1;
+    return l;
+}
+
 /* Bitwise equality of float arrays (distinguishes -0/+0 and NaN payloads). */
 static inline int t_bits_equal(const float *a, const float *b, size_t n) { return memcmp(a, b, n * sizeof *a) == 0; }
 
