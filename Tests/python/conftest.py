@@ -41,3 +41,13 @@ def tiny(rng):
     x = rng.standard_normal((17, 6)).astype(np.float32)
     y = rng.integers(0, 3, 17).astype(np.int32)
     return net, x, y
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A Dask LocalCluster of two worker processes (one thread each), shared by a test module."""
+    pytest.importorskip("distributed")
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as c:
+        yield c

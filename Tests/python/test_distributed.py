@@ -26,12 +26,6 @@ from gatednet import distributed as gd  # noqa: E402
 # the processes started from the command line get PYTHONPATH (test_dask_scheduler_and_worker_commands).
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as c:
-        yield c
-
-
 @pytest.fixture
 def client(cluster):
     with Client(cluster) as c:

@@ -250,14 +250,6 @@ SWEEP = Recipe(name="sweep", title="sweep", paper="none", reproduces="nothing", 
                                         for r in results.values()])
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    pytest.importorskip("distributed")
-    from distributed import LocalCluster
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as c:
-        yield c
-
-
 @pytest.fixture
 def client(cluster):
     from distributed import Client
