@@ -15,7 +15,9 @@ Layout of a store (a zarr group on a filesystem every worker sees):
              a run whose client stopped in that window is not resumed but computed again
              with overwrite=True). One store is written by one kernel_to_zarr call at a time.
 
-A task computes one tile with the library, writes its chunk(s), then its marker. A worker
+A task computes one tile with the library, writes its chunk(s), then its marker (for the path
+kernels of hard gates, from the packed gates of its rows and columns that a task per row block
+computed once: _gates_task). A worker
 killed between the two leaves the marker unset and the tile is computed again, with the same
 bits (the library's results depend only on the sizes), so a resumed or retried run equals an
 uninterrupted one bit for bit.
@@ -424,7 +426,9 @@ def kernel_to_zarr(net, x, store, *, kind="npk", xb=None, tile=None, client=None
     tasks are placed longest first on the workers. Tiles already marked done in an
     existing store of the same computation are skipped, so calling again after a crash, a killed
     worker or a restarted client finishes the job; the result equals an uninterrupted run bit
-    for bit. Worker memory: a few tiles plus the library's per-call scratch, whatever n is.
+    for bit. Worker memory: a few tiles plus the library's per-call scratch, whatever n is, and
+    for the path kernels of hard gates the rows' packed gates while tiles still need them
+    (Σ_l ⌈w_l / 64⌉ · 8 bytes per row across the cluster: 64 bytes for 4 layers of 128).
 
     Raises, before any work is sent: ValueError for a network file that is not gatednet's,
     inputs with NaN/Inf or of the wrong width, a store holding another shape, dtype or
