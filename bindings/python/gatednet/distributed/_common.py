@@ -214,8 +214,7 @@ def worker_inputs(spec):
     """A worker's view of inputs: a memory-mapped .npy (path, mapped once per version of the file:
     a file replaced or rewritten since it was mapped is mapped again) or the array itself."""
     if isinstance(spec, str):
-        st = os.stat(spec)
-        version = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        version = _file_identity(spec)
         hit = _MAPS.get(spec)
         if hit is not None and hit[0] == version:
             return hit[1]

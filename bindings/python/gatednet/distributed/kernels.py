@@ -230,9 +230,8 @@ def _gates_task(plan, path, x_spec, side, k):
     for 512 hidden units)."""
     net = worker_network(lambda: _read_network(path), plan["cls"], plan["network_sha256"])
     x = worker_inputs(x_spec)
-    t = plan["tile"]
-    n = plan["n_a"] if side == "a" else plan["n_b"]
-    return np.asarray(net.packed_gates(x[k * t:min(n, (k + 1) * t)]))
+    begin, end = tile_bounds(plan, k, 0)[:2] if side == "a" else tile_bounds(plan, 0, k)[2:]
+    return np.asarray(net.packed_gates(x[begin:end]))
 
 
 # ---- zarr stores ------------------------------------------------------------------------------
