@@ -19,12 +19,7 @@ static void fill_uniform(float *x, size_t n, uint32_t seed) {
 }
 
 static gn_layer_spec layer(gn_layer_kind kind, int64_t units, int64_t kernel, int64_t block) {
-    gn_layer_spec l;
-    memset(&l, 0, sizeof l);
-    l.kind = kind;
-    l.units = units;
-    l.kernel = kernel;
-    l.stride = 1;
+    gn_layer_spec l = t_layer(kind, units, kernel);
     l.padding = GN_PAD_ZERO;
     l.block = block;
     return l;
